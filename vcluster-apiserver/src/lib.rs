@@ -1,1 +1,4 @@
-//! placeholder
+//! A minimal, storage-agnostic Kubernetes-compatible API server.
+#![warn(missing_docs)]
+
+pub mod storage;
