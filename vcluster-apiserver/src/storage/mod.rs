@@ -28,9 +28,15 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod conformance;
+pub mod etcd;
 pub mod memory;
+pub mod sqlite;
+pub mod url;
 
+pub use etcd::EtcdStorage;
 pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+pub use url::StorageConfig;
 
 /// A point in the store's history. Every write gets the next one; it becomes
 /// the `metadata.resourceVersion` clients see.

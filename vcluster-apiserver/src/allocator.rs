@@ -1,0 +1,257 @@
+//! Cluster IPs and node ports for services, handed out as kube-apiserver
+//! does: unique within the server, a requested one honoured when free,
+//! released when the service goes.
+//!
+//! The allocations live in memory and are rebuilt from the stored services
+//! at start-up, so they survive restarts of a persistent store. Two servers
+//! sharing one etcd would each allocate on their own: run one server per
+//! virtual cluster.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+/// The default service network, as kubeadm clusters use.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The default node port range, as kube-apiserver uses.
+pub const DEFAULT_NODE_PORTS: RangeInclusive<u16> = 30000..=32767;
+
+/// Why an address or port could not be allocated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocationError {
+    /// The CIDR string does not parse or is too small.
+    #[error("invalid service CIDR {cidr:?}: {why}")]
+    InvalidCidr {
+        /// What was given.
+        cidr: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A requested IP or port is outside the range.
+    #[error("{value} is not in the range {range}")]
+    OutOfRange {
+        /// The requested value.
+        value: String,
+        /// The configured range.
+        range: String,
+    },
+    /// A requested IP or port is taken.
+    #[error("provided {what} {value} is already allocated")]
+    Taken {
+        /// `IP` or `port`.
+        what: &'static str,
+        /// The requested value.
+        value: String,
+    },
+    /// Every address or port of the range is in use.
+    #[error("range {range} is full")]
+    Full {
+        /// The configured range.
+        range: String,
+    },
+}
+
+/// Hands out IPv4 addresses from a CIDR, skipping network and broadcast.
+#[derive(Debug, Clone)]
+pub struct ClusterIpAllocator {
+    cidr: String,
+    base: u32,
+    size: u32,
+    used: BTreeSet<u32>,
+    next: u32,
+}
+
+impl ClusterIpAllocator {
+    /// An allocator over `cidr` (e.g. `10.96.0.0/12`).
+    pub fn new(cidr: &str) -> Result<Self, AllocationError> {
+        let invalid = |why| AllocationError::InvalidCidr {
+            cidr: cidr.to_owned(),
+            why,
+        };
+        let (addr, bits) = cidr.split_once('/').ok_or(invalid("missing /prefix"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| invalid("not an IPv4 address"))?;
+        let bits: u32 = bits
+            .parse()
+            .map_err(|_| invalid("prefix is not a number"))?;
+        if !(1..=30).contains(&bits) {
+            return Err(invalid("prefix must be between /1 and /30"));
+        }
+        let size = 1u32 << (32 - bits);
+        let base = u32::from(addr) & !(size - 1);
+        Ok(Self {
+            cidr: cidr.to_owned(),
+            base,
+            size,
+            used: BTreeSet::new(),
+            next: 1,
+        })
+    }
+
+    /// The first usable address: kube gives it to the `kubernetes` service.
+    pub fn first(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + 1)
+    }
+
+    fn offset(&self, ip: Ipv4Addr) -> Option<u32> {
+        let value = u32::from(ip);
+        let offset = value.checked_sub(self.base)?;
+        (offset >= 1 && offset < self.size - 1).then_some(offset)
+    }
+
+    /// Takes a specific address (a service that asks for one, or one read
+    /// back from storage at start-up).
+    pub fn allocate(&mut self, ip: Ipv4Addr) -> Result<(), AllocationError> {
+        let offset = self.offset(ip).ok_or_else(|| AllocationError::OutOfRange {
+            value: ip.to_string(),
+            range: self.cidr.clone(),
+        })?;
+        if !self.used.insert(offset) {
+            return Err(AllocationError::Taken {
+                what: "IP",
+                value: ip.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the next free address, round-robin so a released address is
+    /// not reused at once.
+    pub fn allocate_next(&mut self) -> Result<Ipv4Addr, AllocationError> {
+        let usable = self.size - 2;
+        for i in 0..usable {
+            let offset = 1 + (self.next - 1 + i) % usable;
+            if self.used.insert(offset) {
+                self.next = offset % usable + 1;
+                return Ok(Ipv4Addr::from(self.base + offset));
+            }
+        }
+        Err(AllocationError::Full {
+            range: self.cidr.clone(),
+        })
+    }
+
+    /// Gives an address back.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        if let Some(offset) = self.offset(ip) {
+            self.used.remove(&offset);
+        }
+    }
+}
+
+/// Hands out node ports from a range.
+#[derive(Debug, Clone)]
+pub struct NodePortAllocator {
+    range: RangeInclusive<u16>,
+    used: BTreeSet<u16>,
+    next: u16,
+}
+
+impl NodePortAllocator {
+    /// An allocator over `range` (e.g. 30000..=32767).
+    pub fn new(range: RangeInclusive<u16>) -> Self {
+        let next = *range.start();
+        Self {
+            range,
+            used: BTreeSet::new(),
+            next,
+        }
+    }
+
+    fn range_text(&self) -> String {
+        format!("{}-{}", self.range.start(), self.range.end())
+    }
+
+    /// Takes a specific port.
+    pub fn allocate(&mut self, port: u16) -> Result<(), AllocationError> {
+        if !self.range.contains(&port) {
+            return Err(AllocationError::OutOfRange {
+                value: port.to_string(),
+                range: self.range_text(),
+            });
+        }
+        if !self.used.insert(port) {
+            return Err(AllocationError::Taken {
+                what: "port",
+                value: port.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the next free port.
+    pub fn allocate_next(&mut self) -> Result<u16, AllocationError> {
+        let (start, end) = (*self.range.start(), *self.range.end());
+        let span = u32::from(end - start) + 1;
+        for i in 0..span {
+            let offset = (u32::from(self.next - start) + i) % span;
+            let port = start + offset as u16;
+            if self.used.insert(port) {
+                self.next = if port == end { start } else { port + 1 };
+                return Ok(port);
+            }
+        }
+        Err(AllocationError::Full {
+            range: self.range_text(),
+        })
+    }
+
+    /// Gives a port back.
+    pub fn release(&mut self, port: u16) {
+        self.used.remove(&port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ips_are_unique_and_reusable_after_release() {
+        let mut ips = ClusterIpAllocator::new("10.0.0.0/29").expect("cidr");
+        assert_eq!(ips.first(), Ipv4Addr::new(10, 0, 0, 1));
+        ips.allocate(ips.first()).expect("first");
+        let mut got = BTreeSet::new();
+        for _ in 0..5 {
+            got.insert(ips.allocate_next().expect("free address"));
+        }
+        assert_eq!(got.len(), 5);
+        assert!(!got.contains(&Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(matches!(
+            ips.allocate_next(),
+            Err(AllocationError::Full { .. })
+        ));
+        ips.release(Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(
+            ips.allocate_next().expect("released"),
+            Ipv4Addr::new(10, 0, 0, 3)
+        );
+        assert!(matches!(
+            ips.allocate(Ipv4Addr::new(10, 0, 0, 7)),
+            Err(AllocationError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            ips.allocate(Ipv4Addr::new(10, 0, 0, 2)),
+            Err(AllocationError::Taken { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_cidrs_are_rejected() {
+        for bad in ["10.0.0.0", "10.0.0.0/31", "x/12", "10.0.0.0/x"] {
+            assert!(ClusterIpAllocator::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_ports_cover_the_range_once() {
+        let mut ports = NodePortAllocator::new(30000..=30002);
+        ports.allocate(30001).expect("explicit");
+        let a = ports.allocate_next().expect("a");
+        let b = ports.allocate_next().expect("b");
+        assert_eq!(BTreeSet::from([a, b]), BTreeSet::from([30000, 30002]));
+        assert!(ports.allocate_next().is_err());
+        assert!(ports.allocate(29999).is_err());
+        ports.release(30001);
+        assert_eq!(ports.allocate_next().expect("released"), 30001);
+    }
+}

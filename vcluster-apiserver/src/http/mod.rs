@@ -1,0 +1,221 @@
+//! The HTTP surface: Kubernetes REST over the [`Registry`], as an axum
+//! router (a tower `Service`), so it can be served over TCP, TLS, or called
+//! in-process by a `kube::Client`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderValue, Method, StatusCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::registry::Registry;
+
+pub mod discovery;
+pub mod negotiate;
+pub mod openapi;
+pub mod path;
+mod query;
+mod resource;
+mod watch;
+
+pub use query::{FieldValidation, Query};
+
+/// Settings of the HTTP surface.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// How often idle watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client gives no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+    /// Longest watch a client may ask for.
+    pub max_watch_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            bookmark_interval: Duration::from_secs(5),
+            default_watch_timeout: Duration::from_secs(30 * 60),
+            max_watch_timeout: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct ApiState {
+    /// Object semantics over the store.
+    pub registry: Registry,
+    /// HTTP settings.
+    pub options: HttpOptions,
+    /// Cancelled when the server shuts down: watches end cleanly.
+    pub shutdown: CancellationToken,
+}
+
+/// The router serving the whole API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { json(StatusCode::OK, &discovery::version()) }),
+        )
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(health))
+        .route("/openapi/v3", get(openapi_root))
+        .route("/openapi/v3/{*group_version}", get(openapi_group_version))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+async fn openapi_root(State(state): State<Arc<ApiState>>) -> Response {
+    json(StatusCode::OK, &openapi::root(state.registry.catalog()))
+}
+
+async fn openapi_group_version(
+    State(state): State<Arc<ApiState>>,
+    axum::extract::Path(group_version): axum::extract::Path<String>,
+) -> Response {
+    let catalog = state.registry.catalog();
+    let parts: Vec<&str> = group_version.split('/').collect();
+    let (group, version) = match parts.as_slice() {
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => return ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response(),
+    };
+    if !catalog.serves(group, version) {
+        return ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response();
+    }
+    json(
+        StatusCode::OK,
+        &openapi::group_version(catalog, group, version),
+    )
+}
+
+async fn health() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok",
+    )
+        .into_response()
+}
+
+/// Serialises `value` as a JSON response.
+pub(crate) fn json(code: StatusCode, value: &Value) -> Response {
+    json_with_type(code, value, "application/json")
+}
+
+/// Serialises `value` with an explicit content type (tables, discovery).
+pub(crate) fn json_with_type(
+    code: StatusCode,
+    value: &Value,
+    content_type: &'static str,
+) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            code,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            bytes,
+        )
+            .into_response(),
+        Err(err) => {
+            ApiError::internal(format!("response cannot be encoded: {err}")).into_response()
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json(self.code, &self.to_status());
+        if let Some(secs) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+async fn dispatch(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let span = tracing::debug_span!("request", %method, path = uri.path());
+    let _enter = span.enter();
+    match route(&state, request).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(code = err.code.as_u16(), reason = err.reason, message = %err.message, "request failed");
+            err.into_response()
+        }
+    }
+}
+
+fn header_str(request: &Request, name: header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiError> {
+    let uri = request.uri().clone();
+    let Some(route) = path::parse(uri.path()) else {
+        return Err(ApiError::no_route(uri.path()));
+    };
+    let accept = header_str(&request, header::ACCEPT).map(str::to_owned);
+    let catalog = state.registry.catalog().clone();
+    let discovery_only = |method: &Method| {
+        if method == Method::GET {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on discovery documents"
+            )))
+        }
+    };
+    match route {
+        path::Route::CoreVersions | path::Route::Groups => {
+            discovery_only(request.method())?;
+            let core = route == path::Route::CoreVersions;
+            if negotiate::wants_aggregated_discovery(accept.as_deref()) {
+                let document = discovery::aggregated(&catalog, core);
+                return Ok(json_with_type(
+                    StatusCode::OK,
+                    &document,
+                    discovery::AGGREGATED_CONTENT_TYPE,
+                ));
+            }
+            let document = if core {
+                discovery::core_versions()
+            } else {
+                discovery::groups(&catalog)
+            };
+            Ok(json(StatusCode::OK, &document))
+        }
+        path::Route::Group(group) => {
+            discovery_only(request.method())?;
+            let document =
+                discovery::group(&catalog, group).ok_or_else(|| ApiError::no_route(uri.path()))?;
+            Ok(json(StatusCode::OK, &document))
+        }
+        path::Route::Resources { group, version } => {
+            discovery_only(request.method())?;
+            let document = discovery::resource_list(&catalog, group, version)
+                .ok_or_else(|| ApiError::no_route(uri.path()))?;
+            Ok(json(StatusCode::OK, &document))
+        }
+        path::Route::Resource(target) => resource::handle(state, target, request).await,
+    }
+}
+
+/// Body of a watch or other streamed answer.
+pub(crate) fn stream_body<S>(stream: S) -> Body
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    Body::from_stream(stream)
+}

@@ -1,0 +1,324 @@
+//! Watch responses: a stream of `{"type": ..., "object": ...}` lines fed by
+//! the watch cache, with selectors applied per client, bookmarks, initial
+//! events and timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use super::negotiate::Representation;
+use super::resource::{list_options, partial_metadata};
+use super::{stream_body, ApiState, Query};
+use crate::error::ApiError;
+use crate::filter::{FieldRequirement, FieldSelector, ObjectFilter};
+use crate::object;
+use crate::registry::{parse_resource_version, ListOptions};
+use crate::resources::ResourceInfo;
+use crate::storage::{registry_prefix, EventKind, Revision};
+use crate::table::{self, IncludeObject};
+use crate::watch::{Source, WatchEnd};
+
+/// Where a watch starts.
+enum Start {
+    /// Send the current state as ADDED events first (at this revision).
+    InitialEvents,
+    /// Only changes after this revision.
+    After(Revision),
+    /// Only changes from now on.
+    Now,
+}
+
+/// Serves a watch on a collection (or on one object, when `name` is given).
+pub(super) async fn serve(
+    state: &Arc<ApiState>,
+    resource: &Arc<ResourceInfo>,
+    namespace: Option<&str>,
+    query: &Query,
+    representation: Representation,
+    name: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut filter = list_options(resource, query)?.filter;
+    if let Some(name) = name {
+        let pinned = FieldRequirement {
+            field: "metadata.name".into(),
+            negated: false,
+            value: name.to_owned(),
+        };
+        filter
+            .fields
+            .get_or_insert_with(FieldSelector::default)
+            .0
+            .push(pinned);
+    }
+    let rv = query.resource_version.as_deref().unwrap_or("");
+    let send_initial = query.send_initial_events;
+    if send_initial == Some(true) && !query.allow_watch_bookmarks {
+        return Err(ApiError::invalid(
+            "ListOptions",
+            "",
+            vec![crate::error::FieldCause::invalid(
+                "allowWatchBookmarks",
+                "false",
+                "allowWatchBookmarks must be true when sendInitialEvents is set",
+            )],
+        ));
+    }
+    let start = match (send_initial, rv) {
+        (Some(true), "" | "0") => Start::InitialEvents,
+        (Some(true), _) => {
+            return Err(ApiError::bad_request(
+                "sendInitialEvents is only supported with resourceVersion \"\" or \"0\"",
+            ))
+        }
+        (Some(false), "") => Start::Now,
+        (None, "" | "0") => Start::InitialEvents,
+        (_, rv) => Start::After(parse_resource_version(rv)?),
+    };
+    let prefix = registry_prefix(&resource.group, &resource.plural, namespace);
+    let hub = state.registry.hub().clone();
+    let (source, initial) = match start {
+        Start::After(after) => (hub.subscribe(&prefix, Some(after))?, Vec::new()),
+        Start::Now => (hub.subscribe(&prefix, None)?, Vec::new()),
+        Start::InitialEvents => {
+            let source = hub.subscribe(&prefix, None)?;
+            let at = match &source {
+                Source::Cache(subscription) => subscription.after,
+                Source::Storage(_) => hub.revision(),
+            };
+            let page = state
+                .registry
+                .list(
+                    resource,
+                    namespace,
+                    &ListOptions {
+                        filter: filter.clone(),
+                        resource_version: Some(at.to_string()),
+                        resource_version_match: Some("Exact".into()),
+                        ..ListOptions::default()
+                    },
+                )
+                .await?;
+            (source, page.items)
+        }
+    };
+    let initial_revision = match &source {
+        Source::Cache(subscription) => subscription.after,
+        Source::Storage(_) => hub.revision(),
+    };
+    let timeout = query
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(state.options.default_watch_timeout)
+        .min(state.options.max_watch_timeout);
+    let encoder = FrameEncoder {
+        resource: resource.clone(),
+        representation,
+        include: IncludeObject::parse(query.include_object.as_deref())
+            .map_err(ApiError::bad_request)?,
+        headers_sent: std::sync::atomic::AtomicBool::new(false),
+    };
+    let bookmarks = query
+        .allow_watch_bookmarks
+        .then_some(state.options.bookmark_interval);
+    let initial_end_bookmark = send_initial == Some(true);
+    let shutdown = state.shutdown.clone();
+
+    let stream = async_stream::stream! {
+        let mut last = initial_revision;
+        for object in &initial {
+            yield Ok(encoder.frame("ADDED", object));
+        }
+        if initial_end_bookmark {
+            yield Ok(encoder.bookmark(initial_revision, true));
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(bookmarks.unwrap_or(Duration::from_secs(3600)));
+        ticker.tick().await;
+        let mut source = source;
+        loop {
+            match &mut source {
+                Source::Cache(subscription) => {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        _ = shutdown.cancelled() => break,
+                        _ = ticker.tick(), if bookmarks.is_some() => {
+                            // Read the hub's revision before checking the
+                            // buffer: every event up to it is already queued.
+                            let revision = hub.revision();
+                            if subscription.events.is_empty() && revision > last {
+                                last = revision;
+                                yield Ok(encoder.bookmark(revision, false));
+                            }
+                        }
+                        event = subscription.events.recv() => match event {
+                            Some(event) => {
+                                last = last.max(event.revision);
+                                if let Some(frame) = encoder.event_frame(&filter, event.kind, &event.object, event.prev_object.as_ref()) {
+                                    yield Ok(frame);
+                                }
+                            }
+                            None => {
+                                let ended = subscription.ended.lock().map(|e| e.clone()).unwrap_or(None);
+                                if let Some(frame) = end_frame(ended) {
+                                    yield Ok(frame);
+                                }
+                                break;
+                            }
+                        },
+                    }
+                }
+                Source::Storage(stream) => {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        _ = shutdown.cancelled() => break,
+                        item = stream.next() => match item {
+                            Some(Ok(event)) => {
+                                let decoded = object::decode_stored(&event.value, event.revision);
+                                let prev = event.prev_value.as_ref().and_then(|p| object::decode_stored(p, event.revision).ok());
+                                if let Ok(object) = decoded {
+                                    if let Some(frame) = encoder.event_frame(&filter, event.kind, &object, prev.as_ref()) {
+                                        yield Ok(frame);
+                                    }
+                                }
+                            }
+                            Some(Err(err)) => {
+                                yield Ok(error_frame(&ApiError::from(err)));
+                                break;
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            }
+        }
+    };
+    let content_type = match representation {
+        Representation::Table => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        _ => "application/json",
+    };
+    let mut response = Response::new(stream_body(stream));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+fn error_frame(err: &ApiError) -> Bytes {
+    line(&json!({"type": "ERROR", "object": err.to_status()}))
+}
+
+fn end_frame(ended: Option<WatchEnd>) -> Option<Bytes> {
+    match ended? {
+        WatchEnd::TooSlow => Some(error_frame(&ApiError::expired(
+            "watch closed: the client did not keep up with the event stream; list again and watch from the new resourceVersion",
+        ))),
+        WatchEnd::Expired => Some(error_frame(&ApiError::expired(
+            "watch closed: the server lost the history of this resource; list again",
+        ))),
+        WatchEnd::Shutdown => None,
+    }
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+/// Turns objects into watch frames in the client's representation.
+struct FrameEncoder {
+    resource: Arc<ResourceInfo>,
+    representation: Representation,
+    include: IncludeObject,
+    /// Tables carry column definitions in the first frame only.
+    headers_sent: std::sync::atomic::AtomicBool,
+}
+
+impl FrameEncoder {
+    fn frame(&self, kind: &str, object: &Value) -> Bytes {
+        let object = match self.representation {
+            Representation::Object => return line_with_raw(kind, object),
+            Representation::Metadata => partial_metadata(object),
+            Representation::Table => {
+                let metadata =
+                    json!({"resourceVersion": object::meta_str(object, "resourceVersion")});
+                let mut table = table::to_table(
+                    &self.resource,
+                    std::slice::from_ref(object),
+                    self.include,
+                    metadata,
+                    jiff::Timestamp::now(),
+                );
+                if self
+                    .headers_sent
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    table["columnDefinitions"] = json!([]);
+                }
+                table
+            }
+        };
+        line(&json!({"type": kind, "object": object}))
+    }
+
+    /// The frame of one write as this client sees it through its
+    /// selectors: leaving the selection reads as DELETED, entering it as
+    /// ADDED.
+    fn event_frame(
+        &self,
+        filter: &ObjectFilter,
+        kind: EventKind,
+        object: &Value,
+        prev: Option<&Value>,
+    ) -> Option<Bytes> {
+        let now = filter.matches(object);
+        let before = prev.is_some_and(|p| filter.matches(p));
+        let kind = match kind {
+            EventKind::Created => now.then_some("ADDED")?,
+            EventKind::Deleted => now.then_some("DELETED")?,
+            EventKind::Updated => match (before, now) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            },
+        };
+        Some(self.frame(kind, object))
+    }
+
+    fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = match self.representation {
+            Representation::Metadata => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+            }
+            _ => {
+                json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": metadata})
+            }
+        };
+        line(&json!({"type": "BOOKMARK", "object": object}))
+    }
+}
+
+/// A frame around an object, without cloning it into a new tree.
+fn line_with_raw(kind: &str, object: &Value) -> Bytes {
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(b"{\"type\":\"");
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.extend_from_slice(b"\",\"object\":");
+    if serde_json::to_writer(&mut bytes, object).is_err() {
+        bytes.extend_from_slice(b"{}");
+    }
+    bytes.extend_from_slice(b"}\n");
+    Bytes::from(bytes)
+}

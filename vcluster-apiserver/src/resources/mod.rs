@@ -1,0 +1,251 @@
+//! What the server serves: the catalog of resources, each with the facts
+//! discovery publishes (kind, scope, verbs, short names, subresources) and
+//! the hooks the generic handlers need (decoding into the typed object).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+mod builtin;
+
+pub use builtin::builtin_resources;
+
+/// The verbs every served resource supports in this server.
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Checks and normalises a decoded object of one kind by a round trip
+/// through its typed form: fields of the wrong type are rejected and
+/// unknown fields dropped, as kube-apiserver does for built-in kinds.
+pub type Normalizer = fn(Value) -> Result<Value, serde_json::Error>;
+
+/// One served resource (`pods`, `deployments.apps`, ...).
+#[derive(Clone, Debug)]
+pub struct ResourceInfo {
+    /// API group; empty for the legacy core group.
+    pub group: String,
+    /// The one served version.
+    pub version: String,
+    /// Plural resource name used in URLs.
+    pub plural: String,
+    /// Singular name (`kubectl get pod`).
+    pub singular: String,
+    /// Object kind.
+    pub kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names (`po`, `svc`).
+    pub short_names: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
+    /// Has a `status` subresource: the main resource ignores status
+    /// changes and `/status` ignores everything else.
+    pub status_subresource: bool,
+    /// Has a `scale` subresource.
+    pub scale_subresource: bool,
+    /// Typed normalisation, for built-in kinds.
+    pub normalize: Option<Normalizer>,
+}
+
+impl ResourceInfo {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `PodList`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// `pods` or `deployments.apps`, as errors name the resource.
+    pub fn qualified_name(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The resources one server serves, indexed for request routing.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    /// (group, version, plural) -> resource.
+    by_path: BTreeMap<(String, String, String), Arc<ResourceInfo>>,
+}
+
+impl Catalog {
+    /// The catalog of every built-in resource this server implements.
+    pub fn builtin() -> Self {
+        let mut catalog = Self::default();
+        for info in builtin_resources() {
+            catalog.insert(info);
+        }
+        catalog
+    }
+
+    /// Adds or replaces a resource.
+    pub fn insert(&mut self, info: ResourceInfo) {
+        let key = (
+            info.group.clone(),
+            info.version.clone(),
+            info.plural.clone(),
+        );
+        self.by_path.insert(key, Arc::new(info));
+    }
+
+    /// The resource served at `/apis/<group>/<version>/<plural>`.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.by_path
+            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
+            .cloned()
+    }
+
+    /// Every resource, ordered by group, version and name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
+        self.by_path.values()
+    }
+
+    /// The group-versions served, core first, then groups alphabetically.
+    pub fn group_versions(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (group, version, _) in self.by_path.keys() {
+            if !out.iter().any(|(g, v)| g == group && v == version) {
+                out.push((group.clone(), version.clone()));
+            }
+        }
+        out
+    }
+
+    /// Whether the group/version is served at all.
+    pub fn serves(&self, group: &str, version: &str) -> bool {
+        self.by_path
+            .keys()
+            .any(|(g, v, _)| g == group && v == version)
+    }
+}
+
+/// The fields of `object` that its kind does not know, as dotted paths
+/// (`spec.replica`): what `fieldValidation=Strict` rejects and `Warn`
+/// warns about. Kinds without a typed form know every field.
+pub fn unknown_fields(resource: &ResourceInfo, object: &Value) -> Vec<String> {
+    let Some(normalize) = resource.normalize else {
+        return Vec::new();
+    };
+    let Ok(known) = normalize(object.clone()) else {
+        return Vec::new();
+    };
+    let mut unknown = Vec::new();
+    collect_unknown(object, &known, "", &mut unknown);
+    unknown
+}
+
+fn collect_unknown(given: &Value, known: &Value, at: &str, out: &mut Vec<String>) {
+    match (given, known) {
+        (Value::Object(given), Value::Object(known)) => {
+            for (key, value) in given {
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                match known.get(key) {
+                    Some(known_value) => collect_unknown(value, known_value, &path, out),
+                    // Nulls and empty values are dropped by the round trip
+                    // without being unknown.
+                    None if is_empty(value) => {}
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(known)) if given.len() == known.len() => {
+            for (i, (g, k)) in given.iter().zip(known).enumerate() {
+                collect_unknown(g, k, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_found_with_their_paths() {
+        let catalog = Catalog::builtin();
+        let pods = catalog.get("", "v1", "pods").expect("pods");
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": null, "bogus": 1},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}], "replica": 2},
+        });
+        assert_eq!(
+            unknown_fields(&pods, &pod),
+            [
+                "metadata.bogus",
+                "spec.containers[0].imagePolicy",
+                "spec.replica"
+            ]
+        );
+    }
+
+    #[test]
+    fn builtin_catalog_routes_core_and_named_groups() {
+        let catalog = Catalog::builtin();
+        let pods = catalog.get("", "v1", "pods").expect("pods served");
+        assert_eq!((pods.kind.as_str(), pods.namespaced), ("Pod", true));
+        assert_eq!(pods.api_version(), "v1");
+        let deploy = catalog
+            .get("apps", "v1", "deployments")
+            .expect("deployments served");
+        assert_eq!(deploy.qualified_name(), "deployments.apps");
+        assert!(deploy.scale_subresource);
+        assert!(!catalog.get("", "v1", "nodes").expect("nodes").namespaced);
+        assert!(catalog.get("apps", "v1", "pods").is_none());
+        let gvs = catalog.group_versions();
+        assert_eq!(gvs.first(), Some(&(String::new(), "v1".to_owned())));
+        assert!(gvs.contains(&("events.k8s.io".to_owned(), "v1".to_owned())));
+    }
+
+    #[test]
+    fn every_builtin_normalizer_accepts_its_own_minimal_object() {
+        for info in builtin_resources() {
+            let normalize = info.normalize.expect("built-in kinds are typed");
+            let object = serde_json::json!({
+                "apiVersion": info.api_version(),
+                "kind": info.kind,
+                "metadata": {"name": "x"},
+                // The only required top-level fields among built-in kinds.
+                "involvedObject": {},
+                "eventTime": "2024-01-01T00:00:00.000000Z",
+            });
+            let out = normalize(object)
+                .unwrap_or_else(|e| panic!("{} rejects a minimal object: {e}", info.plural));
+            assert_eq!(out["kind"], info.kind.as_str());
+        }
+    }
+}

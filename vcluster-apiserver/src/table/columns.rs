@@ -1,0 +1,300 @@
+//! The column definitions kube-apiserver publishes for each built-in kind:
+//! names, cell types, the `name` format and the `-o wide` priority, in
+//! kube's order. Descriptions are the API field documentation kube uses
+//! (`SwaggerDoc`), or kube's own sentence where it writes one.
+
+use serde_json::{json, Value};
+
+/// One `meta.k8s.io/v1` `TableColumnDefinition`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Column {
+    /// Header text; kubectl upper-cases it.
+    pub name: &'static str,
+    /// OpenAPI type of the cells: `string`, `integer`, `boolean`, `date`.
+    pub kind: &'static str,
+    /// `name` for the column holding the object name, else empty.
+    pub format: &'static str,
+    /// Human description of the column.
+    pub description: &'static str,
+    /// 0 for default columns, 1 for the `-o wide` extras.
+    pub priority: i64,
+}
+
+impl Column {
+    /// The JSON form of the definition.
+    pub fn to_json(self) -> Value {
+        json!({
+            "name": self.name,
+            "type": self.kind,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        })
+    }
+
+    /// Marks the column as an `-o wide` extra.
+    const fn wide(mut self) -> Self {
+        self.priority = 1;
+        self
+    }
+}
+
+const fn column(name: &'static str, kind: &'static str, description: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        format: "",
+        description,
+        priority: 0,
+    }
+}
+
+const fn string(name: &'static str, description: &'static str) -> Column {
+    column(name, "string", description)
+}
+
+const fn integer(name: &'static str, description: &'static str) -> Column {
+    column(name, "integer", description)
+}
+
+const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const CREATED_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// The NAME column every kind starts with.
+const NAME: Column = Column {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    description: NAME_DOC,
+    priority: 0,
+};
+/// The AGE column.
+const AGE: Column = string("Age", CREATED_DOC);
+/// AGE as the CRD-style default table types it.
+const AGE_DATE: Column = column("Age", "date", CREATED_DOC);
+const CONTAINERS: Column = string("Containers", "Names of each container in the template.").wide();
+const IMAGES: Column = string(
+    "Images",
+    "Images referenced by each container in the template.",
+)
+.wide();
+const READY_PODS: Column = string("Ready", "Number of the pod with ready state");
+
+/// The default table for kinds without a printer: NAME and AGE.
+pub(super) const DEFAULT: &[Column] = &[NAME, AGE_DATE];
+
+pub(super) const POD: &[Column] = &[
+    NAME,
+    string("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+    string("Status", "The aggregate status of the containers in this pod."),
+    string("Restarts", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+    AGE,
+    string("IP", "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.").wide(),
+    string("Node", "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename").wide(),
+    string("Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.").wide(),
+    string("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates").wide(),
+];
+
+pub(super) const SERVICE: &[Column] = &[
+    NAME,
+    string("Type", "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are ExternalName, ClusterIP, NodePort, and LoadBalancer. \"ClusterIP\" allocates a cluster-internal IP address for load-balancing to endpoints. Endpoints are determined by the selector or if that is not specified, by manual construction of an Endpoints object or EndpointSlice objects. If clusterIP is \"None\", no virtual IP is allocated and the endpoints are published as a set of endpoints rather than a virtual IP. \"NodePort\" builds on ClusterIP and allocates a port on every node which routes to the same endpoints as the clusterIP. \"LoadBalancer\" builds on NodePort and creates an external load-balancer (if supported in the current cloud) which routes to the same endpoints as the clusterIP. \"ExternalName\" aliases this service to the specified externalName. Several other fields do not apply to ExternalName services. More info: https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types"),
+    string("Cluster-IP", "clusterIP is the IP address of the service and is usually assigned randomly. If an address is specified manually, is in-range (as per system configuration), and is not in use, it will be allocated to the service; otherwise creation of the service will fail. This field may not be changed through updates unless the type field is also being changed to ExternalName (which requires this field to be blank) or the type field is being changed from ExternalName (in which case this field may optionally be specified, as describe above).  Valid values are \"None\", empty string (\"\"), or a valid IP address. Setting this to \"None\" makes a \"headless service\" (no virtual IP), which is useful when direct endpoint connections are preferred and proxying is not required.  Only applies to types ClusterIP, NodePort, and LoadBalancer. If this field is specified when creating a Service of type ExternalName, creation will fail. This field will be wiped when updating a Service to type ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
+    string("External-IP", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.  These IPs are not managed by Kubernetes.  The user is responsible for ensuring that traffic arrives at a node with this IP.  A common example is external load-balancers that are not part of the Kubernetes system."),
+    string("Port(s)", "The list of ports that are exposed by this service. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
+    AGE,
+    string("Selector", "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/").wide(),
+];
+
+pub(super) const ENDPOINTS: &[Column] = &[
+    NAME,
+    string("Endpoints", "The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service."),
+    AGE,
+];
+
+const NODE_ADDRESSES_DOC: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
+
+pub(super) const NODE: &[Column] = &[
+    NAME,
+    string("Status", "The status of the node"),
+    string("Roles", "The roles of the node"),
+    AGE,
+    string("Version", "Kubelet Version reported by the node."),
+    string("Internal-IP", NODE_ADDRESSES_DOC).wide(),
+    string("External-IP", NODE_ADDRESSES_DOC).wide(),
+    string("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).").wide(),
+    string("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).").wide(),
+    string("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).").wide(),
+];
+
+/// Both `v1` and `events.k8s.io/v1` events print through this one table.
+pub(super) const EVENT: &[Column] = &[
+    string("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+    string("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+    string("Reason", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+    string("Object", "The object that this event is about."),
+    string("Subobject", "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.").wide(),
+    string("Source", "The component reporting this event. Should be a short machine understandable string.").wide(),
+    string("Message", "A human-readable description of the status of this operation."),
+    string("First Seen", "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)").wide(),
+    string("Count", "The number of times this event has occurred.").wide(),
+    NAME.wide(),
+];
+
+pub(super) const NAMESPACE: &[Column] =
+    &[NAME, string("Status", "The status of the namespace"), AGE];
+
+pub(super) const SECRET: &[Column] = &[
+    NAME,
+    string("Type", "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"),
+    string("Data", "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
+    AGE,
+];
+
+pub(super) const SERVICE_ACCOUNT: &[Column] = &[
+    NAME,
+    string("Secrets", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret"),
+    AGE,
+];
+
+pub(super) const CONFIG_MAP: &[Column] = &[
+    NAME,
+    string("Data", "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."),
+    AGE,
+];
+
+pub(super) const PERSISTENT_VOLUME: &[Column] = &[
+    NAME,
+    string("Capacity", "capacity is the description of the persistent volume's resources and capacity. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#capacity"),
+    string("Access Modes", "accessModes contains all ways the volume can be mounted. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes"),
+    string("Reclaim Policy", "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim. Valid options are Retain (default for manually created PersistentVolumes), Delete (default for dynamically provisioned PersistentVolumes), and Recycle (deprecated). Recycle must be supported by the volume plugin underlying this PersistentVolume. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#reclaiming"),
+    string("Status", "phase indicates if a volume is available, bound to a claim, or released by a claim. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#phase"),
+    string("Claim", "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim. Expected to be non-nil when bound. claim.VolumeName is the authoritative bind between PV and PVC. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#binding"),
+    string("StorageClass", "StorageClass of the pv"),
+    string("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
+    string("Reason", "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI."),
+    AGE,
+    string("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state. Value of Filesystem is implied when not included in spec.").wide(),
+];
+
+pub(super) const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
+    NAME,
+    string("Status", "phase represents the current phase of PersistentVolumeClaim."),
+    string("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+    string("Capacity", "capacity represents the actual resources of the underlying volume."),
+    string("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1"),
+    string("StorageClass", "StorageClass of the pvc"),
+    string("VolumeAttributesClass", "VolumeAttributesClass of the pvc"),
+    AGE,
+    string("VolumeMode", "volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec.").wide(),
+];
+
+pub(super) const STORAGE_CLASS: &[Column] = &[
+    NAME,
+    string("Provisioner", "provisioner indicates the type of the provisioner."),
+    string("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete."),
+    string("VolumeBindingMode", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature."),
+    string("AllowVolumeExpansion", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+    AGE,
+];
+
+pub(super) const DEPLOYMENT: &[Column] = &[
+    NAME,
+    READY_PODS,
+    string("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+    string("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    string("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.").wide(),
+];
+
+pub(super) const REPLICA_SET: &[Column] = &[
+    NAME,
+    integer("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
+    integer("Current", "Replicas is the most recently oberved number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
+    integer("Ready", "The number of ready replicas for this replica set."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    string("Selector", "Selector is a label query over pods that should match the replica count. If the selector is empty, it is defaulted to the labels present on the pod template. Label keys and values that must match in order to be controlled by this replica set. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors").wide(),
+];
+
+pub(super) const STATEFUL_SET: &[Column] = &[NAME, READY_PODS, AGE, CONTAINERS, IMAGES];
+
+pub(super) const DAEMON_SET: &[Column] = &[
+    NAME,
+    integer("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+    integer("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+    integer("Ready", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+    integer("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+    integer("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+    string("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    string("Selector", "A label query over pods that are managed by the daemon set. Must match in order to be controlled. If empty, defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors").wide(),
+];
+
+const JOB_SELECTOR_DOC: &str = "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+
+pub(super) const JOB: &[Column] = &[
+    NAME,
+    string("Status", "Status of the job."),
+    string("Completions", "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs."),
+    string("Duration", "Time required to complete the job."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    string("Selector", JOB_SELECTOR_DOC).wide(),
+];
+
+pub(super) const CRON_JOB: &[Column] = &[
+    NAME,
+    string("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    string("Timezone", "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to the time zone of the kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded from the system-wide time zone database by the API server during CronJob validation and the controller manager during execution. If no system-wide time zone database can be found a bundled version of the database is used instead. If the time zone name becomes invalid during the lifetime of a CronJob or due to a change in host configuration, the controller will stop creating new new Jobs and will create a system event with the reason UnknownTimeZone. More information can be found in https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"),
+    column("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false."),
+    integer("Active", "A list of pointers to currently running jobs."),
+    string("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    string("Selector", JOB_SELECTOR_DOC).wide(),
+];
+
+pub(super) const LEASE: &[Column] = &[
+    NAME,
+    string("Holder", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),
+    AGE,
+];
+
+pub(super) const ENDPOINT_SLICE: &[Column] = &[
+    NAME,
+    string("AddressType", "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name."),
+    string("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports."),
+    string("Endpoints", "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints."),
+    AGE,
+];
+
+pub(super) const INGRESS: &[Column] = &[
+    NAME,
+    string(
+        "Class",
+        "The name of the IngressClass resource that should be used for additional configuration",
+    ),
+    string(
+        "Hosts",
+        "Hosts that incoming requests are matched against before the ingress rule",
+    ),
+    string(
+        "Address",
+        "Address is a list containing ingress points for the load-balancer",
+    ),
+    string("Ports", "Ports of TLS configurations that open"),
+    AGE,
+];
+
+pub(super) const NETWORK_POLICY: &[Column] = &[
+    NAME,
+    string("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace."),
+    AGE,
+];

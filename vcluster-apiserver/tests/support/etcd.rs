@@ -1,0 +1,235 @@
+//! A real, throw-away etcd server for tests.
+//!
+//! [`EtcdServer::start`] runs the `etcd` binary (Debian's `etcd-server`;
+//! `VCLUSTER_ETCD_BIN` overrides the path) on free loopback ports with a
+//! temporary data directory, and waits until it reports healthy. The server
+//! is killed when the guard is dropped, also when the test panics. A test
+//! can [`kill`](EtcdServer::kill) it with SIGKILL and
+//! [`restart`](EtcdServer::restart) it on the same data directory and ports.
+//!
+//! A missing binary is a failure, not a skip: CI must not go green without
+//! having talked to a real etcd.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a starting etcd may take to report healthy.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// Attempts at a fresh pair of ports when another process grabbed ours.
+const PORT_ATTEMPTS: usize = 3;
+
+/// A running etcd, killed on drop.
+pub struct EtcdServer {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+impl EtcdServer {
+    /// Starts a single-member etcd on free loopback ports and waits until it
+    /// is healthy. Panics with a clear message if `etcd` is not installed.
+    pub fn start() -> Self {
+        let binary = etcd_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("vcluster-etcd-")
+            .tempdir()
+            .expect("create a temporary directory for etcd");
+        let (client_port, peer_port) = free_ports();
+        let mut server = Self {
+            binary,
+            dir,
+            client_port,
+            peer_port,
+            child: None,
+        };
+        let mut last_error = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(err) => {
+                    // Most likely a port was taken in the meantime: start
+                    // over on new ports with an empty data directory.
+                    last_error = err;
+                    server.kill();
+                    let _ = std::fs::remove_dir_all(server.data_dir());
+                    (server.client_port, server.peer_port) = free_ports();
+                }
+            }
+        }
+        panic!("etcd did not start after {PORT_ATTEMPTS} attempts: {last_error}");
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// `host:port` of the client listener (for `etcd://` URLs).
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The member's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and reaps
+    /// it. Does nothing when it is not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Already gone is fine: the point is that it is not running.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory and ports (after
+    /// [`kill`](Self::kill)) and waits until it is healthy.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(err) = self.spawn() {
+            panic!("etcd did not restart: {err}");
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let log_path = self.dir.path().join("etcd.log");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|err| format!("cannot open {}: {err}", log_path.display()))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|err| format!("cannot share {}: {err}", log_path.display()))?;
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut command = Command::new(&self.binary);
+        // The tests own the whole configuration: no inherited ETCD_* knobs.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ETCD_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("--name=vcluster-test")
+            .arg(format!("--data-dir={}", self.data_dir().display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=vcluster-test={peer}"))
+            .arg("--initial-cluster-state=new")
+            .arg("--logger=zap")
+            .arg("--log-outputs=stderr")
+            .arg("--log-level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        let child = command
+            .spawn()
+            .map_err(|err| format!("cannot run {}: {err}", self.binary.display()))?;
+        self.child = Some(child);
+        self.wait_ready(&log_path)
+    }
+
+    /// Polls `/health` until etcd has a leader, the process died, or the
+    /// deadline passed.
+    fn wait_ready(&mut self, log_path: &Path) -> Result<(), String> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "etcd exited with {status} before it was ready; log:\n{}",
+                        tail(log_path)
+                    ));
+                }
+            }
+            if healthy(self.client_port) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "etcd was not healthy within {READY_DEADLINE:?}; log:\n{}",
+                    tail(log_path)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The etcd binary: `VCLUSTER_ETCD_BIN` or `etcd` on `PATH`. Panics with
+/// what to install when neither runs.
+fn etcd_binary() -> PathBuf {
+    let binary = std::env::var_os("VCLUSTER_ETCD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("etcd"));
+    match Command::new(&binary).arg("--version").output() {
+        Ok(output) if output.status.success() => binary,
+        Ok(output) => panic!(
+            "`{} --version` failed ({}): {}",
+            binary.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(err) => panic!(
+            "the etcd storage tests need a real etcd server, but `{}` cannot be run ({err}). \
+             Install Debian's `etcd-server` package (`.ci/run` does) or point \
+             VCLUSTER_ETCD_BIN at an etcd binary.",
+            binary.display()
+        ),
+    }
+}
+
+/// Two distinct ports nobody listens on right now (the kernel's picks for
+/// port 0, held together so they differ).
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free loopback port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("local address").port();
+    (port(&a), port(&b))
+}
+
+/// Whether etcd's `/health` says it has a leader and serves requests.
+fn healthy(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.contains("\"health\":\"true\"")
+}
+
+/// The end of the etcd log, for failure messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(4_000);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
+}
