@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -390,40 +390,52 @@ async fn etcd_acknowledged_writes_survive_sigkill_of_the_server() {
     // Opened before the crash; must carry on across it by itself.
     let mut early_watch = store.watch("/d/", start).await.expect("watch");
 
-    let acked = Arc::new(Mutex::new(Vec::<Revision>::new()));
+    let (acks, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<Revision>();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (store, acked, stop) = (store.clone(), acked.clone(), stop.clone());
+        let (store, stop) = (store.clone(), stop.clone());
         tokio::spawn(async move {
             let mut counter = 0;
             let mut i = 0;
-            // Stops at its first failure: after it, whether that write landed
-            // is unknown, and the stream must stay a prefix of op().
+            // Stops at its first failure: whether that write landed is
+            // unknown, and the acknowledged stream must stay a prefix of op().
             while !stop.load(Ordering::Acquire) && i < CHILD_MAX_OPS {
                 match apply(store.as_ref(), i, &mut counter).await {
-                    Ok(revision) => acked.lock().expect("acked").push(revision),
+                    Ok(revision) => {
+                        if acks.send(revision).is_err() {
+                            return;
+                        }
+                    }
                     Err(_) => return,
                 }
                 i += 1;
             }
         })
     };
-    let deadline = Instant::now() + DEADLINE;
-    while acked.lock().expect("acked").len() < ACKS_BEFORE_KILL {
-        assert!(
-            Instant::now() < deadline,
-            "the writer did not make progress in time"
-        );
-        assert!(!writer.is_finished(), "the writer failed before the crash");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut acked = Vec::new();
+    while acked.len() < ACKS_BEFORE_KILL {
+        match tokio::time::timeout(DEADLINE, acked_rx.recv()).await {
+            Ok(Some(revision)) => acked.push(revision),
+            Ok(None) => panic!(
+                "the writer failed after {} writes, before the crash",
+                acked.len()
+            ),
+            Err(_) => panic!(
+                "the writer acknowledged only {} writes in time",
+                acked.len()
+            ),
+        }
     }
+    // SIGKILL while the writer keeps going: some write is in flight.
     etcd.kill();
     stop.store(true, Ordering::Release);
     tokio::time::timeout(DEADLINE, writer)
         .await
         .expect("the writer notices the dead server in time")
         .expect("writer task");
-    let acked = acked.lock().expect("acked").clone();
+    while let Ok(revision) = acked_rx.try_recv() {
+        acked.push(revision);
+    }
     let last = *acked.last().expect("acknowledged writes");
     assert!(
         acked.windows(2).all(|w| w[0] < w[1]),

@@ -230,13 +230,30 @@ impl EtcdStorage {
         operation: &'static str,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StorageError> {
+        self.call_raw(fut)
+            .await
+            .map_err(|failure| self.failed(operation, failure))
+    }
+
+    /// Like [`call`](Self::call), keeping etcd's error for callers that
+    /// turn some of them into contract errors.
+    async fn call_raw<T>(
+        &self,
+        fut: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, Failure> {
         match tokio::time::timeout(self.options.request_timeout, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(self.backend(operation, err)),
-            Err(_) => Err(self.backend(
-                operation,
-                format!("no answer within {:?}", self.options.request_timeout),
-            )),
+            Ok(Err(err)) => Err(Failure::Etcd(err)),
+            Err(_) => Err(Failure::Timeout(self.options.request_timeout)),
+        }
+    }
+
+    fn failed(&self, operation: &'static str, failure: Failure) -> StorageError {
+        match failure {
+            Failure::Etcd(err) => self.backend(operation, err),
+            Failure::Timeout(after) => {
+                self.backend(operation, format!("no answer within {after:?}"))
+            }
         }
     }
 
@@ -322,23 +339,19 @@ impl EtcdStorage {
     async fn classify(
         &self,
         operation: &'static str,
-        err: StorageError,
+        failure: Failure,
         requested: Revision,
     ) -> StorageError {
-        let StorageError::Backend { message, .. } = &err else {
-            return err;
-        };
-        if message.contains(ERR_COMPACTED) {
+        if failure.says(ERR_COMPACTED) {
             let oldest = self.compacted_revision().await.unwrap_or(requested + 1);
             return StorageError::Expired { requested, oldest };
         }
-        if message.contains(ERR_FUTURE_REV) {
-            return match self.current_revision().await {
-                Ok(current) => StorageError::FutureRevision { requested, current },
-                Err(_) => self.backend(operation, message),
-            };
+        if failure.says(ERR_FUTURE_REV) {
+            if let Ok(current) = self.current_revision().await {
+                return StorageError::FutureRevision { requested, current };
+            }
         }
-        err
+        self.failed(operation, failure)
     }
 
     /// etcd's compacted revision. etcd only reveals it by cancelling a watch
@@ -384,6 +397,19 @@ impl EtcdStorage {
         let mut client = self.client.watch_client();
         self.call("watch", client.watch(start_key, Some(options)))
             .await
+    }
+}
+
+/// Why a unary call failed, before it becomes a [`StorageError`].
+enum Failure {
+    Etcd(etcd_client::Error),
+    Timeout(Duration),
+}
+
+impl Failure {
+    /// Whether etcd answered with a gRPC status carrying `message`.
+    fn says(&self, message: &str) -> bool {
+        matches!(self, Failure::Etcd(etcd_client::Error::GRpcStatus(status)) if status.message().contains(message))
     }
 }
 
@@ -447,9 +473,9 @@ impl Storage for EtcdStorage {
             None => {}
         }
         let mut kv = self.client.kv_client();
-        let mut resp = match self.call("list", kv.get(start, Some(options))).await {
+        let mut resp = match self.call_raw(kv.get(start, Some(options))).await {
             Ok(resp) => resp,
-            Err(err) => return Err(self.classify("list", err, at.unwrap_or(0)).await),
+            Err(failure) => return Err(self.classify("list", failure, at.unwrap_or(0)).await),
         };
         let revision = at.unwrap_or_else(|| header_revision(resp.header()));
         let count = usize::try_from(resp.count()).unwrap_or(0);
@@ -623,14 +649,11 @@ impl Storage for EtcdStorage {
             return Ok(());
         }
         let mut kv = self.client.kv_client();
-        match self
-            .call("compact", kv.compact(to_etcd(target), None))
-            .await
-        {
+        match self.call_raw(kv.compact(to_etcd(target), None)).await {
             Ok(_) => Ok(()),
             // Already compacted at or beyond `target`: nothing to do.
-            Err(StorageError::Backend { message, .. }) if message.contains(ERR_COMPACTED) => Ok(()),
-            Err(err) => Err(err),
+            Err(failure) if failure.says(ERR_COMPACTED) => Ok(()),
+            Err(failure) => Err(self.failed("compact", failure)),
         }
     }
 }

@@ -5,9 +5,10 @@
 //! AUTOINCREMENT` column *is* the [`Revision`]. A row carries the key, the
 //! value, the key's `create_revision`, the revision of the key's previous row
 //! and a `deleted` flag (a delete stores the last value, so a delete event is
-//! self-contained). `AUTOINCREMENT` makes SQLite remember the highest
-//! revision ever handed out even when compaction removes that row, so
-//! revisions never go backwards, also across restarts. A small `meta` table
+//! self-contained). The single writer numbers rows consecutively itself, and
+//! `AUTOINCREMENT` makes SQLite keep the highest revision ever used (in
+//! `sqlite_sequence`) even when compaction removes that row; a reopened store
+//! continues from there, so revisions never go backwards. A small `meta` table
 //! holds the schema version and the compacted revision; the file's
 //! `application_id` marks it as ours, so a foreign or newer file is refused
 //! with a clear [`SqliteOpenError`] instead of being misread.
