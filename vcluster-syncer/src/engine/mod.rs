@@ -1,0 +1,731 @@
+//! The sync engine: generic over any [`Syncer`], it watches both clusters,
+//! maps every event to the virtual key it concerns, and reconciles each key
+//! with the syncer's decisions.
+//!
+//! Guarantees:
+//! - one reconcile per key at a time, `workers` keys in parallel;
+//! - nothing is reconciled before both clusters have been listed, and every
+//!   key of both lists is reconciled at start-up (so orphans of a crash are
+//!   collected and existing host copies are adopted, never duplicated);
+//! - a host object is touched only if the translator says it is the copy of
+//!   exactly the key being reconciled;
+//! - writes carry preconditions (resourceVersion or uid): a write based on
+//!   stale data fails with 409 and the key is reconciled again at once.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::Resource;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use vcluster_core::{GroupVersionKind, HostKey, VirtualKey};
+
+use crate::error::{has_code, Side, SyncError};
+use crate::metadata;
+use crate::queue::{Backoff, WorkQueue};
+use crate::scope::ApiScope;
+use crate::syncer::{Action, Direction, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
+
+mod metrics;
+
+pub use metrics::{MetricsSnapshot, SyncMetrics};
+
+/// Tunables of an engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Keys reconciled in parallel.
+    pub workers: usize,
+    /// Backoff of failed keys.
+    pub backoff: Backoff,
+    /// Delay before retrying a key that lost a race (409).
+    pub conflict_delay: Duration,
+    /// Every key is reconciled again this often, as a safety net.
+    pub resync_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            backoff: Backoff::default(),
+            conflict_delay: Duration::from_millis(10),
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a reconcile asks of the queue afterwards.
+enum Outcome {
+    Done,
+    RequeueAfter(Duration),
+}
+
+/// The engine of one kind. Build it, take handles to its stores and queue
+/// if other components need them, then [`SyncEngine::run`] it.
+pub struct SyncEngine<S: Syncer> {
+    inner: Arc<Inner<S>>,
+}
+
+/// The reflector writers of both sides, taken when the engine starts.
+type Writers<K> = (reflector::store::Writer<K>, reflector::store::Writer<K>);
+
+struct Inner<S: Syncer> {
+    syncer: S,
+    ctx: Arc<SyncContext>,
+    config: EngineConfig,
+    queue: WorkQueue<VirtualKey>,
+    virtual_store: Store<S::Object>,
+    host_store: Store<S::Object>,
+    writers: std::sync::Mutex<Option<Writers<S::Object>>>,
+    memory: DashMap<VirtualKey, Memory>,
+    metrics: SyncMetrics,
+    cancel: CancellationToken,
+    observers: std::sync::RwLock<Vec<Observer<S::Object>>>,
+}
+
+/// A callback told about every virtual object the engine sees.
+type Observer<K> = Box<dyn Fn(&K) + Send + Sync>;
+
+impl<S: Syncer> Clone for SyncEngine<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: Syncer> SyncEngine<S> {
+    /// An engine for `syncer`; it stops when `cancel` fires.
+    pub fn new(
+        syncer: S,
+        ctx: Arc<SyncContext>,
+        config: EngineConfig,
+        cancel: CancellationToken,
+    ) -> Self {
+        let dt = syncer.dynamic_type();
+        let virtual_writer = reflector::store::Writer::new(dt.clone());
+        let host_writer = reflector::store::Writer::new(dt);
+        let inner = Inner {
+            queue: WorkQueue::new(config.backoff, cancel.clone()),
+            virtual_store: virtual_writer.as_reader(),
+            host_store: host_writer.as_reader(),
+            writers: std::sync::Mutex::new(Some((virtual_writer, host_writer))),
+            syncer,
+            ctx,
+            config,
+            memory: DashMap::new(),
+            metrics: SyncMetrics::default(),
+            cancel,
+            observers: std::sync::RwLock::new(Vec::new()),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The virtual objects of this kind, as the engine last saw them.
+    pub fn virtual_store(&self) -> Store<S::Object> {
+        self.inner.virtual_store.clone()
+    }
+
+    /// The watched host objects of this kind.
+    pub fn host_store(&self) -> Store<S::Object> {
+        self.inner.host_store.clone()
+    }
+
+    /// The queue, for components that need a key reconciled (e.g. the pod
+    /// syncer asking for the configmaps a new pod mounts).
+    pub fn queue(&self) -> WorkQueue<VirtualKey> {
+        self.inner.queue.clone()
+    }
+
+    /// Calls `observer` with every virtual object the engine sees added or
+    /// changed, e.g. to queue the configmaps a pod needs in their engine.
+    pub fn observe_virtual(&self, observer: impl Fn(&S::Object) + Send + Sync + 'static) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(observer));
+    }
+
+    /// The engine's counters right now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner
+            .metrics
+            .snapshot(self.inner.queue.len(), self.inner.queue.in_flight())
+    }
+
+    /// The syncer's name.
+    pub fn name(&self) -> &'static str {
+        self.inner.syncer.name()
+    }
+
+    /// Watches both clusters and reconciles until cancelled.
+    pub async fn run(&self) {
+        let inner = self.inner.clone();
+        let Some((virtual_writer, host_writer)) = inner
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            tracing::error!(syncer = inner.syncer.name(), "engine started twice");
+            return;
+        };
+        let span = tracing::info_span!("syncer", kind = inner.syncer.name());
+        let virtual_feed = tokio::spawn(
+            inner
+                .clone()
+                .follow_virtual(virtual_writer)
+                .instrument(span.clone()),
+        );
+        let host_feed = tokio::spawn(
+            inner
+                .clone()
+                .follow_host(host_writer)
+                .instrument(span.clone()),
+        );
+
+        // Both sides listed before the first reconcile.
+        let ready = async {
+            let _ = inner.virtual_store.wait_until_ready().await;
+            let _ = inner.host_store.wait_until_ready().await;
+        };
+        tokio::select! {
+            _ = inner.cancel.cancelled() => {}
+            _ = ready => {
+                tracing::info!(parent: &span, "both clusters listed; reconciling");
+                inner.enqueue_all();
+                let mut workers = Vec::new();
+                for _ in 0..inner.config.workers.max(1) {
+                    workers.push(tokio::spawn(inner.clone().work().instrument(span.clone())));
+                }
+                let resync = tokio::spawn(inner.clone().resync_periodically());
+                inner.cancel.cancelled().await;
+                inner.queue.shut_down();
+                for worker in workers {
+                    let _ = worker.await;
+                }
+                resync.abort();
+            }
+        }
+        virtual_feed.abort();
+        host_feed.abort();
+    }
+}
+
+impl<S: Syncer> Inner<S> {
+    fn dt(&self) -> S::DynamicType {
+        self.syncer.dynamic_type()
+    }
+
+    fn virtual_api(&self, namespace: Option<&str>) -> Api<S::Object> {
+        <<S::Object as Resource>::Scope as ApiScope>::api(
+            self.ctx.virtual_client.clone(),
+            namespace,
+            &self.dt(),
+        )
+    }
+
+    fn host_api(&self, namespace: Option<&str>) -> Api<S::Object> {
+        <<S::Object as Resource>::Scope as ApiScope>::api(
+            self.ctx.host_client.clone(),
+            namespace,
+            &self.dt(),
+        )
+    }
+
+    fn virtual_ref(&self, key: &VirtualKey) -> ObjectRef<S::Object> {
+        let r = ObjectRef::new_with(key.name(), self.dt());
+        match key.namespace() {
+            Some(ns) => r.within(ns),
+            None => r,
+        }
+    }
+
+    fn host_ref(&self, key: &HostKey) -> ObjectRef<S::Object> {
+        let r = ObjectRef::new_with(key.name(), self.dt());
+        match key.namespace() {
+            Some(ns) => r.within(ns),
+            None => r,
+        }
+    }
+
+    /// Queues every key either cluster knows about.
+    fn enqueue_all(&self) {
+        for object in self.virtual_store.state() {
+            if let Some(key) = VirtualKey::of(object.as_ref()) {
+                self.queue.add(key);
+            }
+        }
+        for object in self.host_store.state() {
+            if let Some(key) = self.syncer.virtual_key(&self.ctx, &object) {
+                self.queue.add(key);
+            }
+        }
+    }
+
+    async fn resync_periodically(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.config.resync_interval);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            self.enqueue_all();
+        }
+    }
+
+    async fn follow_virtual(self: Arc<Self>, writer: reflector::store::Writer<S::Object>) {
+        let api = self.virtual_api(None);
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff();
+        self.follow(stream, Side::Virtual).await;
+    }
+
+    async fn follow_host(self: Arc<Self>, writer: reflector::store::Writer<S::Object>) {
+        let watch = self.syncer.host_watch(&self.ctx);
+        let api = self.host_api(watch.namespace.as_deref());
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &watch.label_selector {
+            config = config.labels(selector);
+        }
+        let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+        self.follow(stream, Side::Host).await;
+    }
+
+    /// Turns one side's events into queued keys.
+    async fn follow<St>(&self, stream: St, side: Side)
+    where
+        St: futures::Stream<Item = Result<watcher::Event<S::Object>, watcher::Error>>,
+    {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Apply(object))
+                | Ok(watcher::Event::Delete(object))
+                | Ok(watcher::Event::InitApply(object)) => {
+                    if let Some(key) = self.key_of(&object, side) {
+                        self.queue.add(key);
+                    }
+                    if side == Side::Virtual {
+                        for observer in self
+                            .observers
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                        {
+                            observer(&object);
+                        }
+                    }
+                }
+                // A fresh list may have missed deletes: look at everything.
+                Ok(watcher::Event::InitDone) => self.enqueue_all(),
+                Ok(watcher::Event::Init) => {}
+                Err(err) => tracing::warn!(%side, error = %err, "watch failed; retrying"),
+            }
+        }
+    }
+
+    fn key_of(&self, object: &S::Object, side: Side) -> Option<VirtualKey> {
+        match side {
+            Side::Virtual => VirtualKey::of(object),
+            Side::Host => self.syncer.virtual_key(&self.ctx, object),
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        while let Some(item) = self.queue.next().await {
+            let key = item.key;
+            self.metrics.reconciled(item.waited);
+            let span = tracing::debug_span!("reconcile", key = %key);
+            let result = self.reconcile(&key).instrument(span).await;
+            match result {
+                Ok(Outcome::Done) => self.queue.forget(&key),
+                Ok(Outcome::RequeueAfter(delay)) => {
+                    self.queue.forget(&key);
+                    self.queue.add_after(key.clone(), delay);
+                }
+                Err(err) if err.is_conflict() => {
+                    self.metrics.conflict();
+                    tracing::debug!(%key, error = %err, "lost a race; retrying");
+                    self.queue
+                        .add_after(key.clone(), self.config.conflict_delay);
+                }
+                Err(err) => {
+                    self.metrics.error();
+                    let delay = self.queue.add_rate_limited(key.clone());
+                    tracing::warn!(%key, error = %err, retry_in = ?delay, "sync failed");
+                }
+            }
+            self.queue.done(&key);
+        }
+    }
+
+    fn api_error(
+        &self,
+        key: &VirtualKey,
+        operation: &'static str,
+        side: Side,
+        source: kube::Error,
+    ) -> SyncError {
+        SyncError::Api {
+            kind: self.syncer.name(),
+            key: key.clone(),
+            operation,
+            side,
+            source: Box::new(source),
+        }
+    }
+
+    async fn reconcile(&self, key: &VirtualKey) -> Result<Outcome, SyncError> {
+        let virtual_object = self.virtual_store.get(&self.virtual_ref(key));
+        let host_key = self.syncer.host_key(&self.ctx, key)?;
+        let host_object = self.host_store.get(&self.host_ref(&host_key));
+        if let Some(host) = &host_object {
+            if self.syncer.direction() == Direction::ToHost
+                && !self.ctx.translator.is_owned_by(host.meta(), key)
+            {
+                return Err(SyncError::NotOwned {
+                    kind: self.syncer.name(),
+                    key: key.clone(),
+                    host: host_key.to_string(),
+                });
+            }
+        }
+        let memory = self.memory.get(key).map(|m| m.clone());
+        match (virtual_object, host_object) {
+            (Some(virt), None) => {
+                let decision = self
+                    .syncer
+                    .virtual_only(&self.ctx, &virt, memory.as_ref())
+                    .await?;
+                self.apply_virtual_only(key, &host_key, &virt, decision)
+                    .await
+            }
+            (Some(virt), Some(host)) => {
+                let mut actions = self
+                    .syncer
+                    .both(&self.ctx, &virt, &host, memory.as_ref())
+                    .await?;
+                let mut remembered = memory.unwrap_or_default();
+                if self.syncer.direction() == Direction::ToHost {
+                    let namespace_labels = self.syncer.namespace_labels(&self.ctx, &virt).await;
+                    let plan = metadata::plan(
+                        self.ctx.translator.as_ref(),
+                        &GroupVersionKind::of::<S::Object>(&self.dt()),
+                        virt.meta(),
+                        host.meta(),
+                        Some(&remembered).filter(|m| m.host_seen),
+                        namespace_labels.as_ref(),
+                    )
+                    .map_err(|source| SyncError::Translation {
+                        kind: self.syncer.name(),
+                        key: key.clone(),
+                        source: Box::new(source),
+                    })?;
+                    if let Some(patch) = plan.virtual_patch {
+                        actions.insert(0, Action::PatchVirtual(patch));
+                    }
+                    if let Some(patch) = plan.host_patch {
+                        actions.insert(0, Action::PatchHost(patch));
+                    }
+                    remembered = plan.remembered;
+                }
+                self.apply_actions(key, &host_key, &virt, &host, coalesce(actions))
+                    .await?;
+                remembered.host_seen = true;
+                self.memory.insert(key.clone(), remembered);
+                Ok(Outcome::Done)
+            }
+            (None, Some(host)) => {
+                let decision = self
+                    .syncer
+                    .host_only(&self.ctx, &host, memory.as_ref())
+                    .await?;
+                self.apply_host_only(key, &host_key, &host, decision).await
+            }
+            (None, None) => {
+                self.memory.remove(key);
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    async fn apply_virtual_only(
+        &self,
+        key: &VirtualKey,
+        host_key: &HostKey,
+        virt: &S::Object,
+        decision: VirtualOnly<S::Object>,
+    ) -> Result<Outcome, SyncError> {
+        match decision {
+            VirtualOnly::CreateHost(object) => {
+                let api = self.host_api(host_key.namespace());
+                match api.create(&PostParams::default(), &object).await {
+                    Ok(_) => {
+                        self.metrics.wrote();
+                        // What the host copy was created from is the state
+                        // later changes are compared with.
+                        self.memory.insert(
+                            key.clone(),
+                            Memory {
+                                host_seen: true,
+                                labels: virt.meta().labels.clone().unwrap_or_default(),
+                                annotations: virt.meta().annotations.clone().unwrap_or_default(),
+                            },
+                        );
+                        Ok(Outcome::Done)
+                    }
+                    // Our store has not seen our own earlier create yet, or
+                    // the name is taken by an object that is not ours: look
+                    // again shortly; the ownership check decides then.
+                    Err(err) if has_code(&err, 409) => {
+                        Ok(Outcome::RequeueAfter(Duration::from_millis(500)))
+                    }
+                    Err(err) => Err(self.api_error(key, "create", Side::Host, err)),
+                }
+            }
+            VirtualOnly::DeleteVirtual => {
+                let uid = virt.meta().uid.clone();
+                self.delete_virtual(key, uid).await?;
+                Ok(Outcome::Done)
+            }
+            VirtualOnly::Wait(delay, reason) => {
+                tracing::debug!(%key, %reason, "waiting");
+                Ok(Outcome::RequeueAfter(delay))
+            }
+            VirtualOnly::Skip => Ok(Outcome::Done),
+        }
+    }
+
+    async fn apply_host_only(
+        &self,
+        key: &VirtualKey,
+        host_key: &HostKey,
+        host: &S::Object,
+        decision: HostOnly<S::Object>,
+    ) -> Result<Outcome, SyncError> {
+        match decision {
+            HostOnly::DeleteHost {
+                grace_period_seconds,
+            } => {
+                let params = DeleteParams {
+                    grace_period_seconds,
+                    preconditions: Some(Preconditions {
+                        uid: host.meta().uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                match self
+                    .host_api(host_key.namespace())
+                    .delete(host_key.name(), &params)
+                    .await
+                {
+                    Ok(_) => self.metrics.wrote(),
+                    Err(err) if has_code(&err, 404) => {}
+                    Err(err) => return Err(self.api_error(key, "delete", Side::Host, err)),
+                }
+                self.memory.remove(key);
+                Ok(Outcome::Done)
+            }
+            HostOnly::CreateVirtual(object) => {
+                match self
+                    .virtual_api(key.namespace())
+                    .create(&PostParams::default(), &object)
+                    .await
+                {
+                    Ok(_) => self.metrics.wrote(),
+                    Err(err) if has_code(&err, 409) => {
+                        return Ok(Outcome::RequeueAfter(Duration::from_millis(500)))
+                    }
+                    Err(err) => return Err(self.api_error(key, "create", Side::Virtual, err)),
+                }
+                Ok(Outcome::Done)
+            }
+            HostOnly::Skip => Ok(Outcome::Done),
+        }
+    }
+
+    async fn delete_virtual(&self, key: &VirtualKey, uid: Option<String>) -> Result<(), SyncError> {
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self
+            .virtual_api(key.namespace())
+            .delete(key.name(), &params)
+            .await
+        {
+            Ok(_) => self.metrics.wrote(),
+            Err(err) if has_code(&err, 404) => {}
+            Err(err) => return Err(self.api_error(key, "delete", Side::Virtual, err)),
+        }
+        self.memory.remove(key);
+        Ok(())
+    }
+
+    /// Executes the syncer's actions in order. Patches carry the
+    /// resourceVersion they were computed from, so stale data means 409.
+    async fn apply_actions(
+        &self,
+        key: &VirtualKey,
+        host_key: &HostKey,
+        virt: &S::Object,
+        host: &S::Object,
+        actions: Vec<Action>,
+    ) -> Result<(), SyncError> {
+        let params = PatchParams::default();
+        let host_api = self.host_api(host_key.namespace());
+        let virtual_api = self.virtual_api(key.namespace());
+        for action in actions {
+            let result = match action {
+                Action::PatchHost(patch) => host_api
+                    .patch(host_key.name(), &params, &Patch::Merge(pinned(patch, host)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.api_error(key, "patch", Side::Host, e)),
+                Action::JsonPatchHost(ops) => {
+                    let ops = with_version_test(ops, host);
+                    let patch: json_patch::Patch =
+                        serde_json::from_value(ops).map_err(|e| SyncError::Invalid {
+                            kind: self.syncer.name(),
+                            key: key.clone(),
+                            message: format!("the syncer built an invalid JSON patch: {e}"),
+                        })?;
+                    host_api
+                        .patch(host_key.name(), &params, &Patch::<()>::Json(patch))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.api_error(key, "patch", Side::Host, e))
+                }
+                Action::PatchHostStatus(patch) => host_api
+                    .patch_status(host_key.name(), &params, &Patch::Merge(pinned(patch, host)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.api_error(key, "patch status", Side::Host, e)),
+                Action::PatchVirtual(patch) => virtual_api
+                    .patch(key.name(), &params, &Patch::Merge(pinned(patch, virt)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.api_error(key, "patch", Side::Virtual, e)),
+                Action::PatchVirtualStatus(patch) => virtual_api
+                    .patch_status(key.name(), &params, &Patch::Merge(pinned(patch, virt)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.api_error(key, "patch status", Side::Virtual, e)),
+                Action::CreateVirtualSubresource { subresource, body } => virtual_api
+                    .create_subresource::<Value, Value>(
+                        subresource,
+                        key.name(),
+                        &PostParams::default(),
+                        &body,
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.api_error(key, "create subresource", Side::Virtual, e)),
+                Action::RecreateVirtual(replacement) => {
+                    self.recreate_virtual(key, virt, replacement).await
+                }
+                Action::DeleteHost => {
+                    let params = DeleteParams {
+                        preconditions: Some(Preconditions {
+                            uid: host.meta().uid.clone(),
+                            resource_version: None,
+                        }),
+                        ..DeleteParams::default()
+                    };
+                    match host_api.delete(host_key.name(), &params).await {
+                        Ok(_) => Ok(()),
+                        Err(err) if has_code(&err, 404) => Ok(()),
+                        Err(err) => Err(self.api_error(key, "delete", Side::Host, err)),
+                    }
+                }
+            };
+            result?;
+            self.metrics.wrote();
+        }
+        Ok(())
+    }
+
+    async fn recreate_virtual(
+        &self,
+        key: &VirtualKey,
+        virt: &S::Object,
+        replacement: Value,
+    ) -> Result<(), SyncError> {
+        let typed: S::Object =
+            serde_json::from_value(replacement).map_err(|e| SyncError::Invalid {
+                kind: self.syncer.name(),
+                key: key.clone(),
+                message: format!("replacement object does not decode: {e}"),
+            })?;
+        self.delete_virtual(key, virt.meta().uid.clone()).await?;
+        self.virtual_api(key.namespace())
+            .create(&PostParams::default(), &typed)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.api_error(key, "create (recreate)", Side::Virtual, e))
+    }
+}
+
+/// Folds all patches of the same target into one, so a reconcile writes
+/// each object at most once per kind of patch.
+fn coalesce(actions: Vec<Action>) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions {
+        let merged = out
+            .iter_mut()
+            .find_map(|existing| match (existing, &action) {
+                (Action::PatchHost(a), Action::PatchHost(b))
+                | (Action::PatchHostStatus(a), Action::PatchHostStatus(b))
+                | (Action::PatchVirtual(a), Action::PatchVirtual(b))
+                | (Action::PatchVirtualStatus(a), Action::PatchVirtualStatus(b)) => {
+                    metadata::merge_patches(a, b.clone());
+                    Some(())
+                }
+                _ => None,
+            });
+        if merged.is_none() {
+            out.push(action);
+        }
+    }
+    out
+}
+
+/// Prefixes JSON patch operations with a test of the object's
+/// resourceVersion, the JSON patch form of a precondition.
+fn with_version_test<K: Resource>(ops: Value, base: &K) -> Value {
+    let mut all = Vec::new();
+    if let Some(rv) = base.meta().resource_version.as_ref() {
+        all.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}));
+    }
+    if let Value::Array(ops) = ops {
+        all.extend(ops);
+    }
+    Value::Array(all)
+}
+
+/// Adds the object's resourceVersion to a merge patch: the write then only
+/// succeeds against the version the patch was computed from.
+fn pinned<K: Resource>(mut patch: Value, base: &K) -> Value {
+    if let (Some(map), Some(rv)) = (patch.as_object_mut(), base.meta().resource_version.as_ref()) {
+        let metadata = map.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("resourceVersion".into(), json!(rv));
+        }
+    }
+    patch
+}

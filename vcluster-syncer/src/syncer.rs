@@ -1,0 +1,234 @@
+//! The [`Syncer`] trait: what one kind needs to say to be synced. The
+//! [`crate::engine::SyncEngine`] owns the plumbing (watchers, queue,
+//! retries, ownership checks, writes); a syncer is only the translation
+//! and the field rules.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use vcluster_core::{HostKey, MarkerScope, Translator, VirtualKey};
+
+use crate::error::SyncError;
+
+/// What a syncer sees of the virtual cluster it serves.
+pub struct SyncContext {
+    /// Names, labels, selectors and ownership on the host.
+    pub translator: Arc<dyn Translator>,
+    /// The virtual cluster's API.
+    pub virtual_client: kube::Client,
+    /// The host cluster's API.
+    pub host_client: kube::Client,
+    /// The host namespace everything is synced into.
+    pub host_namespace: String,
+}
+
+/// Which way a kind flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Created by tenants, run on the host (pods, services, configmaps...).
+    ToHost,
+    /// Learnt from the host, shown to tenants (nodes, storage classes).
+    FromHost,
+}
+
+/// Which host objects the engine watches for a kind.
+#[derive(Clone, Debug, Default)]
+pub struct HostWatch {
+    /// Only this namespace (`None`: cluster-wide).
+    pub namespace: Option<String>,
+    /// Only objects with these labels (e.g. this virtual cluster's marker).
+    pub label_selector: Option<String>,
+}
+
+/// What the engine remembers of a key between reconciles: enough to tell
+/// which side changed a field that flows both ways. Lost on restart, after
+/// which the virtual side wins every difference.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// The host object existed at the last reconcile (so its absence now
+    /// means someone deleted it).
+    pub host_seen: bool,
+    /// The virtual labels as of the last successful sync.
+    pub labels: BTreeMap<String, String>,
+    /// The virtual annotations as of the last successful sync.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The decision when only the virtual object exists.
+#[derive(Debug)]
+pub enum VirtualOnly<K> {
+    /// Create this object on the host.
+    CreateHost(K),
+    /// Delete the virtual object: its host copy is gone for good (a pod
+    /// deleted on the host), or it was imported and the source is gone.
+    DeleteVirtual,
+    /// Look again later (waiting for a dependency), and why.
+    Wait(Duration, String),
+    /// Nothing to do.
+    Skip,
+}
+
+/// The decision when only a host object (managed by us) exists.
+#[derive(Debug)]
+pub enum HostOnly<K> {
+    /// Delete the orphan, with this grace period.
+    DeleteHost {
+        /// Grace period in seconds, if the kind has one.
+        grace_period_seconds: Option<u32>,
+    },
+    /// Create this object in the virtual cluster (kinds synced from host).
+    CreateVirtual(K),
+    /// Nothing to do.
+    Skip,
+}
+
+/// One change the engine makes when both objects exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// JSON merge patch of the host object.
+    PatchHost(Value),
+    /// JSON patch (RFC 6902 operations) of the host object, for changes a
+    /// merge patch cannot express precisely (one element of a list).
+    JsonPatchHost(Value),
+    /// JSON merge patch of the host object's status.
+    PatchHostStatus(Value),
+    /// JSON merge patch of the virtual object.
+    PatchVirtual(Value),
+    /// JSON merge patch of the virtual object's status.
+    PatchVirtualStatus(Value),
+    /// POST to a subresource of the virtual object (e.g. a pod `binding`).
+    CreateVirtualSubresource {
+        /// The subresource name.
+        subresource: &'static str,
+        /// Its body.
+        body: Value,
+    },
+    /// Delete the virtual object and create this one instead (for fields
+    /// that are immutable on the virtual side, like a service's clusterIP).
+    RecreateVirtual(Value),
+    /// Delete the host object (e.g. a pod whose spec changed in a way the
+    /// host cannot take), to be created again at the next reconcile.
+    DeleteHost,
+}
+
+/// The per-kind rules of a sync. Implement the three decisions; the
+/// key mappings have defaults for kinds that flow to the host.
+#[async_trait]
+pub trait Syncer: Send + Sync + 'static {
+    /// The synced object type (typed k8s-openapi kind or `DynamicObject`).
+    type Object: Resource<DynamicType = Self::DynamicType, Scope: crate::scope::ApiScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Serialize
+        + Send
+        + Sync
+        + 'static;
+    /// `()` for typed kinds, `ApiResource` for dynamic ones.
+    type DynamicType: Clone + Debug + Eq + Hash + Default + Send + Sync + 'static;
+
+    /// A short name for logs and metrics (`pods`, `configmaps`).
+    fn name(&self) -> &'static str;
+
+    /// The kind's dynamic type.
+    fn dynamic_type(&self) -> Self::DynamicType {
+        Self::DynamicType::default()
+    }
+
+    /// Which way the kind flows.
+    fn direction(&self) -> Direction {
+        Direction::ToHost
+    }
+
+    /// Whether objects of the kind are namespaced.
+    fn namespaced(&self) -> bool {
+        true
+    }
+
+    /// Which host objects to watch: by default the host namespace, only
+    /// objects carrying this virtual cluster's marker labels.
+    fn host_watch(&self, ctx: &SyncContext) -> HostWatch {
+        let scope = if self.namespaced() {
+            MarkerScope::AllNamespaces
+        } else {
+            MarkerScope::Cluster
+        };
+        let selector = ctx.translator.marker_labels(scope).ok().map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        HostWatch {
+            namespace: self.namespaced().then(|| ctx.host_namespace.clone()),
+            label_selector: selector,
+        }
+    }
+
+    /// The host key of a virtual key (default: the translator's name).
+    fn host_key(&self, ctx: &SyncContext, key: &VirtualKey) -> Result<HostKey, SyncError> {
+        ctx.translator
+            .host_key(key)
+            .map_err(|source| SyncError::Translation {
+                kind: self.name(),
+                key: key.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// The virtual key a host object belongs to (default: its ownership
+    /// markers); `None` for host objects that are not ours.
+    fn virtual_key(&self, ctx: &SyncContext, host: &Self::Object) -> Option<VirtualKey> {
+        ctx.translator.owner_of(host.meta())
+    }
+
+    /// Only the virtual object exists.
+    async fn virtual_only(
+        &self,
+        ctx: &SyncContext,
+        virtual_object: &Self::Object,
+        memory: Option<&Memory>,
+    ) -> Result<VirtualOnly<Self::Object>, SyncError>;
+
+    /// Both exist: the changes to the objects' bodies that bring them in
+    /// step (none when in step). Labels and annotations of kinds that flow
+    /// to the host are handled by the engine ([`crate::metadata`]).
+    async fn both(
+        &self,
+        ctx: &SyncContext,
+        virtual_object: &Self::Object,
+        host_object: &Self::Object,
+        memory: Option<&Memory>,
+    ) -> Result<Vec<Action>, SyncError>;
+
+    /// The virtual namespace's labels to carry on the host copy (pods do,
+    /// so namespace selectors keep working on the host). Default: none.
+    async fn namespace_labels(
+        &self,
+        _ctx: &SyncContext,
+        _virtual_object: &Self::Object,
+    ) -> Option<BTreeMap<String, String>> {
+        None
+    }
+
+    /// Only the host object exists (default: it is an orphan; delete it).
+    async fn host_only(
+        &self,
+        _ctx: &SyncContext,
+        _host_object: &Self::Object,
+        _memory: Option<&Memory>,
+    ) -> Result<HostOnly<Self::Object>, SyncError> {
+        Ok(HostOnly::DeleteHost {
+            grace_period_seconds: None,
+        })
+    }
+}

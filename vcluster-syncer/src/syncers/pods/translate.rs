@@ -1,0 +1,336 @@
+//! The host copy of a virtual pod: every name it refers to translated,
+//! and the settings that keep the pod inside its virtual cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, PodDNSConfig, PodDNSConfigOption, PodSpec, Volume,
+};
+use vcluster_core::{Translator, TranslatorExt, VirtualKey};
+
+/// Where host pods find the virtual cluster's services.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodEnvironment {
+    /// The virtual cluster's DNS server; host pods resolve names through
+    /// it (`dnsPolicy: None`). `None` leaves DNS settings alone.
+    pub dns_server: Option<String>,
+    /// The cluster domain for search paths (default `cluster.local`).
+    pub cluster_domain: String,
+    /// Where pods reach the virtual API server (`KUBERNETES_SERVICE_HOST`
+    /// and `_PORT`), instead of the host's.
+    pub api_server: Option<(String, u16)>,
+    /// Run host pods under the translated service account (the service
+    /// account syncer must be on); otherwise under the host namespace's
+    /// default account, without a token.
+    pub translate_service_accounts: bool,
+}
+
+/// Builds the host copy of `virtual_pod`.
+pub fn host_pod(
+    translator: &dyn Translator,
+    virtual_pod: &Pod,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+    env: &PodEnvironment,
+) -> vcluster_core::Result<Pod> {
+    let namespace = virtual_pod.metadata.namespace.clone().unwrap_or_default();
+    let mut host = translator.host_object_with(virtual_pod, &(), namespace_labels)?;
+    host.status = None;
+    let names = Names {
+        translator,
+        namespace: &namespace,
+    };
+    if let Some(spec) = host.spec.as_mut() {
+        names.rewrite_spec(spec)?;
+        adapt_spec(spec, virtual_pod, &namespace, env, &names)?;
+    }
+    Ok(host)
+}
+
+/// Translates the names of namespaced objects a pod refers to.
+struct Names<'a> {
+    translator: &'a dyn Translator,
+    namespace: &'a str,
+}
+
+impl Names<'_> {
+    fn host(&self, name: &str) -> vcluster_core::Result<String> {
+        Ok(self
+            .translator
+            .host_key(&VirtualKey::namespaced(self.namespace, name))?
+            .name()
+            .to_owned())
+    }
+
+    fn rewrite(&self, name: &mut String) -> vcluster_core::Result<()> {
+        if !name.is_empty() {
+            *name = self.host(name)?;
+        }
+        Ok(())
+    }
+
+    fn rewrite_spec(&self, spec: &mut PodSpec) -> vcluster_core::Result<()> {
+        for volume in spec.volumes.iter_mut().flatten() {
+            self.rewrite_volume(volume)?;
+        }
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            self.rewrite_container(container)?;
+        }
+        for ephemeral in spec.ephemeral_containers.iter_mut().flatten() {
+            self.rewrite_env(ephemeral.env.as_mut(), ephemeral.env_from.as_mut())?;
+        }
+        for secret in spec.image_pull_secrets.iter_mut().flatten() {
+            self.rewrite(&mut secret.name)?;
+        }
+        if let Some(subdomain) = spec.subdomain.as_mut() {
+            self.rewrite(subdomain)?;
+        }
+        Ok(())
+    }
+
+    fn rewrite_volume(&self, volume: &mut Volume) -> vcluster_core::Result<()> {
+        if let Some(cm) = volume.config_map.as_mut() {
+            self.rewrite(&mut cm.name)?;
+        }
+        if let Some(name) = volume.secret.as_mut().and_then(|s| s.secret_name.as_mut()) {
+            self.rewrite(name)?;
+        }
+        if let Some(claim) = volume.persistent_volume_claim.as_mut() {
+            self.rewrite(&mut claim.claim_name)?;
+        }
+        if let Some(projected) = volume.projected.as_mut() {
+            for source in projected.sources.iter_mut().flatten() {
+                if let Some(cm) = source.config_map.as_mut() {
+                    self.rewrite(&mut cm.name)?;
+                }
+                if let Some(secret) = source.secret.as_mut() {
+                    self.rewrite(&mut secret.name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rewrite_container(&self, container: &mut Container) -> vcluster_core::Result<()> {
+        self.rewrite_env(container.env.as_mut(), container.env_from.as_mut())
+    }
+
+    fn rewrite_env(
+        &self,
+        env: Option<&mut Vec<EnvVar>>,
+        env_from: Option<&mut Vec<EnvFromSource>>,
+    ) -> vcluster_core::Result<()> {
+        for var in env.into_iter().flatten() {
+            if let Some(from) = var.value_from.as_mut() {
+                if let Some(cm) = from.config_map_key_ref.as_mut() {
+                    self.rewrite(&mut cm.name)?;
+                }
+                if let Some(secret) = from.secret_key_ref.as_mut() {
+                    self.rewrite(&mut secret.name)?;
+                }
+            }
+        }
+        for source in env_from.into_iter().flatten() {
+            if let Some(cm) = source.config_map_ref.as_mut() {
+                self.rewrite(&mut cm.name)?;
+            }
+            if let Some(secret) = source.secret_ref.as_mut() {
+                self.rewrite(&mut secret.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings that keep a host pod inside its virtual cluster.
+fn adapt_spec(
+    spec: &mut PodSpec,
+    virtual_pod: &Pod,
+    namespace: &str,
+    env: &PodEnvironment,
+    names: &Names<'_>,
+) -> vcluster_core::Result<()> {
+    // Host services must not leak into tenant pods as environment variables.
+    spec.enable_service_links = Some(false);
+    // The host schedules the copy; the virtual pod learns its node back.
+    spec.node_name = None;
+    // Priority classes are not synced; the host would refuse unknown ones.
+    spec.priority_class_name = None;
+    spec.priority = None;
+    // The pod sees its virtual name as hostname, not the translated one.
+    if spec.hostname.is_none() {
+        let name = virtual_pod.metadata.name.clone().unwrap_or_default();
+        if vcluster_core::validation::is_dns1123_label(&name) {
+            spec.hostname = Some(name);
+        }
+    }
+    if env.translate_service_accounts {
+        let account = spec
+            .service_account_name
+            .clone()
+            .or_else(|| spec.service_account.clone())
+            .unwrap_or_else(|| "default".to_owned());
+        let host_account = names.host(&account)?;
+        spec.service_account_name = Some(host_account.clone());
+        spec.service_account = Some(host_account);
+    } else {
+        spec.service_account_name = None;
+        spec.service_account = None;
+        spec.automount_service_account_token = Some(false);
+    }
+    if let Some(server) = &env.dns_server {
+        let domain = if env.cluster_domain.is_empty() {
+            "cluster.local"
+        } else {
+            env.cluster_domain.as_str()
+        };
+        spec.dns_policy = Some("None".to_owned());
+        spec.dns_config = Some(PodDNSConfig {
+            nameservers: Some(vec![server.clone()]),
+            searches: Some(vec![
+                format!("{namespace}.svc.{domain}"),
+                format!("svc.{domain}"),
+                domain.to_owned(),
+            ]),
+            options: Some(vec![PodDNSConfigOption {
+                name: Some("ndots".to_owned()),
+                value: Some("5".to_owned()),
+            }]),
+        });
+    }
+    if let Some((host, port)) = &env.api_server {
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            let vars = container.env.get_or_insert_with(Vec::new);
+            vars.retain(|v| !v.name.starts_with("KUBERNETES_SERVICE_"));
+            vars.push(EnvVar {
+                name: "KUBERNETES_SERVICE_HOST".into(),
+                value: Some(host.clone()),
+                value_from: None,
+            });
+            vars.push(EnvVar {
+                name: "KUBERNETES_SERVICE_PORT".into(),
+                value: Some(port.to_string()),
+                value_from: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vcluster_core::SingleNamespaceTranslator;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "team", "labels": {"app": "web"}},
+            "spec": {
+                "nodeName": "virtual-node",
+                "serviceAccountName": "builder",
+                "priorityClassName": "high",
+                "imagePullSecrets": [{"name": "pull"}],
+                "volumes": [{"name": "cfg", "configMap": {"name": "settings"}}, {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                "containers": [{
+                    "name": "app", "image": "nginx",
+                    "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}}],
+                    "envFrom": [{"configMapRef": {"name": "env"}}]
+                }]
+            }
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn every_reference_is_translated_and_the_pod_is_contained() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let env = PodEnvironment {
+            dns_server: Some("10.96.0.10".into()),
+            api_server: Some(("10.96.0.1".into(), 443)),
+            ..PodEnvironment::default()
+        };
+        let host = host_pod(&translator, &pod(), None, &env).expect("host pod");
+        assert_eq!(host.metadata.name.as_deref(), Some("web-x-team-x-vc"));
+        let spec = host.spec.expect("spec");
+        let volumes = spec.volumes.expect("volumes");
+        assert_eq!(
+            volumes[0].config_map.as_ref().map(|c| c.name.as_str()),
+            Some("settings-x-team-x-vc")
+        );
+        assert_eq!(
+            volumes[1]
+                .persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.as_str()),
+            Some("data-x-team-x-vc")
+        );
+        let container = &spec.containers[0];
+        let env_vars = container.env.as_ref().expect("env");
+        assert_eq!(
+            env_vars[0]
+                .value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+                .map(|s| s.name.as_str()),
+            Some("creds-x-team-x-vc")
+        );
+        assert!(env_vars.iter().any(
+            |v| v.name == "KUBERNETES_SERVICE_HOST" && v.value.as_deref() == Some("10.96.0.1")
+        ));
+        assert_eq!(
+            container
+                .env_from
+                .as_ref()
+                .and_then(|e| e[0].config_map_ref.as_ref())
+                .map(|c| c.name.as_str()),
+            Some("env-x-team-x-vc")
+        );
+        assert_eq!(
+            spec.image_pull_secrets.expect("secrets")[0].name,
+            "pull-x-team-x-vc"
+        );
+        assert_eq!(spec.enable_service_links, Some(false));
+        assert_eq!(spec.node_name, None);
+        assert_eq!(spec.priority_class_name, None);
+        assert_eq!(spec.hostname.as_deref(), Some("web"));
+        assert_eq!(
+            spec.service_account_name, None,
+            "no account translation unless asked"
+        );
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+        let dns = spec.dns_config.expect("dns");
+        assert_eq!(dns.nameservers, Some(vec!["10.96.0.10".to_string()]));
+        assert_eq!(dns.searches.expect("searches")[0], "team.svc.cluster.local");
+        assert!(host.status.is_none());
+    }
+
+    #[test]
+    fn service_accounts_are_translated_when_synced() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let env = PodEnvironment {
+            translate_service_accounts: true,
+            ..PodEnvironment::default()
+        };
+        let spec = host_pod(&translator, &pod(), None, &env)
+            .expect("host pod")
+            .spec
+            .expect("spec");
+        assert_eq!(
+            spec.service_account_name.as_deref(),
+            Some("builder-x-team-x-vc")
+        );
+        assert_eq!(
+            spec.dns_policy, None,
+            "DNS untouched without a virtual DNS server"
+        );
+    }
+}
