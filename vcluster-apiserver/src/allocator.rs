@@ -138,6 +138,69 @@ impl ClusterIpAllocator {
     }
 }
 
+/// The service IP ranges of a server: a primary range that automatic
+/// allocations come from, and extra ranges from which only explicitly
+/// requested addresses are accepted.
+///
+/// A virtual cluster's API server lists the host's service range as extra:
+/// the syncer can then give a virtual service the address the host
+/// assigned, which never collides with a virtual allocation because the
+/// two ranges are disjoint.
+#[derive(Debug, Clone)]
+pub struct ServiceIpRanges {
+    primary: ClusterIpAllocator,
+    extra: Vec<ClusterIpAllocator>,
+}
+
+impl ServiceIpRanges {
+    /// Ranges from a primary CIDR and extra CIDRs.
+    pub fn new(primary: &str, extra: &[String]) -> Result<Self, AllocationError> {
+        Ok(Self {
+            primary: ClusterIpAllocator::new(primary)?,
+            extra: extra
+                .iter()
+                .map(|cidr| ClusterIpAllocator::new(cidr))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The first address of the primary range (the `kubernetes` service).
+    pub fn first(&self) -> Ipv4Addr {
+        self.primary.first()
+    }
+
+    fn range_of(&mut self, ip: Ipv4Addr) -> Option<&mut ClusterIpAllocator> {
+        if self.primary.offset(ip).is_some() {
+            return Some(&mut self.primary);
+        }
+        self.extra.iter_mut().find(|r| r.offset(ip).is_some())
+    }
+
+    /// Takes a requested address from whichever range holds it.
+    pub fn allocate(&mut self, ip: Ipv4Addr) -> Result<(), AllocationError> {
+        let cidr = self.primary.cidr.clone();
+        match self.range_of(ip) {
+            Some(range) => range.allocate(ip),
+            None => Err(AllocationError::OutOfRange {
+                value: ip.to_string(),
+                range: cidr,
+            }),
+        }
+    }
+
+    /// Takes the next free address of the primary range.
+    pub fn allocate_next(&mut self) -> Result<Ipv4Addr, AllocationError> {
+        self.primary.allocate_next()
+    }
+
+    /// Gives an address back to its range.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        if let Some(range) = self.range_of(ip) {
+            range.release(ip);
+        }
+    }
+}
+
 /// Hands out node ports from a range.
 #[derive(Debug, Clone)]
 pub struct NodePortAllocator {
@@ -233,6 +296,21 @@ mod tests {
             ips.allocate(Ipv4Addr::new(10, 0, 0, 2)),
             Err(AllocationError::Taken { .. })
         ));
+    }
+
+    #[test]
+    fn extra_ranges_take_requests_but_never_hand_out() {
+        let mut ranges = ServiceIpRanges::new("10.0.0.0/29", &["10.96.0.0/12".to_owned()]).expect("ranges");
+        let host_ip = Ipv4Addr::new(10, 96, 3, 4);
+        ranges.allocate(host_ip).expect("requested from the extra range");
+        assert!(matches!(ranges.allocate(host_ip), Err(AllocationError::Taken { .. })));
+        for _ in 0..6 {
+            let ip = ranges.allocate_next().expect("primary");
+            assert_eq!(u32::from(ip) >> 8, u32::from(Ipv4Addr::new(10, 0, 0, 0)) >> 8);
+        }
+        ranges.release(host_ip);
+        ranges.allocate(host_ip).expect("released");
+        assert!(ranges.allocate(Ipv4Addr::new(192, 168, 0, 1)).is_err());
     }
 
     #[test]

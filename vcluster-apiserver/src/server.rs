@@ -57,6 +57,11 @@ pub struct ApiServerConfig {
     pub storage: Arc<dyn Storage>,
     /// The service network (default `10.96.0.0/12`).
     pub service_cidr: String,
+    /// Extra ranges from which explicitly requested service IPs are
+    /// accepted but never handed out; a virtual cluster lists the host's
+    /// service range here so the syncer can give virtual services the
+    /// addresses the host assigned.
+    pub extra_service_cidrs: Vec<String>,
     /// The node port range (default 30000-32767).
     pub node_ports: std::ops::RangeInclusive<u16>,
     /// Watch cache limits.
@@ -73,6 +78,7 @@ impl ApiServerConfig {
         Self {
             storage,
             service_cidr: DEFAULT_SERVICE_CIDR.to_owned(),
+            extra_service_cidrs: Vec::new(),
             node_ports: DEFAULT_NODE_PORTS,
             watch: WatchLimits::default(),
             http: HttpOptions::default(),
@@ -134,7 +140,11 @@ impl ApiServer {
             shutdown.clone(),
         )
         .await?;
-        let services = ServiceNetwork::new(&config.service_cidr, config.node_ports.clone())?;
+        let services = ServiceNetwork::new(
+            &config.service_cidr,
+            &config.extra_service_cidrs,
+            config.node_ports.clone(),
+        )?;
         let registry = Registry::new(
             config.storage.clone(),
             Arc::new(Catalog::builtin()),

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use crate::allocator::{AllocationError, ClusterIpAllocator, NodePortAllocator};
+use crate::allocator::{AllocationError, NodePortAllocator, ServiceIpRanges};
 use crate::error::{ApiError, FieldCause};
 use crate::object;
 use crate::resources::ResourceInfo;
@@ -18,7 +18,7 @@ pub struct ServiceNetwork {
 }
 
 struct Allocators {
-    ips: ClusterIpAllocator,
+    ips: ServiceIpRanges,
     ports: NodePortAllocator,
 }
 
@@ -88,11 +88,16 @@ fn invalid(service: &Value, field: &str, value: &str, err: AllocationError) -> A
 }
 
 impl ServiceNetwork {
-    /// A network over `cidr` with node ports from `node_ports`.
-    pub fn new(cidr: &str, node_ports: RangeInclusive<u16>) -> Result<Self, AllocationError> {
+    /// A network over `cidr` (plus `extra_cidrs` for requested addresses
+    /// only) with node ports from `node_ports`.
+    pub fn new(
+        cidr: &str,
+        extra_cidrs: &[String],
+        node_ports: RangeInclusive<u16>,
+    ) -> Result<Self, AllocationError> {
         Ok(Self {
             state: Mutex::new(Allocators {
-                ips: ClusterIpAllocator::new(cidr)?,
+                ips: ServiceIpRanges::new(cidr, extra_cidrs)?,
                 ports: NodePortAllocator::new(node_ports),
             }),
         })
