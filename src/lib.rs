@@ -1,1 +1,15 @@
-//! facade
+//! vcluster-rs: virtual Kubernetes clusters as a Rust library.
+//!
+//! This facade re-exports the three crates, so one dependency gives all of
+//! them, and holds the [`demo`] that `cargo run --example demo` starts.
+//!
+//! - [`core`] (`vcluster-core`): identity and translation rules.
+//! - [`apiserver`] (`vcluster-apiserver`): the virtual control plane.
+//! - [`syncer`] (`vcluster-syncer`): the sync engine and built-in syncers.
+#![warn(missing_docs)]
+
+pub use vcluster_apiserver as apiserver;
+pub use vcluster_core as core;
+pub use vcluster_syncer as syncer;
+
+pub mod demo;

@@ -216,8 +216,10 @@ impl Syncer for PodSyncer {
         pod: &Pod,
         memory: Option<&Memory>,
     ) -> Result<VirtualOnly<Pod>, SyncError> {
-        let ran_on_host = memory.is_some_and(|m| m.host_seen)
-            || pod.status.as_ref().is_some_and(|s| s.host_ip.is_some());
+        // Only this syncer's own memory says the host copy existed: after a
+        // restart a missing copy is created again rather than taken for an
+        // eviction, so a syncer restart never costs a tenant its pods.
+        let ran_on_host = memory.is_some_and(|m| m.host_seen);
         if pod.metadata.deletion_timestamp.is_some() || ran_on_host {
             // Deleted on the virtual side (its host copy is gone now), or
             // deleted on the host behind our back: the pod is gone.

@@ -1,0 +1,136 @@
+//! Launches a demo virtual cluster you can point kubectl at.
+//!
+//! ```sh
+//! cargo run --release --example demo
+//! export KUBECONFIG=$PWD/.vcluster-demo/kubeconfig
+//! kubectl run web --image=nginx && kubectl get pods -w
+//! ```
+//!
+//! With no flags it needs no Kubernetes at all: an embedded host API server
+//! with a simulated node stands in for the host cluster. See
+//! `docs/quickstart.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use vcluster::demo::{self, DemoOptions};
+use vcluster_apiserver::storage::StorageConfig;
+
+/// A virtual Kubernetes cluster in one command.
+///
+/// Starts a virtual API server, a host cluster to sync into (embedded with
+/// a simulated node, or a real one with --host-kubeconfig) and the syncer
+/// between them, then prints how to use it with kubectl.
+#[derive(Parser, Debug)]
+#[command(name = "demo", version, about, long_about = None)]
+struct Cli {
+    /// Name of the virtual cluster (host objects are named <name>-x-<namespace>-x-<this>)
+    #[arg(long, default_value = "demo")]
+    name: String,
+
+    /// Directory for the store, certificates and kubeconfigs; a restart on the same directory finds everything again
+    #[arg(long, default_value = ".vcluster-demo")]
+    data_dir: PathBuf,
+
+    /// Address of the virtual cluster's API server
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+
+    /// Address of the embedded host API server (ignored with --host-kubeconfig)
+    #[arg(long, default_value = "127.0.0.1:6444")]
+    host_listen: SocketAddr,
+
+    /// Virtual cluster store: memory://, sqlite:///path/state.db or etcd://host:2379?prefix=/vc [default: sqlite in the data directory]
+    #[arg(long)]
+    store: Option<StorageConfig>,
+
+    /// Sync into this real host cluster instead of the embedded one
+    #[arg(long, value_name = "PATH")]
+    host_kubeconfig: Option<PathBuf>,
+
+    /// Host namespace to sync into [default: vcluster-<name>]
+    #[arg(long)]
+    host_namespace: Option<String>,
+
+    /// Service CIDR of the real host cluster (virtual services adopt the host's cluster IPs)
+    #[arg(long, default_value = demo::HOST_SERVICE_CIDR)]
+    host_service_cidr: String,
+
+    /// Pod IP range of the simulated node
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pod_cidr: String,
+
+    /// Seconds after which simulated pods with restartPolicy Never/OnFailure succeed
+    #[arg(long, default_value_t = 10)]
+    complete_after: u64,
+
+    /// Serve plain HTTP instead of TLS (kubeconfigs then carry no credentials)
+    #[arg(long)]
+    insecure_http: bool,
+
+    /// Log filter, e.g. info, debug, vcluster_syncer=debug
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut options = DemoOptions::new(&cli.data_dir);
+    options.name = cli.name;
+    options.listen = cli.listen;
+    options.host_listen = cli.host_listen;
+    options.store = cli.store;
+    options.host_kubeconfig = cli.host_kubeconfig;
+    options.host_namespace = cli.host_namespace;
+    options.host_service_cidr = cli.host_service_cidr;
+    options.insecure_http = cli.insecure_http;
+    options.node.pod_cidr = cli.pod_cidr;
+    options.node.complete_after = Duration::from_secs(cli.complete_after);
+
+    let running = match demo::start(options).await {
+        Ok(running) => running,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let kubeconfig =
+        std::fs::canonicalize(&running.kubeconfig).unwrap_or(running.kubeconfig.clone());
+    println!("virtual cluster ready on {}", running.virtual_addr);
+    println!();
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!();
+    println!("then try:");
+    println!("  kubectl run web --image=nginx");
+    println!("  kubectl expose pod web --port 80");
+    println!("  kubectl get pods,svc -o wide");
+    if let Some(host) = &running.host_kubeconfig {
+        let host = std::fs::canonicalize(host).unwrap_or(host.clone());
+        println!();
+        println!(
+            "the host side: kubectl --kubeconfig {} -n {} get pods,svc",
+            host.display(),
+            running.host_namespace
+        );
+    }
+    println!();
+    println!("Ctrl-C stops it; start it again on the same --data-dir to continue.");
+
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        eprintln!("error: cannot wait for Ctrl-C: {err}");
+    }
+    eprintln!("shutting down...");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,428 @@
+//! The demo virtual cluster: everything `cargo run --example demo` starts,
+//! as a library so tests and benchmarks start the same thing.
+//!
+//! Without a host kubeconfig it runs an embedded host API server (in
+//! memory) with a [`node::SimulatedNode`], a virtual API server over the
+//! chosen store, and the syncer between them; with one, it syncs into that
+//! real cluster instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use tokio_util::sync::CancellationToken;
+use vcluster_apiserver::storage::MemoryStorage;
+use vcluster_apiserver::storage::StorageConfig;
+use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
+use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
+
+pub mod kubeconfig;
+pub mod node;
+pub mod tls;
+
+use node::{SimulatedNode, SimulatedNodeConfig};
+use tls::Certificates;
+
+/// The data directory layout version this build writes and understands.
+pub const DATA_DIR_VERSION: &str = "1";
+
+/// The host's service range the embedded host uses (and the virtual API
+/// server accepts addresses from, so virtual services show host IPs).
+pub const HOST_SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The virtual API server's own service range (disjoint from the host's).
+pub const VIRTUAL_SERVICE_CIDR: &str = "10.128.0.0/16";
+
+/// How to run the demo.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// The virtual cluster's name.
+    pub name: String,
+    /// Where state, certificates and kubeconfigs live.
+    pub data_dir: PathBuf,
+    /// Where the virtual API server listens.
+    pub listen: SocketAddr,
+    /// Where the embedded host API server listens.
+    pub host_listen: SocketAddr,
+    /// The virtual cluster's store (`None`: SQLite in the data directory).
+    pub store: Option<StorageConfig>,
+    /// A real host cluster instead of the embedded one.
+    pub host_kubeconfig: Option<PathBuf>,
+    /// The host namespace (default `vcluster-<name>`).
+    pub host_namespace: Option<String>,
+    /// The host's service range (for a real host; the embedded one uses
+    /// [`HOST_SERVICE_CIDR`]).
+    pub host_service_cidr: String,
+    /// Serve plain HTTP instead of TLS.
+    pub insecure_http: bool,
+    /// The simulated node's settings.
+    pub node: SimulatedNodeConfig,
+}
+
+impl DemoOptions {
+    /// Defaults for a demo in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: "demo".into(),
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            host_listen: SocketAddr::from(([127, 0, 0, 1], 6444)),
+            store: None,
+            host_kubeconfig: None,
+            host_namespace: None,
+            host_service_cidr: HOST_SERVICE_CIDR.into(),
+            insecure_http: false,
+            node: SimulatedNodeConfig::default(),
+        }
+    }
+
+    fn host_namespace(&self) -> String {
+        self.host_namespace
+            .clone()
+            .unwrap_or_else(|| format!("vcluster-{}", self.name))
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {message}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The address is taken or not bindable.
+    #[error("cannot listen on {addr}: {message} (pick another address with {flag})")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the virtual cluster's store {store}: {message}")]
+    Store {
+        /// The store URL.
+        store: String,
+        /// Why.
+        message: String,
+    },
+    /// The host kubeconfig cannot be read or used.
+    #[error("host kubeconfig {path}: {message}")]
+    HostKubeconfig {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The host cluster did not answer.
+    #[error("cannot reach the host cluster at {url}: {message}")]
+    HostUnreachable {
+        /// Where it was expected.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Anything else that failed while starting.
+    #[error("{what}: {message}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A running demo.
+pub struct RunningDemo {
+    /// The virtual cluster's kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The embedded host's kubeconfig (`None` with a real host).
+    pub host_kubeconfig: Option<PathBuf>,
+    /// The virtual API server's address.
+    pub virtual_addr: SocketAddr,
+    /// The host namespace objects are synced into.
+    pub host_namespace: String,
+    virtual_server: ApiServer,
+    host_server: Option<ApiServer>,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningDemo {
+    /// Stops the syncer, the node and the servers, and waits for them.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.virtual_server.shutdown();
+        if let Some(host) = &self.host_server {
+            host.shutdown();
+        }
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a component did not stop within 10s");
+            }
+        }
+    }
+}
+
+fn data_dir_error(path: &Path, message: impl Into<String>) -> DemoError {
+    DemoError::DataDir {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Creates the data directory, or checks that an existing one was written
+/// by a compatible version.
+fn prepare_data_dir(dir: &Path) -> Result<(), DemoError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| data_dir_error(dir, format!("cannot be created: {e}")))?;
+    let marker = dir.join("VERSION");
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found.trim() == DATA_DIR_VERSION => Ok(()),
+        Ok(found) => Err(data_dir_error(
+            dir,
+            format!(
+                "was written by an incompatible version (layout {:?}, this build uses {DATA_DIR_VERSION:?}); use another --data-dir or remove it",
+                found.trim()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_content = std::fs::read_dir(dir)
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false);
+            if has_content {
+                return Err(data_dir_error(
+                    dir,
+                    "is not empty and is not a demo data directory (no VERSION file); use an empty or new --data-dir",
+                ));
+            }
+            std::fs::write(&marker, format!("{DATA_DIR_VERSION}\n"))
+                .map_err(|e| data_dir_error(dir, format!("cannot be written: {e}")))
+        }
+        Err(e) => Err(data_dir_error(dir, format!("cannot be read: {e}"))),
+    }
+}
+
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<tokio::net::TcpListener, DemoError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| DemoError::Listen {
+            addr,
+            message: if e.kind() == std::io::ErrorKind::AddrInUse {
+                "the address is already in use".into()
+            } else {
+                e.to_string()
+            },
+            flag,
+        })
+}
+
+fn start_error(what: &'static str) -> impl Fn(String) -> DemoError {
+    move |message| DemoError::Start { what, message }
+}
+
+/// Starts the demo and returns once everything serves.
+pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
+    prepare_data_dir(&options.data_dir)?;
+    let certs = Certificates::load_or_create(&options.data_dir)
+        .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+    let tls = if options.insecure_http {
+        None
+    } else {
+        Some(
+            TlsConfig::from_pem(certs.server_cert.as_bytes(), certs.server_key.as_bytes())
+                .map_err(|e| start_error("TLS")(e.to_string()))?,
+        )
+    };
+    let scheme = if options.insecure_http {
+        "http"
+    } else {
+        "https"
+    };
+    let cancel = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let host_namespace = options.host_namespace();
+
+    // Bind both ports first: a port in use is the most common mistake.
+    let virtual_listener = bind(options.listen, "--listen").await?;
+    let host_listener = if options.host_kubeconfig.is_none() {
+        Some(bind(options.host_listen, "--host-listen").await?)
+    } else {
+        None
+    };
+
+    // The host: embedded, or a real cluster.
+    let (host_client, host_server, host_kubeconfig) = match &options.host_kubeconfig {
+        Some(path) => (connect_host(path).await?, None, None),
+        None => {
+            let server = ApiServer::start(ApiServerConfig::new(Arc::new(MemoryStorage::new())))
+                .await
+                .map_err(|e| start_error("the embedded host API server")(e.to_string()))?;
+            let listener = host_listener
+                .ok_or_else(|| start_error("the embedded host")("no listener".into()))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| start_error("the embedded host")(e.to_string()))?;
+            let serving = server.clone();
+            let host_tls = tls.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = serving.serve(listener, host_tls).await {
+                    tracing::error!(error = %err, "host API server stopped");
+                }
+            }));
+            let path = options.data_dir.join("host.kubeconfig");
+            kubeconfig::write(
+                &path,
+                "host",
+                &format!("{scheme}://{addr}"),
+                &certs,
+                options.insecure_http,
+            )
+            .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+            (server.client(), Some(server), Some(path))
+        }
+    };
+    ensure_namespace(&host_client, &host_namespace).await?;
+    if host_server.is_some() {
+        let node = SimulatedNode::register(host_client.clone(), options.node.clone())
+            .await
+            .map_err(|e| start_error("the simulated node")(e.to_string()))?;
+        let node_cancel = cancel.clone();
+        tasks.push(tokio::spawn(node.run(node_cancel)));
+    }
+
+    // The virtual control plane.
+    let store = options
+        .store
+        .clone()
+        .unwrap_or_else(|| StorageConfig::Sqlite {
+            path: options.data_dir.join("virtual.db"),
+            options: Default::default(),
+        });
+    let storage = store.open().await.map_err(|e| DemoError::Store {
+        store: store.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut config = ApiServerConfig::new(storage);
+    config.service_cidr = VIRTUAL_SERVICE_CIDR.into();
+    config.extra_service_cidrs = vec![if host_server.is_some() {
+        HOST_SERVICE_CIDR.to_owned()
+    } else {
+        options.host_service_cidr.clone()
+    }];
+    config.advertised_port = options.listen.port();
+    let virtual_server = ApiServer::start(config)
+        .await
+        .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
+    let virtual_addr = virtual_listener
+        .local_addr()
+        .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
+    let serving = virtual_server.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = serving.serve(virtual_listener, tls).await {
+            tracing::error!(error = %err, "virtual API server stopped");
+        }
+    }));
+    let kubeconfig_path = options.data_dir.join("kubeconfig");
+    kubeconfig::write(
+        &kubeconfig_path,
+        &options.name,
+        &format!("{scheme}://{virtual_addr}"),
+        &certs,
+        options.insecure_http,
+    )
+    .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+
+    // The syncer between them.
+    let sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
+    let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
+        .map_err(|e| start_error("the syncer")(e.to_string()))?;
+    let syncer_cancel = syncer.cancel_token();
+    let outer = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            _ = syncer.run() => {}
+            _ = async { outer.cancelled().await; syncer_cancel.cancel(); std::future::pending::<()>().await } => {}
+        }
+    }));
+
+    Ok(RunningDemo {
+        kubeconfig: kubeconfig_path,
+        host_kubeconfig,
+        virtual_addr,
+        host_namespace,
+        virtual_server,
+        host_server,
+        cancel,
+        tasks,
+    })
+}
+
+/// A client of a real host cluster, checked to answer.
+async fn connect_host(path: &Path) -> Result<kube::Client, DemoError> {
+    let kubeconfig_error = |message: String| DemoError::HostKubeconfig {
+        path: path.display().to_string(),
+        message,
+    };
+    let file =
+        kube::config::Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e.to_string()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| kubeconfig_error(e.to_string()))?;
+    let url = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).map_err(|e| kubeconfig_error(e.to_string()))?;
+    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(DemoError::HostUnreachable {
+            url,
+            message: e.to_string(),
+        }),
+        Err(_) => Err(DemoError::HostUnreachable {
+            url,
+            message: "no answer within 10s".into(),
+        }),
+    }
+}
+
+async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), DemoError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.to_owned());
+    match api.create(&PostParams::default(), &namespace).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(start_error("creating the host namespace")(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dirs_are_versioned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        prepare_data_dir(&path).expect("new dir");
+        prepare_data_dir(&path).expect("same version");
+        std::fs::write(path.join("VERSION"), "99\n").expect("write");
+        let err = prepare_data_dir(&path).expect_err("incompatible");
+        assert!(err.to_string().contains("incompatible version"), "{err}");
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir_all(&foreign).expect("mkdir");
+        std::fs::write(foreign.join("something"), "x").expect("write");
+        assert!(prepare_data_dir(&foreign).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Certificates of the demo: a CA, a serving certificate for loopback and
+//! a client certificate for an admin user, generated once per data
+//! directory and reused, so kubeconfigs written earlier keep working.
+
+use std::fs;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// PEM material of the demo's TLS.
+#[derive(Clone, Debug)]
+pub struct Certificates {
+    /// The CA certificate clients trust.
+    pub ca_cert: String,
+    /// The server's certificate.
+    pub server_cert: String,
+    /// The server's private key.
+    pub server_key: String,
+    /// The admin user's client certificate (CN=admin, O=system:masters).
+    pub admin_cert: String,
+    /// The admin user's private key.
+    pub admin_key: String,
+}
+
+/// Why certificates could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Generating failed.
+    #[error("generating certificates failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// Reading or writing the files failed.
+    #[error("certificate file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+const FILES: [&str; 5] = [
+    "ca.crt",
+    "server.crt",
+    "server.key",
+    "admin.crt",
+    "admin.key",
+];
+
+impl Certificates {
+    /// Loads the certificates from `dir`, or makes and stores new ones.
+    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            fs::read_to_string(&path).map_err(|source| TlsError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        if FILES.iter().all(|f| dir.join(f).is_file()) {
+            return Ok(Self {
+                ca_cert: read("ca.crt")?,
+                server_cert: read("server.crt")?,
+                server_key: read("server.key")?,
+                admin_cert: read("admin.crt")?,
+                admin_key: read("admin.key")?,
+            });
+        }
+        let certs = Self::generate()?;
+        let contents = [
+            &certs.ca_cert,
+            &certs.server_cert,
+            &certs.server_key,
+            &certs.admin_cert,
+            &certs.admin_key,
+        ];
+        for (name, content) in FILES.iter().zip(contents) {
+            let path = dir.join(name);
+            fs::write(&path, content).map_err(|source| TlsError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(certs)
+    }
+
+    /// Makes a fresh CA and the certificates it signs.
+    pub fn generate() -> Result<Self, TlsError> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        let mut ca_name = DistinguishedName::new();
+        ca_name.push(DnType::CommonName, "vcluster-rs demo CA");
+        ca_params.distinguished_name = ca_name;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate()?;
+        let mut server_params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        server_params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "vcluster-rs");
+        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = server_params.signed_by(&server_key, &issuer)?;
+
+        let admin_key = KeyPair::generate()?;
+        let mut admin_params = CertificateParams::new(Vec::<String>::new())?;
+        admin_params
+            .distinguished_name
+            .push(DnType::CommonName, "admin");
+        admin_params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        admin_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let admin_cert = admin_params.signed_by(&admin_key, &issuer)?;
+
+        Ok(Self {
+            ca_cert: ca_cert.pem(),
+            server_cert: server_cert.pem(),
+            server_key: server_key.serialize_pem(),
+            admin_cert: admin_cert.pem(),
+            admin_key: admin_key.serialize_pem(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_are_made_once_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Certificates::load_or_create(dir.path()).expect("create");
+        let again = Certificates::load_or_create(dir.path()).expect("load");
+        assert_eq!(first.ca_cert, again.ca_cert);
+        assert!(first.server_cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(first.admin_key.contains("PRIVATE KEY"));
+        vcluster_apiserver::TlsConfig::from_pem(
+            first.server_cert.as_bytes(),
+            first.server_key.as_bytes(),
+        )
+        .expect("the server certificate is usable by the API server");
+    }
+}
