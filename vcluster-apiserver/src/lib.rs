@@ -36,6 +36,7 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod object;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod server;

@@ -113,6 +113,9 @@ pub enum BodyFormat {
     StrategicMergePatch,
     /// `application/apply-patch+yaml` (server-side apply).
     ApplyPatch,
+    /// `application/vnd.kubernetes.protobuf`: what kubectl's typed
+    /// commands send for built-in kinds.
+    Protobuf,
 }
 
 /// Reads the `Content-Type` of a request.
@@ -128,7 +131,24 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
         "application/json-patch+json" => BodyFormat::JsonPatch,
         "application/strategic-merge-patch+json" => BodyFormat::StrategicMergePatch,
         "application/apply-patch+yaml" => BodyFormat::ApplyPatch,
+        crate::protobuf::PROTOBUF_CONTENT_TYPE => BodyFormat::Protobuf,
         _ => return Err(ApiError::unsupported_media_type(essence)),
+    })
+}
+
+/// Decodes a Kubernetes protobuf body into the JSON a JSON client would
+/// have sent; kinds without a protobuf form are a 415, malformed input 400.
+pub fn decode_protobuf(body: &Bytes) -> Result<Value, ApiError> {
+    crate::protobuf::decode_object(body).map_err(|err| {
+        if err.is_unsupported() {
+            ApiError::new(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("the protobuf body cannot be decoded: {err}; send JSON instead"),
+            )
+        } else {
+            ApiError::bad_request(format!("the protobuf body is not valid: {err}"))
+        }
     })
 }
 
@@ -138,7 +158,8 @@ pub fn decode_document(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     let parsed = if yaml {
-        serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
+        check_yaml_flow_depth(body)
+            .and_then(|()| serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string()))
     } else {
         serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
     };
@@ -146,6 +167,106 @@ pub fn decode_document(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
         let format = if yaml { "YAML" } else { "JSON" };
         ApiError::bad_request(format!("the request body is not valid {format}: {why}"))
     })
+}
+
+/// Deepest flow nesting (`[`, `{`) a YAML body may have. The decoder
+/// refuses documents nested deeper than 128 levels anyway, but its scanner
+/// spends time proportional to the nesting depth on every token first, so
+/// a 3 MiB body of brackets would hold a worker thread for minutes.
+const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// Refuses YAML whose flow collections may nest deeper than
+/// [`MAX_YAML_FLOW_DEPTH`], in one linear pass and before the parser sees
+/// it. The estimate never falls below the real depth: every `[` and `{`
+/// counts, and a closing bracket only counts down where it cannot be inside
+/// a quoted scalar, a comment or a tag under any reading of the document
+/// (the union of every place such a token could start). Ordinary documents
+/// stay far below the limit.
+fn check_yaml_flow_depth(body: &[u8]) -> Result<(), String> {
+    let len = body.len();
+    let at = |i: usize| body.get(i).copied().unwrap_or(b'\n');
+    let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    // Where a quoted scalar, comment or tag may begin: at the start, after
+    // blanks, or after a flow indicator or `:`.
+    let may_start = |i: usize| i == 0 || blank(at(i - 1)) || b"[]{},:".contains(&at(i - 1));
+
+    // Precomputed ends, so that every region is found in O(1).
+    // The first `"` at or after i that no backslash escapes.
+    let mut next_double = vec![len; len + 1];
+    // The last quote of the first odd run of `'` at or after i (an even
+    // run is only `''` escapes).
+    let mut next_single = vec![len; len + 1];
+    let mut backslashes_before = vec![0usize; len + 1];
+    for i in 0..len {
+        backslashes_before[i + 1] = if body[i] == b'\\' { backslashes_before[i] + 1 } else { 0 };
+    }
+    let mut i = len;
+    while i > 0 {
+        i -= 1;
+        next_double[i] = if body[i] == b'"' && backslashes_before[i] % 2 == 0 {
+            i
+        } else {
+            next_double[i + 1]
+        };
+        next_single[i] = if body[i] == b'\'' && (i == 0 || body[i - 1] != b'\'') {
+            let mut end = i;
+            while end + 1 < len && body[end + 1] == b'\'' {
+                end += 1;
+            }
+            if (end - i + 1) % 2 == 1 {
+                end
+            } else {
+                next_single[end + 1]
+            }
+        } else {
+            next_single[i + 1]
+        };
+    }
+
+    // Mark every region any reading could make a quoted scalar, comment
+    // or tag (a difference array: +1 at the start, -1 after the end).
+    let mut marks = vec![0i64; len + 2];
+    for i in 0..len {
+        let end = match body[i] {
+            b'"' if may_start(i) => next_double[i + 1],
+            b'\'' if may_start(i) => {
+                // The rest of the opening run pairs up first.
+                let mut run_end = i;
+                while run_end + 1 < len && body[run_end + 1] == b'\'' {
+                    run_end += 1;
+                }
+                if (run_end - i) % 2 == 1 {
+                    run_end
+                } else {
+                    next_single[run_end + 1]
+                }
+            }
+            b'#' if i == 0 || blank(at(i - 1)) => (i..len).find(|&j| body[j] == b'\n').unwrap_or(len),
+            b'!' if may_start(i) => (i..len).find(|&j| blank(body[j])).unwrap_or(len),
+            _ => continue,
+        };
+        marks[i] += 1;
+        marks[end.min(len) + 1] -= 1;
+    }
+
+    let mut covered = 0i64;
+    let mut depth = 0usize;
+    for (i, &c) in body.iter().enumerate() {
+        covered += marks[i];
+        match c {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_YAML_FLOW_DEPTH {
+                    return Err(format!(
+                        "flow collections nest deeper than {MAX_YAML_FLOW_DEPTH} levels"
+                    ));
+                }
+            }
+            b']' | b'}' if covered == 0 => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -280,7 +280,7 @@ fn patch_kind(content_type: Option<&str>) -> Result<PatchKind, ApiError> {
         BodyFormat::MergePatch => Ok(PatchKind::Merge),
         BodyFormat::StrategicMergePatch => Ok(PatchKind::StrategicMerge),
         BodyFormat::ApplyPatch => Ok(PatchKind::Apply),
-        BodyFormat::Json | BodyFormat::Yaml => Err(ApiError::unsupported_media_type(
+        BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => Err(ApiError::unsupported_media_type(
             content_type.unwrap_or("application/json"),
         )),
     }
@@ -308,15 +308,16 @@ async fn read_bytes(request: Request) -> Result<bytes::Bytes, ApiError> {
     }
 }
 
-/// Reads and decodes a JSON or YAML object body.
+/// Reads and decodes a JSON, YAML or protobuf object body.
 async fn read_document(request: Request, content_type: Option<&str>) -> Result<Value, ApiError> {
-    let yaml = match negotiate::body_format(content_type)? {
-        BodyFormat::Json => false,
-        BodyFormat::Yaml => true,
-        _ => return Err(ApiError::unsupported_media_type(content_type.unwrap_or(""))),
-    };
+    let format = negotiate::body_format(content_type)?;
     let bytes = read_bytes(request).await?;
-    negotiate::decode_document(&bytes, yaml)
+    match format {
+        BodyFormat::Json => negotiate::decode_document(&bytes, false),
+        BodyFormat::Yaml => negotiate::decode_document(&bytes, true),
+        BodyFormat::Protobuf => negotiate::decode_protobuf(&bytes),
+        _ => Err(ApiError::unsupported_media_type(content_type.unwrap_or(""))),
+    }
 }
 
 pub(super) fn list_options(
@@ -350,8 +351,11 @@ async fn delete_options(query: &Query, request: Request) -> Result<DeleteOptions
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(options);
     }
-    let yaml = negotiate::body_format(content_type.as_deref())? == BodyFormat::Yaml;
-    let body = negotiate::decode_document(&bytes, yaml)?;
+    let body = match negotiate::body_format(content_type.as_deref())? {
+        BodyFormat::Protobuf => negotiate::decode_protobuf(&bytes)?,
+        BodyFormat::Yaml => negotiate::decode_document(&bytes, true)?,
+        _ => negotiate::decode_document(&bytes, false)?,
+    };
     if let Some(dry_run) = body.get("dryRun").and_then(Value::as_array) {
         options.dry_run |= dry_run.iter().any(|v| v == "All");
     }
