@@ -300,13 +300,22 @@ mod tests {
 
     #[test]
     fn extra_ranges_take_requests_but_never_hand_out() {
-        let mut ranges = ServiceIpRanges::new("10.0.0.0/29", &["10.96.0.0/12".to_owned()]).expect("ranges");
+        let mut ranges =
+            ServiceIpRanges::new("10.0.0.0/29", &["10.96.0.0/12".to_owned()]).expect("ranges");
         let host_ip = Ipv4Addr::new(10, 96, 3, 4);
-        ranges.allocate(host_ip).expect("requested from the extra range");
-        assert!(matches!(ranges.allocate(host_ip), Err(AllocationError::Taken { .. })));
+        ranges
+            .allocate(host_ip)
+            .expect("requested from the extra range");
+        assert!(matches!(
+            ranges.allocate(host_ip),
+            Err(AllocationError::Taken { .. })
+        ));
         for _ in 0..6 {
             let ip = ranges.allocate_next().expect("primary");
-            assert_eq!(u32::from(ip) >> 8, u32::from(Ipv4Addr::new(10, 0, 0, 0)) >> 8);
+            assert_eq!(
+                u32::from(ip) >> 8,
+                u32::from(Ipv4Addr::new(10, 0, 0, 0)) >> 8
+            );
         }
         ranges.release(host_ip);
         ranges.allocate(host_ip).expect("released");

@@ -176,84 +176,62 @@ pub fn decode_document(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
 const MAX_YAML_FLOW_DEPTH: usize = 128;
 
 /// Refuses YAML whose flow collections may nest deeper than
-/// [`MAX_YAML_FLOW_DEPTH`], in one linear pass and before the parser sees
-/// it. The estimate never falls below the real depth: every `[` and `{`
-/// counts, and a closing bracket only counts down where it cannot be inside
-/// a quoted scalar, a comment or a tag under any reading of the document
-/// (the union of every place such a token could start). Ordinary documents
-/// stay far below the limit.
+/// [`MAX_YAML_FLOW_DEPTH`], in one linear pass before the parser sees it.
+///
+/// The estimate never falls below the real depth, however the document is
+/// crafted: every `[` and `{` counts up, and a `]` or `}` only counts down
+/// where it cannot be inside a quoted scalar, a comment or a tag under any
+/// reading of the document (quotes, `#` and `!` are taken as starting one
+/// wherever the YAML grammar could start it). Ordinary documents stay far
+/// below the limit.
 fn check_yaml_flow_depth(body: &[u8]) -> Result<(), String> {
-    let len = body.len();
-    let at = |i: usize| body.get(i).copied().unwrap_or(b'\n');
+    let openers = body.iter().filter(|c| matches!(c, b'[' | b'{')).count();
+    if openers <= MAX_YAML_FLOW_DEPTH {
+        return Ok(());
+    }
     let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
-    // Where a quoted scalar, comment or tag may begin: at the start, after
-    // blanks, or after a flow indicator or `:`.
-    let may_start = |i: usize| i == 0 || blank(at(i - 1)) || b"[]{},:".contains(&at(i - 1));
-
-    // Precomputed ends, so that every region is found in O(1).
-    // The first `"` at or after i that no backslash escapes.
-    let mut next_double = vec![len; len + 1];
-    // The last quote of the first odd run of `'` at or after i (an even
-    // run is only `''` escapes).
-    let mut next_single = vec![len; len + 1];
-    let mut backslashes_before = vec![0usize; len + 1];
-    for i in 0..len {
-        backslashes_before[i + 1] = if body[i] == b'\\' { backslashes_before[i] + 1 } else { 0 };
-    }
-    let mut i = len;
-    while i > 0 {
-        i -= 1;
-        next_double[i] = if body[i] == b'"' && backslashes_before[i] % 2 == 0 {
-            i
-        } else {
-            next_double[i + 1]
-        };
-        next_single[i] = if body[i] == b'\'' && (i == 0 || body[i - 1] != b'\'') {
-            let mut end = i;
-            while end + 1 < len && body[end + 1] == b'\'' {
-                end += 1;
-            }
-            if (end - i + 1) % 2 == 1 {
-                end
-            } else {
-                next_single[end + 1]
-            }
-        } else {
-            next_single[i + 1]
-        };
-    }
-
-    // Mark every region any reading could make a quoted scalar, comment
-    // or tag (a difference array: +1 at the start, -1 after the end).
-    let mut marks = vec![0i64; len + 2];
-    for i in 0..len {
-        let end = match body[i] {
-            b'"' if may_start(i) => next_double[i + 1],
-            b'\'' if may_start(i) => {
-                // The rest of the opening run pairs up first.
-                let mut run_end = i;
-                while run_end + 1 < len && body[run_end + 1] == b'\'' {
-                    run_end += 1;
-                }
-                if (run_end - i) % 2 == 1 {
-                    run_end
-                } else {
-                    next_single[run_end + 1]
-                }
-            }
-            b'#' if i == 0 || blank(at(i - 1)) => (i..len).find(|&j| body[j] == b'\n').unwrap_or(len),
-            b'!' if may_start(i) => (i..len).find(|&j| blank(body[j])).unwrap_or(len),
-            _ => continue,
-        };
-        marks[i] += 1;
-        marks[end.min(len) + 1] -= 1;
-    }
-
-    let mut covered = 0i64;
     let mut depth = 0usize;
+    // The last byte that some quoted scalar could still cover.
+    let mut quoted_until: Option<usize> = None;
+    let mut in_comment = false;
+    let mut in_tag = false;
     for (i, &c) in body.iter().enumerate() {
-        covered += marks[i];
+        if c == b'\n' {
+            in_comment = false;
+        }
+        if blank(c) {
+            in_tag = false;
+        }
+        let prev = i.checked_sub(1).map(|p| body[p]);
+        // A token can start here (anywhere else a quote, `#` or `!` is
+        // part of a plain scalar, or the document does not parse).
+        let may_start = prev.is_none_or(|p| blank(p) || b"[{,:".contains(&p));
+        let covered = in_comment || in_tag || quoted_until.is_some_and(|end| end >= i);
         match c {
+            b'"' if may_start => {
+                // Ends at the next `"` not escaped by a backslash.
+                let mut j = i + 1;
+                while j < body.len() && body[j] != b'"' {
+                    j += if body[j] == b'\\' { 2 } else { 1 };
+                }
+                quoted_until = quoted_until.max(Some(j));
+            }
+            b'\'' if may_start => {
+                // Ends at the next `'` that is not a doubled `''`.
+                let mut j = i + 1;
+                while j < body.len() {
+                    if body[j] != b'\'' {
+                        j += 1;
+                    } else if body.get(j + 1) == Some(&b'\'') {
+                        j += 2;
+                    } else {
+                        break;
+                    }
+                }
+                quoted_until = quoted_until.max(Some(j));
+            }
+            b'#' if prev.is_none_or(blank) => in_comment = true,
+            b'!' if may_start => in_tag = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_YAML_FLOW_DEPTH {
@@ -262,7 +240,7 @@ fn check_yaml_flow_depth(body: &[u8]) -> Result<(), String> {
                     ));
                 }
             }
-            b']' | b'}' if covered == 0 => depth = depth.saturating_sub(1),
+            b']' | b'}' if !covered => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -318,7 +296,11 @@ mod tests {
         );
         assert_eq!(body_format(None).expect("ok"), BodyFormat::Json);
         assert_eq!(
-            body_format(Some("application/vnd.kubernetes.protobuf"))
+            body_format(Some("application/vnd.kubernetes.protobuf")).expect("protobuf"),
+            BodyFormat::Protobuf
+        );
+        assert_eq!(
+            body_format(Some("application/xml"))
                 .expect_err("415")
                 .code
                 .as_u16(),
@@ -339,5 +321,42 @@ mod tests {
             decode_document(&Bytes::from(deep), false).is_err(),
             "nesting is bounded"
         );
+    }
+
+    #[test]
+    fn deep_yaml_flow_nesting_is_refused_before_parsing() {
+        let deep = |prefix: &str, level: &str, depth: usize| {
+            Bytes::from(format!(
+                "{prefix}{}{}",
+                level.repeat(depth),
+                "]".repeat(depth)
+            ))
+        };
+        // Quadratic for the YAML scanner: must fail fast, without parsing.
+        let started = std::time::Instant::now();
+        for body in [
+            deep("a: ", "[", 1_000_000),
+            deep("a: ", "[\"]\", ", 300_000),
+            deep("a: ", "['x]', ", 300_000),
+            deep("a: ", "[ # ]\n", 300_000),
+            deep("a: ", "[!t] ", 300_000),
+            deep("a: ", "[&a ']', ", 300_000),
+            deep("a: b'\nc: ", "[", 300_000),
+        ] {
+            let err = decode_document(&body, true).expect_err("too deep");
+            assert!(err.message.contains("nest deeper than"), "{}", err.message);
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Shallow flow collections, quotes and comments are fine, however many.
+        let many: String = (0..2_000)
+            .map(|i| format!("k{i}: {{a: [\"]\", 'it''s ]', x]}} # ]]\n"))
+            .collect();
+        let value = decode_document(&Bytes::from(many), true).expect("shallow YAML");
+        assert_eq!(value["k7"]["a"][1], "it's ]");
+        let json_style = format!(
+            "{{\"items\": [{}1]}}",
+            "[1], {\"a\": \"]\"}, ".repeat(2_000)
+        );
+        decode_document(&Bytes::from(json_style), true).expect("JSON-style YAML");
     }
 }

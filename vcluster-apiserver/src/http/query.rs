@@ -80,6 +80,7 @@ impl Query {
         let Some(raw) = raw else {
             return Ok(query);
         };
+        let mut request_timeout = None;
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             let value = value.into_owned();
             match key.as_ref() {
@@ -106,12 +107,9 @@ impl Query {
                 "timeoutSeconds" => {
                     query.timeout_seconds = Some(parse_number("timeoutSeconds", &value)?)
                 }
-                "timeout" => {
-                    // `timeout=30s`: only whole seconds are understood.
-                    if let Some(secs) = value.strip_suffix('s') {
-                        query.timeout_seconds = Some(parse_number("timeout", secs)?);
-                    }
-                }
+                // A Go duration (`30s`, `1m0s`, `1.5s`), as client-go sends
+                // it; like kube-apiserver, a value it cannot parse is ignored.
+                "timeout" => request_timeout = go_duration_seconds(&value),
                 "dryRun" => match value.as_str() {
                     "All" => query.dry_run = true,
                     "" => {}
@@ -143,8 +141,47 @@ impl Query {
                 _ => {}
             }
         }
+        // `timeoutSeconds` is the watch's own limit and wins over `timeout`.
+        if query.timeout_seconds.is_none() {
+            query.timeout_seconds = request_timeout;
+        }
         Ok(query)
     }
+}
+
+/// Parses a Go duration (`1h2m3.5s`, `500ms`) into whole seconds, rounded
+/// up so a short positive timeout never becomes "no time at all".
+fn go_duration_seconds(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        nanos += number * scale;
+    }
+    Some((nanos / 1e9).ceil() as u64)
 }
 
 #[cfg(test)]
@@ -163,6 +200,25 @@ mod tests {
         assert_eq!(q.resource_version.as_deref(), Some("12"));
         assert_eq!(q.timeout_seconds, Some(30));
         assert_eq!(Query::parse(None).expect("empty"), Query::default());
+    }
+
+    #[test]
+    fn request_timeouts_are_go_durations() {
+        let secs = |raw: &str| Query::parse(Some(raw)).expect(raw).timeout_seconds;
+        assert_eq!(secs("timeout=30s"), Some(30));
+        assert_eq!(secs("timeout=1m0s"), Some(60));
+        assert_eq!(secs("timeout=1h0m30s"), Some(3630));
+        assert_eq!(secs("timeout=1.5s"), Some(2));
+        assert_eq!(secs("timeout=250ms"), Some(1));
+        assert_eq!(secs("timeout=0"), Some(0));
+        assert_eq!(
+            secs("timeout=soon"),
+            None,
+            "ignored, as kube-apiserver does"
+        );
+        assert_eq!(secs("timeout=10"), None, "a Go duration needs a unit");
+        assert_eq!(secs("timeoutSeconds=5&timeout=1m0s"), Some(5));
+        assert_eq!(secs("timeout=1m0s&timeoutSeconds=5"), Some(5));
     }
 
     #[test]

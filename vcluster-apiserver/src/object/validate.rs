@@ -13,6 +13,10 @@ use super::{labels, metadata, path};
 pub const DNS1123_LABEL_MAX: usize = 63;
 /// Longest DNS-1123 subdomain (most object names).
 pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
+/// Most bytes all annotations of an object may hold (keys and values).
+pub const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+/// Most bytes of data a ConfigMap or Secret may hold.
+pub const DATA_MAX_BYTES: usize = 1024 * 1024;
 
 fn is_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
@@ -93,7 +97,8 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<FieldCause> {
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => validate_pod_spec(object.get("spec"), "spec", &mut causes),
         ("", "Service") => validate_service(object, &mut causes),
-        ("", "ConfigMap") | ("", "Secret") => validate_data_keys(object, &mut causes),
+        ("", "ConfigMap") => validate_data_keys(object, false, &mut causes),
+        ("", "Secret") => validate_data_keys(object, true, &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             validate_workload(object, &mut causes)
         }
@@ -127,6 +132,14 @@ fn validate_metadata(resource: &ResourceInfo, object: &Value, causes: &mut Vec<F
                 why,
             ));
         }
+    }
+    let annotation_bytes: usize =
+        super::string_map(metadata(object).and_then(|m| m.get("annotations")))
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+    if annotation_bytes > ANNOTATIONS_MAX_BYTES {
+        causes.push(too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES));
     }
     if let Some(labels) = metadata(object).and_then(|m| m.get("labels")) {
         let bad_shape = !labels.is_null()
@@ -279,11 +292,42 @@ fn validate_service(object: &Value, causes: &mut Vec<FieldCause>) {
     }
 }
 
-fn validate_data_keys(object: &Value, causes: &mut Vec<FieldCause>) {
+/// `Too long`, as kube-apiserver words it for byte limits.
+fn too_long(field: &str, max: usize) -> FieldCause {
+    FieldCause {
+        reason: "FieldValueTooLong",
+        field: field.into(),
+        message: format!("Too long: may not be more than {max} bytes"),
+    }
+}
+
+/// Bytes a base64 value decodes to.
+fn decoded_len(encoded: &str) -> usize {
+    let padding = encoded.bytes().rev().take_while(|&c| c == b'=').count();
+    (encoded.len() / 4 * 3).saturating_sub(padding)
+}
+
+/// Keys and total size of the values of a ConfigMap's or Secret's data
+/// (`data` holds base64 in Secrets, text in ConfigMaps; `binaryData` is
+/// base64).
+fn validate_data_keys(object: &Value, base64_data: bool, causes: &mut Vec<FieldCause>) {
+    let mut total = 0;
     for field in ["data", "binaryData", "stringData"] {
         let Some(map) = object.get(field).and_then(Value::as_object) else {
             continue;
         };
+        let encoded = field == "binaryData" || (field == "data" && base64_data);
+        total += map
+            .iter()
+            .filter_map(|(_, value)| value.as_str())
+            .map(|value| {
+                if encoded {
+                    decoded_len(value)
+                } else {
+                    value.len()
+                }
+            })
+            .sum::<usize>();
         for key in map.keys() {
             let ok = !key.is_empty()
                 && key.len() <= DNS1123_SUBDOMAIN_MAX
@@ -298,6 +342,9 @@ fn validate_data_keys(object: &Value, causes: &mut Vec<FieldCause>) {
                 ));
             }
         }
+    }
+    if total > DATA_MAX_BYTES {
+        causes.push(too_long("data", DATA_MAX_BYTES));
     }
 }
 
@@ -386,6 +433,43 @@ mod tests {
             .map(|c| c.field)
             .collect();
         assert_eq!(fields, ["metadata.name", "metadata.labels"]);
+    }
+
+    #[test]
+    fn sizes_are_bounded_like_kubernetes() {
+        let catalog = Catalog::builtin();
+        let config_maps = catalog.get("", "v1", "configmaps").expect("configmaps");
+        let secrets = catalog.get("", "v1", "secrets").expect("secrets");
+        let fields = |resource: &ResourceInfo, object: Value| -> Vec<String> {
+            validate(resource, &object)
+                .into_iter()
+                .map(|c| c.field)
+                .collect()
+        };
+        let at_limit = "x".repeat(DATA_MAX_BYTES);
+        assert!(fields(
+            &config_maps,
+            json!({"metadata": {"name": "c"}, "data": {"a": at_limit}})
+        )
+        .is_empty());
+        let over = "x".repeat(DATA_MAX_BYTES + 1);
+        assert_eq!(
+            fields(
+                &config_maps,
+                json!({"metadata": {"name": "c"}, "data": {"a": over}})
+            ),
+            ["data"]
+        );
+        // Secret data is counted decoded: 1 MiB of base64 is 768 KiB.
+        let encoded = "QUJD".repeat(DATA_MAX_BYTES / 4);
+        assert!(fields(
+            &secrets,
+            json!({"metadata": {"name": "s"}, "data": {"a": encoded}})
+        )
+        .is_empty());
+        assert_eq!(decoded_len("QUI="), 2);
+        let annotations = json!({"metadata": {"name": "c", "annotations": {"a": "x".repeat(ANNOTATIONS_MAX_BYTES)}}});
+        assert_eq!(fields(&config_maps, annotations), ["metadata.annotations"]);
     }
 
     #[test]
