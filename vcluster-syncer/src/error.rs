@@ -59,6 +59,18 @@ pub enum SyncError {
         /// The host object's name.
         host: String,
     },
+    /// A reconcile took longer than the engine allows, typically waiting
+    /// on a connection that died without an error; it was abandoned, and
+    /// is retried with backoff.
+    #[error("{kind} {key}: reconcile abandoned after {after:?} (a cluster is not answering)")]
+    TimedOut {
+        /// The syncer's kind.
+        kind: &'static str,
+        /// The virtual key.
+        key: VirtualKey,
+        /// The limit it hit.
+        after: std::time::Duration,
+    },
     /// A syncer-specific failure (bad object shape and the like).
     #[error("{kind} {key}: {message}")]
     Invalid {

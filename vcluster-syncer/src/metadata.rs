@@ -117,6 +117,30 @@ pub fn plan(
     memory: Option<&Memory>,
     namespace_labels: Option<&Strings>,
 ) -> Result<MetadataPlan, vcluster_core::Error> {
+    plan_with_overrides(
+        translator,
+        kind,
+        virtual_meta,
+        host_meta,
+        memory,
+        namespace_labels,
+        None,
+    )
+}
+
+/// [`plan`], with labels whose host value the syncer sets itself
+/// (`overrides`, by virtual key; see
+/// [`crate::syncer::Syncer::host_label_overrides`]): the host copy gets the
+/// override and the key never flows back, whatever the host holds.
+pub fn plan_with_overrides(
+    translator: &dyn Translator,
+    kind: &GroupVersionKind,
+    virtual_meta: &ObjectMeta,
+    host_meta: &ObjectMeta,
+    memory: Option<&Memory>,
+    namespace_labels: Option<&Strings>,
+    overrides: Option<&Strings>,
+) -> Result<MetadataPlan, vcluster_core::Error> {
     let virtual_labels = virtual_meta.labels.clone().unwrap_or_default();
     let virtual_annotations = virtual_meta.annotations.clone().unwrap_or_default();
     let (labels, annotations) = match memory {
@@ -134,6 +158,14 @@ pub fn plan(
         ),
         None => (virtual_labels.clone(), virtual_annotations.clone()),
     };
+    let mut labels = labels;
+    for key in overrides.into_iter().flat_map(|o| o.keys()) {
+        // One-way keys: the virtual value stands.
+        match virtual_labels.get(key) {
+            Some(value) => labels.insert(key.clone(), value.clone()),
+            None => labels.remove(key),
+        };
+    }
     let virtual_patch = metadata_patch(
         map_patch(&virtual_labels, &labels),
         map_patch(&virtual_annotations, &annotations),
@@ -144,7 +176,15 @@ pub fn plan(
         annotations: Some(annotations.clone()),
         ..virtual_meta.clone()
     };
-    let desired = translator.host_metadata(&wanted_virtual, kind, namespace_labels)?;
+    let mut desired = translator.host_metadata(&wanted_virtual, kind, namespace_labels)?;
+    for (key, value) in overrides.into_iter().flatten() {
+        if labels.contains_key(key) {
+            desired
+                .labels
+                .get_or_insert_default()
+                .insert(translator.host_label_key(key)?.into_owned(), value.clone());
+        }
+    }
     let merged = merge_host_metadata(host_meta, &desired);
     let host_labels = host_meta.labels.clone().unwrap_or_default();
     let host_annotations = host_meta.annotations.clone().unwrap_or_default();
@@ -276,6 +316,57 @@ mod tests {
         let (translator, kind, virt) = setup();
         let host = translator.host_metadata(&virt, &kind, None).expect("host");
         let plan = plan(&translator, &kind, &virt, &host, None, None).expect("plan");
+        assert_eq!((plan.host_patch, plan.virtual_patch), (None, None));
+    }
+
+    #[test]
+    fn overridden_labels_get_the_syncers_value_and_never_flow_back() {
+        let (translator, kind, mut virt) = setup();
+        virt.labels = Some(strings(&[("kubernetes.io/service-name", "db")]));
+        let overrides = strings(&[("kubernetes.io/service-name", "db-x-default-x-vc")]);
+        let mut host = translator.host_metadata(&virt, &kind, None).expect("host");
+        host.labels
+            .get_or_insert_default()
+            .insert("kubernetes.io/service-name".into(), "stale".into());
+        let memory = Memory {
+            host_seen: true,
+            labels: strings(&[("kubernetes.io/service-name", "db")]),
+            annotations: Strings::new(),
+        };
+        let plan = plan_with_overrides(
+            &translator,
+            &kind,
+            &virt,
+            &host,
+            Some(&memory),
+            None,
+            Some(&overrides),
+        )
+        .expect("plan");
+        assert_eq!(plan.virtual_patch, None, "the host value never flows back");
+        assert_eq!(
+            plan.host_patch,
+            Some(
+                json!({"metadata": {"labels": {"kubernetes.io/service-name": "db-x-default-x-vc"}}})
+            )
+        );
+        assert_eq!(plan.remembered.labels["kubernetes.io/service-name"], "db");
+
+        // In step: nothing to do.
+        host.labels.get_or_insert_default().insert(
+            "kubernetes.io/service-name".into(),
+            "db-x-default-x-vc".into(),
+        );
+        let plan = plan_with_overrides(
+            &translator,
+            &kind,
+            &virt,
+            &host,
+            Some(&memory),
+            None,
+            Some(&overrides),
+        )
+        .expect("plan");
         assert_eq!((plan.host_patch, plan.virtual_patch), (None, None));
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
@@ -17,7 +18,17 @@ use vcluster_core::{SingleNamespaceTranslator, Translator, VirtualKey};
 use crate::engine::{EngineConfig, MetricsSnapshot, SyncEngine};
 use crate::syncer::{SyncContext, Syncer};
 use crate::syncers::data::DataSyncer;
+use crate::syncers::endpoints::EndpointsSyncer;
+use crate::syncers::endpointslices::EndpointSliceSyncer;
+use crate::syncers::events::EventSyncer;
+use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
+use crate::syncers::networkpolicies::NetworkPolicySyncer;
+use crate::syncers::nodes::{node_of, NodeMode, NodeSyncer};
 use crate::syncers::pods::{PodEnvironment, PodReferences, PodSyncer, WaitFor};
+use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
+use crate::syncers::serviceaccounts::ServiceAccountSyncer;
+use crate::syncers::services::ServiceSyncer;
+use crate::syncers::storageclasses::StorageClassSyncer;
 
 /// Which objects of a kind are synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -31,15 +42,40 @@ pub enum Selection {
     All,
 }
 
-/// Which built-in syncers run.
+/// Which built-in syncers run. The defaults are what a tenant needs for
+/// workloads to run and be reachable (as vCluster's defaults); the
+/// optional ones expose more of the host or need more of it.
 #[derive(Clone, Debug)]
 pub struct EnabledSyncers {
-    /// Pods (and, with them, their status and node).
+    /// Pods (and, with them, their status and node). Default on.
     pub pods: bool,
-    /// ConfigMaps.
+    /// ConfigMaps. Default: those pods refer to.
     pub config_maps: Selection,
-    /// Secrets.
+    /// Secrets. Default: those pods (and synced ingresses) refer to.
     pub secrets: Selection,
+    /// Services; the host's cluster IPs and node ports come back (see
+    /// [`SyncConfig`] for the virtual API server's service range). Default on.
+    pub services: bool,
+    /// Endpoints of services without selector. Default on.
+    pub endpoints: bool,
+    /// EndpointSlices not managed by Kubernetes' controllers. Default on.
+    pub endpoint_slices: bool,
+    /// PersistentVolumeClaims (pods then wait for their claims). Default on.
+    pub persistent_volume_claims: bool,
+    /// Host events about synced objects. Default on.
+    pub events: bool,
+    /// The host nodes tenant pods run on (needs `pods`). Default on.
+    pub nodes: bool,
+    /// ServiceAccounts; pods then run under the translated account and wait
+    /// for it, so every account a pod uses (including `default`) must exist
+    /// in the virtual cluster. Default off.
+    pub service_accounts: bool,
+    /// Ingresses (and the TLS secrets they name). Default off.
+    pub ingresses: bool,
+    /// NetworkPolicies. Default off.
+    pub network_policies: bool,
+    /// The host's storage classes, shown to tenants. Default off.
+    pub storage_classes: bool,
 }
 
 impl Default for EnabledSyncers {
@@ -48,11 +84,28 @@ impl Default for EnabledSyncers {
             pods: true,
             config_maps: Selection::Referenced,
             secrets: Selection::Referenced,
+            services: true,
+            endpoints: true,
+            endpoint_slices: true,
+            persistent_volume_claims: true,
+            events: true,
+            nodes: true,
+            service_accounts: false,
+            ingresses: false,
+            network_policies: false,
+            storage_classes: false,
         }
     }
 }
 
 /// Everything a virtual cluster's syncer needs to know.
+///
+/// With the service syncer on, the virtual API server must accept the
+/// host's service addresses: give it the host's service CIDR as an extra
+/// range (`ApiServerConfig::extra_service_cidrs` of vcluster-apiserver).
+/// Virtual services are then re-created with the cluster IP the host
+/// assigned, so the address tenants see is the one that works; without it
+/// they keep their virtual address (see [`crate::syncers::services`]).
 #[derive(Clone, Debug)]
 pub struct SyncConfig {
     /// The virtual cluster's name (the `managed-by` marker).
@@ -63,6 +116,8 @@ pub struct SyncConfig {
     pub syncers: EnabledSyncers,
     /// Settings of host pods.
     pub pod_environment: PodEnvironment,
+    /// Real copies of host nodes, or fake nodes.
+    pub node_mode: NodeMode,
     /// Engine tunables, shared by every syncer.
     pub engine: EngineConfig,
 }
@@ -75,6 +130,7 @@ impl SyncConfig {
             host_namespace: host_namespace.into(),
             syncers: EnabledSyncers::default(),
             pod_environment: PodEnvironment::default(),
+            node_mode: NodeMode::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -183,6 +239,12 @@ impl VirtualClusterSyncer {
             .collect()
     }
 
+    /// Handles of every engine: their metrics stay readable after
+    /// [`VirtualClusterSyncer::run`] has taken the syncer.
+    pub fn engines(&self) -> Vec<Arc<dyn EngineHandle>> {
+        self.engines.clone()
+    }
+
     /// Runs every syncer until the cancel token fires.
     pub async fn run(self) {
         let mut tasks = Vec::new();
@@ -231,20 +293,119 @@ impl VirtualClusterSyncer {
             let wait_for = WaitFor {
                 config_maps: enabled.config_maps != Selection::Off,
                 secrets: enabled.secrets != Selection::Off,
-                claims: false,
-                service_account: false,
+                claims: enabled.persistent_volume_claims,
+                service_account: enabled.service_accounts,
             };
-            let syncer = PodSyncer::new(self.config.pod_environment.clone(), wait_for)
-                .with_namespace_labels(namespaces);
+            let mut environment = self.config.pod_environment.clone();
+            environment.translate_service_accounts |= enabled.service_accounts;
+            let syncer = PodSyncer::new(environment, wait_for).with_namespace_labels(namespaces);
             Some(self.add(syncer))
         } else {
             None
         };
+        let ingresses = enabled.ingresses.then(|| self.add(IngressSyncer::new()));
+
         let pod_store = pods.as_ref().map(|p| p.virtual_store());
-        self.add_data::<ConfigMap>(enabled.config_maps, pod_store.clone(), pods.as_ref(), |r| {
-            &r.config_maps
+        self.add_data::<ConfigMap>(
+            enabled.config_maps,
+            pod_store.clone(),
+            pods.as_ref(),
+            |r| &r.config_maps,
+            None,
+        );
+        // Secrets are also needed by the ingresses that name them for TLS.
+        let ingress_refs = ingresses.as_ref().map(|engine| {
+            let store: Store<Ingress> = engine.virtual_store();
+            let referenced: SecretReference = Box::new(move |secret: &Secret| {
+                let namespace = secret.metadata.namespace.as_deref();
+                let name = secret.metadata.name.clone().unwrap_or_default();
+                store
+                    .find(|i| {
+                        i.metadata.namespace.as_deref() == namespace
+                            && tls_secrets(i).contains(&name)
+                    })
+                    .is_some()
+            });
+            referenced
         });
-        self.add_data::<Secret>(enabled.secrets, pod_store, pods.as_ref(), |r| &r.secrets);
+        let secrets = self.add_data::<Secret>(
+            enabled.secrets,
+            pod_store,
+            pods.as_ref(),
+            |r| &r.secrets,
+            ingress_refs,
+        );
+        if let (Some(ingresses), Some(secrets)) = (&ingresses, &secrets) {
+            let queue = secrets.queue();
+            ingresses.observe_virtual(move |ingress: &Ingress| {
+                let Some(namespace) = ingress.metadata.namespace.as_deref() else {
+                    return;
+                };
+                for name in tls_secrets(ingress) {
+                    queue.add(VirtualKey::namespaced(namespace, name));
+                }
+            });
+        }
+
+        let services = enabled.services.then(|| self.add(ServiceSyncer::new()));
+        if enabled.endpoints {
+            let engine = self.add(EndpointsSyncer::new(
+                services.as_ref().map(|s| s.virtual_store()),
+            ));
+            if let Some(services) = &services {
+                // A service gaining or losing its selector decides whether
+                // its endpoints are synced.
+                let queue = engine.queue();
+                services.observe_virtual(move |service| {
+                    if let Some(key) = VirtualKey::of(service) {
+                        queue.add(key);
+                    }
+                });
+            }
+        }
+        if enabled.endpoint_slices {
+            self.add(EndpointSliceSyncer::new());
+        }
+        if enabled.persistent_volume_claims {
+            self.add(PersistentVolumeClaimSyncer::new());
+        }
+        if enabled.service_accounts {
+            self.add(ServiceAccountSyncer::new());
+        }
+        if enabled.network_policies {
+            self.add(NetworkPolicySyncer::new());
+        }
+        if enabled.storage_classes {
+            self.add(StorageClassSyncer::new());
+        }
+        match (&pods, enabled.nodes) {
+            (Some(pods), true) => {
+                let engine = self.add(NodeSyncer::new(
+                    self.config.node_mode.clone(),
+                    pods.host_store(),
+                ));
+                // A host pod scheduled onto, or gone from, a node decides
+                // whether the node is shown.
+                let queue = engine.queue();
+                pods.observe_host(move |pod: &Pod| {
+                    if let Some(key) = node_of(pod) {
+                        queue.add(key);
+                    }
+                });
+            }
+            (None, true) => {
+                tracing::warn!("the node syncer needs the pod syncer; nodes are not synced")
+            }
+            (_, false) => {}
+        }
+        if enabled.events {
+            let events = EventSyncer::new(
+                self.ctx.clone(),
+                self.config.engine.clone(),
+                self.cancel.clone(),
+            );
+            self.engines.push(Arc::new(events));
+        }
     }
 
     fn add_data<K>(
@@ -253,13 +414,21 @@ impl VirtualClusterSyncer {
         pod_store: Option<Store<Pod>>,
         pods: Option<&SyncEngine<PodSyncer>>,
         names: fn(&PodReferences) -> &std::collections::BTreeSet<String>,
-    ) where
+        also_referenced: Option<Reference<K>>,
+    ) -> Option<SyncEngine<DataSyncer<K>>>
+    where
         K: crate::syncers::data::DataKind,
     {
         let syncer = match (selection, pod_store) {
-            (Selection::Off, _) => return,
+            (Selection::Off, _) => return None,
             (Selection::All, _) | (Selection::Referenced, None) => DataSyncer::<K>::all(),
-            (Selection::Referenced, Some(store)) => DataSyncer::<K>::referenced_by(store),
+            (Selection::Referenced, Some(store)) => {
+                let syncer = DataSyncer::<K>::referenced_by(store);
+                match also_referenced {
+                    Some(referenced) => syncer.also_referenced_by(referenced),
+                    None => syncer,
+                }
+            }
         };
         let engine = self.add(syncer);
         if let Some(pods) = pods {
@@ -274,5 +443,12 @@ impl VirtualClusterSyncer {
                 }
             });
         }
+        Some(engine)
     }
 }
+
+/// Whether something other than a pod needs an object synced.
+type Reference<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
+
+/// Whether something other than a pod needs a secret synced.
+type SecretReference = Reference<Secret>;

@@ -117,6 +117,10 @@ pub enum Action {
     /// Delete the host object (e.g. a pod whose spec changed in a way the
     /// host cannot take), to be created again at the next reconcile.
     DeleteHost,
+    /// Delete the virtual object (with a UID precondition) although the
+    /// host object exists: for kinds synced from the host whose copy is no
+    /// longer wanted (a node that no tenant pod runs on any more).
+    DeleteVirtual,
 }
 
 /// The per-kind rules of a sync. Implement the three decisions; the
@@ -218,6 +222,18 @@ pub trait Syncer: Send + Sync + 'static {
         _virtual_object: &Self::Object,
     ) -> Option<BTreeMap<String, String>> {
         None
+    }
+
+    /// Labels whose host value is not the plain translation of the virtual
+    /// one, by virtual key: the host copy gets the given value and the key
+    /// never flows back (an EndpointSlice's `kubernetes.io/service-name`
+    /// must name the host service). Default: none.
+    fn host_label_overrides(
+        &self,
+        _ctx: &SyncContext,
+        _virtual_object: &Self::Object,
+    ) -> Result<Option<BTreeMap<String, String>>, SyncError> {
+        Ok(None)
     }
 
     /// Only the host object exists (default: it is an orphan; delete it).

@@ -49,6 +49,11 @@ pub struct EngineConfig {
     pub conflict_delay: Duration,
     /// Every key is reconciled again this often, as a safety net.
     pub resync_interval: Duration,
+    /// A reconcile still running after this long is abandoned and retried
+    /// with backoff: a request on a connection that died silently never
+    /// ends otherwise (clients have no read timeout by default), and would
+    /// hold its key and a worker forever.
+    pub reconcile_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -58,9 +63,14 @@ impl Default for EngineConfig {
             backoff: Backoff::default(),
             conflict_delay: Duration::from_millis(10),
             resync_interval: Duration::from_secs(300),
+            reconcile_timeout: Duration::from_secs(60),
         }
     }
 }
+
+/// How soon a key is looked at again when the host store has not caught up
+/// with the host yet (the watch also queues it when it does).
+const STORE_LAG_RETRY: Duration = Duration::from_millis(500);
 
 /// What a reconcile asks of the queue afterwards.
 enum Outcome {
@@ -89,6 +99,7 @@ struct Inner<S: Syncer> {
     metrics: SyncMetrics,
     cancel: CancellationToken,
     observers: std::sync::RwLock<Vec<Observer<S::Object>>>,
+    host_observers: std::sync::RwLock<Vec<Observer<S::Object>>>,
 }
 
 /// A callback told about every virtual object the engine sees.
@@ -125,6 +136,7 @@ impl<S: Syncer> SyncEngine<S> {
             metrics: SyncMetrics::default(),
             cancel,
             observers: std::sync::RwLock::new(Vec::new()),
+            host_observers: std::sync::RwLock::new(Vec::new()),
         };
         Self {
             inner: Arc::new(inner),
@@ -152,6 +164,18 @@ impl<S: Syncer> SyncEngine<S> {
     pub fn observe_virtual(&self, observer: impl Fn(&S::Object) + Send + Sync + 'static) {
         self.inner
             .observers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(observer));
+    }
+
+    /// Calls `observer` with every watched host object the engine sees
+    /// added, changed or deleted, after the host store has taken the change
+    /// (so the observer may read the store), e.g. to queue the node a host
+    /// pod runs on in the node syncer.
+    pub fn observe_host(&self, observer: impl Fn(&S::Object) + Send + Sync + 'static) {
+        self.inner
+            .host_observers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(Box::new(observer));
@@ -315,15 +339,12 @@ impl<S: Syncer> Inner<S> {
                     if let Some(key) = self.key_of(&object, side) {
                         self.queue.add(key);
                     }
-                    if side == Side::Virtual {
-                        for observer in self
-                            .observers
-                            .read()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .iter()
-                        {
-                            observer(&object);
-                        }
+                    let observers = match side {
+                        Side::Virtual => &self.observers,
+                        Side::Host => &self.host_observers,
+                    };
+                    for observer in observers.read().unwrap_or_else(|p| p.into_inner()).iter() {
+                        observer(&object);
                     }
                 }
                 // A fresh list may have missed deletes: look at everything.
@@ -346,7 +367,23 @@ impl<S: Syncer> Inner<S> {
             let key = item.key;
             self.metrics.reconciled(item.waited);
             let span = tracing::debug_span!("reconcile", key = %key);
-            let result = self.reconcile(&key).instrument(span).await;
+            // Shutdown does not wait for a reconcile: one stuck on a cluster
+            // that stopped answering would hold the engine forever. Dropping
+            // it half-way is safe: writes carry preconditions, and the next
+            // start reconciles every key.
+            let limit = self.config.reconcile_timeout;
+            let reconcile = tokio::time::timeout(limit, self.reconcile(&key).instrument(span));
+            let result = tokio::select! {
+                result = reconcile => result.unwrap_or_else(|_| Err(SyncError::TimedOut {
+                    kind: self.syncer.name(),
+                    key: key.clone(),
+                    after: limit,
+                })),
+                _ = self.cancel.cancelled() => {
+                    self.queue.done(&key);
+                    break;
+                }
+            };
             match result {
                 Ok(Outcome::Done) => self.queue.forget(&key),
                 Ok(Outcome::RequeueAfter(delay)) => {
@@ -403,6 +440,11 @@ impl<S: Syncer> Inner<S> {
         let memory = self.memory.get(key).map(|m| m.clone());
         match (virtual_object, host_object) {
             (Some(virt), None) => {
+                if memory.as_ref().is_some_and(|m| m.host_seen)
+                    && self.host_store_lags(key, &host_key).await?
+                {
+                    return Ok(Outcome::RequeueAfter(STORE_LAG_RETRY));
+                }
                 let decision = self
                     .syncer
                     .virtual_only(&self.ctx, &virt, memory.as_ref())
@@ -418,13 +460,15 @@ impl<S: Syncer> Inner<S> {
                 let mut remembered = memory.unwrap_or_default();
                 if self.syncer.direction() == Direction::ToHost {
                     let namespace_labels = self.syncer.namespace_labels(&self.ctx, &virt).await;
-                    let plan = metadata::plan(
+                    let overrides = self.syncer.host_label_overrides(&self.ctx, &virt)?;
+                    let plan = metadata::plan_with_overrides(
                         self.ctx.translator.as_ref(),
                         &GroupVersionKind::of::<S::Object>(&self.dt()),
                         virt.meta(),
                         host.meta(),
                         Some(&remembered).filter(|m| m.host_seen),
                         namespace_labels.as_ref(),
+                        overrides.as_ref(),
                     )
                     .map_err(|source| SyncError::Translation {
                         kind: self.syncer.name(),
@@ -484,12 +528,7 @@ impl<S: Syncer> Inner<S> {
                         );
                         Ok(Outcome::Done)
                     }
-                    // Our store has not seen our own earlier create yet, or
-                    // the name is taken by an object that is not ours: look
-                    // again shortly; the ownership check decides then.
-                    Err(err) if has_code(&err, 409) => {
-                        Ok(Outcome::RequeueAfter(Duration::from_millis(500)))
-                    }
+                    Err(err) if has_code(&err, 409) => self.name_taken(key, host_key).await,
                     Err(err) => Err(self.api_error(key, "create", Side::Host, err)),
                 }
             }
@@ -503,6 +542,51 @@ impl<S: Syncer> Inner<S> {
                 Ok(Outcome::RequeueAfter(delay))
             }
             VirtualOnly::Skip => Ok(Outcome::Done),
+        }
+    }
+
+    /// A create found the host name taken. Either our host store has not
+    /// seen our own earlier create yet (look again shortly), or the name
+    /// belongs to an object that is not this key's copy: one without our
+    /// markers, which the label-filtered host watch never shows, or another
+    /// virtual cluster's copy. The store cannot tell, so the ownership check
+    /// runs on the object itself; a foreign object is left alone and
+    /// reported as an error, which counts it and retries with backoff.
+    async fn name_taken(&self, key: &VirtualKey, host_key: &HostKey) -> Result<Outcome, SyncError> {
+        match self
+            .host_api(host_key.namespace())
+            .get_opt(host_key.name())
+            .await
+        {
+            Ok(Some(host)) if !self.ctx.translator.is_owned_by(host.meta(), key) => {
+                Err(SyncError::NotOwned {
+                    kind: self.syncer.name(),
+                    key: key.clone(),
+                    host: host_key.to_string(),
+                })
+            }
+            // Ours (or gone again): the watch brings the news.
+            Ok(_) => Ok(Outcome::RequeueAfter(STORE_LAG_RETRY)),
+            Err(err) => Err(self.api_error(key, "get", Side::Host, err)),
+        }
+    }
+
+    /// Whether the host copy that the engine knew of, missing from the host
+    /// store, still exists on the host: the store lags behind (our own
+    /// create not yet watched, or a watch catching up after a failure). A
+    /// missing copy must not be taken for a deleted one on the store's word
+    /// alone: a syncer would act on it (a pod's would delete the virtual pod
+    /// as evicted).
+    async fn host_store_lags(&self, key: &VirtualKey, host_key: &HostKey) -> Result<bool, SyncError> {
+        match self
+            .host_api(host_key.namespace())
+            .get_opt(host_key.name())
+            .await
+        {
+            Ok(Some(host)) => Ok(self.syncer.direction() == Direction::FromHost
+                || self.ctx.translator.is_owned_by(host.meta(), key)),
+            Ok(None) => Ok(false),
+            Err(err) => Err(self.api_error(key, "get", Side::Host, err)),
         }
     }
 
@@ -639,6 +723,7 @@ impl<S: Syncer> Inner<S> {
                 Action::RecreateVirtual(replacement) => {
                     self.recreate_virtual(key, virt, replacement).await
                 }
+                Action::DeleteVirtual => self.delete_virtual(key, virt.meta().uid.clone()).await,
                 Action::DeleteHost => {
                     let params = DeleteParams {
                         preconditions: Some(Preconditions {

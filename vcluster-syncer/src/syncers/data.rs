@@ -66,9 +66,14 @@ impl DataKind for Secret {
     }
 }
 
+/// Whether something other than a pod refers to an object (e.g. an
+/// ingress to its TLS secret).
+type Reference<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
+
 /// The syncer of ConfigMaps or Secrets.
 pub struct DataSyncer<K> {
     pods: Option<Store<Pod>>,
+    others: Vec<Reference<K>>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -77,14 +82,27 @@ impl<K: DataKind> DataSyncer<K> {
     pub fn referenced_by(pods: Store<Pod>) -> Self {
         Self {
             pods: Some(pods),
+            others: Vec::new(),
             _kind: PhantomData,
         }
+    }
+
+    /// Also syncs the objects for which `referenced` is true (ingresses
+    /// refer to their TLS secrets). Only matters when syncing referenced
+    /// objects: [`DataSyncer::all`] syncs everything anyway.
+    pub fn also_referenced_by(
+        mut self,
+        referenced: impl Fn(&K) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.others.push(Box::new(referenced));
+        self
     }
 
     /// Syncs every object of the kind.
     pub fn all() -> Self {
         Self {
             pods: None,
+            others: Vec::new(),
             _kind: PhantomData,
         }
     }
@@ -96,6 +114,9 @@ impl<K: DataKind> DataSyncer<K> {
         let Some(pods) = &self.pods else {
             return true;
         };
+        if self.others.iter().any(|referenced| referenced(object)) {
+            return true;
+        }
         let namespace = object.meta().namespace.as_deref();
         let name = object.meta().name.as_deref().unwrap_or_default();
         pods.find(|pod| {

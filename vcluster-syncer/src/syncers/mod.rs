@@ -1,10 +1,24 @@
-//! The built-in syncers.
+//! The built-in syncers. Each file holds one kind's field rules; the
+//! engine ([`crate::engine`]) does the rest. Labels and annotations of
+//! every kind synced *to* the host follow the three-way rules of
+//! [`crate::metadata`] (virtual wins, host additions survive). On by default
+//! unless marked optional ([`crate::runner::EnabledSyncers`]).
 //!
-//! | syncer | direction | what flows |
-//! | --- | --- | --- |
-//! | [`DataSyncer<ConfigMap>`](data::DataSyncer) | to host | data (only configmaps pods use, unless `all`) |
-//! | [`DataSyncer<Secret>`](data::DataSyncer) | to host | data (only secrets pods use, unless `all`) |
-//! | [`PodSyncer`](pods::PodSyncer) | to host, status back | translated spec; status and node back |
+//! | syncer | direction | virtual -> host | host -> virtual |
+//! | --- | --- | --- | --- |
+//! | [`DataSyncer<ConfigMap>`](data::DataSyncer) | to host | data (only configmaps pods use, unless `all`) | - |
+//! | [`DataSyncer<Secret>`](data::DataSyncer) | to host | data (only secrets pods or synced ingresses use, unless `all`) | - |
+//! | [`PodSyncer`](pods::PodSyncer) | to host | translated spec; image changes | status, node (binding); a host delete deletes the pod |
+//! | [`ServiceSyncer`](services::ServiceSyncer) | to host | spec, selector translated, no cluster IP / node ports | status; node ports; cluster IP (re-creates the virtual service) |
+//! | [`EndpointsSyncer`](endpoints::EndpointsSyncer) | to host | subsets of selector-less services, pod refs translated | - |
+//! | [`EndpointSliceSyncer`](endpointslices::EndpointSliceSyncer) | to host | endpoints, ports of slices no controller manages; service-name label translated | - |
+//! | [`PersistentVolumeClaimSyncer`](pvcs::PersistentVolumeClaimSyncer) | to host | spec at creation (selector, data sources translated); `resources.requests` | status |
+//! | [`ServiceAccountSyncer`](serviceaccounts::ServiceAccountSyncer) (optional) | to host | the account, no token mount, no secrets | - |
+//! | [`IngressSyncer`](ingresses::IngressSyncer) (optional) | to host | spec, backends and TLS secrets translated | status |
+//! | [`NetworkPolicySyncer`](networkpolicies::NetworkPolicySyncer) (optional) | to host | spec, pod/namespace selectors translated, IP blocks kept | - |
+//! | [`EventSyncer`](events::EventSyncer) | from host | - | events about synced objects, re-pointed at the virtual object |
+//! | [`NodeSyncer`](nodes::NodeSyncer) | from host | - | nodes running tenant pods: labels, status (or fake nodes) |
+//! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
 
 use kube::Resource;
 use serde::Serialize;
@@ -13,7 +27,17 @@ use vcluster_core::VirtualKey;
 use crate::error::SyncError;
 
 pub mod data;
+pub mod endpoints;
+pub mod endpointslices;
+pub mod events;
+pub mod ingresses;
+pub mod networkpolicies;
+pub mod nodes;
 pub mod pods;
+pub mod pvcs;
+pub mod serviceaccounts;
+pub mod services;
+pub mod storageclasses;
 
 /// The virtual key of an object (cluster-scoped if it has no namespace).
 pub(crate) fn key_of<K: Resource>(object: &K) -> VirtualKey {
@@ -31,4 +55,138 @@ pub(crate) fn encode<K: Resource + Serialize>(
         key: key_of(object),
         message: format!("cannot be encoded as JSON: {e}"),
     })
+}
+
+/// The label that marks virtual objects the syncer created from host
+/// objects (nodes, storage classes): only those are updated or deleted
+/// when the host changes, so a tenant's own objects of the same name are
+/// never touched.
+pub const FROM_HOST_LABEL: &str = "vcluster.loft.sh/synced-from-host";
+
+/// Whether a virtual object was created by a from-host syncer.
+pub(crate) fn is_from_host(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
+}
+
+/// A translation failure of `kind` `key`, as a [`SyncError`].
+pub(crate) fn translation_error<'k>(
+    kind: &'static str,
+    key: &'k VirtualKey,
+) -> impl FnOnce(vcluster_core::Error) -> SyncError + 'k {
+    move |source| SyncError::Translation {
+        kind,
+        key: key.clone(),
+        source: Box::new(source),
+    }
+}
+
+/// The host name of the namespaced object `name` in virtual `namespace`.
+pub(crate) fn host_name(
+    translator: &dyn vcluster_core::Translator,
+    namespace: &str,
+    name: &str,
+) -> vcluster_core::Result<String> {
+    Ok(translator
+        .host_key(&VirtualKey::namespaced(namespace, name))?
+        .name()
+        .to_owned())
+}
+
+/// A JSON value decoded back into a typed object.
+pub(crate) fn decode<K: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    key: &VirtualKey,
+    value: serde_json::Value,
+) -> Result<K, SyncError> {
+    serde_json::from_value(value).map_err(|e| SyncError::Invalid {
+        kind,
+        key: key.clone(),
+        message: format!("cannot be decoded: {e}"),
+    })
+}
+
+/// The merge patch (of a `spec`-like object) that brings the fields the
+/// syncer owns in `current` to their values in `desired`, and nothing else.
+///
+/// - `removable`: fields whose absence in `desired` means "none" (a
+///   Service without selector, a NetworkPolicy without ingress rules): they
+///   are removed from `current` when `desired` lacks them.
+/// - `if_set`: fields only written when `desired` sets them, so values the
+///   host defaulted or an admission plugin added (an ingress class, a
+///   defaulted policy type) are not removed again, which would otherwise
+///   make the syncer and the host's defaulting fight forever.
+pub(crate) fn owned_patch(
+    current: &serde_json::Value,
+    desired: &serde_json::Value,
+    removable: &[&str],
+    if_set: &[&str],
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let mut patch = serde_json::Map::new();
+    for field in removable.iter().chain(if_set) {
+        let from = current.get(*field).filter(|v| !v.is_null());
+        let to = desired.get(*field).filter(|v| !v.is_null());
+        let change = match (from, to) {
+            (None, None) => None,
+            (Some(_), None) if removable.contains(field) => Some(Value::Null),
+            (Some(_), None) => None,
+            (None, Some(to)) => Some(to.clone()),
+            (Some(from), Some(to)) => crate::patch::diff(from, to),
+        };
+        if let Some(change) = change {
+            patch.insert((*field).to_owned(), change);
+        }
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// The merge patch of a status: the host's status as it is, written over
+/// the virtual one (`None` when they agree).
+pub(crate) fn status_patch<K: Resource + Serialize>(
+    kind: &'static str,
+    virtual_object: &K,
+    host_object: &K,
+) -> Result<Option<serde_json::Value>, SyncError> {
+    let empty = serde_json::json!({});
+    let virtual_status = encode(kind, virtual_object)?
+        .get("status")
+        .cloned()
+        .unwrap_or_else(|| empty.clone());
+    let host_status = encode(kind, host_object)?
+        .get("status")
+        .cloned()
+        .unwrap_or(empty);
+    Ok(crate::patch::diff(&virtual_status, &host_status)
+        .map(|change| serde_json::json!({ "status": change })))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use vcluster_core::SingleNamespaceTranslator;
+
+    use crate::syncer::SyncContext;
+
+    /// A context for calling syncer decisions directly: virtual cluster
+    /// `vc` in host namespace `host-ns`, with clients of an address nobody
+    /// listens on (decisions that need no API calls never use them).
+    pub(crate) fn context() -> SyncContext {
+        let client = || {
+            let url = "http://127.0.0.1:9".parse().expect("url");
+            kube::Client::try_from(kube::Config::new(url)).expect("client")
+        };
+        SyncContext {
+            translator: Arc::new(
+                SingleNamespaceTranslator::new("vc", "host-ns").expect("translator"),
+            ),
+            virtual_client: client(),
+            host_client: client(),
+            host_namespace: "host-ns".into(),
+        }
+    }
 }

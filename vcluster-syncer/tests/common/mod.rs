@@ -156,3 +156,521 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Robustness helpers: a syncer whose metrics stay readable while it runs, a
+// fault-injecting proxy in front of an API server, fixtures and listings.
+// ---------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use vcluster_syncer::engine::MetricsSnapshot;
+use vcluster_syncer::runner::EngineHandle;
+
+impl Cluster {
+    /// The server's loopback address (what a proxy forwards to).
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("cluster address")
+    }
+}
+
+/// A client of the API server at `url` (plain HTTP).
+pub fn client_for(url: &str) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client")
+}
+
+/// A syncer running in the background whose engines' counters can be read.
+pub struct MeteredSyncer {
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+    pub engines: Vec<Arc<dyn EngineHandle>>,
+}
+
+impl MeteredSyncer {
+    /// Every engine's counters, by syncer name.
+    pub fn metrics(&self) -> BTreeMap<&'static str, MetricsSnapshot> {
+        self.engines
+            .iter()
+            .map(|e| (e.name(), e.metrics()))
+            .collect()
+    }
+
+    /// One engine's counters.
+    pub fn metrics_of(&self, name: &str) -> MetricsSnapshot {
+        self.engines
+            .iter()
+            .find(|e| e.name() == name)
+            .unwrap_or_else(|| panic!("no engine {name}"))
+            .metrics()
+    }
+
+    /// Cancels the syncer and waits at most `bound` for it to stop; returns
+    /// how long it took. Fails the test if it takes longer or panicked.
+    pub async fn stop_within(self, bound: Duration) -> Duration {
+        let start = Instant::now();
+        self.cancel.cancel();
+        tokio::time::timeout(bound, self.task)
+            .await
+            .unwrap_or_else(|_| panic!("syncer did not stop within {bound:?}"))
+            .expect("syncer task did not panic");
+        start.elapsed()
+    }
+}
+
+/// Starts a syncer for `config` between two clients (the host one may go
+/// through a [`FaultProxy`]).
+pub fn start_metered_syncer(
+    virtual_client: kube::Client,
+    host_client: kube::Client,
+    config: SyncConfig,
+) -> MeteredSyncer {
+    let syncer =
+        VirtualClusterSyncer::new(config, virtual_client, host_client).expect("syncer config");
+    let cancel = syncer.cancel_token();
+    let engines = syncer.engines();
+    let task = tokio::spawn(syncer.run());
+    MeteredSyncer {
+        cancel,
+        task,
+        engines,
+    }
+}
+
+/// What a [`FaultProxy`] does to the traffic it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything.
+    None,
+    /// Forward, holding every chunk the client sends for this long.
+    Delay(Duration),
+    /// Cut every open connection (mid-request if one is in flight); answer
+    /// each new request with HTTP 500 and a `metav1.Status`, then close.
+    Error500,
+    /// Cut every open connection; close new ones after the first bytes of
+    /// their request, before any answer.
+    Drop,
+    /// Blackhole: open and new connections carry no more bytes, without
+    /// being closed; when the fault ends they are closed.
+    Hang,
+    /// Like `Hang`, but the connections it catches stay dead after the
+    /// fault ends (a flow the network dropped: no FIN, no RST, ever); only
+    /// new connections work again.
+    Blackhole,
+    /// Watches lag: nothing more reaches or leaves a watch request until
+    /// the fault ends (then everything held back is delivered); every
+    /// other request works.
+    StallWatches,
+}
+
+impl Fault {
+    fn breaks_connections(self) -> bool {
+        matches!(
+            self,
+            Fault::Error500 | Fault::Drop | Fault::Hang | Fault::Blackhole
+        )
+    }
+}
+
+/// A TCP proxy on loopback in front of an API server that injects faults:
+/// the test switches between [`Fault`]s at any time.
+pub struct FaultProxy {
+    pub url: String,
+    fault: watch::Sender<Fault>,
+    faults: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream`, forwarding until told otherwise.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
+        let (fault, receiver) = watch::channel(Fault::None);
+        let faults = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let (counter, stop) = (faults.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((socket, _)) = accepted else { continue };
+                let _ = socket.set_nodelay(true);
+                tokio::spawn(proxy_connection(
+                    socket,
+                    upstream,
+                    receiver.clone(),
+                    counter.clone(),
+                    stop.clone(),
+                ));
+            }
+        });
+        Self {
+            url,
+            fault,
+            faults,
+            shutdown,
+        }
+    }
+
+    /// Switches the fault (applies to open connections at once).
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+
+    /// Connections that met a fault (answered 500, cut or blackholed).
+    pub fn faults(&self) -> usize {
+        self.faults.load(Ordering::Relaxed)
+    }
+
+    /// A client that talks through the proxy.
+    pub fn client(&self) -> kube::Client {
+        client_for(&self.url)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Waits until the fault is no longer `current` (or the proxy stops).
+async fn fault_changes(fault: &mut watch::Receiver<Fault>, current: Fault) {
+    loop {
+        if *fault.borrow_and_update() != current {
+            return;
+        }
+        if fault.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Waits until a fault that breaks connections begins.
+async fn breaking_fault(fault: &mut watch::Receiver<Fault>) -> Fault {
+    loop {
+        if fault.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let now = *fault.borrow_and_update();
+        if now.breaks_connections() {
+            return now;
+        }
+    }
+}
+
+async fn proxy_connection(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    mut fault: watch::Receiver<Fault>,
+    faults: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+) {
+    let current = *fault.borrow_and_update();
+    match current {
+        Fault::Error500 => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                _ = answer_500(&mut client) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            return;
+        }
+        Fault::Drop => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            let mut buf = [0u8; 64];
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.read(&mut buf)).await;
+            return; // dropped with the rest of the request unread: a reset
+        }
+        Fault::Hang | Fault::Blackhole => {
+            faults.fetch_add(1, Ordering::Relaxed);
+            hold(&mut fault, current, &shutdown).await;
+            return;
+        }
+        Fault::None | Fault::Delay(_) | Fault::StallWatches => {}
+    }
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = server.set_nodelay(true);
+    let (delays, stalls) = (fault.clone(), fault.clone());
+    // Whether the request this connection carries now is a watch.
+    let watching = std::sync::atomic::AtomicBool::new(false);
+    let began = {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut server_read, mut server_write) = server.split();
+        let requests = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut stalls = stalls.clone();
+            loop {
+                let n = client_read.read(&mut buf).await?;
+                if n == 0 {
+                    return server_write.shutdown().await;
+                }
+                if let Some(line) = request_line(&buf[..n]) {
+                    let watch = line.contains("watch=true") || line.contains("watch=1");
+                    watching.store(watch, Ordering::Relaxed);
+                }
+                if watching.load(Ordering::Relaxed) {
+                    fault_changes(&mut stalls, Fault::StallWatches).await;
+                }
+                let delay = match *delays.borrow() {
+                    Fault::Delay(delay) => Some(delay),
+                    _ => None,
+                };
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                server_write.write_all(&buf[..n]).await?;
+            }
+        };
+        let responses = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut stalls = stalls.clone();
+            loop {
+                let n = server_read.read(&mut buf).await?;
+                if n == 0 {
+                    return client_write.shutdown().await;
+                }
+                if watching.load(Ordering::Relaxed) {
+                    fault_changes(&mut stalls, Fault::StallWatches).await;
+                }
+                client_write.write_all(&buf[..n]).await?;
+            }
+        };
+        tokio::select! {
+            _ = async { let _ = tokio::try_join!(requests, responses); } => None,
+            began = breaking_fault(&mut fault) => Some(began),
+            _ = shutdown.cancelled() => None,
+        }
+    };
+    match began {
+        Some(silent @ (Fault::Hang | Fault::Blackhole)) => {
+            // Keep both sockets open and silent.
+            faults.fetch_add(1, Ordering::Relaxed);
+            hold(&mut fault, silent, &shutdown).await;
+        }
+        Some(_) => {
+            faults.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {}
+    }
+    // Dropping the sockets closes (or, with unread data, resets) them.
+}
+
+/// Holds a silent connection: until a `Hang` ends, or for good (until the
+/// proxy stops) if it is a `Blackhole`.
+async fn hold(fault: &mut watch::Receiver<Fault>, silent: Fault, shutdown: &CancellationToken) {
+    if silent == Fault::Blackhole {
+        shutdown.cancelled().await;
+        return;
+    }
+    tokio::select! {
+        _ = fault_changes(fault, silent) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+/// The request line, if `chunk` starts an HTTP/1.1 request.
+fn request_line(chunk: &[u8]) -> Option<String> {
+    const METHODS: [&[u8]; 5] = [b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE "];
+    if !METHODS.iter().any(|m| chunk.starts_with(m)) {
+        return None;
+    }
+    let end = chunk.windows(2).position(|w| w == b"\r\n")?;
+    Some(String::from_utf8_lossy(&chunk[..end]).into_owned())
+}
+
+/// Reads one HTTP/1.1 request and answers it with a 500 `metav1.Status`.
+async fn answer_500(client: &mut TcpStream) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+        if request.len() > 1 << 20 {
+            return;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body_read = request.len() - head_end;
+    while body_read < length {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body_read += n,
+        }
+    }
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": "injected fault: the host is failing",
+        "reason": "InternalError", "code": 500,
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(response.as_bytes()).await;
+    let _ = client.shutdown().await;
+}
+
+/// A pod with one container, mounting configmap `config_map` if given.
+pub fn test_pod(name: &str, config_map: Option<&str>, labels: &[(&str, &str)]) -> Pod {
+    let mut spec = serde_json::json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
+    if let Some(cm) = config_map {
+        spec["volumes"] = serde_json::json!([{"name": "cfg", "configMap": {"name": cm}}]);
+    }
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }))
+    .expect("pod")
+}
+
+/// A configmap with one data key.
+pub fn test_config_map(name: &str, value: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {"key": value},
+    }))
+    .expect("configmap")
+}
+
+/// The host objects managed by virtual cluster `vcluster`, grouped by the
+/// virtual object they are a copy of (`(namespace, name)` from the
+/// `object-namespace` / `object-name` annotations).
+pub fn copies_by_virtual_key<K: kube::Resource>(
+    objects: &[K],
+    vcluster: &str,
+) -> BTreeMap<(String, String), Vec<K>>
+where
+    K: Clone,
+{
+    use vcluster_core::markers::{
+        MANAGED_BY_LABEL, OBJECT_NAMESPACE_ANNOTATION, OBJECT_NAME_ANNOTATION,
+    };
+    let mut out: BTreeMap<(String, String), Vec<K>> = BTreeMap::new();
+    for object in objects {
+        let meta = object.meta();
+        let managed_by = meta.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL));
+        if managed_by.map(String::as_str) != Some(vcluster) {
+            continue;
+        }
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let key = (
+            annotations
+                .get(OBJECT_NAMESPACE_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
+            annotations
+                .get(OBJECT_NAME_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        out.entry(key).or_default().push(object.clone());
+    }
+    out
+}
+
+/// The host's service range in environments that give the two clusters
+/// different ranges (as a real host and its virtual cluster have).
+pub const HOST_SERVICE_CIDR: &str = "10.128.0.0/16";
+
+impl Cluster {
+    /// Starts an in-memory API server configured by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut ApiServerConfig)) -> Self {
+        let mut config = ApiServerConfig::new(Arc::new(MemoryStorage::new()));
+        configure(&mut config);
+        let server = ApiServer::start(config).await.expect("API server starts");
+        let addr = server
+            .spawn("127.0.0.1:0".parse().expect("addr"), None)
+            .await
+            .expect("API server listens");
+        let url = format!("http://{addr}");
+        let config = kube::Config::new(url.parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        Self {
+            server,
+            client,
+            url,
+        }
+    }
+
+    /// An API of a cluster-scoped kind (nodes, storage classes).
+    pub fn cluster_api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::all(self.client.clone())
+    }
+}
+
+impl Environment {
+    /// Two fresh clusters with different service ranges, the virtual one
+    /// accepting the host's addresses (as a virtual cluster must for the
+    /// service syncer to show host cluster IPs), and a syncer whose
+    /// configuration `configure` adjusts.
+    pub async fn start_with(name: &str, configure: impl FnOnce(&mut SyncConfig)) -> Self {
+        Self::start_custom(
+            name,
+            |v| v.extra_service_cidrs = vec![HOST_SERVICE_CIDR.to_owned()],
+            |h| h.service_cidr = HOST_SERVICE_CIDR.to_owned(),
+            configure,
+        )
+        .await
+    }
+
+    /// Two fresh clusters configured by the given functions, and a syncer.
+    pub async fn start_custom(
+        name: &str,
+        configure_virtual: impl FnOnce(&mut ApiServerConfig),
+        configure_host: impl FnOnce(&mut ApiServerConfig),
+        configure_sync: impl FnOnce(&mut SyncConfig),
+    ) -> Self {
+        let virtual_cluster = Cluster::start_with(configure_virtual).await;
+        let host = Cluster::start_with(configure_host).await;
+        let host_namespace = format!("vcluster-{name}");
+        host.create_namespace(&host_namespace).await;
+        let mut sync_config = config(name, &host_namespace);
+        configure_sync(&mut sync_config);
+        let syncer = start_syncer(&virtual_cluster, &host, sync_config);
+        Self {
+            virtual_cluster,
+            host,
+            host_namespace,
+            name: name.to_owned(),
+            syncer: Some(syncer),
+        }
+    }
+}
+
+/// A typed object from JSON (test fixtures).
+pub fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
+    serde_json::from_value(value).expect("a valid test object")
+}

@@ -1,0 +1,212 @@
+//! Ingresses (optional): the host's ingress controller serves the tenant's
+//! ingresses, routing to the host copies of its services.
+//!
+//! To the host: the spec, with every backend service name translated (the
+//! default backend and every rule path) and every TLS `secretName`
+//! translated; those secrets are synced like the ones pods use (the runner
+//! registers ingresses as referrers of secrets). `ingressClassName` is kept
+//! and only written when the tenant sets it, so a class the host's
+//! admission defaulted stays. A `resource` backend is copied as it is (its
+//! kind is unknown to the syncer). Later spec changes follow.
+//!
+//! Back to the virtual cluster: the status (load balancer addresses).
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use serde_json::json;
+use vcluster_core::{Translator, TranslatorExt};
+
+use super::{encode, host_name, key_of, owned_patch, status_patch, translation_error};
+use crate::error::SyncError;
+use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+
+const KIND: &str = "ingresses";
+
+/// Spec fields whose absence means "none".
+const REMOVABLE: &[&str] = &["defaultBackend", "rules", "tls"];
+/// Spec fields the host may default.
+const IF_SET: &[&str] = &["ingressClassName"];
+
+/// The ingress syncer.
+#[derive(Default)]
+pub struct IngressSyncer;
+
+impl IngressSyncer {
+    /// An ingress syncer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// The names of the TLS secrets an ingress uses (in its namespace).
+pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
+    ingress
+        .spec
+        .iter()
+        .flat_map(|s| s.tls.iter().flatten())
+        .filter_map(|tls| tls.secret_name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+fn host_backend(
+    translator: &dyn Translator,
+    namespace: &str,
+    backend: &mut IngressBackend,
+) -> vcluster_core::Result<()> {
+    if let Some(service) = backend.service.as_mut() {
+        service.name = host_name(translator, namespace, &service.name)?;
+    }
+    Ok(())
+}
+
+/// The host copy of a virtual ingress.
+pub fn host_ingress(
+    translator: &dyn Translator,
+    ingress: &Ingress,
+) -> vcluster_core::Result<Ingress> {
+    let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
+    let mut host = translator.host_object(ingress)?;
+    host.status = None;
+    if let Some(spec) = host.spec.as_mut() {
+        if let Some(backend) = spec.default_backend.as_mut() {
+            host_backend(translator, &namespace, backend)?;
+        }
+        for rule in spec.rules.iter_mut().flatten() {
+            for path in rule.http.iter_mut().flat_map(|h| h.paths.iter_mut()) {
+                host_backend(translator, &namespace, &mut path.backend)?;
+            }
+        }
+        for tls in spec.tls.iter_mut().flatten() {
+            if let Some(secret) = tls.secret_name.as_mut().filter(|s| !s.is_empty()) {
+                *secret = host_name(translator, &namespace, secret)?;
+            }
+        }
+    }
+    Ok(host)
+}
+
+#[async_trait]
+impl Syncer for IngressSyncer {
+    type Object = Ingress;
+    type DynamicType = ();
+
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    async fn virtual_only(
+        &self,
+        ctx: &SyncContext,
+        ingress: &Ingress,
+        _memory: Option<&Memory>,
+    ) -> Result<VirtualOnly<Ingress>, SyncError> {
+        if ingress.metadata.deletion_timestamp.is_some() {
+            return Ok(VirtualOnly::Skip);
+        }
+        let key = key_of(ingress);
+        let host = host_ingress(ctx.translator.as_ref(), ingress)
+            .map_err(translation_error(KIND, &key))?;
+        Ok(VirtualOnly::CreateHost(host))
+    }
+
+    async fn both(
+        &self,
+        ctx: &SyncContext,
+        virtual_ingress: &Ingress,
+        host: &Ingress,
+        _memory: Option<&Memory>,
+    ) -> Result<Vec<Action>, SyncError> {
+        let key = key_of(virtual_ingress);
+        let desired = host_ingress(ctx.translator.as_ref(), virtual_ingress)
+            .map_err(translation_error(KIND, &key))?;
+        let empty = json!({});
+        let desired = encode(KIND, &desired)?;
+        let current = encode(KIND, host)?;
+        let mut actions = Vec::new();
+        if let Some(patch) = owned_patch(
+            current.get("spec").unwrap_or(&empty),
+            desired.get("spec").unwrap_or(&empty),
+            REMOVABLE,
+            IF_SET,
+        ) {
+            actions.push(Action::PatchHost(json!({ "spec": patch })));
+        }
+        if let Some(patch) = status_patch(KIND, virtual_ingress, host)? {
+            actions.push(Action::PatchVirtualStatus(patch));
+        }
+        Ok(actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vcluster_core::SingleNamespaceTranslator;
+
+    fn ingress() -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"name": "shop", "namespace": "web"},
+            "spec": {
+                "ingressClassName": "nginx",
+                "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+                "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}, {"hosts": ["x.example.com"]}],
+                "rules": [{"host": "shop.example.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "frontend", "port": {"name": "http"}}}},
+                    {"path": "/static", "pathType": "Prefix", "backend": {"resource": {"apiGroup": "example.com", "kind": "Bucket", "name": "assets"}}},
+                ]}}],
+            },
+        }))
+        .expect("ingress")
+    }
+
+    #[test]
+    fn backends_and_tls_secrets_point_at_host_copies() {
+        let t = SingleNamespaceTranslator::new("vc", "host-ns").expect("translator");
+        let host = host_ingress(&t, &ingress()).expect("host");
+        let spec = host.spec.expect("spec");
+        let default = spec
+            .default_backend
+            .expect("default")
+            .service
+            .expect("service");
+        assert_eq!(default.name, "fallback-x-web-x-vc");
+        let rules = spec.rules.expect("rules");
+        let paths = &rules[0].http.as_ref().expect("http").paths;
+        assert_eq!(
+            paths[0].backend.service.as_ref().expect("svc").name,
+            "frontend-x-web-x-vc"
+        );
+        assert_eq!(
+            paths[1].backend.resource.as_ref().expect("resource").name,
+            "assets",
+            "resource backends are copied as they are"
+        );
+        let tls = spec.tls.expect("tls");
+        assert_eq!(tls[0].secret_name.as_deref(), Some("shop-tls-x-web-x-vc"));
+        assert_eq!(tls[1].secret_name, None);
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    }
+
+    #[test]
+    fn the_tls_secrets_of_an_ingress_are_listed() {
+        assert_eq!(
+            tls_secrets(&ingress()),
+            BTreeSet::from(["shop-tls".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_defaulted_class_on_the_host_is_kept() {
+        let current = json!({"ingressClassName": "default-class", "rules": [{"host": "a"}]});
+        let desired = json!({"rules": [{"host": "a"}]});
+        assert_eq!(owned_patch(&current, &desired, REMOVABLE, IF_SET), None);
+        let desired = json!({});
+        assert_eq!(
+            owned_patch(&current, &desired, REMOVABLE, IF_SET),
+            Some(json!({"rules": null}))
+        );
+    }
+}

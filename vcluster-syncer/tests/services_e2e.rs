@@ -1,0 +1,270 @@
+//! End to end: services between a virtual and a host API server. The host
+//! has its own service range; the virtual API server accepts it as an
+//! extra range, so virtual services can take the host's addresses. Every
+//! wait has a deadline.
+
+mod common;
+
+use common::{eventually, object, Environment, HOST_SERVICE_CIDR};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
+
+fn in_host_range(ip: &str) -> bool {
+    let prefix = HOST_SERVICE_CIDR.trim_end_matches(".0.0/16");
+    ip.starts_with(&format!("{prefix}."))
+}
+
+fn node_ports(service: &Service) -> Vec<Option<i32>> {
+    service
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .map(|p| p.node_port)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses() {
+    let env = Environment::start_with("svc1", |_| {}).await;
+    let vsvc = env.virtual_cluster.api::<Service>("default");
+    let hsvc = env.host.api::<Service>(&env.host_namespace);
+    let created = vsvc
+        .create(
+            &PostParams::default(),
+            &object(json!({
+                "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"note": "kept"}},
+                "spec": {
+                    "type": "NodePort",
+                    "selector": {"app": "web"},
+                    "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+                },
+            })),
+        )
+        .await
+        .expect("create service");
+    let first_uid = created.metadata.uid.clone();
+
+    // On the host: translated selector, host-allocated address.
+    let host_name = env.host_name("default", "web");
+    let host = eventually("the host service", || async {
+        hsvc.get_opt(&host_name).await.ok().flatten()
+    })
+    .await;
+    let spec = host.spec.clone().expect("spec");
+    let selector = spec.selector.clone().expect("selector");
+    assert_eq!(selector["app"], "web");
+    assert_eq!(selector[MANAGED_BY_LABEL], "svc1");
+    assert_eq!(selector[NAMESPACE_LABEL], "default");
+    let host_ip = spec.cluster_ip.clone().expect("host cluster IP");
+    assert!(
+        in_host_range(&host_ip),
+        "{host_ip} comes from the host's range"
+    );
+
+    // The virtual service is re-created with the host's address and node
+    // ports, keeping its labels, annotations and spec.
+    let virt = eventually("the virtual service with the host's address", || async {
+        let s = vsvc.get("web").await.ok()?;
+        let spec = s.spec.as_ref()?;
+        (spec.cluster_ip.as_deref() == Some(host_ip.as_str())).then_some(s)
+    })
+    .await;
+    assert_ne!(virt.metadata.uid, first_uid, "re-created");
+    assert_eq!(virt.metadata.labels.as_ref().expect("labels")["app"], "web");
+    assert_eq!(
+        virt.metadata.annotations.as_ref().expect("annotations")["note"],
+        "kept"
+    );
+    let virt_spec = virt.spec.clone().expect("spec");
+    assert_eq!(virt_spec.selector.expect("selector")["app"], "web");
+    assert_eq!(virt_spec.cluster_ips, Some(vec![host_ip.clone()]));
+    let host = hsvc.get(&host_name).await.expect("host service");
+    assert_eq!(node_ports(&virt), node_ports(&host));
+    assert!(node_ports(&host)[0].is_some());
+
+    // A new port follows to the host; the host's node port comes back.
+    vsvc.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"ports": [
+            {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": node_ports(&virt)[0]},
+            {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+        ]}})),
+    )
+    .await
+    .expect("add a port");
+    let host = eventually("the host service with two ports", || async {
+        let s = hsvc.get(&host_name).await.ok()?;
+        (node_ports(&s).len() == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        node_ports(&host)[0],
+        node_ports(&virt)[0],
+        "the host keeps its node port"
+    );
+    eventually("the virtual service with the host's node ports", || async {
+        let s = vsvc.get("web").await.ok()?;
+        let host = hsvc.get(&host_name).await.ok()?;
+        (node_ports(&s) == node_ports(&host)
+            && s.spec.as_ref()?.cluster_ip.as_deref() == Some(host_ip.as_str()))
+        .then_some(())
+    })
+    .await;
+
+    // The host's load balancer status flows back.
+    hsvc.patch_status(
+        &host_name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}})),
+    )
+    .await
+    .expect("host status");
+    eventually("the virtual status", || async {
+        let s = vsvc.get("web").await.ok()?;
+        let ingress = s.status?.load_balancer?.ingress?;
+        (ingress.first()?.ip.as_deref() == Some("203.0.113.7")).then_some(())
+    })
+    .await;
+
+    // A selector change follows; removing it removes it on the host.
+    vsvc.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"selector": {"app": "api"}}})),
+    )
+    .await
+    .expect("selector");
+    eventually("the host selector updated", || async {
+        let s = hsvc.get(&host_name).await.ok()?;
+        (s.spec?.selector?.get("app").map(String::as_str) == Some("api")).then_some(())
+    })
+    .await;
+    vsvc.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"selector": null}})),
+    )
+    .await
+    .expect("no selector");
+    eventually("the host selector removed", || async {
+        let s = hsvc.get(&host_name).await.ok()?;
+        s.spec?.selector.is_none_or(|s| s.is_empty()).then_some(())
+    })
+    .await;
+
+    // The virtual API server's own service never reaches the host.
+    assert!(hsvc
+        .get_opt(&env.host_name("default", "kubernetes"))
+        .await
+        .expect("get")
+        .is_none());
+
+    vsvc.delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the host service gone", || async {
+        hsvc.get_opt(&host_name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_and_external_name_services_keep_their_kind_of_address() {
+    let env = Environment::start_with("svc2", |_| {}).await;
+    let vsvc = env.virtual_cluster.api::<Service>("default");
+    let hsvc = env.host.api::<Service>(&env.host_namespace);
+    vsvc.create(
+        &PostParams::default(),
+        &object(json!({
+            "metadata": {"name": "db"},
+            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]},
+        })),
+    )
+    .await
+    .expect("headless");
+    vsvc.create(
+        &PostParams::default(),
+        &object(json!({
+            "metadata": {"name": "ext"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.com"},
+        })),
+    )
+    .await
+    .expect("external name");
+    let headless = eventually("the headless host service", || async {
+        hsvc.get_opt(&env.host_name("default", "db"))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(
+        headless.spec.expect("spec").cluster_ip.as_deref(),
+        Some("None")
+    );
+    let external = eventually("the external name host service", || async {
+        hsvc.get_opt(&env.host_name("default", "ext"))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let spec = external.spec.expect("spec");
+    assert_eq!(spec.external_name.as_deref(), Some("db.example.com"));
+    assert_eq!(spec.selector, None);
+    // Both keep their virtual identity (nothing to adopt).
+    let db = vsvc.get("db").await.expect("db");
+    assert_eq!(db.spec.expect("spec").cluster_ip.as_deref(), Some("None"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_host_range_the_virtual_service_keeps_its_address() {
+    // The virtual API server does not accept the host's range.
+    let env = Environment::start_custom(
+        "svc3",
+        |_| {},
+        |h| h.service_cidr = HOST_SERVICE_CIDR.to_owned(),
+        |_| {},
+    )
+    .await;
+    let vsvc = env.virtual_cluster.api::<Service>("default");
+    let hsvc = env.host.api::<Service>(&env.host_namespace);
+    let created = vsvc
+        .create(
+            &PostParams::default(),
+            &object(json!({
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+            })),
+        )
+        .await
+        .expect("create");
+    let host_name = env.host_name("default", "web");
+    eventually("the host service", || async {
+        hsvc.get_opt(&host_name).await.ok().flatten()
+    })
+    .await;
+    // A later change reaching the host proves the syncer has looked at the
+    // service since; it must not have deleted it.
+    vsvc.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"labels": {"checked": "yes"}}})),
+    )
+    .await
+    .expect("label");
+    eventually("the host label", || async {
+        let s = hsvc.get(&host_name).await.ok()?;
+        (s.metadata.labels?.get("checked").map(String::as_str) == Some("yes")).then_some(())
+    })
+    .await;
+    let virt = vsvc.get("web").await.expect("still there");
+    assert_eq!(virt.metadata.uid, created.metadata.uid, "not re-created");
+    assert_eq!(
+        virt.spec.and_then(|s| s.cluster_ip),
+        created.spec.and_then(|s| s.cluster_ip)
+    );
+}
