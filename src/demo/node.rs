@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -247,6 +247,28 @@ impl SimulatedNode {
         let key = format!("{namespace}/{name}");
         if pod.metadata.deletion_timestamp.is_some() {
             self.lock_ips().release(&key);
+            // Like a kubelet: a pod of this node being deleted gracefully
+            // has "stopped" at once, so it is deleted for good (grace 0),
+            // once its finalizers are done.
+            let bound_here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                == Some(self.config.name.as_str());
+            let finalizers_done = pod.metadata.finalizers.as_ref().is_none_or(Vec::is_empty);
+            if bound_here && finalizers_done {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: pod.metadata.uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                tokio::spawn(async move {
+                    if let Err(err) = api.delete(&name, &params).await {
+                        tracing::debug!(pod = %name, error = %err, "final delete failed");
+                    }
+                });
+            }
             return;
         }
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod crd;
 pub mod error;
 pub mod filter;
 pub mod http;

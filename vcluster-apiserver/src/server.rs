@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::allocator::{AllocationError, DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR};
 use crate::error::ApiError;
 use crate::http::{router, ApiState, HttpOptions};
-use crate::registry::{Registry, ServiceNetwork};
+use crate::registry::{GarbageCollectorOptions, Registry, ServiceNetwork};
 use crate::resources::Catalog;
 use crate::storage::{Storage, StorageError};
 use crate::watch::{WatchHub, WatchLimits};
@@ -70,6 +70,11 @@ pub struct ApiServerConfig {
     pub http: HttpOptions,
     /// The port the `kubernetes` service points at.
     pub advertised_port: u16,
+    /// The garbage collector (owner references, foreground/orphan
+    /// deletion, emptying namespaces and CRDs being deleted); `None` turns
+    /// it off, and then namespaces and CRDs being deleted stay
+    /// `Terminating` and owned objects stay behind.
+    pub garbage_collector: Option<GarbageCollectorOptions>,
 }
 
 impl ApiServerConfig {
@@ -83,6 +88,7 @@ impl ApiServerConfig {
             watch: WatchLimits::default(),
             http: HttpOptions::default(),
             advertised_port: 6443,
+            garbage_collector: Some(GarbageCollectorOptions::default()),
         }
     }
 }
@@ -131,7 +137,8 @@ impl TlsConfig {
 }
 
 impl ApiServer {
-    /// Starts the watch cache and creates the cluster's built-in objects.
+    /// Starts the watch cache, serves the stored CRDs, creates the
+    /// cluster's built-in objects and starts the garbage collector.
     pub async fn start(config: ApiServerConfig) -> Result<Self, ServerError> {
         let shutdown = CancellationToken::new();
         let hub = WatchHub::start(
@@ -145,16 +152,20 @@ impl ApiServer {
             &config.extra_service_cidrs,
             config.node_ports.clone(),
         )?;
-        let registry = Registry::new(
+        let registry = Arc::new(Registry::new(
             config.storage.clone(),
-            Arc::new(Catalog::builtin()),
+            Catalog::builtin(),
             services,
             hub,
-        );
+        ));
+        registry.load_crds().await.map_err(ServerError::Bootstrap)?;
         registry
             .bootstrap(config.advertised_port)
             .await
             .map_err(ServerError::Bootstrap)?;
+        if let Some(options) = config.garbage_collector.clone() {
+            crate::registry::gc::spawn(registry.clone(), options, shutdown.clone());
+        }
         Ok(Self {
             state: Arc::new(ApiState {
                 registry,

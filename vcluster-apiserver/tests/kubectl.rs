@@ -251,7 +251,11 @@ async fn get_prints_yaml_json_names_and_jsonpath() {
     let file = t.write_file("pod.yaml", &pod_yaml("web", "app: web"));
     t.kubectl_ok(&["create", "-f", file.to_str().unwrap()])
         .await;
-    let stored = t.stored("", "pods", Some("default"), "web").await.unwrap();
+    let mut stored = t.stored("", "pods", Some("default"), "web").await.unwrap();
+    // kubectl hides managedFields unless --show-managed-fields.
+    if let Some(meta) = stored["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
 
     let yaml = t.kubectl_ok(&["get", "pod", "web", "-o", "yaml"]).await;
     let from_yaml: Value = serde_yaml::from_str(&yaml).expect("kubectl printed YAML");

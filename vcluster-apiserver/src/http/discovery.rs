@@ -38,13 +38,42 @@ pub fn core_versions() -> Value {
     })
 }
 
+/// Kubernetes' version priority: GA before beta before alpha, higher
+/// numbers first, versions that do not look like Kubernetes versions last
+/// (alphabetically). The first is the group's preferred version.
+fn version_priority(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    use std::cmp::Reverse;
+    let parsed = version.strip_prefix('v').and_then(|rest| {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((0, major, 0));
+        }
+        for (class, word) in [(1u8, "beta"), (2u8, "alpha")] {
+            if let Some(number) = tail.strip_prefix(word) {
+                return Some((class, major, number.parse().ok()?));
+            }
+        }
+        None
+    });
+    match parsed {
+        Some((class, major, minor)) => (class, Reverse(major), Reverse(minor), String::new()),
+        None => (3, Reverse(0), Reverse(0), version.to_owned()),
+    }
+}
+
 fn group_versions(catalog: &Catalog, group: &str) -> Vec<String> {
-    catalog
+    let mut versions: Vec<String> = catalog
         .group_versions()
         .into_iter()
         .filter(|(g, _)| g == group)
         .map(|(_, v)| v)
-        .collect()
+        .collect();
+    versions.sort_by_key(|v| version_priority(v));
+    versions
 }
 
 fn group_document(catalog: &Catalog, group: &str) -> Value {
@@ -89,6 +118,9 @@ fn subresources(info: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static 
     }
     if info.group.is_empty() && info.plural == "pods" {
         subs.push(("binding", "Binding".to_owned(), vec!["create"]));
+    }
+    if info.group.is_empty() && info.plural == "namespaces" {
+        subs.push(("finalize", "Namespace".to_owned(), vec!["update"]));
     }
     subs
 }
@@ -222,6 +254,18 @@ mod tests {
             .cloned()
             .expect("scale");
         assert_eq!(scale["group"], "autoscaling");
+    }
+
+    #[test]
+    fn preferred_versions_follow_kubernetes_priority() {
+        let mut versions = vec![
+            "v1alpha1", "v2beta1", "v1", "foo", "v1beta2", "v2", "v1beta1", "bar",
+        ];
+        versions.sort_by_key(|v| version_priority(v));
+        assert_eq!(
+            versions,
+            ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]
+        );
     }
 
     #[test]

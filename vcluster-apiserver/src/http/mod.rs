@@ -50,8 +50,8 @@ impl Default for HttpOptions {
 
 /// What every handler shares.
 pub struct ApiState {
-    /// Object semantics over the store.
-    pub registry: Registry,
+    /// Object semantics over the store (shared with the garbage collector).
+    pub registry: Arc<Registry>,
     /// HTTP settings.
     pub options: HttpOptions,
     /// Cancelled when the server shuts down: watches end cleanly.
@@ -70,32 +70,83 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(health))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*group_version}", get(openapi_group_version))
+        .route("/openapi/v2", get(openapi_v2))
         .fallback(dispatch)
         .with_state(state)
 }
 
-async fn openapi_root(State(state): State<Arc<ApiState>>) -> Response {
-    json(StatusCode::OK, &openapi::root(state.registry.catalog()))
+async fn openapi_root(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let catalog = state.registry.catalog().clone();
+    let docs = openapi::documents(&catalog);
+    openapi_response(&request, &docs.root)
 }
 
 async fn openapi_group_version(
     State(state): State<Arc<ApiState>>,
     axum::extract::Path(group_version): axum::extract::Path<String>,
+    request: Request,
 ) -> Response {
-    let catalog = state.registry.catalog();
-    let parts: Vec<&str> = group_version.split('/').collect();
-    let (group, version) = match parts.as_slice() {
-        ["api", version] => ("", *version),
-        ["apis", group, version] => (*group, *version),
-        _ => return ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response(),
-    };
-    if !catalog.serves(group, version) {
-        return ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response();
+    let catalog = state.registry.catalog().clone();
+    let docs = openapi::documents(&catalog);
+    match docs.group_versions.get(group_version.trim_end_matches('/')) {
+        Some(doc) => openapi_response(&request, doc),
+        None => ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response(),
     }
-    json(
-        StatusCode::OK,
-        &openapi::group_version(catalog, group, version),
-    )
+}
+
+async fn openapi_v2(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    // client-go asks for the gnostic protobuf form only; it falls back on a
+    // 406, and every other client takes JSON.
+    let accept = header_str(&request, header::ACCEPT).unwrap_or("");
+    if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+        return ApiError::not_acceptable("only application/json is served for /openapi/v2")
+            .into_response();
+    }
+    let catalog = state.registry.catalog().clone();
+    let docs = openapi::documents(&catalog);
+    openapi_response(&request, &docs.v2)
+}
+
+/// Serves an OpenAPI document with an `ETag` (304 when the client has it)
+/// and, when fetched by its current `hash`, as immutable.
+fn openapi_response(request: &Request, doc: &openapi::Document) -> Response {
+    let etag = format!("\"{}\"", doc.hash);
+    let hash_matches = request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .any(|(k, v)| k == "hash" && v == doc.hash);
+    let cache_control = if hash_matches {
+        "public, immutable, max-age=31536000"
+    } else {
+        "no-cache, private"
+    };
+    let fresh = header_str(request, header::IF_NONE_MATCH)
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            doc.body.clone(),
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 async fn health() -> Response {
@@ -167,7 +218,7 @@ async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiE
         return Err(ApiError::no_route(uri.path()));
     };
     let accept = header_str(&request, header::ACCEPT).map(str::to_owned);
-    let catalog = state.registry.catalog().clone();
+    let catalog = state.registry.catalog();
     let discovery_only = |method: &Method| {
         if method == Method::GET {
             Ok(())

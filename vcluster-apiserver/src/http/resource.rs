@@ -16,7 +16,8 @@ use super::{json as json_response, json_with_type, watch, ApiState, FieldValidat
 use crate::error::ApiError;
 use crate::filter::ObjectFilter;
 use crate::registry::{
-    DeleteOptions, ListOptions, ListPage, ObjectAddress, PatchKind, UpdateTarget, WriteOptions,
+    DeleteOptions, FieldManager, ListOptions, ListPage, ObjectAddress, PatchKind, PatchOptions,
+    Propagation, UpdateTarget, WriteOptions,
 };
 use crate::resources::ResourceInfo;
 use crate::table::{self, IncludeObject};
@@ -72,8 +73,24 @@ pub(super) async fn handle(
         }
     }
     let registry = &state.registry;
+    // Every write records its field manager: the `fieldManager` parameter,
+    // else the program part of the User-Agent, as upstream does.
+    if let Some(manager) = &query.field_manager {
+        FieldManager::validate(manager)?;
+    }
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     let write = WriteOptions {
         dry_run: query.dry_run,
+        field_manager: Some(FieldManager {
+            name: query
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| FieldManager::from_user_agent(user_agent)),
+            subresource: None,
+        }),
     };
     let reads = || negotiate::representation(accept.as_deref());
 
@@ -139,11 +156,43 @@ pub(super) async fn handle(
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let target = update_target(&resource, sub)?;
             let kind = patch_kind(content_type.as_deref())?;
+            if kind == PatchKind::Apply && query.field_manager.is_none() {
+                return Err(crate::registry::patch_options_invalid(
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                ));
+            }
+            if kind != PatchKind::Apply && query.force {
+                return Err(crate::registry::patch_options_invalid(
+                    "force",
+                    "Forbidden: may not be specified for non-apply patch",
+                ));
+            }
             let patch = read_bytes(request).await?;
+            let options = PatchOptions {
+                force: query.force,
+                reject_unknown_fields: query.field_validation == FieldValidation::Strict,
+            };
             let patched = registry
-                .patch(&address(name), kind, &patch, target, &write)
+                .patch(&address(name), kind, &patch, target, &write, &options)
                 .await?;
-            Ok(json_response(StatusCode::OK, &patched))
+            let warnings: Vec<String> = match query.field_validation {
+                FieldValidation::Warn => patched
+                    .unknown_fields
+                    .iter()
+                    .map(|f| format!("unknown field {f:?}"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let code = if patched.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(
+                json_response(code, &patched.object),
+                &warnings,
+            ))
         }
         (&Method::GET, Some(name), Some("status")) => {
             let object = registry.get(&address(name)).await?;
@@ -204,7 +253,12 @@ pub(super) async fn handle(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             ))
         }
-        (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding") => {
+        (&Method::PUT, Some(name), Some("finalize")) if resource.is("", "namespaces") => {
+            let body = read_document(request, content_type.as_deref()).await?;
+            let namespace = registry.finalize_namespace(&address(name), &body).await?;
+            Ok(json_response(StatusCode::OK, &namespace))
+        }
+        (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
         }
         _ => Err(method_not_allowed(&method, &resource, target.subresource)),
@@ -280,9 +334,9 @@ fn patch_kind(content_type: Option<&str>) -> Result<PatchKind, ApiError> {
         BodyFormat::MergePatch => Ok(PatchKind::Merge),
         BodyFormat::StrategicMergePatch => Ok(PatchKind::StrategicMerge),
         BodyFormat::ApplyPatch => Ok(PatchKind::Apply),
-        BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => Err(ApiError::unsupported_media_type(
-            content_type.unwrap_or("application/json"),
-        )),
+        BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => Err(
+            ApiError::unsupported_media_type(content_type.unwrap_or("application/json")),
+        ),
     }
 }
 
@@ -340,6 +394,13 @@ pub(super) fn list_options(
 async fn delete_options(query: &Query, request: Request) -> Result<DeleteOptions, ApiError> {
     let mut options = DeleteOptions {
         dry_run: query.dry_run,
+        grace_period_seconds: query.grace_period_seconds,
+        propagation: query
+            .propagation_policy
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(Propagation::parse)
+            .transpose()?,
         ..DeleteOptions::default()
     };
     let content_type = request
@@ -367,6 +428,29 @@ async fn delete_options(query: &Query, request: Request) -> Result<DeleteOptions
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // The body wins over the query, as upstream decodes it last.
+    if let Some(grace) = body.get("gracePeriodSeconds").filter(|g| !g.is_null()) {
+        options.grace_period_seconds = Some(
+            grace
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request("gracePeriodSeconds must be an integer"))?,
+        );
+    }
+    match body.get("propagationPolicy").and_then(Value::as_str) {
+        Some(policy) if !policy.is_empty() => {
+            options.propagation = Some(Propagation::parse(policy)?)
+        }
+        _ => {}
+    }
+    if options.propagation.is_none() {
+        // The deprecated `orphanDependents`: true orphans, false is the
+        // default cascade.
+        options.propagation = match body.get("orphanDependents").and_then(Value::as_bool) {
+            Some(true) => Some(Propagation::Orphan),
+            Some(false) => Some(Propagation::Background),
+            None => None,
+        };
+    }
     Ok(options)
 }
 

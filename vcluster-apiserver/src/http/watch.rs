@@ -243,6 +243,20 @@ struct FrameEncoder {
 
 impl FrameEncoder {
     fn frame(&self, kind: &str, object: &Value) -> Bytes {
+        // Custom resources are shown at the version watched (one storage
+        // serves every version).
+        let presented;
+        let object = if self.resource.custom.is_some()
+            && object.get("apiVersion").and_then(Value::as_str)
+                != Some(self.resource.api_version().as_str())
+        {
+            let mut copy = object.clone();
+            crate::registry::present(&self.resource, &mut copy);
+            presented = copy;
+            &presented
+        } else {
+            object
+        };
         let object = match self.representation {
             Representation::Object => return line_with_raw(kind, object),
             Representation::Metadata => partial_metadata(object),

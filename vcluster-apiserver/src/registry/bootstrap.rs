@@ -12,7 +12,7 @@ impl Registry {
     /// missing of the system namespaces and the `kubernetes` service.
     /// Safe to run on every start.
     pub async fn bootstrap(&self, api_port: u16) -> Result<(), ApiError> {
-        let catalog = self.catalog.clone();
+        let catalog = self.catalog();
         let services = catalog
             .get("", "v1", "services")
             .ok_or_else(|| ApiError::internal("the services resource is not served"))?;

@@ -107,7 +107,8 @@ impl Registry {
             let fetched = page.items.len();
             let mut full_at = None;
             for (index, kv) in page.items.iter().enumerate() {
-                let object = decode(kv)?;
+                let mut object = decode(kv)?;
+                super::present(resource, &mut object);
                 if options.filter.matches(&object) {
                     items.push(object);
                     if Some(items.len()) == limit {

@@ -5,27 +5,50 @@
 //! `uid`, `creationTimestamp` and `generation`, applies defaults, validates,
 //! honours `resourceVersion` preconditions, keeps `status` apart from the
 //! rest, allocates service IPs, and maps storage errors to API errors.
+//!
+//! Deletion follows upstream's lifecycle: an object with finalizers (or a
+//! pod bound to a node, deleted with a grace period) is only marked with
+//! `deletionTimestamp`, and goes when its last finalizer is removed (or
+//! whoever runs the pod deletes it with grace 0); `propagationPolicy`
+//! Foreground / Orphan add the garbage collector's finalizers, which the
+//! collector ([`gc`]) acts on; namespaces and CRDs are emptied by it before
+//! they go ([`namespaces`], [`crds`]).
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::crd;
+use crate::error::{ApiError, FieldCause};
 use crate::object::{self, defaults, validate};
-use crate::resources::{Catalog, ResourceInfo};
+use crate::resources::{Catalog, ResourceInfo, SharedCatalog};
 use crate::storage::{registry_key, KeyValue, Revision, Storage, StorageError};
 use crate::watch::WatchHub;
 
 mod bootstrap;
+mod compat;
+pub mod crds;
+pub mod gc;
 mod list;
+pub mod namespaces;
 mod patch;
 mod services;
 mod subresources;
 
+pub use gc::GarbageCollectorOptions;
 pub use list::{ListOptions, ListPage};
-pub use patch::{apply_patch, PatchKind};
+pub use patch::apply::invalid_options as patch_options_invalid;
+pub use patch::{apply_patch, fieldset, meta, FieldManager, PatchKind, PatchOptions, Patched};
 pub use services::ServiceNetwork;
 pub use subresources::scale_of;
+
+/// The finalizer of a foreground deletion: the owner waits for its
+/// blocking dependents.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// The finalizer of an orphaning deletion: dependents lose their owner
+/// reference before the owner goes.
+pub const ORPHAN_FINALIZER: &str = "orphan";
 
 /// How many times an update without a client precondition is retried when
 /// it races another writer.
@@ -40,6 +63,9 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 pub struct WriteOptions {
     /// `dryRun=All`: validate and answer as if written, store nothing.
     pub dry_run: bool,
+    /// Who writes: recorded in `metadata.managedFields` (none: entries are
+    /// only carried over).
+    pub field_manager: Option<FieldManager>,
 }
 
 /// Options of a delete (query parameters and the `DeleteOptions` body).
@@ -51,6 +77,47 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// `preconditions.resourceVersion`: delete only this version.
     pub resource_version: Option<String>,
+    /// `gracePeriodSeconds`: how long a pod may take to stop (pods only;
+    /// default: the pod's `terminationGracePeriodSeconds`).
+    pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy` (or the older `orphanDependents`): what happens
+    /// to the objects this one owns. `None`: the object's own finalizers
+    /// decide, else Background.
+    pub propagation: Option<Propagation>,
+}
+
+/// What a delete does to the dependents of the deleted object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Propagation {
+    /// The owner goes at once; the garbage collector deletes dependents
+    /// afterwards.
+    Background,
+    /// The owner waits (`foregroundDeletion` finalizer) until dependents
+    /// with `blockOwnerDeletion` are gone.
+    Foreground,
+    /// Dependents are kept and lose their owner reference (`orphan`
+    /// finalizer) before the owner goes.
+    Orphan,
+}
+
+impl Propagation {
+    /// Parses `propagationPolicy`; unknown values are 422, as upstream.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(ApiError::invalid(
+                "DeleteOptions",
+                "",
+                vec![FieldCause::not_supported(
+                    "propagationPolicy",
+                    other,
+                    &["Foreground", "Background", "Orphan"],
+                )],
+            )),
+        }
+    }
 }
 
 /// Which part of an object an update writes.
@@ -97,30 +164,38 @@ impl ObjectAddress {
 /// The registry of one API server.
 pub struct Registry {
     storage: Arc<dyn Storage>,
-    catalog: Arc<Catalog>,
+    catalog: SharedCatalog,
     services: ServiceNetwork,
     hub: WatchHub,
 }
 
 impl Registry {
-    /// A registry over `storage`, serving `catalog`; `start` must run
-    /// before it serves requests.
+    /// A registry over `storage`, serving `catalog` (and, once
+    /// [`Registry::load_crds`] ran, every established CRD); `bootstrap`
+    /// must run before it serves requests.
     pub fn new(
         storage: Arc<dyn Storage>,
-        catalog: Arc<Catalog>,
+        catalog: Catalog,
         services: ServiceNetwork,
         hub: WatchHub,
     ) -> Self {
         Self {
             storage,
-            catalog,
+            catalog: SharedCatalog::new(catalog),
             services,
             hub,
         }
     }
 
-    /// The served resources.
-    pub fn catalog(&self) -> &Arc<Catalog> {
+    /// The served resources as they are now: a snapshot that stays the
+    /// same for as long as the caller holds it, even if a CRD changes the
+    /// catalog meanwhile.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.snapshot()
+    }
+
+    /// The live catalog, for code that changes what is served.
+    pub fn shared_catalog(&self) -> &SharedCatalog {
         &self.catalog
     }
 
@@ -137,7 +212,9 @@ impl Registry {
     /// Reads one object.
     pub async fn get(&self, address: &ObjectAddress) -> Result<Value, ApiError> {
         let kv = self.read(address).await?;
-        decode(&kv)
+        let mut object = decode(&kv)?;
+        present(&address.resource, &mut object);
+        Ok(object)
     }
 
     async fn read(&self, address: &ObjectAddress) -> Result<KeyValue, ApiError> {
@@ -156,6 +233,13 @@ impl Registry {
         body: Value,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        if let Some(custom) = &resource.custom {
+            if custom.terminating {
+                return Err(ApiError::method_not_allowed(
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
+        }
         let mut object = check_body(resource, namespace, None, body)?;
         assign_name(resource, &mut object)?;
         let address = ObjectAddress {
@@ -176,26 +260,36 @@ impl Registry {
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
-        if object.get("spec").is_some() {
+        if object.get("spec").is_some() || resource.custom.is_some() {
             object::metadata_mut(&mut object).insert("generation".into(), json!(1));
         } else {
             object::metadata_mut(&mut object).remove("generation");
         }
         defaults::apply_defaults(resource, &mut object);
         defaults::set_initial_status(resource, &mut object);
+        if is_crd(resource) {
+            crd::apply_defaults(&mut object);
+        }
+        patch::apply::record_update(resource, None, &mut object, options.field_manager.as_ref())?;
         reject_invalid(resource, &object)?;
+        if is_crd(resource) {
+            reject_causes(resource, &object, crd::validate(&object, None))?;
+            let status = crd::status(&object, &Value::Null, &self.catalog());
+            object["status"] = status;
+        }
         if let Some(ns) = &address.namespace {
-            self.require_namespace(ns).await?;
+            self.require_namespace(resource, &object, ns).await?;
         }
         let allocation = self.services.allocate(resource, &mut object, None)?;
         if options.dry_run {
             allocation.rollback(&self.services);
             return Ok(object);
         }
-        let bytes = encode(&object)?;
+        let bytes = encode_for(resource, &object)?;
         match self.storage.create(&address.key(), bytes).await {
             Ok(kv) => {
                 object::set_resource_version(&mut object, kv.mod_revision);
+                self.written(resource, &object);
                 Ok(object)
             }
             Err(err) => {
@@ -234,11 +328,26 @@ impl Registry {
                     }));
                 }
             }
-            let old = decode(&current)?;
+            let mut old = decode(&current)?;
+            present(&address.resource, &mut old);
             let mut new = merge_update(&address.resource, &old, body.clone(), target);
             defaults::apply_defaults(&address.resource, &mut new);
+            if is_crd(&address.resource) && target == UpdateTarget::Main {
+                crd::apply_defaults(&mut new);
+            }
+            let manager = options.field_manager.as_ref().map(|m| FieldManager {
+                subresource: (target == UpdateTarget::Status).then(|| "status".to_owned()),
+                ..m.clone()
+            });
+            patch::apply::record_update(&address.resource, Some(&old), &mut new, manager.as_ref())?;
             reject_invalid(&address.resource, &new)?;
             check_immutable(&address.resource, &old, &new)?;
+            check_finalizers(&address.resource, &old, &new)?;
+            if is_crd(&address.resource) && target == UpdateTarget::Main {
+                reject_causes(&address.resource, &new, crd::validate(&new, Some(&old)))?;
+                let status = crd::status(&new, &old, &self.catalog());
+                new["status"] = status;
+            }
             let allocation = self
                 .services
                 .allocate(&address.resource, &mut new, Some(&old))?;
@@ -251,7 +360,17 @@ impl Registry {
                 allocation.rollback(&self.services);
                 return Ok(new);
             }
-            let bytes = encode(&new)?;
+            if finalized(&address.resource, &old, &new) {
+                // The last finalizer of an object being deleted is gone:
+                // the object goes now, as upstream's update does.
+                allocation.rollback(&self.services);
+                match self.remove(address, &current, &new).await {
+                    Ok(gone) => return Ok(gone),
+                    Err(err) if err.reason == "Conflict" && precondition.is_none() => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            let bytes = encode_for(&address.resource, &new)?;
             match self
                 .storage
                 .update(&address.key(), bytes, current.mod_revision)
@@ -260,6 +379,7 @@ impl Registry {
                 Ok(kv) => {
                     allocation.commit(&self.services);
                     object::set_resource_version(&mut new, kv.mod_revision);
+                    self.written(&address.resource, &new);
                     return Ok(new);
                 }
                 Err(StorageError::Conflict { .. }) if precondition.is_none() => {
@@ -280,14 +400,15 @@ impl Registry {
         ))
     }
 
-    /// Deletes an object; returns it as it was.
+    /// Deletes an object. Returns it as it was when removed at once, or as
+    /// it is now when only marked for deletion (finalizers pending, a
+    /// graceful pod deletion, a namespace or CRD being emptied).
     pub async fn delete(
         &self,
         address: &ObjectAddress,
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        if address.resource.group.is_empty()
-            && address.resource.plural == "namespaces"
+        if address.resource.is("", "namespaces")
             && SYSTEM_NAMESPACES.contains(&address.name.as_str())
         {
             return Err(ApiError::forbidden(format!(
@@ -301,7 +422,8 @@ impl Registry {
         };
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let current = self.read(address).await?;
-            let old = decode(&current)?;
+            let mut old = decode(&current)?;
+            present(&address.resource, &mut old);
             if let Some(uid) = options.uid.as_deref() {
                 let actual = object::meta_str(&old, "uid");
                 if uid != actual {
@@ -323,23 +445,23 @@ impl Registry {
                     ));
                 }
             }
-            if options.dry_run {
-                return Ok(old);
-            }
-            if address.resource.group.is_empty() && address.resource.plural == "namespaces" {
-                self.delete_namespace_contents(&address.name).await?;
-            }
-            match self
-                .storage
-                .delete(&address.key(), Some(current.mod_revision))
-                .await
-            {
-                Ok(_) => {
-                    self.services.release(&address.resource, &old);
-                    return Ok(old);
-                }
-                Err(StorageError::Conflict { .. }) => continue,
-                Err(err) => return Err(address.storage_error(err)),
+            let plan = if address.resource.is("", "namespaces") {
+                namespaces::plan_delete(&old)
+            } else if is_crd(&address.resource) {
+                crds::plan_delete(&old, &self.catalog())
+            } else {
+                plan_delete(&address.resource, &old, options)
+            };
+            let outcome = match plan {
+                DeletePlan::Pending => return Ok(old),
+                DeletePlan::Now if options.dry_run => return Ok(old),
+                DeletePlan::Mark(new) if options.dry_run => return Ok(new),
+                DeletePlan::Now => self.remove(address, &current, &old).await,
+                DeletePlan::Mark(new) => self.write_marked(address, &current, new).await,
+            };
+            match outcome {
+                Err(err) if err.reason == "Conflict" => continue,
+                other => return other,
             }
         }
         Err(ApiError::conflict(
@@ -348,6 +470,110 @@ impl Registry {
             &address.name,
             "too many concurrent writers; try again",
         ))
+    }
+
+    /// Stores an object marked for deletion (compare-and-swap on the
+    /// revision it was read at).
+    async fn write_marked(
+        &self,
+        address: &ObjectAddress,
+        current: &KeyValue,
+        mut new: Value,
+    ) -> Result<Value, ApiError> {
+        let kv = self
+            .storage
+            .update(
+                &address.key(),
+                encode_for(&address.resource, &new)?,
+                current.mod_revision,
+            )
+            .await
+            .map_err(|err| address.storage_error(err))?;
+        object::set_resource_version(&mut new, kv.mod_revision);
+        self.written(&address.resource, &new);
+        Ok(new)
+    }
+
+    /// Removes an object from storage for good, if it is still at the
+    /// revision it was read at; releases what it held (service IPs, a
+    /// CRD's resource). Returns `last` as the deleted object.
+    async fn remove(
+        &self,
+        address: &ObjectAddress,
+        current: &KeyValue,
+        last: &Value,
+    ) -> Result<Value, ApiError> {
+        // A CRD's resource stops being served before the CRD is gone, so
+        // nobody sees the CRD gone and its resource still served.
+        if is_crd(&address.resource) {
+            self.catalog
+                .update(|catalog| crd::uninstall(catalog, &address.name));
+        }
+        if let Err(err) = self
+            .storage
+            .delete(&address.key(), Some(current.mod_revision))
+            .await
+        {
+            if is_crd(&address.resource) {
+                if let Ok(stored) = decode(current) {
+                    self.written(&address.resource, &stored);
+                }
+            }
+            return Err(address.storage_error(err));
+        }
+        self.services.release(&address.resource, last);
+        Ok(last.clone())
+    }
+
+    /// Read-modify-write of one object by the server itself (garbage
+    /// collector, namespace and CRD cleanup): `change` edits the object and
+    /// says whether it changed anything. No validation or defaulting; an
+    /// object being deleted whose last finalizer `change` removed goes.
+    /// `Ok(None)`: the object (with `uid`, when given) does not exist.
+    pub async fn modify(
+        &self,
+        address: &ObjectAddress,
+        uid: Option<&str>,
+        mut change: impl FnMut(&mut Value) -> bool,
+    ) -> Result<Option<Value>, ApiError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let Some(current) = self.storage.get(&address.key()).await? else {
+                return Ok(None);
+            };
+            let mut old = decode(&current)?;
+            present(&address.resource, &mut old);
+            if uid.is_some_and(|uid| uid != object::meta_str(&old, "uid")) {
+                return Ok(None);
+            }
+            let mut new = old.clone();
+            if !change(&mut new) {
+                return Ok(Some(old));
+            }
+            let outcome = if finalized(&address.resource, &old, &new) {
+                self.remove(address, &current, &new).await
+            } else {
+                self.write_marked(address, &current, new).await
+            };
+            match outcome {
+                Err(err) if err.reason == "Conflict" => continue,
+                Err(err) if err.reason == "NotFound" => return Ok(None),
+                other => return other.map(Some),
+            }
+        }
+        Err(ApiError::conflict(
+            &address.resource.group,
+            &address.resource.plural,
+            &address.name,
+            "too many concurrent writers; try again",
+        ))
+    }
+
+    /// Keeps derived state in step with a stored write: a CRD's resource
+    /// is (re)installed in the catalog.
+    fn written(&self, resource: &ResourceInfo, object: &Value) {
+        if is_crd(resource) {
+            self.catalog.update(|catalog| crd::install(catalog, object));
+        }
     }
 
     /// Deletes every object a list with `list` would return; returns them.
@@ -388,36 +614,270 @@ impl Registry {
         Ok(deleted)
     }
 
-    /// Deletes everything stored in a namespace (every namespaced resource).
-    async fn delete_namespace_contents(&self, namespace: &str) -> Result<(), ApiError> {
-        for resource in self.catalog.iter().filter(|r| r.namespaced) {
-            let prefix =
-                crate::storage::registry_prefix(&resource.group, &resource.plural, Some(namespace));
-            let page = self
-                .storage
-                .list(crate::storage::ListRequest::prefix(prefix))
-                .await?;
-            for kv in page.items {
-                match self.storage.delete(&kv.key, None).await {
-                    Ok(deleted) => {
-                        if let Ok(object) = decode(&deleted.previous) {
-                            self.services.release(resource, &object);
-                        }
-                    }
-                    Err(StorageError::NotFound { .. }) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
+    /// A namespaced create needs its namespace, and one that is not being
+    /// deleted (upstream's NamespaceLifecycle admission).
+    async fn require_namespace(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        namespace: &str,
+    ) -> Result<(), ApiError> {
+        let key = registry_key("", "namespaces", None, namespace);
+        let Some(kv) = self.storage.get(&key).await? else {
+            return Err(ApiError::not_found("", "namespaces", namespace));
+        };
+        if namespaces::is_terminating(&decode(&kv)?) {
+            let name = object::name(object);
+            let what = if name.is_empty() {
+                resource.qualified_name()
+            } else {
+                format!("{} {name:?}", resource.qualified_name())
+            };
+            return Err(ApiError::forbidden(format!(
+                "{what} is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+            ))
+            .with_target(&resource.group, &resource.plural, name));
         }
         Ok(())
     }
+}
 
-    async fn require_namespace(&self, namespace: &str) -> Result<(), ApiError> {
-        let key = registry_key("", "namespaces", None, namespace);
-        match self.storage.get(&key).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::not_found("", "namespaces", namespace)),
+/// What a delete request does to an object.
+#[derive(Debug)]
+pub(crate) enum DeletePlan {
+    /// Remove it from storage now.
+    Now,
+    /// Store this version (deletionTimestamp, finalizers) and keep it.
+    Mark(Value),
+    /// Already being deleted, nothing to change: answer with it as it is.
+    Pending,
+}
+
+fn finalizers(object: &Value) -> Vec<String> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_finalizers(object: &mut Value, list: Vec<String>) {
+    let meta = object::metadata_mut(object);
+    if list.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), json!(list));
+    }
+}
+
+fn is_deleting(object: &Value) -> bool {
+    !object::meta_str(object, "deletionTimestamp").is_empty()
+}
+
+fn grace_of(object: &Value) -> Option<i64> {
+    object
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+}
+
+/// `now + seconds`, in the format of every other timestamp.
+fn timestamp_in(seconds: i64) -> String {
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    format!("{}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+}
+
+/// The finalizers an object gets from a delete's propagation policy
+/// (upstream's `deletionFinalizersForGarbageCollection`).
+fn gc_finalizers(current: &[String], propagation: Option<Propagation>) -> Vec<String> {
+    let first_gc = current
+        .iter()
+        .find(|f| *f == ORPHAN_FINALIZER || *f == FOREGROUND_FINALIZER)
+        .map(String::as_str);
+    let (orphan, foreground) = match propagation {
+        Some(Propagation::Orphan) => (true, false),
+        Some(Propagation::Foreground) => (false, true),
+        Some(Propagation::Background) => (false, false),
+        None => (
+            first_gc == Some(ORPHAN_FINALIZER),
+            first_gc == Some(FOREGROUND_FINALIZER),
+        ),
+    };
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|f| *f != ORPHAN_FINALIZER && *f != FOREGROUND_FINALIZER)
+        .cloned()
+        .collect();
+    if orphan {
+        out.push(ORPHAN_FINALIZER.to_owned());
+    }
+    if foreground {
+        out.push(FOREGROUND_FINALIZER.to_owned());
+    }
+    out
+}
+
+/// Marks an object as being deleted now with no grace (upstream's
+/// `markAsDeleting`).
+fn mark_deleting(object: &mut Value) {
+    let first = !is_deleting(object);
+    let meta = object::metadata_mut(object);
+    if first {
+        if let Some(generation) = meta.get("generation").and_then(Value::as_i64) {
+            meta.insert("generation".into(), json!(generation + 1));
         }
+        meta.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+    }
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+}
+
+/// Decides what a delete does (upstream's `BeforeDelete` with the pod
+/// strategy, and the store's finalizer handling).
+fn plan_delete(resource: &ResourceInfo, old: &Value, options: &DeleteOptions) -> DeletePlan {
+    let mut new = old.clone();
+    let deleting = is_deleting(old);
+    // Graceful deletion: pods only.
+    let mut graceful = None;
+    if resource.is("", "pods") {
+        let requested = options
+            .grace_period_seconds
+            .map(|g| if g < 0 { 1 } else { g });
+        if deleting {
+            match grace_of(old) {
+                None | Some(0) => {}
+                Some(current) => match requested {
+                    // Only a shorter grace period may be asked for.
+                    Some(shorter) if shorter < current => {
+                        let meta = object::metadata_mut(&mut new);
+                        meta.insert("deletionTimestamp".into(), json!(timestamp_in(shorter)));
+                        meta.insert("deletionGracePeriodSeconds".into(), json!(shorter));
+                        graceful = Some(shorter);
+                    }
+                    _ => return DeletePlan::Pending,
+                },
+            }
+        } else {
+            let mut period = requested.unwrap_or_else(|| {
+                old.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .map(|g| if g < 0 { 1 } else { g })
+                    .unwrap_or(0)
+            });
+            if object::path_str(old, "spec.nodeName").is_empty()
+                || matches!(
+                    object::path_str(old, "status.phase"),
+                    "Succeeded" | "Failed"
+                )
+            {
+                // Nobody runs it (or it is done): nothing to wait for.
+                period = 0;
+            }
+            let meta = object::metadata_mut(&mut new);
+            meta.insert("deletionTimestamp".into(), json!(timestamp_in(period)));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(period));
+            if let Some(generation) = meta.get("generation").and_then(Value::as_i64) {
+                meta.insert("generation".into(), json!(generation + 1));
+            }
+            graceful = Some(period);
+        }
+    }
+    let finals = gc_finalizers(&finalizers(old), options.propagation);
+    let pending = !finals.is_empty();
+    set_finalizers(&mut new, finals);
+    match graceful {
+        None if pending => {
+            mark_deleting(&mut new);
+            if new == *old {
+                DeletePlan::Pending
+            } else {
+                DeletePlan::Mark(new)
+            }
+        }
+        None => DeletePlan::Now,
+        Some(period) if pending || period > 0 => DeletePlan::Mark(new),
+        Some(_) => DeletePlan::Now,
+    }
+}
+
+/// Whether an update removed the last finalizer of an object whose
+/// deletion has no grace period left: it must go (upstream's
+/// `shouldDeleteDuringUpdate`). Namespaces also need their
+/// `spec.finalizers` empty.
+fn finalized(resource: &ResourceInfo, old: &Value, new: &Value) -> bool {
+    if !is_deleting(old) || !finalizers(new).is_empty() || grace_of(old).unwrap_or(0) != 0 {
+        return false;
+    }
+    if resource.is("", "namespaces") {
+        return new
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    }
+    true
+}
+
+/// No finalizer may be added to an object being deleted (422, as
+/// upstream's `ValidateNoNewFinalizers`).
+fn check_finalizers(resource: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if !is_deleting(old) {
+        return Ok(());
+    }
+    let before = finalizers(old);
+    let mut added: Vec<String> = finalizers(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    added.sort();
+    added.dedup();
+    let listed: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+    Err(ApiError::invalid(
+        &resource.kind,
+        object::name(new),
+        vec![FieldCause {
+            reason: "FieldValueForbidden",
+            field: "metadata.finalizers".into(),
+            message: format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                listed.join(", ")
+            ),
+        }],
+    ))
+}
+
+fn is_crd(resource: &ResourceInfo) -> bool {
+    resource.is(crd::GROUP, crd::PLURAL)
+}
+
+/// Sets the `apiVersion` a custom resource is read at: all served versions
+/// share one storage, and an object is shown at the version asked for.
+pub(crate) fn present(resource: &ResourceInfo, object: &mut Value) {
+    if resource.custom.is_some() {
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), json!(resource.api_version()));
+        }
+    }
+}
+
+/// Encodes an object for storage; custom resources are stored at their
+/// storage version.
+fn encode_for(resource: &ResourceInfo, object: &Value) -> Result<bytes::Bytes, ApiError> {
+    match &resource.custom {
+        Some(custom) if !custom.storage => {
+            let mut stored = object.clone();
+            stored["apiVersion"] = json!(format!("{}/{}", resource.group, custom.storage_version));
+            encode(&stored)
+        }
+        _ => encode(object),
     }
 }
 
@@ -477,8 +937,15 @@ fn check_body(
     normalize(resource, body)
 }
 
-/// Rejects fields of the wrong type and drops unknown ones (typed kinds).
-fn normalize(resource: &ResourceInfo, body: Value) -> Result<Value, ApiError> {
+/// Rejects fields of the wrong type and drops unknown ones (typed kinds;
+/// for custom resources: what the schema does not specify, then its
+/// defaults are filled).
+fn normalize(resource: &ResourceInfo, mut body: Value) -> Result<Value, ApiError> {
+    if let Some(custom) = &resource.custom {
+        custom.prepare(&mut body);
+        normalize_metadata(&mut body)?;
+        return Ok(body);
+    }
     let Some(normalize) = resource.normalize else {
         return Ok(body);
     };
@@ -488,6 +955,20 @@ fn normalize(resource: &ResourceInfo, body: Value) -> Result<Value, ApiError> {
             resource.kind, resource.version, resource.kind
         ))
     })
+}
+
+/// Checks and prunes `metadata` of an untyped object through `ObjectMeta`.
+fn normalize_metadata(object: &mut Value) -> Result<(), ApiError> {
+    let Some(meta) = object.get_mut("metadata") else {
+        return Ok(());
+    };
+    let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        serde_json::from_value(meta.clone()).map_err(|err| {
+            ApiError::bad_request(format!("the object's metadata cannot be decoded: {err}"))
+        })?;
+    *meta = serde_json::to_value(typed)
+        .map_err(|err| ApiError::internal(format!("metadata cannot be encoded: {err}")))?;
+    Ok(())
 }
 
 /// Fills `metadata.name` from `generateName` as kube-apiserver does.
@@ -527,7 +1008,18 @@ fn assign_name(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiErr
 }
 
 fn reject_invalid(resource: &ResourceInfo, object: &Value) -> Result<(), ApiError> {
-    let causes = validate::validate(resource, object);
+    let mut causes = validate::validate(resource, object);
+    if let Some(custom) = &resource.custom {
+        causes.extend(custom.validate(object));
+    }
+    reject_causes(resource, object, causes)
+}
+
+fn reject_causes(
+    resource: &ResourceInfo,
+    object: &Value,
+    causes: Vec<FieldCause>,
+) -> Result<(), ApiError> {
     if causes.is_empty() {
         Ok(())
     } else {
@@ -580,6 +1072,17 @@ fn merge_update(resource: &ResourceInfo, old: &Value, body: Value, target: Updat
                     Some(value) => meta.insert(field.into(), value.clone()),
                     None => meta.remove(field),
                 };
+            }
+            if resource.is("", "namespaces") {
+                // spec.finalizers change through `/finalize` only.
+                match old.pointer("/spec/finalizers") {
+                    Some(kept) => new["spec"]["finalizers"] = kept.clone(),
+                    None => {
+                        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("finalizers");
+                        }
+                    }
+                }
             }
             if object::spec_view(&new) != object::spec_view(old) {
                 let generation = old_meta

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use vcluster_core::selector::Selector;
 
 use super::{decode, encode, ObjectAddress, Registry, UpdateTarget, WriteOptions};
+use crate::crd::schema::{json_path, set_path};
+use crate::crd::ScalePaths;
 use crate::error::ApiError;
 use crate::object;
 use crate::storage::StorageError;
@@ -40,10 +42,39 @@ pub fn scale_of(workload: &Value) -> Value {
     })
 }
 
+/// The `Scale` view of a custom resource, through the paths its CRD's
+/// `scale` subresource declares.
+fn custom_scale_of(paths: &ScalePaths, object: &Value) -> Value {
+    let mut scale = scale_of(object);
+    let at = |path: &str| json_path(object, path).cloned();
+    scale["spec"]["replicas"] = at(&paths.spec_replicas).unwrap_or(json!(0));
+    scale["status"]["replicas"] = at(&paths.status_replicas).unwrap_or(json!(0));
+    scale["status"]["selector"] = paths
+        .label_selector
+        .as_deref()
+        .and_then(at)
+        .filter(Value::is_string)
+        .unwrap_or(json!(""));
+    scale
+}
+
+fn scale_view(address: &ObjectAddress, object: &Value) -> Value {
+    match address
+        .resource
+        .custom
+        .as_ref()
+        .and_then(|c| c.scale.as_ref())
+    {
+        Some(paths) => custom_scale_of(paths, object),
+        None => scale_of(object),
+    }
+}
+
 impl Registry {
-    /// Reads the scale of a workload.
+    /// Reads the scale of a workload (or of a custom resource with a
+    /// `scale` subresource).
     pub async fn get_scale(&self, address: &ObjectAddress) -> Result<Value, ApiError> {
-        Ok(scale_of(&self.get(address).await?))
+        Ok(scale_view(address, &self.get(address).await?))
     }
 
     /// Sets a workload's replicas from a `Scale` body.
@@ -81,11 +112,21 @@ impl Registry {
         } else if let Some(meta) = workload.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
         }
-        workload["spec"]["replicas"] = json!(replicas);
+        match address
+            .resource
+            .custom
+            .as_ref()
+            .and_then(|c| c.scale.as_ref())
+        {
+            Some(paths) => {
+                set_path(&mut workload, &paths.spec_replicas, json!(replicas));
+            }
+            None => workload["spec"]["replicas"] = json!(replicas),
+        }
         let updated = self
             .update(address, workload, UpdateTarget::Main, options)
             .await?;
-        Ok(scale_of(&updated))
+        Ok(scale_view(address, &updated))
     }
 
     /// Assigns a pod to a node (`pods/binding`): sets `spec.nodeName` once

@@ -2,6 +2,7 @@
 //! for them and their k8s-openapi types for normalisation.
 
 use k8s_openapi::api::{apps, batch, coordination, core, discovery, events, networking, storage};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::Value;
 
 use super::ResourceInfo;
@@ -69,6 +70,7 @@ const ROWS: &[Row] = &[
     Row { group: "events.k8s.io", plural: "events", singular: "event", kind: "Event", scope: Scope::Namespaced, short_names: &["ev"], categories: &[], sub: Sub::None, normalize: typed::<events::v1::Event> },
     Row { group: "networking.k8s.io", plural: "ingresses", singular: "ingress", kind: "Ingress", scope: Scope::Namespaced, short_names: &["ing"], categories: &[], sub: Sub::Status, normalize: typed::<networking::v1::Ingress> },
     Row { group: "networking.k8s.io", plural: "networkpolicies", singular: "networkpolicy", kind: "NetworkPolicy", scope: Scope::Namespaced, short_names: &["netpol"], categories: &[], sub: Sub::None, normalize: typed::<networking::v1::NetworkPolicy> },
+    Row { group: "apiextensions.k8s.io", plural: "customresourcedefinitions", singular: "customresourcedefinition", kind: "CustomResourceDefinition", scope: Scope::Cluster, short_names: &["crd", "crds"], categories: &["api-extensions"], sub: Sub::Status, normalize: typed::<apiextensions::v1::CustomResourceDefinition> },
     Row { group: "storage.k8s.io", plural: "storageclasses", singular: "storageclass", kind: "StorageClass", scope: Scope::Cluster, short_names: &["sc"], categories: &[], sub: Sub::None, normalize: typed::<storage::v1::StorageClass> },
 ];
 
@@ -87,6 +89,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             status_subresource: matches!(row.sub, Sub::Status | Sub::StatusScale),
             scale_subresource: matches!(row.sub, Sub::StatusScale),
             normalize: Some(row.normalize),
+            custom: None,
         })
         .collect()
 }

@@ -1,11 +1,19 @@
 //! What the server serves: the catalog of resources, each with the facts
 //! discovery publishes (kind, scope, verbs, short names, subresources) and
 //! the hooks the generic handlers need (decoding into the typed object).
+//!
+//! The catalog changes at run time (CustomResourceDefinitions add and
+//! remove resources), so the server keeps it in a [`SharedCatalog`]: every
+//! request works on one immutable [`Catalog`] snapshot, and a change builds
+//! a new snapshot and swaps it in (copy on write), so readers never wait on
+//! writers for longer than an `Arc` clone.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
+
+use crate::crd::CustomResource;
 
 mod builtin;
 
@@ -29,7 +37,10 @@ pub const STANDARD_VERBS: &[&str] = &[
 pub type Normalizer = fn(Value) -> Result<Value, serde_json::Error>;
 
 /// One served resource (`pods`, `deployments.apps`, ...).
-#[derive(Clone, Debug)]
+///
+/// `Default` exists so code building a resource by hand (tests, embedders)
+/// can name only the fields it cares about.
+#[derive(Clone, Debug, Default)]
 pub struct ResourceInfo {
     /// API group; empty for the legacy core group.
     pub group: String,
@@ -54,6 +65,9 @@ pub struct ResourceInfo {
     pub scale_subresource: bool,
     /// Typed normalisation, for built-in kinds.
     pub normalize: Option<Normalizer>,
+    /// What a CustomResourceDefinition says about this resource (schema,
+    /// printer columns, scale paths); `None` for built-in kinds.
+    pub custom: Option<Arc<CustomResource>>,
 }
 
 impl ResourceInfo {
@@ -78,6 +92,19 @@ impl ResourceInfo {
         } else {
             format!("{}.{}", self.plural, self.group)
         }
+    }
+
+    /// Whether this is `group` / `plural` (any version).
+    pub fn is(&self, group: &str, plural: &str) -> bool {
+        self.group == group && self.plural == plural
+    }
+
+    /// The OpenAPI v3 schema (`openAPIV3Schema`) of a custom resource
+    /// version, as its CRD declares it; `None` for built-in kinds, whose
+    /// schemas come from k8s-openapi. This is what `/openapi/v3` publishes
+    /// for a CRD.
+    pub fn openapi_schema(&self) -> Option<&Value> {
+        self.custom.as_ref().map(|c| &c.schema_json)
     }
 }
 
@@ -137,12 +164,104 @@ impl Catalog {
             .keys()
             .any(|(g, v, _)| g == group && v == version)
     }
+
+    /// Removes every version of `group` / `plural`; returns how many.
+    pub fn remove_resource(&mut self, group: &str, plural: &str) -> usize {
+        let before = self.by_path.len();
+        self.by_path
+            .retain(|(g, _, p), _| !(g == group && p == plural));
+        before - self.by_path.len()
+    }
+
+    /// One served version of `group` / `plural`, whichever: the storage
+    /// layout does not depend on the version, so any of them addresses the
+    /// stored objects (the garbage collector and namespace deletion use it).
+    pub fn by_resource(&self, group: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        let mut found = self
+            .by_path
+            .values()
+            .filter(|r| r.group == group && r.plural == plural);
+        let first = found.next()?.clone();
+        // Prefer the storage version of a custom resource.
+        Some(
+            std::iter::once(first.clone())
+                .chain(found.cloned())
+                .find(|r| r.custom.as_ref().is_some_and(|c| c.storage))
+                .unwrap_or(first),
+        )
+    }
+
+    /// The resource of a kind within a group (`apps`, `ReplicaSet`), of
+    /// any served version: how owner references (`apiVersion` + `kind`)
+    /// are resolved.
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
+        let plural = self
+            .by_path
+            .values()
+            .find(|r| r.group == group && r.kind == kind)?
+            .plural
+            .clone();
+        self.by_resource(group, &plural)
+    }
+
+    /// The OpenAPI v3 schema of a custom resource kind at one version
+    /// (see [`ResourceInfo::openapi_schema`]); `None` for built-in kinds.
+    pub fn custom_schema(&self, group: &str, version: &str, kind: &str) -> Option<Value> {
+        self.by_path
+            .values()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .and_then(|r| r.openapi_schema().cloned())
+    }
+}
+
+/// The catalog a running server serves, changed at run time when
+/// CustomResourceDefinitions come and go.
+///
+/// Readers take a [`SharedCatalog::snapshot`] (an `Arc` clone under a read
+/// lock held for nanoseconds) and keep using it for the whole request, so
+/// a request never sees half of a change; writers copy the catalog, change
+/// the copy and swap it in.
+#[derive(Debug)]
+pub struct SharedCatalog {
+    current: RwLock<Arc<Catalog>>,
+}
+
+impl SharedCatalog {
+    /// A shared catalog starting with `catalog`.
+    pub fn new(catalog: Catalog) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(catalog)),
+        }
+    }
+
+    /// The catalog as it is now.
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Applies `change` to a copy of the catalog and publishes the copy.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Catalog) -> T) -> T {
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = Catalog::clone(&guard);
+        let out = change(&mut next);
+        *guard = Arc::new(next);
+        out
+    }
 }
 
 /// The fields of `object` that its kind does not know, as dotted paths
 /// (`spec.replica`): what `fieldValidation=Strict` rejects and `Warn`
 /// warns about. Kinds without a typed form know every field.
 pub fn unknown_fields(resource: &ResourceInfo, object: &Value) -> Vec<String> {
+    if let Some(custom) = &resource.custom {
+        return custom.unknown_fields(object);
+    }
     let Some(normalize) = resource.normalize else {
         return Vec::new();
     };
@@ -235,7 +354,7 @@ mod tests {
     fn every_builtin_normalizer_accepts_its_own_minimal_object() {
         for info in builtin_resources() {
             let normalize = info.normalize.expect("built-in kinds are typed");
-            let object = serde_json::json!({
+            let mut object = serde_json::json!({
                 "apiVersion": info.api_version(),
                 "kind": info.kind,
                 "metadata": {"name": "x"},
@@ -243,6 +362,12 @@ mod tests {
                 "involvedObject": {},
                 "eventTime": "2024-01-01T00:00:00.000000Z",
             });
+            if info.kind == "CustomResourceDefinition" {
+                object["spec"] = serde_json::json!({
+                    "group": "example.com", "scope": "Namespaced", "versions": [],
+                    "names": {"plural": "xs", "kind": "X"},
+                });
+            }
             let out = normalize(object)
                 .unwrap_or_else(|e| panic!("{} rejects a minimal object: {e}", info.plural));
             assert_eq!(out["kind"], info.kind.as_str());

@@ -82,6 +82,14 @@ const READY_PODS: Column = string("Ready", "Number of the pod with ready state")
 
 /// The default table for kinds without a printer: NAME and AGE.
 pub(super) const DEFAULT: &[Column] = &[NAME, AGE_DATE];
+/// `kubectl get crd`: NAME and the creation time itself.
+pub(super) const CUSTOM_RESOURCE_DEFINITION: &[Column] =
+    &[NAME, column("Created At", "date", CREATED_DOC)];
+
+/// The NAME column as JSON (first column of custom printer columns).
+pub(super) fn name_column() -> Value {
+    NAME.to_json()
+}
 
 pub(super) const POD: &[Column] = &[
     NAME,

@@ -69,6 +69,13 @@ pub fn to_table(
     list_metadata: Value,
     now: Timestamp,
 ) -> Value {
+    if let Some(custom) = resource
+        .custom
+        .as_ref()
+        .filter(|c| !c.printer_columns.is_empty())
+    {
+        return custom_table(resource, custom, objects, include, list_metadata, now);
+    }
     let (columns, print) = printer(&resource.group, &resource.kind).unwrap_or(DEFAULT_PRINTER);
     let rows: Vec<Value> = objects
         .iter()
@@ -97,6 +104,73 @@ pub fn to_table(
         "columnDefinitions": columns.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
         "rows": rows,
     })
+}
+
+/// The table of a custom resource with `additionalPrinterColumns`: NAME,
+/// then each declared column, its cell read at the column's JSONPath
+/// (absent values are `null`, which kubectl prints as `<none>`; `date`
+/// cells are shown as ages, as kubectl shows them for CRDs).
+fn custom_table(
+    resource: &ResourceInfo,
+    custom: &crate::crd::CustomResource,
+    objects: &[Value],
+    include: IncludeObject,
+    list_metadata: Value,
+    now: Timestamp,
+) -> Value {
+    let mut columns = vec![columns::name_column()];
+    for column in &custom.printer_columns {
+        columns.push(json!({
+            "name": column.name,
+            "type": column.kind,
+            "format": column.format,
+            "description": column.description,
+            "priority": column.priority,
+        }));
+    }
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let mut cells = vec![Value::String(format::name(object).to_owned())];
+            for column in &custom.printer_columns {
+                let found = crate::crd::schema::json_path(object, &column.json_path);
+                cells.push(match (column.kind.as_str(), found) {
+                    (_, None | Some(Value::Null)) => Value::Null,
+                    ("date", Some(value)) => {
+                        Value::String(format::since(format::parse_time(Some(value)), now))
+                    }
+                    ("integer", Some(value)) => format::as_int(value)
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                    ("number", Some(value)) if value.is_number() => value.clone(),
+                    ("boolean", Some(value)) if value.is_boolean() => value.clone(),
+                    (_, Some(Value::String(text))) => Value::String(text.clone()),
+                    (_, Some(other)) => Value::String(other.to_string()),
+                });
+            }
+            let mut row = Map::new();
+            row.insert("cells".to_owned(), Value::Array(cells));
+            if let Some(embedded) = row_object(resource, object, include) {
+                row.insert("object".to_owned(), embedded);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": if list_metadata.is_object() { list_metadata } else { json!({}) },
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+fn custom_resource_definition(crd: &Value, _now: Timestamp) -> Row {
+    vec![
+        format::name(crd).into(),
+        format::str_at(crd, &["metadata", "creationTimestamp"]).into(),
+    ]
+    .into()
 }
 
 /// The cells (and row conditions) one printer makes of one object.
@@ -150,6 +224,10 @@ fn printer(group: &str, kind: &str) -> Option<(&'static [Column], Print)> {
         ("apps", "DaemonSet") => (columns::DAEMON_SET, workloads::daemon_set),
         ("batch", "Job") => (columns::JOB, workloads::job),
         ("batch", "CronJob") => (columns::CRON_JOB, workloads::cron_job),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => (
+            columns::CUSTOM_RESOURCE_DEFINITION,
+            custom_resource_definition,
+        ),
         _ => return None,
     };
     Some(found)
@@ -225,6 +303,7 @@ mod test_support {
             status_subresource: false,
             scale_subresource: false,
             normalize: None,
+            custom: None,
         }
     }
 

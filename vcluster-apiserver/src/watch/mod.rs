@@ -120,6 +120,8 @@ struct HubState {
     revision: Revision,
     /// Caches by resource prefix (`/registry/<group>/<resource>/`).
     caches: HashMap<String, ResourceCache>,
+    /// Server-internal subscribers of every write (the garbage collector).
+    global: Vec<Watcher>,
 }
 
 /// The shared watch cache of one server.
@@ -161,6 +163,7 @@ impl WatchHub {
                 state: Mutex::new(HubState {
                     revision,
                     caches: HashMap::new(),
+                    global: Vec::new(),
                 }),
                 open: Arc::new(AtomicUsize::new(0)),
                 next_id: AtomicU64::new(0),
@@ -255,6 +258,36 @@ impl WatchHub {
         }))
     }
 
+    /// Subscribes to every write under `/registry/`, from the hub's current
+    /// revision (returned in [`Subscription::after`]) on, with room for
+    /// `buffer` undelivered events. For server-internal controllers such as
+    /// the garbage collector: it does not count against the client watch
+    /// limit, and one that falls `buffer` events behind is cut off
+    /// ([`WatchEnd::TooSlow`]) and must list everything again.
+    pub fn subscribe_all(&self, buffer: usize) -> Subscription {
+        let (sender, events) = mpsc::channel(buffer.max(1));
+        let ended = Arc::new(Mutex::new(None));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // Not a client watch: it has a counter of its own, so
+        // `open_watchers` and the client limit only see clients.
+        let guard = WatcherGuard(Arc::new(AtomicUsize::new(1)));
+        let mut state = self.state();
+        let after = state.revision;
+        state.global.push(Watcher {
+            id,
+            prefix: "/registry/".to_owned(),
+            after,
+            sender,
+            ended: ended.clone(),
+        });
+        Subscription {
+            events,
+            ended,
+            after,
+            _guard: guard,
+        }
+    }
+
     /// A dedicated storage watch for a client older than the cache window.
     fn storage_watch(
         &self,
@@ -324,10 +357,11 @@ impl WatchHub {
             if let Ok(current) = self.inner.storage.current_revision().await {
                 let mut state = self.state();
                 for cache in state.caches.values_mut() {
-                    end_watchers(cache, WatchEnd::Expired);
+                    end_watchers(&mut cache.watchers, WatchEnd::Expired);
                     cache.events.clear();
                     cache.complete_after = current;
                 }
+                end_watchers(&mut state.global, WatchEnd::Expired);
                 state.revision = current;
             }
         }
@@ -336,26 +370,31 @@ impl WatchHub {
     fn end_all(&self, why: WatchEnd) {
         let mut state = self.state();
         for cache in state.caches.values_mut() {
-            end_watchers(cache, why.clone());
+            end_watchers(&mut cache.watchers, why.clone());
         }
+        end_watchers(&mut state.global, why);
     }
 
     fn dispatch(&self, event: crate::storage::WatchEvent) {
         let revision = event.revision;
         let mut state = self.state();
+        let state = &mut *state;
         let cache = resource_prefix(&event.key).and_then(|prefix| state.caches.get_mut(prefix));
         // Decoding under the lock: a cache created a moment ago already
         // counts on this event, so the check and the hand-off must be atomic.
-        if let Some(cache) = cache {
+        if cache.is_some() || !state.global.is_empty() {
             if let Some(event) = decode_event(event) {
                 let event = Arc::new(event);
-                cache.events.push_back(event.clone());
-                if cache.events.len() > self.inner.limits.history_per_resource {
-                    if let Some(evicted) = cache.events.pop_front() {
-                        cache.complete_after = evicted.revision;
+                if let Some(cache) = cache {
+                    cache.events.push_back(event.clone());
+                    if cache.events.len() > self.inner.limits.history_per_resource {
+                        if let Some(evicted) = cache.events.pop_front() {
+                            cache.complete_after = evicted.revision;
+                        }
                     }
+                    fan_out(&mut cache.watchers, &event);
                 }
-                fan_out(cache, &event);
+                fan_out(&mut state.global, &event);
             }
         }
         state.revision = state.revision.max(revision);
@@ -368,16 +407,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn end_watchers(cache: &mut ResourceCache, why: WatchEnd) {
-    for watcher in cache.watchers.drain(..) {
+fn end_watchers(watchers: &mut Vec<Watcher>, why: WatchEnd) {
+    for watcher in watchers.drain(..) {
         lock(&watcher.ended).get_or_insert(why.clone());
     }
 }
 
 /// Hands one event to every watcher of its resource; drops watchers that
 /// are gone or too slow.
-fn fan_out(cache: &mut ResourceCache, event: &Arc<CachedEvent>) {
-    cache.watchers.retain(|watcher| {
+fn fan_out(watchers: &mut Vec<Watcher>, event: &Arc<CachedEvent>) {
+    watchers.retain(|watcher| {
         if event.revision <= watcher.after || !event.key.starts_with(&watcher.prefix) {
             return !watcher.sender.is_closed();
         }
