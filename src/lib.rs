@@ -6,9 +6,12 @@
 //! - [`core`] (`vcluster-core`): identity and translation rules.
 //! - [`apiserver`] (`vcluster-apiserver`): the virtual control plane.
 //! - [`syncer`] (`vcluster-syncer`): the sync engine and built-in syncers.
+//! - [`controllers`] (`vcluster-controllers`): the virtual cluster's
+//!   workload controllers (deployments, jobs, endpoints, ...).
 #![warn(missing_docs)]
 
 pub use vcluster_apiserver as apiserver;
+pub use vcluster_controllers as controllers;
 pub use vcluster_core as core;
 pub use vcluster_syncer as syncer;
 

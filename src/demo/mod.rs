@@ -3,8 +3,8 @@
 //!
 //! Without a host kubeconfig it runs an embedded host API server (in
 //! memory) with a [`node::SimulatedNode`], a virtual API server over the
-//! chosen store, and the syncer between them; with one, it syncs into that
-//! real cluster instead.
+//! chosen store, the syncer between them, and the virtual cluster's
+//! controllers; with one, it syncs into that real cluster instead.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
+use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
 
 pub mod kubeconfig;
@@ -356,6 +357,13 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             _ = async { outer.cancelled().await; syncer_cancel.cancel(); std::future::pending::<()>().await } => {}
         }
     }));
+
+    // The virtual controllers (Deployments, Jobs, Endpoints, ...), against
+    // the virtual API server only.
+    let controller_options = ControllerOptions::default().with_root_ca(certs.ca_cert.clone());
+    tasks.push(
+        ControllerManager::new(virtual_server.client(), controller_options).spawn(cancel.clone()),
+    );
 
     Ok(RunningDemo {
         kubeconfig: kubeconfig_path,
