@@ -60,15 +60,16 @@ pub fn apply_defaults(resource: &ResourceInfo, object: &mut Value) {
         ("apps", kind @ ("Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")) => {
             workload(kind, object);
         }
-        ("batch", "Job") => {
+        ("batch", "Job") => job(object),
+        ("batch", "CronJob") => {
             if let Some(spec) = obj_mut(object, "spec") {
-                default_field(spec, "completions", json!(1));
-                default_field(spec, "parallelism", json!(1));
-                default_field(spec, "backoffLimit", json!(6));
-                default_field(spec, "completionMode", json!("NonIndexed"));
+                default_field(spec, "concurrencyPolicy", json!("Allow"));
                 default_field(spec, "suspend", json!(false));
+                default_field(spec, "successfulJobsHistoryLimit", json!(3));
+                default_field(spec, "failedJobsHistoryLimit", json!(1));
             }
-            if let Some(template_spec) = object.pointer_mut("/spec/template/spec") {
+            if let Some(template_spec) = object.pointer_mut("/spec/jobTemplate/spec/template/spec")
+            {
                 pod_spec(template_spec);
             }
         }
@@ -96,6 +97,54 @@ pub fn set_initial_status(resource: &ResourceInfo, object: &mut Value) {
         } else {
             map.insert("status".into(), status);
         }
+    }
+}
+
+/// Job defaults, and the selector upstream generates: unless the job
+/// asks for `manualSelector`, its pods are selected by the job's uid, so
+/// two jobs never adopt each other's pods.
+fn job(object: &mut Value) {
+    let uid = super::meta_str(object, "uid").to_owned();
+    let name = super::name(object).to_owned();
+    let Some(spec) = obj_mut(object, "spec") else {
+        return;
+    };
+    // Upstream defaults both only when neither is set: a job with only
+    // `parallelism` is a work queue and must keep `completions` unset.
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec.insert("completions".into(), json!(1));
+    }
+    default_field(spec, "parallelism", json!(1));
+    default_field(spec, "backoffLimit", json!(6));
+    default_field(spec, "completionMode", json!("NonIndexed"));
+    default_field(spec, "suspend", json!(false));
+    default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
+    if !manual && !uid.is_empty() && spec.get("selector").is_none_or(Value::is_null) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+        if let Some(labels) = object
+            .pointer_mut("/spec/template")
+            .and_then(|t| obj_mut(t, "metadata"))
+            .map(|m| m.entry("labels").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            for (key, value) in [
+                ("batch.kubernetes.io/controller-uid", &uid),
+                ("batch.kubernetes.io/job-name", &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                labels.insert(key.into(), json!(value));
+            }
+        }
+    }
+    if let Some(template_spec) = object.pointer_mut("/spec/template/spec") {
+        pod_spec(template_spec);
     }
 }
 
@@ -220,6 +269,11 @@ fn workload(kind: &str, object: &mut Value) {
             default_field(spec, "podManagementPolicy", json!("OrderedReady"));
             default_field(
                 spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+            default_field(
+                spec,
                 "updateStrategy",
                 json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
             );
@@ -288,6 +342,45 @@ mod tests {
         assert_eq!(svc["spec"]["type"], "ClusterIP");
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
         assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
+    }
+
+    #[test]
+    fn jobs_get_a_uid_selector_and_keep_work_queue_semantics() {
+        let job = defaulted(
+            "batch",
+            "jobs",
+            json!({"metadata": {"name": "j", "uid": "u-1"}, "spec": {"parallelism": 3, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert!(
+            job["spec"].get("completions").is_none(),
+            "work queue jobs keep completions unset"
+        );
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u-1"
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "j"
+        );
+        let plain = defaulted(
+            "batch",
+            "jobs",
+            json!({"metadata": {"name": "j", "uid": "u-2"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert_eq!(
+            (
+                plain["spec"]["completions"].clone(),
+                plain["spec"]["parallelism"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        let manual = defaulted(
+            "batch",
+            "jobs",
+            json!({"metadata": {"name": "j", "uid": "u-3"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert_eq!(manual["spec"]["selector"]["matchLabels"], json!({"a": "b"}));
     }
 
     #[test]
