@@ -160,7 +160,8 @@ impl<S: Syncer> SyncEngine<S> {
     }
 
     /// Calls `observer` with every virtual object the engine sees added or
-    /// changed, e.g. to queue the configmaps a pod needs in their engine.
+    /// changed (and with every object of a fresh list, once the store holds
+    /// the list), e.g. to queue the configmaps a pod needs in their engine.
     pub fn observe_virtual(&self, observer: impl Fn(&S::Object) + Send + Sync + 'static) {
         self.inner
             .observers
@@ -333,25 +334,43 @@ impl<S: Syncer> Inner<S> {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(object))
-                | Ok(watcher::Event::Delete(object))
-                | Ok(watcher::Event::InitApply(object)) => {
+                Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::Delete(object)) => {
                     if let Some(key) = self.key_of(&object, side) {
                         self.queue.add(key);
                     }
-                    let observers = match side {
-                        Side::Virtual => &self.observers,
-                        Side::Host => &self.host_observers,
-                    };
-                    for observer in observers.read().unwrap_or_else(|p| p.into_inner()).iter() {
-                        observer(&object);
+                    self.notify_observers(side, &object);
+                }
+                // The store takes a list's objects only at `InitDone`:
+                // observers, which may read the store, hear of them then.
+                Ok(watcher::Event::InitApply(object)) => {
+                    if let Some(key) = self.key_of(&object, side) {
+                        self.queue.add(key);
                     }
                 }
                 // A fresh list may have missed deletes: look at everything.
-                Ok(watcher::Event::InitDone) => self.enqueue_all(),
+                Ok(watcher::Event::InitDone) => {
+                    self.enqueue_all();
+                    let store = match side {
+                        Side::Virtual => &self.virtual_store,
+                        Side::Host => &self.host_store,
+                    };
+                    for object in store.state() {
+                        self.notify_observers(side, &object);
+                    }
+                }
                 Ok(watcher::Event::Init) => {}
                 Err(err) => tracing::warn!(%side, error = %err, "watch failed; retrying"),
             }
+        }
+    }
+
+    fn notify_observers(&self, side: Side, object: &S::Object) {
+        let observers = match side {
+            Side::Virtual => &self.observers,
+            Side::Host => &self.host_observers,
+        };
+        for observer in observers.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            observer(object);
         }
     }
 
@@ -577,7 +596,11 @@ impl<S: Syncer> Inner<S> {
     /// missing copy must not be taken for a deleted one on the store's word
     /// alone: a syncer would act on it (a pod's would delete the virtual pod
     /// as evicted).
-    async fn host_store_lags(&self, key: &VirtualKey, host_key: &HostKey) -> Result<bool, SyncError> {
+    async fn host_store_lags(
+        &self,
+        key: &VirtualKey,
+        host_key: &HostKey,
+    ) -> Result<bool, SyncError> {
         match self
             .host_api(host_key.namespace())
             .get_opt(host_key.name())

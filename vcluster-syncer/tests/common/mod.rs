@@ -252,6 +252,9 @@ pub enum Fault {
     None,
     /// Forward, holding every chunk the client sends for this long.
     Delay(Duration),
+    /// Forward, holding requests whose request line contains the string
+    /// (e.g. `/pods`) for this long.
+    DelayPath(&'static str, Duration),
     /// Cut every open connection (mid-request if one is in flight); answer
     /// each new request with HTTP 500 and a `metav1.Status`, then close.
     Error500,
@@ -398,7 +401,7 @@ async fn proxy_connection(
             hold(&mut fault, current, &shutdown).await;
             return;
         }
-        Fault::None | Fault::Delay(_) | Fault::StallWatches => {}
+        Fault::None | Fault::Delay(_) | Fault::DelayPath(..) | Fault::StallWatches => {}
     }
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
@@ -418,7 +421,8 @@ async fn proxy_connection(
                 if n == 0 {
                     return server_write.shutdown().await;
                 }
-                if let Some(line) = request_line(&buf[..n]) {
+                let line = request_line(&buf[..n]);
+                if let Some(line) = &line {
                     let watch = line.contains("watch=true") || line.contains("watch=1");
                     watching.store(watch, Ordering::Relaxed);
                 }
@@ -427,6 +431,11 @@ async fn proxy_connection(
                 }
                 let delay = match *delays.borrow() {
                     Fault::Delay(delay) => Some(delay),
+                    Fault::DelayPath(path, delay)
+                        if line.as_deref().is_some_and(|l| l.contains(path)) =>
+                    {
+                        Some(delay)
+                    }
                     _ => None,
                 };
                 if let Some(delay) = delay {
@@ -564,13 +573,10 @@ pub fn test_config_map(name: &str, value: &str, labels: &[(&str, &str)]) -> Conf
 /// The host objects managed by virtual cluster `vcluster`, grouped by the
 /// virtual object they are a copy of (`(namespace, name)` from the
 /// `object-namespace` / `object-name` annotations).
-pub fn copies_by_virtual_key<K: kube::Resource>(
+pub fn copies_by_virtual_key<K: kube::Resource + Clone>(
     objects: &[K],
     vcluster: &str,
-) -> BTreeMap<(String, String), Vec<K>>
-where
-    K: Clone,
-{
+) -> BTreeMap<(String, String), Vec<K>> {
     use vcluster_core::markers::{
         MANAGED_BY_LABEL, OBJECT_NAMESPACE_ANNOTATION, OBJECT_NAME_ANNOTATION,
     };
