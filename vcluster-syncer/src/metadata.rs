@@ -199,6 +199,7 @@ pub fn plan_with_overrides(
             host_seen: true,
             labels,
             annotations,
+            in_step: None,
         },
     })
 }
@@ -260,6 +261,7 @@ mod tests {
             host_seen: true,
             labels: strings(&[("app", "web")]),
             annotations: Strings::new(),
+            in_step: None,
         };
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(
@@ -280,6 +282,7 @@ mod tests {
             host_seen: true,
             labels: strings(&[("app", "web")]),
             annotations: Strings::new(),
+            in_step: None,
         };
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(
@@ -302,6 +305,7 @@ mod tests {
             host_seen: true,
             labels: strings(&[("app", "web")]),
             annotations: Strings::new(),
+            in_step: None,
         };
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(plan.virtual_patch, None);
@@ -332,6 +336,7 @@ mod tests {
             host_seen: true,
             labels: strings(&[("kubernetes.io/service-name", "db")]),
             annotations: Strings::new(),
+            in_step: None,
         };
         let plan = plan_with_overrides(
             &translator,

@@ -60,6 +60,23 @@ pub struct Memory {
     pub labels: BTreeMap<String, String>,
     /// The virtual annotations as of the last successful sync.
     pub annotations: BTreeMap<String, String>,
+    /// The pair as last found in step: the virtual and host
+    /// resourceVersions and a fingerprint of the namespace labels. While
+    /// nothing of that changed, a kind whose decisions depend only on the
+    /// pair ([`Syncer::pair_decides`]) needs no reconcile; this is what
+    /// makes the watch echo of the syncer's own create free.
+    pub in_step: Option<InStep>,
+}
+
+/// See [`Memory::in_step`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InStep {
+    /// The virtual object's resourceVersion.
+    pub virtual_version: String,
+    /// The host object's resourceVersion.
+    pub host_version: String,
+    /// A fingerprint of the virtual namespace's labels (pods carry them).
+    pub namespace_labels: u64,
 }
 
 /// The decision when only the virtual object exists.
@@ -213,6 +230,15 @@ pub trait Syncer: Send + Sync + 'static {
         host_object: &Self::Object,
         memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError>;
+
+    /// Whether [`Syncer::both`] decides from the two objects alone (and
+    /// the namespace labels), so a pair found in step stays in step until
+    /// one of them changes. The engine then skips such reconciles. Kinds
+    /// that look at other objects (services at the virtual API server,
+    /// endpoints at their service, nodes at pods) must keep the default.
+    fn pair_decides(&self) -> bool {
+        false
+    }
 
     /// The virtual namespace's labels to carry on the host copy (pods do,
     /// so namespace selectors keep working on the host). Default: none.

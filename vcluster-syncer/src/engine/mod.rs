@@ -32,7 +32,9 @@ use crate::error::{has_code, Side, SyncError};
 use crate::metadata;
 use crate::queue::{Backoff, WorkQueue};
 use crate::scope::ApiScope;
-use crate::syncer::{Action, Direction, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{
+    Action, Direction, HostOnly, InStep, Memory, SyncContext, Syncer, VirtualOnly,
+};
 
 mod metrics;
 
@@ -310,8 +312,11 @@ impl<S: Syncer> Inner<S> {
 
     async fn follow_virtual(self: Arc<Self>, writer: reflector::store::Writer<S::Object>) {
         let api = self.virtual_api(None);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default()).modify(slim),
+        )
+        .default_backoff();
         self.follow(stream, Side::Virtual).await;
     }
 
@@ -322,7 +327,8 @@ impl<S: Syncer> Inner<S> {
         if let Some(selector) = &watch.label_selector {
             config = config.labels(selector);
         }
-        let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+        let stream =
+            reflector::reflector(writer, watcher(api, config).modify(slim)).default_backoff();
         self.follow(stream, Side::Host).await;
     }
 
@@ -472,13 +478,21 @@ impl<S: Syncer> Inner<S> {
                     .await
             }
             (Some(virt), Some(host)) => {
+                let namespace_labels = self.syncer.namespace_labels(&self.ctx, &virt).await;
+                let in_step = in_step(virt.as_ref(), host.as_ref(), namespace_labels.as_ref());
+                if self.syncer.pair_decides()
+                    && memory.as_ref().and_then(|m| m.in_step.as_ref()) == Some(&in_step)
+                {
+                    // Nothing changed since the pair was last in step (the
+                    // watch echo of our own write, a resync): no work.
+                    return Ok(Outcome::Done);
+                }
                 let mut actions = self
                     .syncer
                     .both(&self.ctx, &virt, &host, memory.as_ref())
                     .await?;
                 let mut remembered = memory.unwrap_or_default();
                 if self.syncer.direction() == Direction::ToHost {
-                    let namespace_labels = self.syncer.namespace_labels(&self.ctx, &virt).await;
                     let overrides = self.syncer.host_label_overrides(&self.ctx, &virt)?;
                     let plan = metadata::plan_with_overrides(
                         self.ctx.translator.as_ref(),
@@ -502,7 +516,11 @@ impl<S: Syncer> Inner<S> {
                     }
                     remembered = plan.remembered;
                 }
-                self.apply_actions(key, &host_key, &virt, &host, coalesce(actions))
+                let actions = coalesce(actions);
+                // In step only if there was nothing to do; after writes, the
+                // next reconcile (on their watch events) finds out.
+                remembered.in_step = actions.is_empty().then_some(in_step);
+                self.apply_actions(key, &host_key, &virt, &host, actions)
                     .await?;
                 remembered.host_seen = true;
                 self.memory.insert(key.clone(), remembered);
@@ -533,16 +551,19 @@ impl<S: Syncer> Inner<S> {
             VirtualOnly::CreateHost(object) => {
                 let api = self.host_api(host_key.namespace());
                 match api.create(&PostParams::default(), &object).await {
-                    Ok(_) => {
+                    Ok(created) => {
                         self.metrics.wrote();
+                        let namespace_labels = self.syncer.namespace_labels(&self.ctx, virt).await;
                         // What the host copy was created from is the state
-                        // later changes are compared with.
+                        // later changes are compared with; the pair is in
+                        // step until either side changes.
                         self.memory.insert(
                             key.clone(),
                             Memory {
                                 host_seen: true,
                                 labels: virt.meta().labels.clone().unwrap_or_default(),
                                 annotations: virt.meta().annotations.clone().unwrap_or_default(),
+                                in_step: Some(in_step(virt, &created, namespace_labels.as_ref())),
                             },
                         );
                         Ok(Outcome::Done)
@@ -786,6 +807,28 @@ impl<S: Syncer> Inner<S> {
             .await
             .map(|_| ())
             .map_err(|e| self.api_error(key, "create (recreate)", Side::Virtual, e))
+    }
+}
+
+/// Drops what no syncer reads from cached objects: `managedFields` can be
+/// as large as the object itself and would double the caches' memory.
+fn slim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// The in-step marker of a pair (see [`Memory::in_step`]).
+fn in_step<K: Resource>(
+    virt: &K,
+    host: &K,
+    namespace_labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> InStep {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    namespace_labels.hash(&mut hasher);
+    InStep {
+        virtual_version: virt.meta().resource_version.clone().unwrap_or_default(),
+        host_version: host.meta().resource_version.clone().unwrap_or_default(),
+        namespace_labels: hasher.finish(),
     }
 }
 

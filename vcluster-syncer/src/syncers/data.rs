@@ -136,6 +136,10 @@ impl<K: DataKind> Syncer for DataSyncer<K> {
         K::NAME
     }
 
+    fn pair_decides(&self) -> bool {
+        true
+    }
+
     async fn virtual_only(
         &self,
         ctx: &SyncContext,
