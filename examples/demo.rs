@@ -67,9 +67,13 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     complete_after: u64,
 
-    /// Serve plain HTTP instead of TLS (kubeconfigs then carry no credentials)
+    /// Serve plain HTTP instead of TLS (kubeconfigs then carry no credentials, and nothing is authenticated)
     #[arg(long)]
     insecure_http: bool,
+
+    /// Static bearer tokens for the virtual API server (CSV lines token,user,uid,"group1,group2")
+    #[arg(long, value_name = "PATH")]
+    token_auth_file: Option<PathBuf>,
 
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
     #[arg(long, default_value = "info")]
@@ -95,6 +99,7 @@ async fn main() -> ExitCode {
     options.host_namespace = cli.host_namespace;
     options.host_service_cidr = cli.host_service_cidr;
     options.insecure_http = cli.insecure_http;
+    options.token_auth_file = cli.token_auth_file;
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use tokio_util::sync::CancellationToken;
+use vcluster_apiserver::auth::{ServiceAccountKey, StaticTokens};
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
@@ -56,8 +57,12 @@ pub struct DemoOptions {
     /// The host's service range (for a real host; the embedded one uses
     /// [`HOST_SERVICE_CIDR`]).
     pub host_service_cidr: String,
-    /// Serve plain HTTP instead of TLS.
+    /// Serve plain HTTP instead of TLS (then nothing is authenticated
+    /// nor authorized: every client is an administrator).
     pub insecure_http: bool,
+    /// Static bearer tokens (kube-apiserver's `--token-auth-file` CSV:
+    /// `token,user,uid,"group1,group2"`) accepted by the virtual API server.
+    pub token_auth_file: Option<PathBuf>,
     /// The simulated node's settings.
     pub node: SimulatedNodeConfig,
 }
@@ -75,6 +80,7 @@ impl DemoOptions {
             host_namespace: None,
             host_service_cidr: HOST_SERVICE_CIDR.into(),
             insecure_http: false,
+            token_auth_file: None,
             node: SimulatedNodeConfig::default(),
         }
     }
@@ -238,13 +244,30 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     prepare_data_dir(&options.data_dir)?;
     let certs = Certificates::load_or_create(&options.data_dir)
         .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+    // Client certificates signed by the demo CA authenticate (the admin
+    // kubeconfig's CN=admin, O=system:masters), so both API servers
+    // enforce authentication and RBAC; their in-process clients (syncer,
+    // controllers, simulated node) act as `system:apiserver`.
     let tls = if options.insecure_http {
         None
     } else {
         Some(
-            TlsConfig::from_pem(certs.server_cert.as_bytes(), certs.server_key.as_bytes())
-                .map_err(|e| start_error("TLS")(e.to_string()))?,
+            TlsConfig::from_pem_with_client_ca(
+                certs.server_cert.as_bytes(),
+                certs.server_key.as_bytes(),
+                certs.ca_cert.as_bytes(),
+            )
+            .map_err(|e| start_error("TLS")(e.to_string()))?,
         )
+    };
+    // Service-account tokens stay valid across restarts.
+    let service_account_key = ServiceAccountKey::load_or_create(&options.data_dir.join("sa.key"))
+        .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+    let static_tokens = match &options.token_auth_file {
+        Some(path) => {
+            StaticTokens::load(path).map_err(|e| start_error("the token file")(e.to_string()))?
+        }
+        None => StaticTokens::default(),
     };
     let scheme = if options.insecure_http {
         "http"
@@ -323,6 +346,8 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         options.host_service_cidr.clone()
     }];
     config.advertised_port = options.listen.port();
+    config.auth.service_account_key = Some(service_account_key);
+    config.auth.static_tokens = static_tokens;
     let virtual_server = ApiServer::start(config)
         .await
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;

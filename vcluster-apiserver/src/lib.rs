@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod auth;
 pub mod crd;
 pub mod error;
 pub mod filter;
@@ -45,5 +46,6 @@ pub mod storage;
 pub mod table;
 pub mod watch;
 
+pub use auth::{AuthConfig, AuthMode, UserInfo};
 pub use error::ApiError;
 pub use server::{ApiServer, ApiServerConfig, ServerError, TlsConfig};

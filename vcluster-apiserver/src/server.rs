@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::allocator::{AllocationError, DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR};
+use crate::auth::{Auth, AuthConfig, ConnectionAuth, InProcessUser, KeyError, UserInfo};
 use crate::error::ApiError;
 use crate::http::{router, ApiState, HttpOptions};
 use crate::registry::{GarbageCollectorOptions, Registry, ServiceNetwork};
@@ -23,6 +24,9 @@ use crate::watch::{WatchHub, WatchLimits};
 
 /// How long a client may take to send its request headers or finish TLS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// hyper's smallest HTTP/1 read buffer (it refuses anything smaller).
+const MIN_HEADER_BYTES: usize = 8192;
 
 /// Why a server could not start or keep serving.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,9 @@ pub enum ServerError {
     /// The TLS certificate or key is unusable.
     #[error("invalid TLS configuration: {0}")]
     Tls(String),
+    /// The service-account signing key is unusable.
+    #[error("authentication setup failed: {0}")]
+    Auth(#[from] KeyError),
     /// The listener failed.
     #[error("listener error on {addr}: {source}")]
     Listen {
@@ -75,6 +82,12 @@ pub struct ApiServerConfig {
     /// it off, and then namespaces and CRDs being deleted stay
     /// `Terminating` and owned objects stay behind.
     pub garbage_collector: Option<GarbageCollectorOptions>,
+    /// Authentication and authorization. The default
+    /// ([`crate::auth::AuthMode::Auto`]) enforces them on TLS listeners that
+    /// verify client certificates ([`TlsConfig::from_pem_with_client_ca`])
+    /// and not on plain HTTP nor the bare in-process [`ApiServer::router`];
+    /// see `docs/security.md`.
+    pub auth: AuthConfig,
 }
 
 impl ApiServerConfig {
@@ -89,6 +102,7 @@ impl ApiServerConfig {
             http: HttpOptions::default(),
             advertised_port: 6443,
             garbage_collector: Some(GarbageCollectorOptions::default()),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -103,11 +117,39 @@ pub struct ApiServer {
 
 /// TLS settings for [`ApiServer::serve`].
 #[derive(Clone)]
-pub struct TlsConfig(Arc<rustls::ServerConfig>);
+pub struct TlsConfig {
+    config: Arc<rustls::ServerConfig>,
+    verifies_client_certificates: bool,
+}
 
 impl TlsConfig {
-    /// A server certificate chain and its private key, both PEM.
+    /// A server certificate chain and its private key, both PEM; client
+    /// certificates are not asked for.
     pub fn from_pem(cert_chain: &[u8], private_key: &[u8]) -> Result<Self, ServerError> {
+        Self::build(cert_chain, private_key, None)
+    }
+
+    /// Like [`TlsConfig::from_pem`], and asks clients for a certificate
+    /// signed by a CA of `client_ca` (PEM, one or more): a verified
+    /// certificate authenticates its client (CN = user, O = groups). A
+    /// client without one still connects (to authenticate with a bearer
+    /// token, or to reach the health endpoints); one with a certificate
+    /// that does not verify fails the handshake. With the default
+    /// [`crate::auth::AuthMode::Auto`], listeners with this configuration
+    /// enforce authentication and RBAC.
+    pub fn from_pem_with_client_ca(
+        cert_chain: &[u8],
+        private_key: &[u8],
+        client_ca: &[u8],
+    ) -> Result<Self, ServerError> {
+        Self::build(cert_chain, private_key, Some(client_ca))
+    }
+
+    fn build(
+        cert_chain: &[u8],
+        private_key: &[u8],
+        client_ca: Option<&[u8]>,
+    ) -> Result<Self, ServerError> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain)
             .collect::<Result<_, _>>()
             .map_err(|e| ServerError::Tls(format!("certificate chain: {e}")))?;
@@ -119,20 +161,62 @@ impl TlsConfig {
         let key = PrivateKeyDer::from_pem_slice(private_key)
             .map_err(|e| ServerError::Tls(format!("private key: {e}")))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| ServerError::Tls(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(ServerError::Tls(
+                        "the client CA PEM holds no certificate".into(),
+                    ));
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Self(Arc::new(config)))
+        Ok(Self {
+            config: Arc::new(config),
+            verifies_client_certificates: client_ca.is_some(),
+        })
     }
 
-    /// A ready rustls configuration (for client-certificate verification
-    /// and other settings this crate does not wrap).
-    pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
-        Self(config)
+    /// A ready rustls configuration (for settings this crate does not
+    /// wrap). Set `verifies_client_certificates` when its verifier checks
+    /// client certificates: their CN and O then authenticate requests,
+    /// and [`crate::auth::AuthMode::Auto`] enforces authentication on it.
+    /// Certificates are only trusted as verified by that verifier.
+    pub fn from_rustls(
+        config: Arc<rustls::ServerConfig>,
+        verifies_client_certificates: bool,
+    ) -> Self {
+        Self {
+            config,
+            verifies_client_certificates,
+        }
+    }
+
+    /// Whether client certificates are verified (and so authenticate).
+    pub fn verifies_client_certificates(&self) -> bool {
+        self.verifies_client_certificates
     }
 }
 
@@ -152,6 +236,7 @@ impl ApiServer {
             &config.extra_service_cidrs,
             config.node_ports.clone(),
         )?;
+        let auth = Auth::new(config.auth.clone())?;
         let registry = Arc::new(Registry::new(
             config.storage.clone(),
             Catalog::builtin(),
@@ -163,26 +248,55 @@ impl ApiServer {
             .bootstrap(config.advertised_port)
             .await
             .map_err(ServerError::Bootstrap)?;
+        crate::auth::bootstrap_policy(&registry)
+            .await
+            .map_err(ServerError::Bootstrap)?;
         if let Some(options) = config.garbage_collector.clone() {
             crate::registry::gc::spawn(registry.clone(), options, shutdown.clone());
         }
-        Ok(Self {
-            state: Arc::new(ApiState {
-                registry,
-                options: config.http,
-                shutdown,
-            }),
-        })
+        let state = Arc::new(ApiState {
+            registry,
+            options: config.http,
+            shutdown: shutdown.clone(),
+            auth,
+        });
+        crate::auth::spawn_policy_watch(state.clone(), shutdown);
+        Ok(Self { state })
     }
 
-    /// The API as a tower service.
+    /// The API as a tower service, without an identity: its requests are
+    /// anonymous (or authenticated by a bearer token they carry), and
+    /// authentication and RBAC apply only with
+    /// [`crate::auth::AuthMode::Always`]. Do not serve it to the network
+    /// yourself; [`ApiServer::serve`] does that with the right identity.
     pub fn router(&self) -> axum::Router {
         router(self.state.clone())
     }
 
-    /// A `kube::Client` that calls this server in-process (no TCP).
+    /// The API as a tower service whose every request acts as `user`
+    /// (trusted as authenticated: in-process callers are code, not the
+    /// network), subject to RBAC unless the mode is
+    /// [`crate::auth::AuthMode::Never`].
+    pub fn router_as(&self, user: UserInfo) -> axum::Router {
+        self.router().layer(axum::Extension(InProcessUser(user)))
+    }
+
+    /// A privileged `kube::Client` that calls this server in-process (no
+    /// TCP), as `system:apiserver` in `system:masters`: what the syncer,
+    /// the controllers and embedding code use.
     pub fn client(&self) -> kube::Client {
-        kube::Client::new(self.router(), "default")
+        self.client_as(UserInfo::in_process_admin())
+    }
+
+    /// An in-process `kube::Client` acting as `user` (see
+    /// [`ApiServer::router_as`]).
+    pub fn client_as(&self, user: UserInfo) -> kube::Client {
+        kube::Client::new(self.router_as(user), "default")
+    }
+
+    /// The authentication and authorization state (signing key, policy).
+    pub fn auth(&self) -> &Auth {
+        &self.state.auth
     }
 
     /// The object registry (for embedding code that writes directly).
@@ -211,7 +325,11 @@ impl ApiServer {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| "?".into());
-        let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.0));
+        let verifies = tls
+            .as_ref()
+            .is_some_and(TlsConfig::verifies_client_certificates);
+        let enforced = self.state.auth.enforced_on_listener(verifies);
+        let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -228,23 +346,58 @@ impl ApiServer {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.router());
+            // Each connection's requests carry what it says about its
+            // client (see `crate::auth::ConnectionAuth`).
+            // ... and its address (per-client limits: see `crate::http::PeerAddr`).
+            let router = self
+                .router()
+                .layer(axum::Extension(crate::http::PeerAddr(peer)));
+            let service = move |client_certificate: Option<UserInfo>| {
+                TowerToHyperService::new(router.layer(axum::Extension(ConnectionAuth {
+                    client_certificate,
+                    enforced,
+                })))
+            };
             let acceptor = acceptor.clone();
             let watcher = graceful.watcher();
+            let limits = self.state.options.clone();
             tokio::spawn(async move {
                 let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Explicit limits on what a client may make the server
+                // buffer before a handler runs (see `HttpOptions`).
+                let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
                 builder
                     .http1()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HANDSHAKE_TIMEOUT);
-                builder.http2().timer(TokioTimer::new());
+                    .header_read_timeout(HANDSHAKE_TIMEOUT)
+                    .max_buf_size(header_bytes)
+                    .max_headers(limits.max_headers);
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+                    .max_concurrent_streams(limits.max_concurrent_streams);
                 let result = match acceptor {
                     Some(acceptor) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
                             Ok(Ok(tls)) => {
-                                let conn = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls), service);
+                                // Only a certificate the verifier accepted is here.
+                                let user = if verifies {
+                                    tls.get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first())
+                                        .and_then(|cert| {
+                                            crate::auth::authn::certificate_user(cert.as_ref())
+                                        })
+                                } else {
+                                    None
+                                };
+                                let conn = builder.serve_connection_with_upgrades(
+                                    TokioIo::new(tls),
+                                    service(user),
+                                );
                                 watcher.watch(conn.into_owned()).await
                             }
                             Ok(Err(err)) => {
@@ -258,8 +411,8 @@ impl ApiServer {
                         }
                     }
                     None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service(None));
                         watcher.watch(conn.into_owned()).await
                     }
                 };

@@ -119,6 +119,10 @@ fn subresources(info: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static 
     if info.group.is_empty() && info.plural == "pods" {
         subs.push(("binding", "Binding".to_owned(), vec!["create"]));
     }
+    if info.group.is_empty() && info.plural == "serviceaccounts" {
+        // Served by `crate::auth::tokens` (authentication.k8s.io/v1 TokenRequest).
+        subs.push(("token", "TokenRequest".to_owned(), vec!["create"]));
+    }
     if info.group.is_empty() && info.plural == "namespaces" {
         subs.push(("finalize", "Namespace".to_owned(), vec!["update"]));
     }
@@ -156,6 +160,10 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
                 entry["group"] = json!("autoscaling");
                 entry["version"] = json!("v1");
             }
+            if sub == "token" {
+                entry["group"] = json!("authentication.k8s.io");
+                entry["version"] = json!("v1");
+            }
             resources.push(entry);
         }
     }
@@ -189,6 +197,8 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                         .map(|(sub, kind, verbs)| {
                             let response = if sub == "scale" {
                                 gvk("autoscaling", "v1", &kind)
+                            } else if sub == "token" {
+                                gvk("authentication.k8s.io", "v1", &kind)
                             } else {
                                 gvk(group, &version, &kind)
                             };

@@ -36,6 +36,19 @@ pub struct HttpOptions {
     pub default_watch_timeout: Duration,
     /// Longest watch a client may ask for.
     pub max_watch_timeout: Duration,
+    /// Longest a request body may take to arrive in full; a slower one is
+    /// answered `408` with a `Timeout` Status (default 60 s).
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes: HTTP/1's
+    /// read buffer and HTTP/2's header list size. Larger heads are refused
+    /// (HTTP/1: `431`, HTTP/2: the stream is reset). Default 1 MiB, as Go's
+    /// `net/http`; values below 8 KiB count as 8 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1 request (default 100).
+    pub max_headers: usize,
+    /// Most concurrent HTTP/2 streams (requests, watches) per connection
+    /// (default 1000).
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for HttpOptions {
@@ -44,9 +57,19 @@ impl Default for HttpOptions {
             bookmark_interval: Duration::from_secs(5),
             default_watch_timeout: Duration::from_secs(30 * 60),
             max_watch_timeout: Duration::from_secs(60 * 60),
+            body_read_timeout: Duration::from_secs(60),
+            max_header_bytes: 1 << 20,
+            max_headers: 100,
+            max_concurrent_streams: 1000,
         }
     }
 }
+
+/// The client's address, put in each request's extensions by
+/// [`crate::ApiServer::serve`] (absent for in-process requests): per-client
+/// limits fall back on it for unauthenticated requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// What every handler shares.
 pub struct ApiState {
@@ -56,6 +79,8 @@ pub struct ApiState {
     pub options: HttpOptions,
     /// Cancelled when the server shuts down: watches end cleanly.
     pub shutdown: CancellationToken,
+    /// Authentication and authorization (see [`crate::auth`]).
+    pub auth: crate::auth::Auth,
 }
 
 /// The router serving the whole API.
@@ -72,6 +97,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/openapi/v3/{*group_version}", get(openapi_group_version))
         .route("/openapi/v2", get(openapi_v2))
         .fallback(dispatch)
+        // Every route, discovery and health included, is authenticated
+        // and authorized first; handlers find the `auth::UserInfo` in the
+        // request's extensions.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware,
+        ))
         .with_state(state)
 }
 
@@ -258,6 +290,10 @@ async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiE
             let document = discovery::resource_list(&catalog, group, version)
                 .ok_or_else(|| ApiError::no_route(uri.path()))?;
             Ok(json(StatusCode::OK, &document))
+        }
+        // Reviews and `serviceaccounts/token` (see `crate::auth::reviews`).
+        path::Route::Resource(target) if crate::auth::reviews::handles(&target) => {
+            crate::auth::reviews::handle(state, target, request).await
         }
         path::Route::Resource(target) => resource::handle(state, target, request).await,
     }

@@ -91,8 +91,15 @@ pub(super) async fn handle(
                 .unwrap_or_else(|| FieldManager::from_user_agent(user_agent)),
             subresource: None,
         }),
+        // RBAC escalation prevention and the like (see `crate::auth`).
+        admission: request
+            .extensions()
+            .get::<crate::registry::Admission>()
+            .cloned(),
     };
     let reads = || negotiate::representation(accept.as_deref());
+    let body_timeout = state.options.body_read_timeout;
+    let watcher = watch::watch_user(&request);
 
     match (&method, target.name, target.subresource) {
         (&Method::GET, None, None) => {
@@ -105,6 +112,7 @@ pub(super) async fn handle(
                     &query,
                     representation,
                     None,
+                    &watcher,
                 )
                 .await;
             }
@@ -124,6 +132,7 @@ pub(super) async fn handle(
                     &query,
                     representation,
                     Some(name),
+                    &watcher,
                 )
                 .await;
             }
@@ -131,7 +140,7 @@ pub(super) async fn handle(
             object_response(&resource, StatusCode::OK, object, representation, &query)
         }
         (&Method::POST, None, None) => {
-            let body = read_document(request, content_type.as_deref()).await?;
+            let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             let warnings = check_fields(&resource, &body, query.field_validation)?;
             let created = registry
                 .create(&resource, namespace.as_deref(), body, &write)
@@ -143,7 +152,7 @@ pub(super) async fn handle(
         }
         (&Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             let target = update_target(&resource, sub)?;
-            let body = read_document(request, content_type.as_deref()).await?;
+            let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             let warnings = check_fields(&resource, &body, query.field_validation)?;
             let updated = registry
                 .update(&address(name), body, target, &write)
@@ -168,7 +177,7 @@ pub(super) async fn handle(
                     "Forbidden: may not be specified for non-apply patch",
                 ));
             }
-            let patch = read_bytes(request).await?;
+            let patch = read_bytes(request, body_timeout).await?;
             let options = PatchOptions {
                 force: query.force,
                 reject_unknown_fields: query.field_validation == FieldValidation::Strict,
@@ -200,13 +209,13 @@ pub(super) async fn handle(
             Ok(json_response(StatusCode::OK, &object))
         }
         (&Method::DELETE, Some(name), None) => {
-            let options = delete_options(&query, request).await?;
+            let options = delete_options(&query, request, body_timeout).await?;
             let deleted = registry.delete(&address(name), &options).await?;
             Ok(json_response(StatusCode::OK, &deleted))
         }
         (&Method::DELETE, None, None) => {
             let list = list_options(&resource, &query)?;
-            let options = delete_options(&query, request).await?;
+            let options = delete_options(&query, request, body_timeout).await?;
             let deleted = registry
                 .delete_collection(&resource, namespace.as_deref(), &list, &options)
                 .await?;
@@ -229,12 +238,12 @@ pub(super) async fn handle(
             let scale = match method {
                 Method::GET => registry.get_scale(&address).await?,
                 Method::PUT => {
-                    let body = read_document(request, content_type.as_deref()).await?;
+                    let body = read_document(request, content_type.as_deref(), body_timeout).await?;
                     registry.update_scale(&address, &body, &write).await?
                 }
                 Method::PATCH => {
                     let kind = patch_kind(content_type.as_deref())?;
-                    let patch = read_bytes(request).await?;
+                    let patch = read_bytes(request, body_timeout).await?;
                     let current = registry.get_scale(&address).await?;
                     let desired = crate::registry::apply_patch(&current, kind, &patch)?;
                     registry.update_scale(&address, &desired, &write).await?
@@ -246,7 +255,7 @@ pub(super) async fn handle(
         (&Method::POST, Some(name), Some("binding"))
             if resource.group.is_empty() && resource.plural == "pods" =>
         {
-            let body = read_document(request, content_type.as_deref()).await?;
+            let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             registry.bind_pod(&address(name), &body, &write).await?;
             Ok(json_response(
                 StatusCode::CREATED,
@@ -254,7 +263,7 @@ pub(super) async fn handle(
             ))
         }
         (&Method::PUT, Some(name), Some("finalize")) if resource.is("", "namespaces") => {
-            let body = read_document(request, content_type.as_deref()).await?;
+            let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             let namespace = registry.finalize_namespace(&address(name), &body).await?;
             Ok(json_response(StatusCode::OK, &namespace))
         }
@@ -340,8 +349,14 @@ fn patch_kind(content_type: Option<&str>) -> Result<PatchKind, ApiError> {
     }
 }
 
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`].
-async fn read_bytes(request: Request) -> Result<bytes::Bytes, ApiError> {
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`], and giving up
+/// with `408 Timeout` when the whole body has not arrived within `timeout`
+/// (a client sending its body byte by byte holds a connection and a buffer
+/// for no longer than that).
+pub(crate) async fn read_bytes(
+    request: Request,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -351,7 +366,19 @@ async fn read_bytes(request: Request) -> Result<bytes::Bytes, ApiError> {
         return Err(ApiError::too_large(MAX_BODY_BYTES));
     }
     let body: Body = request.into_body();
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "Timeout",
+                format!(
+                    "the request body did not arrive within {}s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::too_large(MAX_BODY_BYTES))
@@ -363,9 +390,13 @@ async fn read_bytes(request: Request) -> Result<bytes::Bytes, ApiError> {
 }
 
 /// Reads and decodes a JSON, YAML or protobuf object body.
-async fn read_document(request: Request, content_type: Option<&str>) -> Result<Value, ApiError> {
+async fn read_document(
+    request: Request,
+    content_type: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Value, ApiError> {
     let format = negotiate::body_format(content_type)?;
-    let bytes = read_bytes(request).await?;
+    let bytes = read_bytes(request, timeout).await?;
     match format {
         BodyFormat::Json => negotiate::decode_document(&bytes, false),
         BodyFormat::Yaml => negotiate::decode_document(&bytes, true),
@@ -391,7 +422,11 @@ pub(super) fn list_options(
     })
 }
 
-async fn delete_options(query: &Query, request: Request) -> Result<DeleteOptions, ApiError> {
+async fn delete_options(
+    query: &Query,
+    request: Request,
+    timeout: std::time::Duration,
+) -> Result<DeleteOptions, ApiError> {
     let mut options = DeleteOptions {
         dry_run: query.dry_run,
         grace_period_seconds: query.grace_period_seconds,
@@ -408,7 +443,7 @@ async fn delete_options(query: &Query, request: Request) -> Result<DeleteOptions
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = read_bytes(request).await?;
+    let bytes = read_bytes(request, timeout).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(options);
     }

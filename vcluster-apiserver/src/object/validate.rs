@@ -76,11 +76,25 @@ pub fn dns1123_subdomain(value: &str) -> Option<String> {
     })
 }
 
+/// Why `value` is not a valid path segment name (upstream's
+/// `IsValidPathSegmentName`: RBAC objects such as `system:discovery`).
+pub fn path_segment_name(value: &str) -> Option<String> {
+    match value {
+        "" => Some("may not be empty".into()),
+        "." => Some("may not be '.'".into()),
+        ".." => Some("may not be '..'".into()),
+        _ if value.contains('/') => Some("may not contain '/'".into()),
+        _ if value.contains('%') => Some("may not contain '%'".into()),
+        _ => None,
+    }
+}
+
 /// How a kind's object names are validated.
 fn name_rule(resource: &ResourceInfo) -> fn(&str) -> Option<String> {
     match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "namespaces") => dns1123_label,
         ("", "services") => dns1035_label,
+        ("rbac.authorization.k8s.io", _) => path_segment_name,
         _ => dns1123_subdomain,
     }
 }

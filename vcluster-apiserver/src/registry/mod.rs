@@ -66,6 +66,62 @@ pub struct WriteOptions {
     /// Who writes: recorded in `metadata.managedFields` (none: entries are
     /// only carried over).
     pub field_manager: Option<FieldManager>,
+    /// A last check of the object about to be stored (after patches,
+    /// defaults and validation), such as RBAC escalation prevention.
+    pub admission: Option<Admission>,
+}
+
+/// The signature of an [`Admission`] check: the resource, the object about
+/// to be stored and, for updates, the stored one.
+pub type AdmissionCheck =
+    dyn Fn(&ResourceInfo, &Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync;
+
+/// A check a write's final object must pass before it is stored (create,
+/// update, and the patches and applies built on them); an error refuses
+/// the write. Set by the HTTP layer from the request's authorization.
+#[derive(Clone)]
+pub struct Admission(Arc<AdmissionCheck>);
+
+impl Admission {
+    /// Wraps a check.
+    pub fn new(
+        check: impl Fn(&ResourceInfo, &Value, Option<&Value>) -> Result<(), ApiError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Runs the check.
+    pub fn check(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        (self.0)(resource, object, old)
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admission(..)")
+    }
+}
+
+impl WriteOptions {
+    fn admit(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        match &self.admission {
+            Some(admission) => admission.check(resource, object, old),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Options of a delete (query parameters and the `DeleteOptions` body).
@@ -272,6 +328,7 @@ impl Registry {
         }
         patch::apply::record_update(resource, None, &mut object, options.field_manager.as_ref())?;
         reject_invalid(resource, &object)?;
+        options.admit(resource, &object, None)?;
         if is_crd(resource) {
             reject_causes(resource, &object, crd::validate(&object, None))?;
             let status = crd::status(&object, &Value::Null, &self.catalog());
@@ -343,6 +400,7 @@ impl Registry {
             reject_invalid(&address.resource, &new)?;
             check_immutable(&address.resource, &old, &new)?;
             check_finalizers(&address.resource, &old, &new)?;
+            options.admit(&address.resource, &new, Some(&old))?;
             if is_crd(&address.resource) && target == UpdateTarget::Main {
                 reject_causes(&address.resource, &new, crd::validate(&new, Some(&old)))?;
                 let status = crd::status(&new, &old, &self.catalog());

@@ -1,7 +1,9 @@
 //! The built-in resources, with the discovery facts kube-apiserver publishes
 //! for them and their k8s-openapi types for normalisation.
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery, events, networking, storage};
+use k8s_openapi::api::{
+    apps, batch, coordination, core, discovery, events, networking, rbac, storage,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::Value;
 
@@ -71,6 +73,10 @@ const ROWS: &[Row] = &[
     Row { group: "networking.k8s.io", plural: "ingresses", singular: "ingress", kind: "Ingress", scope: Scope::Namespaced, short_names: &["ing"], categories: &[], sub: Sub::Status, normalize: typed::<networking::v1::Ingress> },
     Row { group: "networking.k8s.io", plural: "networkpolicies", singular: "networkpolicy", kind: "NetworkPolicy", scope: Scope::Namespaced, short_names: &["netpol"], categories: &[], sub: Sub::None, normalize: typed::<networking::v1::NetworkPolicy> },
     Row { group: "apiextensions.k8s.io", plural: "customresourcedefinitions", singular: "customresourcedefinition", kind: "CustomResourceDefinition", scope: Scope::Cluster, short_names: &["crd", "crds"], categories: &["api-extensions"], sub: Sub::Status, normalize: typed::<apiextensions::v1::CustomResourceDefinition> },
+    Row { group: "rbac.authorization.k8s.io", plural: "roles", singular: "role", kind: "Role", scope: Scope::Namespaced, short_names: &[], categories: &[], sub: Sub::None, normalize: typed::<rbac::v1::Role> },
+    Row { group: "rbac.authorization.k8s.io", plural: "rolebindings", singular: "rolebinding", kind: "RoleBinding", scope: Scope::Namespaced, short_names: &[], categories: &[], sub: Sub::None, normalize: typed::<rbac::v1::RoleBinding> },
+    Row { group: "rbac.authorization.k8s.io", plural: "clusterroles", singular: "clusterrole", kind: "ClusterRole", scope: Scope::Cluster, short_names: &[], categories: &[], sub: Sub::None, normalize: typed::<rbac::v1::ClusterRole> },
+    Row { group: "rbac.authorization.k8s.io", plural: "clusterrolebindings", singular: "clusterrolebinding", kind: "ClusterRoleBinding", scope: Scope::Cluster, short_names: &[], categories: &[], sub: Sub::None, normalize: typed::<rbac::v1::ClusterRoleBinding> },
     Row { group: "storage.k8s.io", plural: "storageclasses", singular: "storageclass", kind: "StorageClass", scope: Scope::Cluster, short_names: &["sc"], categories: &[], sub: Sub::None, normalize: typed::<storage::v1::StorageClass> },
 ];
 

@@ -1,8 +1,11 @@
 //! The harness of the end-to-end tests: an [`ApiServer`] over a
 //! [`MemoryStorage`] on a loopback port of the test's own runtime (plain
-//! HTTP or TLS with a self-signed certificate), a kubeconfig for it in a
-//! temporary directory, the real `kubectl` with hard timeouts, kube-rs
-//! clients over TCP, a raw HTTP/1.1 client, and deadline-bounded waits.
+//! HTTP, TLS with a self-signed certificate, or "secure": TLS from a test
+//! CA that also verifies client certificates, so authentication and RBAC
+//! are enforced), a kubeconfig for it in a temporary directory (more for
+//! other users of a secure server), the real `kubectl` with hard
+//! timeouts, kube-rs clients over TCP, a raw HTTP/1.1 client, and
+//! deadline-bounded waits.
 //!
 //! Nothing here can hang a test: every process, request and wait is bounded.
 #![allow(dead_code)]
@@ -56,6 +59,90 @@ pub struct TlsMaterial {
     pub cert_der: Vec<u8>,
 }
 
+/// A CA for a secure test server: its serving certificate and client
+/// certificates for any user.
+pub struct TestPki {
+    /// The CA certificate, PEM: clients trust it and the server verifies
+    /// client certificates with it.
+    pub ca_pem: String,
+    /// The same, DER.
+    pub ca_der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestPki {
+    /// A fresh CA.
+    pub fn new() -> Self {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vcluster-rs test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        Self {
+            ca_pem: cert.pem(),
+            ca_der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A serving certificate for 127.0.0.1 and localhost and its key (PEM).
+    pub fn server_cert(&self) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vcluster-rs test");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client certificate with CN `user` and an O per group, and its
+    /// key (PEM).
+    pub fn client_cert(&self, user: &str, groups: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("client key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, user);
+        for (i, group) in groups.iter().enumerate() {
+            // rcgen keeps one value per attribute type: further O's go in
+            // as the same OID (2.5.4.10) spelled as a custom type.
+            let ty = if i == 0 {
+                rcgen::DnType::OrganizationName
+            } else {
+                rcgen::DnType::CustomDnType(vec![2, 5, 4, 10])
+            };
+            params.distinguished_name.push(ty, *group);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("client certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The user of the default kubeconfig of a secure server.
+pub const ADMIN: (&str, &[&str]) = ("admin", &["system:masters"]);
+
 /// A server under test, its kubeconfig and its scratch directory.
 pub struct TestServer {
     /// The running server (for in-process reads of the stored state).
@@ -70,6 +157,8 @@ pub struct TestServer {
     pub kubeconfig: PathBuf,
     /// TLS material when served over TLS.
     pub tls: Option<TlsMaterial>,
+    /// The CA of a secure server (client certificates for more users).
+    pub pki: Option<TestPki>,
     /// Scratch directory (kubeconfig, kubectl's cache, manifests).
     pub dir: TempDir,
 }
@@ -86,6 +175,10 @@ pub struct Options {
     pub storage: MemoryStorage,
     /// Serve TLS with a fresh self-signed certificate.
     pub tls: bool,
+    /// Serve TLS from a fresh test CA that also verifies client
+    /// certificates: authentication and RBAC are enforced, and the
+    /// kubeconfig authenticates as [`ADMIN`] (`system:masters`).
+    pub secure: bool,
     /// Adjusts the server configuration before start.
     pub configure: Box<dyn FnOnce(&mut ApiServerConfig) + Send>,
 }
@@ -95,6 +188,7 @@ impl Default for Options {
         Self {
             storage: MemoryStorage::new(),
             tls: false,
+            secure: false,
             configure: Box::new(|_| {}),
         }
     }
@@ -122,6 +216,34 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The `user:` body of a kubeconfig with a client certificate.
+fn cert_user(cert_pem: &str, key_pem: &str) -> String {
+    format!(
+        "    client-certificate-data: {}\n    client-key-data: {}\n",
+        base64(cert_pem.as_bytes()),
+        base64(key_pem.as_bytes())
+    )
+}
+
+/// Writes a one-context kubeconfig for `url` (trusting the TLS CA, if
+/// any) with the given `user:` body.
+fn write_kubeconfig(path: &Path, url: &str, tls: Option<&TlsMaterial>, user: &str) {
+    let cluster = match tls {
+        Some(tls) => format!(
+            "    server: {url}\n    certificate-authority-data: {}\n",
+            base64(tls.cert_pem.as_bytes())
+        ),
+        None => format!("    server: {url}\n"),
+    };
+    let document = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n{cluster}\
+         users:\n- name: test\n  user:\n{user}\
+         contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\n\
+         current-context: test\n"
+    );
+    std::fs::write(path, document).expect("write the kubeconfig");
+}
+
 impl TestServer {
     /// A plain-HTTP server with default settings.
     pub async fn start() -> Self {
@@ -137,11 +259,21 @@ impl TestServer {
         .await
     }
 
+    /// A secure server (see [`Options::secure`]).
+    pub async fn start_secure() -> Self {
+        Self::start_with(Options {
+            secure: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     /// A server with the given options, listening on 127.0.0.1:0.
     pub async fn start_with(options: Options) -> Self {
         let Options {
             storage,
             tls,
+            secure,
             configure,
         } = options;
         let mut config = ApiServerConfig::new(Arc::new(storage.clone()));
@@ -149,7 +281,21 @@ impl TestServer {
         let server = ApiServer::start(config)
             .await
             .expect("start the API server");
-        let (tls, tls_config) = if tls {
+        let pki = secure.then(TestPki::new);
+        let (tls, tls_config) = if let Some(pki) = &pki {
+            let (cert, key) = pki.server_cert();
+            let config = TlsConfig::from_pem_with_client_ca(
+                cert.as_bytes(),
+                key.as_bytes(),
+                pki.ca_pem.as_bytes(),
+            )
+            .expect("the server accepts the test CA's certificates");
+            let material = TlsMaterial {
+                cert_pem: pki.ca_pem.clone(),
+                cert_der: pki.ca_der.clone(),
+            };
+            (Some(material), Some(config))
+        } else if tls {
             let (material, config) = self_signed();
             (Some(material), Some(config))
         } else {
@@ -163,20 +309,14 @@ impl TestServer {
         let url = format!("{scheme}://{addr}");
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
-        let cluster = match &tls {
-            Some(tls) => format!(
-                "    server: {url}\n    certificate-authority-data: {}\n",
-                base64(tls.cert_pem.as_bytes())
-            ),
-            None => format!("    server: {url}\n"),
+        let user = match &pki {
+            Some(pki) => {
+                let (cert, key) = pki.client_cert(ADMIN.0, ADMIN.1);
+                cert_user(&cert, &key)
+            }
+            None => "    token: e2e-test-token\n".to_owned(),
         };
-        let document = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n{cluster}\
-             users:\n- name: test\n  user:\n    token: e2e-test-token\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\n\
-             current-context: test\n"
-        );
-        std::fs::write(&kubeconfig, document).expect("write the kubeconfig");
+        write_kubeconfig(&kubeconfig, &url, tls.as_ref(), &user);
         Self {
             server,
             storage,
@@ -184,8 +324,55 @@ impl TestServer {
             url,
             kubeconfig,
             tls,
+            pki,
             dir,
         }
+    }
+
+    /// Writes a kubeconfig for this server named `name` in the scratch
+    /// directory, with the given YAML `user:` body (4-space indented).
+    fn kubeconfig_with_user(&self, name: &str, user: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        write_kubeconfig(&path, &self.url, self.tls.as_ref(), user);
+        path
+    }
+
+    /// A kubeconfig authenticating with a client certificate of the test
+    /// CA for `user` in `groups` (secure servers only).
+    pub fn cert_kubeconfig(&self, name: &str, user: &str, groups: &[&str]) -> PathBuf {
+        let pki = self
+            .pki
+            .as_ref()
+            .expect("client certificates need a secure server");
+        let (cert, key) = pki.client_cert(user, groups);
+        self.kubeconfig_with_user(name, &cert_user(&cert, &key))
+    }
+
+    /// A kubeconfig authenticating with a bearer token.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        self.kubeconfig_with_user(name, &format!("    token: {token}\n"))
+    }
+
+    /// A kubeconfig with no usable credentials. kubectl prompts for a user
+    /// name and password (and fails without a terminal) when a TLS
+    /// kubeconfig names no credential at all, so this one names a user
+    /// without a password: kubectl then sends a Basic `Authorization`
+    /// header, which the server (like kube-apiserver since 1.19) does not
+    /// take as a credential. [`TestServer::client`] sends nothing at all.
+    pub fn anonymous_kubeconfig(&self) -> PathBuf {
+        self.kubeconfig_with_user("anonymous", "    username: anonymous\n")
+    }
+
+    /// A kube-rs client over TCP with the identity of `kubeconfig`.
+    pub async fn client_from(&self, kubeconfig: &Path) -> kube::Client {
+        let file = kube::config::Kubeconfig::read_from(kubeconfig).expect("read the kubeconfig");
+        let mut config =
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("a kube config from the kubeconfig");
+        config.read_timeout = None;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        kube::Client::try_from(config).expect("build a kube client")
     }
 
     /// Writes a file into the scratch directory; returns its path.
@@ -198,14 +385,31 @@ impl TestServer {
     /// A `kubectl` command against this server: its kubeconfig, a private
     /// cache and home, a bounded request timeout, killed when dropped.
     pub fn kubectl_command(&self, args: &[&str], request_timeout: &str) -> Command {
+        self.kubectl_command_with(&self.kubeconfig, args, request_timeout)
+    }
+
+    /// Like [`TestServer::kubectl_command`] with another kubeconfig (and a
+    /// cache of its own, so users do not share discovery).
+    pub fn kubectl_command_with(
+        &self,
+        kubeconfig: &Path,
+        args: &[&str],
+        request_timeout: &str,
+    ) -> Command {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).expect("create kubectl's home");
+        let cache = match kubeconfig.file_stem() {
+            Some(stem) if kubeconfig != self.kubeconfig => {
+                format!("cache-{}", stem.to_string_lossy())
+            }
+            _ => "cache".to_owned(),
+        };
         let mut command = Command::new(kubectl_path());
         command
-            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!(
                 "--cache-dir={}",
-                self.dir.path().join("cache").display()
+                self.dir.path().join(cache).display()
             ))
             .arg(format!("--request-timeout={request_timeout}"))
             .args(args)
@@ -221,8 +425,14 @@ impl TestServer {
     /// Runs `kubectl args...`; the process is killed (and the test fails)
     /// if it does not finish within [`KUBECTL_TIMEOUT`].
     pub async fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_as(&self.kubeconfig, args).await
+    }
+
+    /// Runs `kubectl args...` with another kubeconfig (bounded like
+    /// [`TestServer::kubectl`]).
+    pub async fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         let child = self
-            .kubectl_command(args, KUBECTL_REQUEST_TIMEOUT)
+            .kubectl_command_with(kubeconfig, args, KUBECTL_REQUEST_TIMEOUT)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start kubectl {args:?}: {e}"));
         match tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await {
@@ -236,7 +446,27 @@ impl TestServer {
 
     /// Runs `kubectl args...`, requires success, returns its stdout.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args).await;
+        self.kubectl_ok_as(&self.kubeconfig, args).await
+    }
+
+    /// Runs `kubectl args...` with another kubeconfig, requires failure,
+    /// returns its stderr.
+    pub async fn kubectl_err_as(&self, kubeconfig: &Path, args: &[&str]) -> String {
+        let output = self.kubectl_as(kubeconfig, args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !output.status.success(),
+            "kubectl {args:?} with {} should have failed:\nstdout: {}\nstderr: {stderr}",
+            kubeconfig.display(),
+            String::from_utf8_lossy(&output.stdout),
+        );
+        stderr
+    }
+
+    /// Runs `kubectl args...` with another kubeconfig, requires success,
+    /// returns its stdout.
+    pub async fn kubectl_ok_as(&self, kubeconfig: &Path, args: &[&str]) -> String {
+        let output = self.kubectl_as(kubeconfig, args).await;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
