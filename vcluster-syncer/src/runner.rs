@@ -19,12 +19,13 @@ use crate::engine::{EngineConfig, MetricsSnapshot, SyncEngine};
 use crate::syncer::{SyncContext, Syncer};
 use crate::syncers::data::DataSyncer;
 use crate::syncers::endpoints::EndpointsSyncer;
-use crate::syncers::endpointslices::EndpointSliceSyncer;
+use crate::syncers::endpointslices::{service_of, EndpointSliceSyncer};
 use crate::syncers::events::EventSyncer;
 use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
+use crate::syncers::limits::{HostLimits, HostLimitsSyncer};
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeMode, NodeSyncer};
-use crate::syncers::pods::{PodEnvironment, PodReferences, PodSyncer, WaitFor};
+use crate::syncers::pods::{PodEnvironment, PodPolicy, PodReferences, PodSyncer, WaitFor};
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
 use crate::syncers::services::ServiceSyncer;
@@ -116,6 +117,13 @@ pub struct SyncConfig {
     pub syncers: EnabledSyncers,
     /// Settings of host pods.
     pub pod_environment: PodEnvironment,
+    /// Which pods may run on the host at all (Pod Security Standards level,
+    /// default baseline, and explicit exceptions); pods that break it are
+    /// not synced and say why ([`crate::syncers::pods::policy`]).
+    pub pod_policy: PodPolicy,
+    /// A ResourceQuota and/or LimitRange kept in the host namespace
+    /// (default: none) ([`crate::syncers::limits`]).
+    pub host_limits: HostLimits,
     /// Real copies of host nodes, or fake nodes.
     pub node_mode: NodeMode,
     /// Engine tunables, shared by every syncer.
@@ -130,6 +138,8 @@ impl SyncConfig {
             host_namespace: host_namespace.into(),
             syncers: EnabledSyncers::default(),
             pod_environment: PodEnvironment::default(),
+            pod_policy: PodPolicy::default(),
+            host_limits: HostLimits::default(),
             node_mode: NodeMode::default(),
             engine: EngineConfig::default(),
         }
@@ -298,7 +308,9 @@ impl VirtualClusterSyncer {
             };
             let mut environment = self.config.pod_environment.clone();
             environment.translate_service_accounts |= enabled.service_accounts;
-            let syncer = PodSyncer::new(environment, wait_for).with_namespace_labels(namespaces);
+            let syncer = PodSyncer::new(environment, wait_for)
+                .with_namespace_labels(namespaces)
+                .with_policy(self.config.pod_policy.clone());
             Some(self.add(syncer))
         } else {
             None
@@ -364,7 +376,42 @@ impl VirtualClusterSyncer {
             }
         }
         if enabled.endpoint_slices {
-            self.add(EndpointSliceSyncer::new());
+            let slices = self.add(EndpointSliceSyncer::new());
+            if let Some(services) = &services {
+                // A slice is copied only while its service's host copy is
+                // the tenant's own: look at the slices of a service again
+                // whenever it changes on either side.
+                let store = slices.virtual_store();
+                let queue = slices.queue();
+                let requeue = Arc::new(move |namespace: &str, service: &str| {
+                    for slice in store.state() {
+                        if slice.metadata.namespace.as_deref() == Some(namespace)
+                            && service_of(&slice) == Some(service)
+                        {
+                            if let Some(key) = VirtualKey::of(slice.as_ref()) {
+                                queue.add(key);
+                            }
+                        }
+                    }
+                });
+                let on_virtual = requeue.clone();
+                services.observe_virtual(move |service| {
+                    if let (Some(namespace), Some(name)) = (
+                        service.metadata.namespace.as_deref(),
+                        service.metadata.name.as_deref(),
+                    ) {
+                        on_virtual(namespace, name);
+                    }
+                });
+                let translator = self.ctx.translator.clone();
+                services.observe_host(move |service| {
+                    if let Some(key) = translator.owner_of(&service.metadata) {
+                        if let Some(namespace) = key.namespace() {
+                            requeue(namespace, key.name());
+                        }
+                    }
+                });
+            }
         }
         if enabled.persistent_volume_claims {
             self.add(PersistentVolumeClaimSyncer::new());
@@ -398,6 +445,15 @@ impl VirtualClusterSyncer {
             }
             (_, false) => {}
         }
+        // Always added: with no limits configured it removes the objects
+        // an earlier configuration left, then idles.
+        let limits = HostLimitsSyncer::new(
+            self.ctx.clone(),
+            self.config.vcluster_name.clone(),
+            self.config.host_limits.clone(),
+            self.cancel.clone(),
+        );
+        self.engines.push(Arc::new(limits));
         if enabled.events {
             let events = EventSyncer::new(
                 self.ctx.clone(),

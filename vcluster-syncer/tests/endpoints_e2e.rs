@@ -120,6 +120,15 @@ async fn hand_made_endpoint_slices_name_the_host_service() {
     let env = Environment::start_with("ep2", |_| {}).await;
     let vslices = env.virtual_cluster.api::<EndpointSlice>("default");
     let hslices = env.host.api::<EndpointSlice>(&env.host_namespace);
+    // A slice is copied once the host service it names is the tenant's own.
+    env.virtual_cluster
+        .api::<Service>("default")
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "db"}, "spec": {"ports": [{"port": 5432}]}})),
+        )
+        .await
+        .expect("the slices' service");
     vslices
         .create(
             &PostParams::default(),

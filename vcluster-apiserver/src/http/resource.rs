@@ -238,7 +238,8 @@ pub(super) async fn handle(
             let scale = match method {
                 Method::GET => registry.get_scale(&address).await?,
                 Method::PUT => {
-                    let body = read_document(request, content_type.as_deref(), body_timeout).await?;
+                    let body =
+                        read_document(request, content_type.as_deref(), body_timeout).await?;
                     registry.update_scale(&address, &body, &write).await?
                 }
                 Method::PATCH => {

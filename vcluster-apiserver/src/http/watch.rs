@@ -33,7 +33,8 @@ enum Start {
     Now,
 }
 
-/// Serves a watch on a collection (or on one object, when `name` is given).
+/// Serves a watch on a collection (or on one object, when `name` is given)
+/// for the client `user` (see [`watch_user`]).
 pub(super) async fn serve(
     state: &Arc<ApiState>,
     resource: &Arc<ResourceInfo>,
@@ -41,6 +42,7 @@ pub(super) async fn serve(
     query: &Query,
     representation: Representation,
     name: Option<&str>,
+    user: &str,
 ) -> Result<Response, ApiError> {
     let mut filter = list_options(resource, query)?.filter;
     if let Some(name) = name {
@@ -81,11 +83,12 @@ pub(super) async fn serve(
     };
     let prefix = registry_prefix(&resource.group, &resource.plural, namespace);
     let hub = state.registry.hub().clone();
+    let user = Some(user);
     let (source, initial) = match start {
-        Start::After(after) => (hub.subscribe(&prefix, Some(after))?, Vec::new()),
-        Start::Now => (hub.subscribe(&prefix, None)?, Vec::new()),
+        Start::After(after) => (hub.subscribe_as(user, &prefix, Some(after))?, Vec::new()),
+        Start::Now => (hub.subscribe_as(user, &prefix, None)?, Vec::new()),
         Start::InitialEvents => {
-            let source = hub.subscribe(&prefix, None)?;
+            let source = hub.subscribe_as(user, &prefix, None)?;
             let at = match &source {
                 Source::Cache(subscription) => subscription.after,
                 Source::Storage(_) => hub.revision(),
@@ -208,6 +211,24 @@ pub(super) async fn serve(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// Whose watch a request opens, for the per-user watch limit
+/// ([`crate::watch::WatchLimits::max_watchers_per_user`]): the user that
+/// authentication established, or, for anonymous requests, the client's IP
+/// address (not its port: one client opening many connections is still
+/// one client); in-process requests without either share one key.
+pub(super) fn watch_user(request: &axum::extract::Request) -> String {
+    let extensions = request.extensions();
+    match extensions.get::<crate::auth::UserInfo>() {
+        Some(user) if !user.is_anonymous() && !user.name.is_empty() => {
+            format!("user:{}", user.name)
+        }
+        _ => match extensions.get::<super::PeerAddr>() {
+            Some(super::PeerAddr(addr)) => format!("peer:{}", addr.ip()),
+            None => "in-process".to_owned(),
+        },
+    }
 }
 
 fn error_frame(err: &ApiError) -> Bytes {

@@ -26,6 +26,11 @@ use crate::storage::{EventKind, Revision, Storage, StorageError};
 pub struct WatchLimits {
     /// Most client watches open at once; more get `429 TooManyRequests`.
     pub max_watchers: usize,
+    /// Most client watches one user may have open at once; more get `429
+    /// TooManyRequests`. The user is the authenticated user name, or for
+    /// unauthenticated requests the client's IP address (see
+    /// [`WatchHub::subscribe_as`]), so one tenant cannot take every slot.
+    pub max_watchers_per_user: usize,
     /// Events buffered per client before it counts as too slow and is cut off.
     pub client_buffer: usize,
     /// Events remembered per resource for re-watches from a recent version.
@@ -36,6 +41,7 @@ impl Default for WatchLimits {
     fn default() -> Self {
         Self {
             max_watchers: 10_000,
+            max_watchers_per_user: 2_000,
             client_buffer: 1_024,
             history_per_resource: 1_024,
         }
@@ -81,12 +87,34 @@ pub struct Subscription {
     _guard: WatcherGuard,
 }
 
-/// Keeps the open-watch count honest however a subscription is dropped.
-struct WatcherGuard(Arc<AtomicUsize>);
+/// Open client watches by user.
+type PerUser = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Keeps the open-watch counts (all, and the user's) honest however a
+/// subscription is dropped.
+struct WatcherGuard {
+    open: Arc<AtomicUsize>,
+    user: Option<(PerUser, String)>,
+}
+
+impl WatcherGuard {
+    fn counting(open: Arc<AtomicUsize>) -> Self {
+        Self { open, user: None }
+    }
+}
 
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some((per_user, user)) = &self.user {
+            let mut counts = lock(per_user);
+            if let Some(count) = counts.get_mut(user) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(user);
+                }
+            }
+        }
     }
 }
 
@@ -135,6 +163,8 @@ struct HubInner {
     limits: WatchLimits,
     state: Mutex<HubState>,
     open: Arc<AtomicUsize>,
+    /// Open client watches by user (entries removed at zero).
+    per_user: PerUser,
     next_id: AtomicU64,
     shutdown: CancellationToken,
 }
@@ -166,6 +196,7 @@ impl WatchHub {
                     global: Vec::new(),
                 }),
                 open: Arc::new(AtomicUsize::new(0)),
+                per_user: Arc::new(Mutex::new(HashMap::new())),
                 next_id: AtomicU64::new(0),
                 shutdown,
             }),
@@ -191,14 +222,63 @@ impl WatchHub {
         self.state().revision
     }
 
-    fn reserve_slot(&self) -> Result<WatcherGuard, ApiError> {
+    /// Client watches open per user right now (users with none are absent).
+    pub fn open_watchers_by_user(&self) -> HashMap<String, usize> {
+        lock(&self.inner.per_user).clone()
+    }
+
+    /// Client watches the cache is feeding right now: open ones not yet
+    /// cut off (a watch cut off for not reading still holds its slot until
+    /// its connection ends, but receives nothing more).
+    pub fn live_watchers(&self) -> usize {
+        self.state()
+            .caches
+            .values()
+            .map(|cache| {
+                cache
+                    .watchers
+                    .iter()
+                    .filter(|w| !w.sender.is_closed())
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Events buffered for live client watches and not yet taken by them:
+    /// at most [`WatchLimits::client_buffer`] each, since a watch whose
+    /// buffer is full is cut off.
+    pub fn queued_events(&self) -> usize {
+        self.state()
+            .caches
+            .values()
+            .flat_map(|cache| cache.watchers.iter())
+            .map(|w| w.sender.max_capacity() - w.sender.capacity())
+            .sum()
+    }
+
+    fn reserve_slot(&self, user: Option<&str>) -> Result<WatcherGuard, ApiError> {
         let open = self.inner.open.fetch_add(1, Ordering::Relaxed);
-        let guard = WatcherGuard(self.inner.open.clone());
+        let mut guard = WatcherGuard::counting(self.inner.open.clone());
         if open >= self.inner.limits.max_watchers {
             return Err(ApiError::too_many_requests(format!(
                 "too many open watches (limit {})",
                 self.inner.limits.max_watchers
             )));
+        }
+        if let Some(user) = user {
+            let mut counts = lock(&self.inner.per_user);
+            let count = counts.entry(user.to_owned()).or_insert(0);
+            if *count >= self.inner.limits.max_watchers_per_user {
+                let limit = self.inner.limits.max_watchers_per_user;
+                if *count == 0 {
+                    counts.remove(user);
+                }
+                return Err(ApiError::too_many_requests(format!(
+                    "too many open watches for {user} (limit {limit} per user)"
+                )));
+            }
+            *count += 1;
+            guard.user = Some((self.inner.per_user.clone(), user.to_owned()));
         }
         Ok(guard)
     }
@@ -207,9 +287,22 @@ impl WatchHub {
     /// narrowed to a namespace) after `after`. When `after` is `None`, the
     /// subscription starts at the cache's current revision, which is
     /// returned in [`Subscription::after`] so the caller can list the
-    /// initial state at exactly that revision.
+    /// initial state at exactly that revision. Counts against the server's
+    /// limit only; client requests go through [`WatchHub::subscribe_as`].
     pub fn subscribe(&self, prefix: &str, after: Option<Revision>) -> Result<Source, ApiError> {
-        let guard = self.reserve_slot()?;
+        self.subscribe_as(None, prefix, after)
+    }
+
+    /// Like [`WatchHub::subscribe`], for a client watch of `user` (an
+    /// opaque key: `user:<name>` or `peer:<address>`), which also counts
+    /// against [`WatchLimits::max_watchers_per_user`].
+    pub fn subscribe_as(
+        &self,
+        user: Option<&str>,
+        prefix: &str,
+        after: Option<Revision>,
+    ) -> Result<Source, ApiError> {
+        let guard = self.reserve_slot(user)?;
         let resource = resource_prefix(prefix)
             .ok_or_else(|| ApiError::internal(format!("not a resource prefix: {prefix}")))?
             .to_owned();
@@ -270,7 +363,7 @@ impl WatchHub {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         // Not a client watch: it has a counter of its own, so
         // `open_watchers` and the client limit only see clients.
-        let guard = WatcherGuard(Arc::new(AtomicUsize::new(1)));
+        let guard = WatcherGuard::counting(Arc::new(AtomicUsize::new(1)));
         let mut state = self.state();
         let after = state.revision;
         state.global.push(Watcher {

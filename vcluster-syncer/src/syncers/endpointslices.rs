@@ -13,6 +13,15 @@
 //! `kubernetes.io/service-name` names the host service (through
 //! [`Syncer::host_label_overrides`], so the engine's label sync keeps that
 //! value and never copies it back). Nothing flows back.
+//!
+//! That label is what attaches a slice's endpoints to a service on the
+//! host, so a slice is only copied while the host service it names is the
+//! copy of the tenant's own service of that name: a translated name that
+//! another tenant's service also has (the `-x-` ambiguity of the naming
+//! scheme, two virtual clusters in one host namespace) would otherwise
+//! inject the tenant's endpoints into the other tenant's service. A slice
+//! whose service is missing waits; one whose host name belongs to someone
+//! else is refused (and its host copy, if any, deleted).
 
 use std::collections::BTreeMap;
 
@@ -20,8 +29,8 @@ use async_trait::async_trait;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use vcluster_core::{Translator, TranslatorExt};
 
-use super::endpoints::{host_service_name_label, host_target_ref};
-use super::{encode, key_of, translation_error};
+use super::endpoints::{host_service_name_label, host_target_ref, SERVICE_NAME_LABEL};
+use super::{encode, host_copy, key_of, translation_error, HostCopy};
 use crate::error::SyncError;
 use crate::patch::fields_patch;
 use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
@@ -56,6 +65,39 @@ pub fn is_synced(slice: &EndpointSlice) -> bool {
         .as_ref()
         .and_then(|l| l.get(MANAGED_BY_LABEL));
     !managed_by.is_some_and(|m| CONTROLLERS.contains(&m.as_str()))
+}
+
+/// How long a slice waits for its service to appear on the host.
+const SERVICE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The service a slice belongs to (its `kubernetes.io/service-name`).
+pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Where the host copy of the service a slice names stands (`Ours` for a
+/// slice without a service).
+async fn service_copy(ctx: &SyncContext, slice: &EndpointSlice) -> Result<HostCopy, SyncError> {
+    let key = key_of(slice);
+    match service_of(slice) {
+        None => Ok(HostCopy::Ours),
+        Some(service) => {
+            host_copy::<k8s_openapi::api::core::v1::Service>(
+                ctx,
+                KIND,
+                &key,
+                key.namespace().unwrap_or_default(),
+                service,
+            )
+            .await
+        }
+    }
 }
 
 /// The host copy of a virtual slice.
@@ -116,7 +158,18 @@ impl Syncer for EndpointSliceSyncer {
         let key = key_of(slice);
         let host =
             host_slice(ctx.translator.as_ref(), slice).map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        match service_copy(ctx, slice).await? {
+            HostCopy::Ours => Ok(VirtualOnly::CreateHost(host)),
+            HostCopy::Missing => Ok(VirtualOnly::Wait(
+                SERVICE_RETRY,
+                "waiting for the slice's service on the host".into(),
+            )),
+            HostCopy::Foreign(host) => Err(SyncError::NotOwned {
+                kind: KIND,
+                key,
+                host: format!("service {host} (named by the slice's {SERVICE_NAME_LABEL})"),
+            }),
+        }
     }
 
     async fn both(
@@ -128,6 +181,11 @@ impl Syncer for EndpointSliceSyncer {
     ) -> Result<Vec<Action>, SyncError> {
         if !is_synced(virtual_slice) {
             // Taken over by a controller: the host builds its own.
+            return Ok(vec![Action::DeleteHost]);
+        }
+        if service_copy(ctx, virtual_slice).await? != HostCopy::Ours {
+            // The service went (or its name is someone else's now): the
+            // endpoints must not stay attached to whatever has that name.
             return Ok(vec![Action::DeleteHost]);
         }
         let key = key_of(virtual_slice);

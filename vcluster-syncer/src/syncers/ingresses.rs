@@ -10,6 +10,13 @@
 //! kind is unknown to the syncer). Later spec changes follow.
 //!
 //! Back to the virtual cluster: the status (load balancer addresses).
+//!
+//! An ingress is only copied while no backend service and no TLS secret it
+//! names translates to a host object that is someone else's (another
+//! tenant's, through the `-x-` ambiguity of the naming scheme): the host's
+//! ingress controller would otherwise expose the other tenant's service or
+//! serve its certificate. Such an ingress is refused, and its host copy,
+//! if any, deleted.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +25,9 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use serde_json::json;
 use vcluster_core::{Translator, TranslatorExt};
 
-use super::{encode, host_name, key_of, owned_patch, status_patch, translation_error};
+use super::{
+    encode, host_copy, host_name, key_of, owned_patch, status_patch, translation_error, HostCopy,
+};
 use crate::error::SyncError;
 use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
 
@@ -49,6 +58,52 @@ pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
         .filter_map(|tls| tls.secret_name.clone())
         .filter(|name| !name.is_empty())
         .collect()
+}
+
+/// The names of the services an ingress routes to (in its namespace).
+pub fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
+    let Some(spec) = ingress.spec.as_ref() else {
+        return BTreeSet::new();
+    };
+    spec.default_backend
+        .iter()
+        .chain(spec.rules.iter().flatten().flat_map(|r| {
+            r.http
+                .iter()
+                .flat_map(|h| h.paths.iter().map(|p| &p.backend))
+        }))
+        .filter_map(|b| b.service.as_ref().map(|s| s.name.clone()))
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The first service or secret the ingress names whose host name belongs
+/// to another object, if any.
+async fn foreign_reference(
+    ctx: &SyncContext,
+    ingress: &Ingress,
+) -> Result<Option<String>, SyncError> {
+    let key = key_of(ingress);
+    let namespace = key.namespace().unwrap_or_default().to_owned();
+    for service in backend_services(ingress) {
+        let copy =
+            host_copy::<k8s_openapi::api::core::v1::Service>(ctx, KIND, &key, &namespace, &service)
+                .await?;
+        if let HostCopy::Foreign(host) = copy {
+            return Ok(Some(format!(
+                "backend service {service} (host object {host})"
+            )));
+        }
+    }
+    for secret in tls_secrets(ingress) {
+        let copy =
+            host_copy::<k8s_openapi::api::core::v1::Secret>(ctx, KIND, &key, &namespace, &secret)
+                .await?;
+        if let HostCopy::Foreign(host) = copy {
+            return Ok(Some(format!("TLS secret {secret} (host object {host})")));
+        }
+    }
+    Ok(None)
 }
 
 fn host_backend(
@@ -109,6 +164,13 @@ impl Syncer for IngressSyncer {
         let key = key_of(ingress);
         let host = host_ingress(ctx.translator.as_ref(), ingress)
             .map_err(translation_error(KIND, &key))?;
+        if let Some(foreign) = foreign_reference(ctx, ingress).await? {
+            return Err(SyncError::NotOwned {
+                kind: KIND,
+                key,
+                host: foreign,
+            });
+        }
         Ok(VirtualOnly::CreateHost(host))
     }
 
@@ -120,6 +182,10 @@ impl Syncer for IngressSyncer {
         _memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError> {
         let key = key_of(virtual_ingress);
+        if let Some(foreign) = foreign_reference(ctx, virtual_ingress).await? {
+            tracing::warn!(%key, reference = %foreign, "an ingress names someone else's host object; its host copy is removed");
+            return Ok(vec![Action::DeleteHost]);
+        }
         let desired = host_ingress(ctx.translator.as_ref(), virtual_ingress)
             .map_err(translation_error(KIND, &key))?;
         let empty = json!({});

@@ -19,6 +19,10 @@
 //! | [`EventSyncer`](events::EventSyncer) | from host | - | events about synced objects, re-pointed at the virtual object |
 //! | [`NodeSyncer`](nodes::NodeSyncer) | from host | - | nodes running tenant pods: labels, status (or fake nodes) |
 //! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
+//! | [`HostLimitsSyncer`](limits::HostLimitsSyncer) (optional) | host only | a ResourceQuota / LimitRange kept in the host namespace | - |
+//!
+//! Pods pass the host isolation policy ([`pods::policy`], Pod Security
+//! Standards, default baseline) before they are created on the host.
 
 use kube::Resource;
 use serde::Serialize;
@@ -31,6 +35,7 @@ pub mod endpoints;
 pub mod endpointslices;
 pub mod events;
 pub mod ingresses;
+pub mod limits;
 pub mod networkpolicies;
 pub mod nodes;
 pub mod pods;
@@ -94,6 +99,61 @@ pub(crate) fn host_name(
         .host_key(&VirtualKey::namespaced(namespace, name))?
         .name()
         .to_owned())
+}
+
+/// Where the host object with the translated name of a namespaced virtual
+/// object stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum HostCopy {
+    /// It is the copy of exactly that virtual object.
+    Ours,
+    /// There is none.
+    Missing,
+    /// An object has the name but is not that copy (another tenant's, or
+    /// another namespace's through the `-x-` ambiguity): its host name.
+    Foreign(String),
+}
+
+/// Looks up the host copy of virtual `namespace/name` of kind `K`, for
+/// syncers whose objects refer to other objects by name (a slice to its
+/// service, an ingress to its backends and TLS secrets): a reference must
+/// never resolve to someone else's object on the host.
+pub(crate) async fn host_copy<K>(
+    ctx: &crate::syncer::SyncContext,
+    kind: &'static str,
+    key: &VirtualKey,
+    namespace: &str,
+    name: &str,
+) -> Result<HostCopy, SyncError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let referenced = VirtualKey::namespaced(namespace, name);
+    let host_name = ctx
+        .translator
+        .host_key(&referenced)
+        .map_err(translation_error(kind, key))?
+        .name()
+        .to_owned();
+    let api: kube::Api<K> = kube::Api::namespaced(ctx.host_client.clone(), &ctx.host_namespace);
+    let found = api
+        .get_opt(&host_name)
+        .await
+        .map_err(|source| SyncError::Api {
+            kind,
+            key: key.clone(),
+            operation: "look up a referenced object",
+            side: crate::error::Side::Host,
+            source: Box::new(source),
+        })?;
+    Ok(match found {
+        None => HostCopy::Missing,
+        Some(object) if ctx.translator.is_owned_by(object.meta(), &referenced) => HostCopy::Ours,
+        Some(_) => HostCopy::Foreign(host_name),
+    })
 }
 
 /// A JSON value decoded back into a typed object.

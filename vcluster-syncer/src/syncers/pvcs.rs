@@ -19,7 +19,9 @@
 //! mount ([`crate::syncers::pods::WaitFor::claims`]).
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, TypedLocalObjectReference};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, TypedLocalObjectReference,
+};
 use serde_json::{json, Value};
 use vcluster_core::{MarkerScope, Translator, TranslatorExt};
 
@@ -59,22 +61,34 @@ pub fn host_claim(
     let mut host = translator.host_object(claim)?;
     host.status = None;
     if let Some(spec) = host.spec.as_mut() {
-        if let Some(selector) = spec.selector.as_ref() {
-            spec.selector = Some(translator.host_label_selector(selector, MarkerScope::Cluster)?);
-        }
-        if let Some(source) = spec.data_source.as_mut() {
-            rewrite_source(translator, &namespace, source)?;
-        }
-        if let Some(source) = spec.data_source_ref.as_mut() {
-            // A reference into another namespace is not ours to translate.
-            if source.namespace.is_none()
-                && is_translated_source(source.api_group.as_deref(), &source.kind)
-            {
-                source.name = host_name(translator, &namespace, &source.name)?;
-            }
-        }
+        rewrite_claim_spec(translator, &namespace, spec)?;
     }
     Ok(host)
+}
+
+/// Translates what a claim spec of virtual `namespace` refers to: its
+/// volume selector and its data sources (also used for the claim templates
+/// of pods' ephemeral volumes).
+pub(crate) fn rewrite_claim_spec(
+    translator: &dyn Translator,
+    namespace: &str,
+    spec: &mut PersistentVolumeClaimSpec,
+) -> vcluster_core::Result<()> {
+    if let Some(selector) = spec.selector.as_ref() {
+        spec.selector = Some(translator.host_label_selector(selector, MarkerScope::Cluster)?);
+    }
+    if let Some(source) = spec.data_source.as_mut() {
+        rewrite_source(translator, namespace, source)?;
+    }
+    if let Some(source) = spec.data_source_ref.as_mut() {
+        // A reference into another namespace is not ours to translate.
+        if source.namespace.is_none()
+            && is_translated_source(source.api_group.as_deref(), &source.kind)
+        {
+            source.name = host_name(translator, namespace, &source.name)?;
+        }
+    }
+    Ok(())
 }
 
 fn rewrite_source(

@@ -680,3 +680,99 @@ impl Environment {
 pub fn object<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
     serde_json::from_value(value).expect("a valid test object")
 }
+
+// ---------------------------------------------------------------------------
+// Security helpers: kinds a real host serves that the test host must be told
+// about, objects of a virtual cluster found outside its host namespace, pod
+// conditions.
+// ---------------------------------------------------------------------------
+
+impl Cluster {
+    /// Makes this server serve `resourcequotas` and `limitranges` (core
+    /// `v1`), as a real host does (the in-memory API server does not list
+    /// them among its built-in kinds).
+    pub fn serve_quota_kinds(&self) {
+        use vcluster_apiserver::resources::ResourceInfo;
+        let quota = ResourceInfo {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "resourcequotas".into(),
+            singular: "resourcequota".into(),
+            kind: "ResourceQuota".into(),
+            namespaced: true,
+            short_names: vec!["quota".into()],
+            status_subresource: true,
+            ..ResourceInfo::default()
+        };
+        let limits = ResourceInfo {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "limitranges".into(),
+            singular: "limitrange".into(),
+            kind: "LimitRange".into(),
+            namespaced: true,
+            short_names: vec!["limits".into()],
+            ..ResourceInfo::default()
+        };
+        self.server.registry().shared_catalog().update(|catalog| {
+            catalog.insert(quota);
+            catalog.insert(limits);
+        });
+    }
+}
+
+/// `namespace/name` of every object on `host` (pods, configmaps, secrets,
+/// services, serviceaccounts, endpoints, PVCs) that carries a `managed-by`
+/// marker but lies outside `host_namespace`: must always be empty.
+pub async fn managed_outside(host: &Cluster, host_namespace: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::{
+        Endpoints, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    };
+    use vcluster_core::markers::MANAGED_BY_LABEL;
+
+    async fn outside<K>(host: &Cluster, host_namespace: &str, out: &mut Vec<String>)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::all(host.client.clone());
+        let list = api
+            .list(&kube::api::ListParams::default().labels(MANAGED_BY_LABEL))
+            .await
+            .expect("list across namespaces");
+        for object in list.items {
+            let meta = object.meta();
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            if namespace != host_namespace {
+                out.push(format!(
+                    "{}/{}",
+                    namespace,
+                    meta.name.clone().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    outside::<Pod>(host, host_namespace, &mut out).await;
+    outside::<ConfigMap>(host, host_namespace, &mut out).await;
+    outside::<Secret>(host, host_namespace, &mut out).await;
+    outside::<Service>(host, host_namespace, &mut out).await;
+    outside::<ServiceAccount>(host, host_namespace, &mut out).await;
+    outside::<Endpoints>(host, host_namespace, &mut out).await;
+    outside::<PersistentVolumeClaim>(host, host_namespace, &mut out).await;
+    out
+}
+
+/// The condition of type `kind` of a pod, if it has one.
+pub fn pod_condition(pod: &Pod, kind: &str) -> Option<k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .cloned()
+}

@@ -1,8 +1,18 @@
 //! Pods: the objects that really run. The host copy is the translated
 //! pod (see [`translate`]); its status and node flow back.
 //!
+//! - A pod the host isolation [`policy`] forbids (host namespaces,
+//!   privileged containers, `hostPath`... at the configured Pod Security
+//!   Standards level) is never created on the host: the virtual pod gets a
+//!   `PodScheduled=False` condition with reason [`SYNC_BLOCKED`] and a
+//!   warning event saying why.
 //! - A virtual pod waits until the configmaps, secrets, claims (and service
 //!   account) it needs exist on the host, so it never starts half-configured.
+//!   Each must be the host copy of exactly the object the pod names: a host
+//!   object that merely has the translated name (another tenant's, or of
+//!   another namespace of this tenant, through the `-x-` ambiguity of the
+//!   naming scheme) blocks the pod as above, so a pod never mounts data
+//!   that is not its own.
 //! - Container images are the one spec change Kubernetes allows on a
 //!   running pod; they are patched on the host by container name, leaving
 //!   containers that the host added (sidecars) alone.
@@ -15,10 +25,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Api;
+use kube::{Api, Resource};
 use serde_json::{json, Value};
 use vcluster_core::VirtualKey;
 
@@ -27,14 +39,26 @@ use crate::error::{Side, SyncError};
 use crate::patch::diff;
 use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
 
+pub mod policy;
 mod references;
 pub mod translate;
 
+pub use policy::{AllowList, PodPolicy, PodSecurityLevel};
 pub use references::PodReferences;
 pub use translate::PodEnvironment;
 
+/// The reason of the condition and event of a pod that is not synced.
+pub const SYNC_BLOCKED: &str = "SyncBlocked";
+
+/// The longest condition or event message written (events.k8s.io's limit).
+const MAX_MESSAGE: usize = 1024;
+
 /// How long a pod waits before looking again for a missing dependency.
 const DEPENDENCY_RETRY: Duration = Duration::from_millis(500);
+
+/// How long a pod blocked by someone else's object waits before looking
+/// again (the name may have been freed).
+const FOREIGN_RETRY: Duration = Duration::from_secs(30);
 
 /// Which dependencies a pod waits for on the host (those whose syncers run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,16 +78,37 @@ pub struct PodSyncer {
     env: PodEnvironment,
     wait_for: WaitFor,
     namespaces: Option<Store<Namespace>>,
+    policy: PodPolicy,
+}
+
+/// Whether the objects a pod refers to are ready on the host.
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    /// All there (or not synced at all).
+    Ready,
+    /// One is missing: look again later.
+    Missing(String),
+    /// A host object with a referenced name is not the copy of the
+    /// referenced object: the pod must not run.
+    Foreign(String),
 }
 
 impl PodSyncer {
-    /// A pod syncer with these host-pod settings and dependencies.
+    /// A pod syncer with these host-pod settings and dependencies, and the
+    /// default host isolation policy (baseline).
     pub fn new(env: PodEnvironment, wait_for: WaitFor) -> Self {
         Self {
             env,
             wait_for,
             namespaces: None,
+            policy: PodPolicy::default(),
         }
+    }
+
+    /// Enforces `policy` on pods before they are created on the host.
+    pub fn with_policy(mut self, policy: PodPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Carries the virtual namespaces' labels onto host pods, read from
@@ -73,79 +118,247 @@ impl PodSyncer {
         self
     }
 
-    /// The first dependency of `pod` missing on the host, if any.
-    async fn missing_dependency(
-        &self,
-        ctx: &SyncContext,
-        pod: &Pod,
-    ) -> Result<Option<String>, SyncError> {
+    /// Whether the configmaps, secrets, claims (and service account) that
+    /// `pod` refers to are ready on the host: each host object with a
+    /// referenced name must be the copy of exactly the referenced virtual
+    /// object; a missing one is waited for when its syncer runs.
+    async fn check_references(&self, ctx: &SyncContext, pod: &Pod) -> Result<Readiness, SyncError> {
         let refs = PodReferences::of(pod);
         let key = key_of(pod);
         let namespace = key.namespace().unwrap_or_default().to_owned();
-        let host_name = |name: &str| {
-            ctx.translator
-                .host_key(&VirtualKey::namespaced(namespace.as_str(), name))
-                .map(|k| k.name().to_owned())
-                .map_err(|source| SyncError::Translation {
-                    kind: "pods",
-                    key: key.clone(),
-                    source: Box::new(source),
-                })
-        };
-        let client = ctx.host_client.clone();
-        let host_ns = ctx.host_namespace.as_str();
-        let exists = |result: Result<bool, kube::Error>| {
-            result.map_err(|source| SyncError::Api {
-                kind: "pods",
-                key: key.clone(),
-                operation: "look up a dependency",
-                side: Side::Host,
-                source: Box::new(source),
-            })
-        };
-        if self.wait_for.config_maps {
-            for name in &refs.config_maps {
-                let api: Api<ConfigMap> = Api::namespaced(client.clone(), host_ns);
-                if !exists(api.get_opt(&host_name(name)?).await.map(|o| o.is_some()))? {
-                    return Ok(Some(format!("configmap {name}")));
-                }
-            }
-        }
-        if self.wait_for.secrets {
-            for name in &refs.secrets {
-                let api: Api<Secret> = Api::namespaced(client.clone(), host_ns);
-                if !exists(api.get_opt(&host_name(name)?).await.map(|o| o.is_some()))? {
-                    return Ok(Some(format!("secret {name}")));
-                }
-            }
-        }
-        if self.wait_for.claims {
-            for name in &refs.claims {
-                let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), host_ns);
-                if !exists(api.get_opt(&host_name(name)?).await.map(|o| o.is_some()))? {
-                    return Ok(Some(format!("persistentvolumeclaim {name}")));
-                }
-            }
-        }
-        if self.wait_for.service_account && self.env.translate_service_accounts {
-            let spec = pod.spec.as_ref();
-            let account = spec
+        let account = self.env.translate_service_accounts.then(|| {
+            pod.spec
+                .as_ref()
                 .and_then(|s| {
                     s.service_account_name
                         .clone()
                         .or_else(|| s.service_account.clone())
                 })
-                .unwrap_or_else(|| "default".to_owned());
-            let api: Api<ServiceAccount> = Api::namespaced(client.clone(), host_ns);
-            if !exists(
-                api.get_opt(&host_name(&account)?)
-                    .await
-                    .map(|o| o.is_some()),
-            )? {
-                return Ok(Some(format!("serviceaccount {account}")));
+                .unwrap_or_else(|| "default".to_owned())
+        });
+        for name in &refs.config_maps {
+            let found = self
+                .lookup::<ConfigMap>(ctx, &key, &namespace, name)
+                .await?;
+            if let Some(state) = readiness("configmap", name, found, self.wait_for.config_maps) {
+                return Ok(state);
             }
         }
-        Ok(None)
+        for name in &refs.secrets {
+            let found = self.lookup::<Secret>(ctx, &key, &namespace, name).await?;
+            if let Some(state) = readiness("secret", name, found, self.wait_for.secrets) {
+                return Ok(state);
+            }
+        }
+        for name in &refs.claims {
+            let found = self
+                .lookup::<PersistentVolumeClaim>(ctx, &key, &namespace, name)
+                .await?;
+            if let Some(state) =
+                readiness("persistentvolumeclaim", name, found, self.wait_for.claims)
+            {
+                return Ok(state);
+            }
+        }
+        if let Some(account) = &account {
+            let found = self
+                .lookup::<ServiceAccount>(ctx, &key, &namespace, account)
+                .await?;
+            if let Some(state) = readiness(
+                "serviceaccount",
+                account,
+                found,
+                self.wait_for.service_account,
+            ) {
+                return Ok(state);
+            }
+        }
+        Ok(Readiness::Ready)
+    }
+
+    /// Looks up the host object with the translated name of `name` in
+    /// virtual `namespace`: `None` if there is none, else whether it is the
+    /// copy of exactly that virtual object, and its host name.
+    async fn lookup<K>(
+        &self,
+        ctx: &SyncContext,
+        key: &VirtualKey,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(bool, String)>, SyncError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let referenced = VirtualKey::namespaced(namespace, name);
+        let host_name = ctx
+            .translator
+            .host_key(&referenced)
+            .map(|k| k.name().to_owned())
+            .map_err(|source| SyncError::Translation {
+                kind: "pods",
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
+        let api: Api<K> = Api::namespaced(ctx.host_client.clone(), &ctx.host_namespace);
+        let found = api
+            .get_opt(&host_name)
+            .await
+            .map_err(|source| SyncError::Api {
+                kind: "pods",
+                key: key.clone(),
+                operation: "look up a dependency",
+                side: Side::Host,
+                source: Box::new(source),
+            })?;
+        Ok(found.map(|object| {
+            (
+                ctx.translator.is_owned_by(object.meta(), &referenced),
+                host_name,
+            )
+        }))
+    }
+}
+
+/// The readiness of one reference, if it is not simply ready.
+fn readiness(
+    kind: &str,
+    name: &str,
+    found: Option<(bool, String)>,
+    synced: bool,
+) -> Option<Readiness> {
+    match found {
+        Some((true, _)) => None,
+        Some((false, host_name)) => Some(Readiness::Foreign(format!(
+            "{kind} {name:?}: the host object {host_name} is not its copy (it belongs to another object); the pod would read someone else's data"
+        ))),
+        None if synced => Some(Readiness::Missing(format!("{kind} {name}"))),
+        None => None,
+    }
+}
+
+/// Cuts `message` to [`MAX_MESSAGE`] bytes at a character boundary.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+/// Tells the tenant that `pod` is not synced and why: a `PodScheduled`
+/// condition with status `False` and reason [`SYNC_BLOCKED`] (written once
+/// per message), and a warning event.
+async fn report_blocked(ctx: &SyncContext, pod: &Pod, message: &str) -> Result<(), SyncError> {
+    let key = key_of(pod);
+    let message = bounded(message);
+    let conditions = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let already = conditions.iter().any(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some(SYNC_BLOCKED)
+            && c.message.as_deref() == Some(message.as_str())
+    });
+    if already {
+        return Ok(());
+    }
+    tracing::warn!(%key, reason = %message, "pod not synced to the host");
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut kept: Vec<Value> = Vec::new();
+    for condition in conditions.iter().filter(|c| c.type_ != "PodScheduled") {
+        let value = serde_json::to_value(condition).map_err(|e| SyncError::Invalid {
+            kind: "pods",
+            key: key.clone(),
+            message: format!("a condition cannot be encoded: {e}"),
+        })?;
+        kept.push(value);
+    }
+    kept.push(json!({
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": SYNC_BLOCKED,
+        "message": message,
+        "lastTransitionTime": now.to_string(),
+    }));
+    let namespace = key.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.virtual_client.clone(), namespace);
+    let patch = json!({
+        "metadata": {"resourceVersion": pod.metadata.resource_version},
+        "status": {"phase": "Pending", "conditions": kept},
+    });
+    match api
+        .patch_status(key.name(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if crate::error::has_code(&err, 404) => return Ok(()),
+        Err(source) => {
+            return Err(SyncError::Api {
+                kind: "pods",
+                key,
+                operation: "report a blocked pod",
+                side: Side::Virtual,
+                source: Box::new(source),
+            })
+        }
+    }
+    // The condition is what counts; the event is for `kubectl describe`
+    // and `get events`, written once along with the condition.
+    let events: Api<Event> = Api::namespaced(ctx.virtual_client.clone(), namespace);
+    if let Err(err) = events
+        .create(&PostParams::default(), &blocked_event(pod, &message, now))
+        .await
+    {
+        tracing::warn!(%key, error = %err, "could not record the blocked pod's event");
+    }
+    Ok(())
+}
+
+/// The warning event of a pod that is not synced.
+fn blocked_event(pod: &Pod, message: &str, now: k8s_openapi::jiff::Timestamp) -> Event {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    // Event names are DNS subdomains of at most 253 characters.
+    let base: String = name.chars().take(230).collect();
+    let base = base.trim_end_matches(['-', '.']);
+    let suffix = now.as_nanosecond().unsigned_abs();
+    let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+    Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{base}.{suffix:x}")),
+            namespace: pod.metadata.namespace.clone(),
+            ..Default::default()
+        },
+        involved_object: k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(SYNC_BLOCKED.into()),
+        message: Some(message.to_owned()),
+        type_: Some("Warning".into()),
+        count: Some(1),
+        first_timestamp: Some(time.clone()),
+        last_timestamp: Some(time),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("vcluster-syncer".into()),
+            host: None,
+        }),
+        reporting_component: Some("vcluster-syncer".into()),
+        reporting_instance: Some("vcluster-syncer".into()),
+        ..Default::default()
     }
 }
 
@@ -225,12 +438,6 @@ impl Syncer for PodSyncer {
             // deleted on the host behind our back: the pod is gone.
             return Ok(VirtualOnly::DeleteVirtual);
         }
-        if let Some(missing) = self.missing_dependency(ctx, pod).await? {
-            return Ok(VirtualOnly::Wait(
-                DEPENDENCY_RETRY,
-                format!("waiting for {missing} on the host"),
-            ));
-        }
         let namespace_labels = self.namespace_labels(ctx, pod).await;
         let host = translate::host_pod(
             ctx.translator.as_ref(),
@@ -243,7 +450,29 @@ impl Syncer for PodSyncer {
             key: key_of(pod),
             source: Box::new(source),
         })?;
-        Ok(VirtualOnly::CreateHost(host))
+        // What would run on the host is what the policy judges.
+        let violations = self.policy.check(&host);
+        if !violations.is_empty() {
+            let message = format!(
+                "not synced to the host: the pod violates the host isolation policy ({}): {}",
+                self.policy.level,
+                policy::describe(&violations)
+            );
+            report_blocked(ctx, pod, &message).await?;
+            return Ok(VirtualOnly::Skip);
+        }
+        match self.check_references(ctx, pod).await? {
+            Readiness::Ready => Ok(VirtualOnly::CreateHost(host)),
+            Readiness::Missing(missing) => Ok(VirtualOnly::Wait(
+                DEPENDENCY_RETRY,
+                format!("waiting for {missing} on the host"),
+            )),
+            Readiness::Foreign(why) => {
+                report_blocked(ctx, pod, &format!("not synced to the host: {why}")).await?;
+                // Looked at again later: the name may be freed.
+                Ok(VirtualOnly::Wait(FOREIGN_RETRY, why))
+            }
+        }
     }
 
     async fn both(

@@ -60,6 +60,11 @@ impl PodReferences {
         if let Some(claim) = &volume.persistent_volume_claim {
             self.claims.insert(claim.claim_name.clone());
         }
+        for name in plugin_secret_refs(volume) {
+            if !name.is_empty() {
+                self.secrets.insert(name.to_owned());
+            }
+        }
         for source in volume
             .projected
             .iter()
@@ -101,6 +106,63 @@ impl PodReferences {
         self.config_maps.remove("");
         self.secrets.remove("");
     }
+}
+
+/// The secrets that volume plugins read credentials from (CSI node
+/// publish secrets, and the secret references of the in-tree plugins).
+fn plugin_secret_refs(volume: &Volume) -> Vec<&str> {
+    let mut out = Vec::new();
+    let local = [
+        volume
+            .csi
+            .as_ref()
+            .and_then(|v| v.node_publish_secret_ref.as_ref()),
+        volume.cephfs.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume.rbd.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume.iscsi.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume
+            .flex_volume
+            .as_ref()
+            .and_then(|v| v.secret_ref.as_ref()),
+        volume
+            .storageos
+            .as_ref()
+            .and_then(|v| v.secret_ref.as_ref()),
+        volume.scale_io.as_ref().map(|v| &v.secret_ref),
+    ];
+    out.extend(local.into_iter().flatten().map(|r| r.name.as_str()));
+    if let Some(azure) = &volume.azure_file {
+        out.push(azure.secret_name.as_str());
+    }
+    out
+}
+
+/// The same references, to rewrite them.
+pub(super) fn plugin_secret_refs_mut(volume: &mut Volume) -> Vec<&mut String> {
+    let mut out = Vec::new();
+    let local = [
+        volume
+            .csi
+            .as_mut()
+            .and_then(|v| v.node_publish_secret_ref.as_mut()),
+        volume.cephfs.as_mut().and_then(|v| v.secret_ref.as_mut()),
+        volume.rbd.as_mut().and_then(|v| v.secret_ref.as_mut()),
+        volume.iscsi.as_mut().and_then(|v| v.secret_ref.as_mut()),
+        volume
+            .flex_volume
+            .as_mut()
+            .and_then(|v| v.secret_ref.as_mut()),
+        volume
+            .storageos
+            .as_mut()
+            .and_then(|v| v.secret_ref.as_mut()),
+        volume.scale_io.as_mut().map(|v| &mut v.secret_ref),
+    ];
+    out.extend(local.into_iter().flatten().map(|r| &mut r.name));
+    if let Some(azure) = volume.azure_file.as_mut() {
+        out.push(&mut azure.secret_name);
+    }
+    out
 }
 
 #[cfg(test)]

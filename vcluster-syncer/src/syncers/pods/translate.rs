@@ -112,6 +112,25 @@ impl Names<'_> {
                 }
             }
         }
+        // Volume plugins read their credentials from a secret of the
+        // pod's namespace: on the host that is the host namespace, so an
+        // untranslated name would be another tenant's secret.
+        for secret in super::references::plugin_secret_refs_mut(volume) {
+            self.rewrite(secret)?;
+        }
+        // An ephemeral volume's claim is created on the host from this
+        // template: its data source must name this tenant's copy.
+        if let Some(template) = volume
+            .ephemeral
+            .as_mut()
+            .and_then(|e| e.volume_claim_template.as_mut())
+        {
+            crate::syncers::pvcs::rewrite_claim_spec(
+                self.translator,
+                self.namespace,
+                &mut template.spec,
+            )?;
+        }
         Ok(())
     }
 
@@ -311,6 +330,73 @@ mod tests {
         assert_eq!(dns.nameservers, Some(vec!["10.96.0.10".to_string()]));
         assert_eq!(dns.searches.expect("searches")[0], "team.svc.cluster.local");
         assert!(host.status.is_none());
+    }
+
+    #[test]
+    fn plugin_secrets_and_ephemeral_data_sources_name_this_tenants_copies() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let virtual_pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {
+                "volumes": [
+                    {"name": "csi", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "creds"}}},
+                    {"name": "cifs", "azureFile": {"secretName": "azure", "shareName": "s"}},
+                    {"name": "flex", "flexVolume": {"driver": "f", "secretRef": {"name": "flex"}}},
+                    {"name": "data", "ephemeral": {"volumeClaimTemplate": {"spec": {
+                        "dataSource": {"kind": "PersistentVolumeClaim", "name": "db"},
+                        "dataSourceRef": {"kind": "PersistentVolumeClaim", "name": "db"}
+                    }}}}
+                ],
+                "containers": [{"name": "app", "image": "nginx"}]
+            }
+        }))
+        .expect("pod");
+        let refs = super::super::PodReferences::of(&virtual_pod);
+        assert!(["creds", "azure", "flex"]
+            .iter()
+            .all(|s| refs.secrets.contains(*s)));
+        let host = host_pod(&translator, &virtual_pod, None, &PodEnvironment::default())
+            .expect("host pod");
+        let volumes = host.spec.expect("spec").volumes.expect("volumes");
+        let csi = volumes[0].csi.as_ref().expect("csi");
+        assert_eq!(
+            csi.node_publish_secret_ref
+                .as_ref()
+                .map(|r| r.name.as_str()),
+            Some("creds-x-team-x-vc")
+        );
+        assert_eq!(
+            volumes[1]
+                .azure_file
+                .as_ref()
+                .map(|a| a.secret_name.as_str()),
+            Some("azure-x-team-x-vc")
+        );
+        assert_eq!(
+            volumes[2]
+                .flex_volume
+                .as_ref()
+                .and_then(|f| f.secret_ref.as_ref())
+                .map(|r| r.name.as_str()),
+            Some("flex-x-team-x-vc")
+        );
+        let template = volumes[3]
+            .ephemeral
+            .as_ref()
+            .and_then(|e| e.volume_claim_template.as_ref())
+            .expect("template");
+        assert_eq!(
+            template.spec.data_source.as_ref().map(|d| d.name.as_str()),
+            Some("db-x-team-x-vc")
+        );
+        assert_eq!(
+            template
+                .spec
+                .data_source_ref
+                .as_ref()
+                .map(|d| d.name.as_str()),
+            Some("db-x-team-x-vc")
+        );
     }
 
     #[test]

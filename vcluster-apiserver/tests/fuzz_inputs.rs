@@ -1,0 +1,1143 @@
+//! Hostile input, bounded for CI: random and mutated request bodies,
+//! selectors and patches through the real router (in process) never panic,
+//! every failure is a `metav1.Status`, and a rejected write stores nothing
+//! (the store's revision does not move); and over TCP: huge headers, a body
+//! sent byte by byte, too many watches from one user, a watch client that
+//! never reads. The server keeps answering everyone else throughout.
+//!
+//! `VCLUSTER_FUZZ_CASES` sets the number of proptest cases per family
+//! (default 1000); the run prints one `FUZZ ...` line per family.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use common::{raw_request, within, TestServer};
+use futures::StreamExt;
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tower::ServiceExt;
+use vcluster_apiserver::auth::UserInfo;
+use vcluster_apiserver::storage::{MemoryStorage, Storage};
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+fn cases() -> u32 {
+    std::env::var("VCLUSTER_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// A server for in-process fuzzing: no garbage collector, so nothing but
+/// the requests themselves writes to the store.
+async fn quiet_server() -> TestServer {
+    TestServer::start_with(common::Options {
+        configure: Box::new(|c| c.garbage_collector = None),
+        ..common::Options::default()
+    })
+    .await
+}
+
+/// One in-process request; the whole answer.
+async fn call(
+    router: &axum::Router,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Bytes) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let request = request
+        .body(Body::from(body))
+        .expect("a request the test builds is valid");
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status().as_u16();
+    let body = within("read a response body", response.into_body().collect())
+        .await
+        .expect("the body is readable")
+        .to_bytes();
+    (status, body)
+}
+
+/// Checks the answer of a failed request: a `metav1.Status` with its code.
+fn check_status(code: u16, body: &[u8]) -> Result<(), String> {
+    if code < 400 {
+        return Ok(());
+    }
+    let status: Value = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "a {code} answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    })?;
+    let ok = status["kind"] == "Status"
+        && status["apiVersion"] == "v1"
+        && status["status"] == "Failure"
+        && status["code"] == code
+        && status["reason"].as_str().is_some_and(|r| !r.is_empty())
+        && status["message"].is_string();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("a {code} answer is not a proper Status: {status}"))
+    }
+}
+
+/// One kind of request to fuzz: method, path, and valid bodies (with
+/// their content types) to start from.
+struct Target {
+    method: Method,
+    path: &'static str,
+    seeds: Vec<(&'static str, Vec<u8>)>,
+}
+
+const JSON_TYPE: &str = "application/json";
+const YAML_TYPE: &str = "application/yaml";
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+fn targets() -> Vec<Target> {
+    let pod = common::pod_json("fuzzed", &[("app", "web")]);
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fuzzed", "labels": {"a": "b"}, "annotations": {"n": "v"}}, "data": {"k": "v"}, "binaryData": {"b": "AAE="}});
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fuzzed"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+        "template": {"metadata": {"labels": {"app": "web", "tier": "a"}}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
+            "env": [{"name": "A", "value": "1"}], "resources": {"limits": {"cpu": "1"}}}]}}
+    }});
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fuzzed", "labels": {"a": "b"}}});
+    let json_patch = json!([{"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}, {"op": "replace", "path": "/data/k", "value": "w"}, {"op": "test", "path": "/data/k", "value": "w"}, {"op": "remove", "path": "/metadata/labels/x"}]);
+    let merge = json!({"metadata": {"labels": {"x": "y", "a": null}, "finalizers": ["example.com/f"]}, "data": {"k": null, "n": "1"}});
+    let strategic_pod = json!({"metadata": {"labels": {"x": null}, "$setElementOrder/finalizers": []}, "spec": {"containers": [{"name": "c", "image": "nginx:2", "env": [{"name": "E", "value": "1"}, {"name": "F", "$patch": "delete"}]}], "tolerations": [{"key": "k", "operator": "Exists"}]}});
+    let strategic_deploy = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 81}], "$retainKeys": ["name", "ports"]}]}}, "strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
+    let apply_cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seed\n  labels: {a: b}\ndata:\n  k: v\n";
+    let apply_deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: seed\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: c, image: nginx}\n";
+    let status = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "seed"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "podIP": "10.0.0.1"}});
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "seed"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
+    let delete = json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "propagationPolicy": "Foreground", "preconditions": {"uid": "x"}, "dryRun": ["All"]});
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "seed"}, "spec": {"replicas": 3}});
+    let text = |v: &Value| v.to_string().into_bytes();
+    let yaml = |v: &Value| serde_yaml::to_string(v).unwrap_or_default().into_bytes();
+    let mut seed_cm = config_map.clone();
+    seed_cm["metadata"]["name"] = json!("seed");
+    let pb = |bytes: &[u8]| bytes.to_vec();
+    vec![
+        Target {
+            method: Method::POST,
+            path: CONFIGMAPS,
+            seeds: vec![
+                (JSON_TYPE, text(&config_map)),
+                (YAML_TYPE, yaml(&config_map)),
+                (
+                    PROTOBUF,
+                    pb(include_bytes!(
+                        "../src/protobuf/testdata/kubectl/configmap.pb"
+                    )),
+                ),
+            ],
+        },
+        Target {
+            method: Method::POST,
+            path: "/api/v1/namespaces/default/pods",
+            seeds: vec![(JSON_TYPE, text(&pod)), (YAML_TYPE, yaml(&pod))],
+        },
+        Target {
+            method: Method::POST,
+            path: "/apis/apps/v1/namespaces/default/deployments",
+            seeds: vec![
+                (JSON_TYPE, text(&deployment)),
+                (
+                    PROTOBUF,
+                    pb(include_bytes!(
+                        "../src/protobuf/testdata/kubectl/deployment.pb"
+                    )),
+                ),
+            ],
+        },
+        Target {
+            method: Method::POST,
+            path: "/api/v1/namespaces",
+            seeds: vec![(JSON_TYPE, text(&namespace)), (YAML_TYPE, yaml(&namespace))],
+        },
+        Target {
+            method: Method::POST,
+            path: "/api/v1/namespaces/default/secrets",
+            seeds: vec![(
+                PROTOBUF,
+                pb(include_bytes!("../src/protobuf/testdata/kubectl/secret.pb")),
+            )],
+        },
+        Target {
+            method: Method::POST,
+            path: "/api/v1/namespaces/default/services",
+            seeds: vec![(
+                PROTOBUF,
+                pb(include_bytes!(
+                    "../src/protobuf/testdata/kubectl/service.pb"
+                )),
+            )],
+        },
+        Target {
+            method: Method::PUT,
+            path: "/api/v1/namespaces/default/configmaps/seed",
+            seeds: vec![(JSON_TYPE, text(&seed_cm)), (YAML_TYPE, yaml(&seed_cm))],
+        },
+        Target {
+            method: Method::PATCH,
+            path: "/api/v1/namespaces/default/configmaps/seed",
+            seeds: vec![
+                ("application/json-patch+json", text(&json_patch)),
+                ("application/merge-patch+json", text(&merge)),
+                ("application/strategic-merge-patch+json", text(&merge)),
+            ],
+        },
+        Target {
+            method: Method::PATCH,
+            path: "/api/v1/namespaces/default/configmaps/seed?fieldManager=fuzz",
+            seeds: vec![("application/apply-patch+yaml", apply_cm.as_bytes().to_vec())],
+        },
+        Target {
+            method: Method::PATCH,
+            path: "/api/v1/namespaces/default/pods/seed",
+            seeds: vec![
+                (
+                    "application/strategic-merge-patch+json",
+                    text(&strategic_pod),
+                ),
+                ("application/merge-patch+json", text(&strategic_pod)),
+            ],
+        },
+        Target {
+            method: Method::PATCH,
+            path: "/apis/apps/v1/namespaces/default/deployments/seed",
+            seeds: vec![(
+                "application/strategic-merge-patch+json",
+                text(&strategic_deploy),
+            )],
+        },
+        Target {
+            method: Method::PATCH,
+            path: "/apis/apps/v1/namespaces/default/deployments/seed?fieldManager=fuzz&force=true",
+            seeds: vec![(
+                "application/apply-patch+yaml",
+                apply_deploy.as_bytes().to_vec(),
+            )],
+        },
+        Target {
+            method: Method::PUT,
+            path: "/api/v1/namespaces/default/pods/seed/status",
+            seeds: vec![(JSON_TYPE, text(&status))],
+        },
+        Target {
+            method: Method::POST,
+            path: "/api/v1/namespaces/default/pods/seed/binding",
+            seeds: vec![(JSON_TYPE, text(&binding))],
+        },
+        Target {
+            method: Method::DELETE,
+            path: "/api/v1/namespaces/default/configmaps/absent",
+            seeds: vec![
+                (JSON_TYPE, text(&delete)),
+                (
+                    PROTOBUF,
+                    pb(include_bytes!(
+                        "../src/protobuf/testdata/encoded/deleteoptions_meta.pb"
+                    )),
+                ),
+            ],
+        },
+        Target {
+            method: Method::PUT,
+            path: "/apis/apps/v1/namespaces/default/deployments/seed/scale",
+            seeds: vec![(JSON_TYPE, text(&scale))],
+        },
+    ]
+}
+
+/// One edit of a byte string.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Flip(usize, u8),
+    Delete(usize, usize),
+    Insert(usize, Vec<u8>),
+    Duplicate(usize, usize),
+    Truncate(usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<usize>(), 0usize..16).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 1..8),
+                Just(b"{".to_vec()),
+                Just(b"[".to_vec()),
+                Just(b"\"".to_vec()),
+                Just(b"null".to_vec()),
+                Just(b"\\u0000".to_vec()),
+                Just(b"&a *a ".to_vec()),
+                Just(b"\x08".to_vec()),
+            ]
+        )
+            .prop_map(|(i, bytes)| Mutation::Insert(i, bytes)),
+        (any::<usize>(), 1usize..64).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+        any::<usize>().prop_map(Mutation::Truncate),
+    ]
+}
+
+fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        let len = bytes.len();
+        let at = |i: usize| if len == 0 { 0 } else { i % (len + 1) };
+        match m {
+            Mutation::Flip(i, b) if len > 0 => bytes[i % len] ^= b,
+            Mutation::Flip(..) => {}
+            Mutation::Delete(i, n) => {
+                let start = at(*i).min(len);
+                let end = (start + n).min(len);
+                bytes.drain(start..end);
+            }
+            Mutation::Insert(i, extra) => {
+                let start = at(*i);
+                bytes.splice(start..start, extra.iter().copied());
+            }
+            Mutation::Duplicate(i, n) => {
+                let start = at(*i).min(len);
+                let end = (start + n).min(len);
+                let copy = bytes[start..end].to_vec();
+                bytes.splice(end..end, copy);
+            }
+            Mutation::Truncate(i) => bytes.truncate(at(*i)),
+        }
+    }
+    bytes
+}
+
+/// Arbitrary JSON, up to a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        "[a-zA-Z0-9./:_$-]{0,12}".prop_map(Value::String),
+        Just(json!("ALL")),
+        Just(json!("$patch")),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    "[a-z]{1,8}",
+                    Just("metadata".to_owned()),
+                    Just("spec".to_owned()),
+                    Just("data".to_owned()),
+                    Just("$patch".to_owned()),
+                    Just("$retainKeys".to_owned()),
+                    Just("$setElementOrder/containers".to_owned()),
+                    Just("containers".to_owned()),
+                    Just("managedFields".to_owned()),
+                    Just("finalizers".to_owned()),
+                    Just("ownerReferences".to_owned()),
+                    Just("op".to_owned()),
+                    Just("path".to_owned()),
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A random object that passes the first checks more often: the right
+/// `apiVersion`/`kind` and a name, the rest random.
+fn objectish() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just(("v1", "ConfigMap")),
+            Just(("v1", "Pod")),
+            Just(("apps/v1", "Deployment")),
+            Just(("v1", "Namespace")),
+            Just(("v1", "Binding")),
+            Just(("autoscaling/v1", "Scale")),
+        ],
+        "[a-z][a-z0-9-]{0,8}",
+        json_value(),
+        json_value(),
+    )
+        .prop_map(|((api_version, kind), name, metadata, spec)| {
+            let mut metadata = match metadata {
+                Value::Object(m) => Value::Object(m),
+                other => json!({"annotations": {"x": other.to_string()}}),
+            };
+            metadata["name"] = json!(name);
+            json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec, "data": spec})
+        })
+}
+
+/// Every JSON pointer into `value`.
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                pointers(v, format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                pointers(v, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A seed with one value replaced (or removed): still JSON, but wrong in
+/// one place, which reaches validation, defaulting and patching.
+fn structural(seed: &[u8], at: prop::sample::Index, replacement: Option<Value>) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(seed) else {
+        return seed.to_vec();
+    };
+    let mut all = Vec::new();
+    pointers(&value, String::new(), &mut all);
+    let pointer = all[at.index(all.len())].clone();
+    match replacement {
+        Some(new) => {
+            if let Some(slot) = value.pointer_mut(&pointer) {
+                *slot = new;
+            }
+        }
+        None => {
+            if let Some((parent, key)) = pointer.rsplit_once('/') {
+                match value.pointer_mut(parent) {
+                    Some(Value::Object(map)) => {
+                        map.remove(&key.replace("~1", "/").replace("~0", "~"));
+                    }
+                    Some(Value::Array(items)) => {
+                        if let Ok(i) = key.parse::<usize>() {
+                            if i < items.len() {
+                                items.remove(i);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    value.to_string().into_bytes()
+}
+
+/// A request: a target's seed, edited as bytes or as JSON, or random
+/// bytes, random JSON or a random object in the target's content type.
+fn request() -> impl Strategy<Value = (Method, String, Option<String>, Vec<u8>)> {
+    let targets = targets();
+    (
+        (
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            0..5u8,
+        ),
+        proptest::collection::vec(mutation(), 1..4),
+        any::<prop::sample::Index>(),
+        proptest::option::weighted(0.8, json_value()),
+        proptest::collection::vec(any::<u8>(), 0..256),
+        objectish(),
+    )
+        .prop_map(
+            move |((t, s, mode), mutations, at, replacement, random, object)| {
+                let target = &targets[t.index(targets.len())];
+                let (content_type, seed) = &target.seeds[s.index(target.seeds.len())];
+                let body = match mode {
+                    0 => seed.clone(),
+                    1 => mutate(seed.clone(), &mutations),
+                    2 => structural(seed, at, replacement),
+                    3 => random,
+                    _ => object.to_string().into_bytes(),
+                };
+                (
+                    target.method.clone(),
+                    target.path.to_owned(),
+                    Some((*content_type).to_owned()),
+                    body,
+                )
+            },
+        )
+}
+
+/// Runs `cases` requests built by `strategy` against `t`; returns
+/// (requests, failures answered with a Status).
+fn fuzz<S>(t: &TestServer, name: &str, strategy: S) -> (usize, usize)
+where
+    S: Strategy<Value = (Method, String, Option<String>, Vec<u8>)>,
+{
+    let router = t.server.router();
+    let storage = t.storage.clone();
+    let handle = tokio::runtime::Handle::current();
+    let served = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 256,
+        ..RunnerConfig::default()
+    });
+    let result = runner.run(&strategy, |(method, path, content_type, body)| {
+        let (code, answer, before, after) = tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let before = storage.current_revision().await.expect("revision");
+                let (code, answer) =
+                    call(&router, method.clone(), &path, content_type.as_deref(), body.clone()).await;
+                let after = storage.current_revision().await.expect("revision");
+                (code, answer, before, after)
+            })
+        });
+        served.fetch_add(1, Ordering::Relaxed);
+        if code == 500 {
+            return Err(TestCaseError::fail(format!(
+                "{method} {path} ({content_type:?}) answered 500: {}",
+                String::from_utf8_lossy(&answer)
+            )));
+        }
+        check_status(code, &answer).map_err(TestCaseError::fail)?;
+        if code >= 400 {
+            failed.fetch_add(1, Ordering::Relaxed);
+            if before != after {
+                return Err(TestCaseError::fail(format!(
+                    "{method} {path} was refused ({code}) but the store moved from {before} to {after}"
+                )));
+            }
+        }
+        Ok(())
+    });
+    let (served, failed) = (served.into_inner(), failed.into_inner());
+    println!(
+        "FUZZ {name}: {served} requests ({failed} refused with a Status, none 500, no partial write) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Err(err) = result {
+        panic!("{name}: {err}");
+    }
+    (served, failed)
+}
+
+async fn seed_objects(t: &TestServer) {
+    let router = t.server.router();
+    let pod = common::pod_json("seed", &[("app", "web")]);
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "seed"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    }});
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seed"}, "data": {"k": "v"}});
+    for (path, body) in [
+        ("/api/v1/namespaces/default/pods", pod),
+        ("/apis/apps/v1/namespaces/default/deployments", deployment),
+        (CONFIGMAPS, config_map),
+    ] {
+        let (code, answer) = call(
+            &router,
+            Method::POST,
+            path,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(code, 201, "{}", String::from_utf8_lossy(&answer));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_and_mutated_bodies_never_panic_and_store_nothing_when_refused() {
+    let t = quiet_server().await;
+    seed_objects(&t).await;
+    let strategy = request();
+    let (served, refused) = fuzz(&t, "bodies", strategy);
+    assert!(served > 0 && refused > 0);
+    // Still serving, and the seeds are all still readable.
+    let (code, _) = call(
+        &t.server.router(),
+        Method::GET,
+        CONFIGMAPS,
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_selectors_and_query_strings_are_statuses() {
+    let t = quiet_server().await;
+    seed_objects(&t).await;
+    let noise = "[a-z0-9=!(),<> ._/-]{0,24}|(in|notin|!|=|==|!=|,|\\(|\\)| |a|app|metadata\\.name|spec\\.nodeName|status\\.phase|x/y|\\x00|%|%zz|é){0,12}";
+    let key = "(app|tier|a\\.b/c|x|[a-z]{1,3}|-bad|a/b/c|[A-Z]{2}|x{64})";
+    let value = "(web|v1|[a-z0-9]{0,4}|-x|x{64}|1|-1|99999999999999999999)";
+    let requirement = (key, value, value, 0..8usize).prop_map(|(k, v, w, op)| match op {
+        0 => format!("{k}={v}"),
+        1 => format!("{k}!={v}"),
+        2 => format!("{k} in ({v},{w})"),
+        3 => format!("{k} notin ({v})"),
+        4 => k,
+        5 => format!("!{k}"),
+        6 => format!("{k}>{v}"),
+        _ => format!("{k}<{w}"),
+    });
+    let labels = prop_oneof![
+        Just(String::new()),
+        noise.prop_map(|s| s),
+        proptest::collection::vec(requirement, 1..4).prop_map(|r| r.join(",")),
+    ];
+    let field = (
+        "(metadata\\.name|metadata\\.namespace|spec\\.nodeName|status\\.phase|spec\\.unknown|type)",
+        "(=|==|!=|~)",
+        value,
+    )
+        .prop_map(|(f, op, v)| format!("{f}{op}{v}"));
+    let fields = prop_oneof![
+        2 => Just(String::new()),
+        1 => noise.prop_map(|s| s),
+        1 => proptest::collection::vec(field, 1..3).prop_map(|r| r.join(",")),
+    ];
+    let strategy = (
+        any::<prop::sample::Index>(),
+        labels,
+        fields,
+        prop_oneof![
+            6 => Just("".to_owned()),
+            1 => Just("&watch=false&limit=1".to_owned()),
+            1 => Just("&resourceVersion=0&resourceVersionMatch=NotOlderThan".to_owned()),
+            1 => "&[a-zA-Z]{1,10}=[a-zA-Z0-9%]{0,10}",
+            1 => Just("&limit=-1".to_owned()),
+            1 => Just("&continue=garbage".to_owned()),
+            1 => Just("&timeoutSeconds=99999999999999999999".to_owned()),
+        ],
+    )
+        .prop_map(|(path, labels, fields, extra)| {
+            let paths = [
+                CONFIGMAPS,
+                "/api/v1/namespaces/default/pods",
+                "/api/v1/pods",
+                "/apis/apps/v1/deployments",
+                "/api/v1/nodes",
+                "/api/v1/namespaces/default/events",
+            ];
+            let encode =
+                |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+            let path = format!(
+                "{}?labelSelector={}&fieldSelector={}{extra}",
+                paths[path.index(paths.len())],
+                encode(&labels),
+                encode(&fields),
+            );
+            (Method::GET, path, None, Vec::new())
+        });
+    fuzz(&t, "selectors", strategy);
+}
+
+/// Aliases and deep structures in YAML and in patches: refused or bounded,
+/// never a crash, never a partial write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_and_deep_patches_are_bounded() {
+    let t = quiet_server().await;
+    seed_objects(&t).await;
+    let router = t.server.router();
+    let before = t.storage.current_revision().await.expect("revision");
+    // "Billion laughs": nine levels of aliases of ten.
+    let mut laughs = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for level in 1..9u8 {
+        let prev = (b'a' + level - 1) as char;
+        let name = (b'a' + level) as char;
+        laughs.push_str(&format!(
+            "{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
+    }
+    let laughs_object =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: laughs\n{laughs}");
+    let depth = 50_000;
+    let deep_merge = format!("{}1{}", r#"{"data":"#.repeat(depth), "}".repeat(depth));
+    let deep_pointer = json!([{"op": "add", "path": format!("/metadata/labels{}", "/a".repeat(20_000)), "value": "x"}]).to_string();
+    let deep_strategic = format!(
+        r#"{{"spec":{{"containers":[{{"name":"c","env":{}1{}}}]}}}}"#,
+        r#"[{"name":"#.repeat(5_000),
+        "}]".repeat(5_000)
+    );
+    let nested_fields = json!({"metadata": {"managedFields": [{"manager": "m", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+        "fieldsV1": serde_json::from_str::<Value>(&format!("{}{{}}{}", r#"{"f:a":"#.repeat(120), "}".repeat(120))).expect("json")}]}});
+    let cases: Vec<(Method, &str, &str, Vec<u8>)> = vec![
+        (
+            Method::POST,
+            CONFIGMAPS,
+            "application/yaml",
+            laughs_object.into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/seed?fieldManager=fuzz",
+            "application/apply-patch+yaml",
+            laughs.clone().into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/seed",
+            "application/merge-patch+json",
+            deep_merge.clone().into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/seed",
+            "application/strategic-merge-patch+json",
+            deep_merge.into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/seed",
+            "application/json-patch+json",
+            deep_pointer.into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/namespaces/default/pods/seed",
+            "application/strategic-merge-patch+json",
+            deep_strategic.into_bytes(),
+        ),
+    ];
+    for (method, path, content_type, body) in cases {
+        let (code, answer) = call(&router, method.clone(), path, Some(content_type), body).await;
+        assert!(
+            (400..500).contains(&code),
+            "{method} {path} {content_type}: {code} {}",
+            String::from_utf8_lossy(&answer)
+        );
+        check_status(code, &answer).unwrap_or_else(|e| panic!("{content_type}: {e}"));
+    }
+    assert_eq!(
+        t.storage.current_revision().await.expect("revision"),
+        before,
+        "nothing stored"
+    );
+    // Nesting within the decoder's limit, where the kind allows any JSON
+    // (managed fields): accepted or refused, but answered.
+    let (code, answer) = call(
+        &router,
+        Method::PATCH,
+        "/api/v1/namespaces/default/configmaps/seed",
+        Some("application/merge-patch+json"),
+        nested_fields.to_string().into_bytes(),
+    )
+    .await;
+    assert_ne!(code, 500, "{}", String::from_utf8_lossy(&answer));
+    check_status(code, &answer).expect("a Status");
+}
+
+/// Reads one HTTP/1.1 response head (and the status code) from `stream`.
+async fn read_head(stream: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => head.push(byte[0]),
+        }
+        assert!(head.len() < 64 * 1024, "response head too long");
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+/// Sends `request` (ignoring a write the server cuts short) and reads
+/// whatever answer arrives before the server closes.
+async fn send_and_read(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
+    within("a raw exchange", async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let _ = stream.write_all(request).await;
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        let text = String::from_utf8_lossy(&raw);
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, raw)
+    })
+    .await
+}
+
+/// Whether `raw` holds a whole response with a `Content-Length` body.
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    length.is_some_and(|len| raw.len() >= end + 4 + len)
+}
+
+async fn healthy(addr: SocketAddr) {
+    let response = raw_request(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(response.status, 200, "the server stopped answering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_headers_are_refused_by_explicit_limits() {
+    let t = TestServer::start_with(common::Options {
+        configure: Box::new(|c| {
+            c.http.max_header_bytes = 64 * 1024;
+            c.http.max_headers = 50;
+        }),
+        ..common::Options::default()
+    })
+    .await;
+    let request = |extra: &str| {
+        format!("GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+            .into_bytes()
+    };
+    // One huge header, far above the limit, and one just above it.
+    for size in [4 << 20, 80 * 1024] {
+        let (code, _) = send_and_read(
+            t.addr,
+            &request(&format!("X-Big: {}\r\n", "a".repeat(size))),
+        )
+        .await;
+        assert!(code == 431 || code == 0, "{size} bytes of header: {code}");
+        healthy(t.addr).await;
+    }
+    // Too many header fields.
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (code, _) = send_and_read(t.addr, &request(&many)).await;
+    assert!(code == 431 || code == 0, "200 headers: {code}");
+    // Below the limits: served.
+    let (code, raw) = send_and_read(
+        t.addr,
+        &request(&format!("X-Ok: {}\r\n", "a".repeat(32 * 1024))),
+    )
+    .await;
+    assert_eq!(
+        code,
+        200,
+        "{}",
+        String::from_utf8_lossy(&raw[..raw.len().min(300)])
+    );
+    healthy(t.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_byte_by_byte_times_out_with_408_and_stores_nothing() {
+    let t = TestServer::start_with(common::Options {
+        configure: Box::new(|c| c.http.body_read_timeout = Duration::from_millis(800)),
+        ..common::Options::default()
+    })
+    .await;
+    let before = t.storage.current_revision().await.expect("revision");
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "slow"}, "data": {"k": "v"}}).to_string();
+    let mut stream = TcpStream::connect(t.addr).await.expect("connect");
+    let head = format!(
+        "POST {CONFIGMAPS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for byte in body.as_bytes() {
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Others are served meanwhile.
+    let other = raw_request(t.addr, "GET", CONFIGMAPS, &[], b"").await;
+    assert_eq!(other.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "another client waited for the slow one"
+    );
+    let answer = within("the 408", async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            if response_complete(&raw) {
+                break;
+            }
+        }
+        raw
+    })
+    .await;
+    trickle.abort();
+    let response = common::parse_response(&answer);
+    assert_eq!(
+        response.status,
+        408,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let status = response.json();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Timeout");
+    assert_eq!(status["code"], 408);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(
+        t.storage.current_revision().await.expect("revision"),
+        before,
+        "nothing stored"
+    );
+    healthy(t.addr).await;
+}
+
+/// Opens a raw watch from `local` (a loopback address to bind, for another
+/// client address) and returns the stream and the answer's status code.
+async fn open_watch(addr: SocketAddr, local: Option<&str>, path: &str) -> (TcpStream, u16) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    if let Some(local) = local {
+        socket
+            .bind(format!("{local}:0").parse().expect("local address"))
+            .expect("bind a loopback source address");
+    }
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let (code, _) = within("a watch's answer", read_head(&mut stream)).await;
+    (stream, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_cannot_take_every_watch() {
+    let t = TestServer::start_with(common::Options {
+        configure: Box::new(|c| c.watch.max_watchers_per_user = 4),
+        ..common::Options::default()
+    })
+    .await;
+    let path = format!("{CONFIGMAPS}?watch=true");
+    let hub = t.server.registry().hub().clone();
+    // Anonymous clients are told apart by address: 127.0.0.1 gets four.
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let (stream, code) = open_watch(t.addr, None, &path).await;
+        assert_eq!(code, 200);
+        open.push(stream);
+    }
+    let response = raw_request(t.addr, "GET", &path, &[], b"").await;
+    assert_eq!(response.status, 429);
+    let status = response.json();
+    assert_eq!(status["reason"], "TooManyRequests");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("per user"),
+        "{status}"
+    );
+    assert_eq!(hub.open_watchers_by_user().get("peer:127.0.0.1"), Some(&4));
+    // Another client address still gets its watches, and everyone else
+    // their answers.
+    let (_other, code) = open_watch(t.addr, Some("127.0.0.2"), &path).await;
+    assert_eq!(code, 200);
+    healthy(t.addr).await;
+    // A closed watch frees its slot.
+    drop(open.pop());
+    common::wait_for("the slot freed", || async {
+        (hub.open_watchers_by_user().get("peer:127.0.0.1") == Some(&3)).then_some(())
+    })
+    .await;
+    let (_again, code) = open_watch(t.addr, None, &path).await;
+    assert_eq!(code, 200);
+
+    // Authenticated users count by name, wherever they connect from.
+    let as_user = |name: &str| t.server.router_as(UserInfo::new(name, &["system:masters"]));
+    let alice = as_user("alice");
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        let response = alice
+            .clone()
+            .oneshot(
+                Request::get(path.as_str())
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 200);
+        bodies.push(response.into_body());
+    }
+    let (code, answer) = call(&alice, Method::GET, &path, None, Vec::new()).await;
+    assert_eq!(code, 429);
+    check_status(code, &answer).expect("a Status");
+    let bob = as_user("bob");
+    let response = bob
+        .oneshot(
+            Request::get(path.as_str())
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert_eq!(hub.open_watchers_by_user().get("user:alice"), Some(&4));
+    drop(bodies);
+    common::wait_for("alice's slots freed", || async {
+        (!hub.open_watchers_by_user().contains_key("user:alice")).then_some(())
+    })
+    .await;
+}
+
+/// Resident memory of this process, in bytes (Linux).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
+    const BUFFER: usize = 64;
+    const WRITES: usize = 1_500;
+    let t = TestServer::start_with(common::Options {
+        storage: MemoryStorage::new(),
+        configure: Box::new(|c| {
+            c.watch.client_buffer = BUFFER;
+            c.garbage_collector = None;
+        }),
+        ..common::Options::default()
+    })
+    .await;
+    let hub = t.server.registry().hub().clone();
+    let path = format!("{CONFIGMAPS}?watch=true");
+    // A client that never reads, with a small receive window.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stalled = socket.connect(t.addr).await.expect("connect");
+    stalled
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let (code, _) = within("the stalled watch's answer", read_head(&mut stalled)).await;
+    assert_eq!(code, 200);
+
+    // A client that reads, re-watching when it falls behind, as clients do.
+    let client = t.client();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let reader = {
+        let seen = seen.clone();
+        let stream = watcher(api.clone(), watcher::Config::default());
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                if let Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) = event {
+                    if let Some(name) = cm.metadata.name.filter(|n| n.starts_with("flood-")) {
+                        seen.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
+                    }
+                }
+            }
+        })
+    };
+    common::wait_for("both watches open", || async {
+        (hub.open_watchers() >= 2).then_some(())
+    })
+    .await;
+
+    let rss_before = rss();
+    let payload = "x".repeat(8 * 1024);
+    let writer = t.server.client();
+    let cms: Api<ConfigMap> = Api::namespaced(writer, "default");
+    let started = Instant::now();
+    futures::stream::iter(0..WRITES)
+        .for_each_concurrent(8, |i| {
+            let cms = cms.clone();
+            let payload = payload.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": format!("flood-{i}")}, "data": {"payload": payload}
+                }))
+                .expect("configmap");
+                cms.create(&PostParams::default(), &cm)
+                    .await
+                    .expect("create");
+            }
+        })
+        .await;
+    let write_time = started.elapsed();
+    // The reader has everything; the stalled client was cut off.
+    common::wait_for("the reading client has every object", || async {
+        (seen.lock().unwrap_or_else(|p| p.into_inner()).len() == WRITES).then_some(())
+    })
+    .await;
+    common::wait_for("the stalled watch cut off", || async {
+        (hub.live_watchers() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        hub.queued_events() <= BUFFER,
+        "queued {}",
+        hub.queued_events()
+    );
+    healthy(t.addr).await;
+    let growth = rss().saturating_sub(rss_before);
+    println!(
+        "WATCH never-reading client: {WRITES} writes of 8 KiB in {:.1}s, cut off, queued {} (limit {BUFFER}), RSS growth {} MiB",
+        write_time.as_secs_f64(),
+        hub.queued_events(),
+        growth >> 20
+    );
+    // The store itself holds ~12 MiB and the history a few more; a leak of
+    // the stalled client's events (every event kept) would be far more.
+    assert!(growth < 400 << 20, "RSS grew by {} MiB", growth >> 20);
+    reader.abort();
+    drop(stalled);
+}
