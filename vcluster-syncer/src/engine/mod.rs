@@ -802,11 +802,24 @@ impl<S: Syncer> Inner<S> {
                 message: format!("replacement object does not decode: {e}"),
             })?;
         self.delete_virtual(key, virt.meta().uid.clone()).await?;
-        self.virtual_api(key.namespace())
-            .create(&PostParams::default(), &typed)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.api_error(key, "create (recreate)", Side::Virtual, e))
+        let api = self.virtual_api(key.namespace());
+        let Err(err) = api.create(&PostParams::default(), &typed).await else {
+            return Ok(());
+        };
+        // The replacement was refused after the original was deleted (an
+        // address taken meanwhile, say): put the original back rather than
+        // lose the tenant's object; the next reconcile tries again.
+        let mut original = virt.clone();
+        let meta = original.meta_mut();
+        meta.uid = None;
+        meta.resource_version = None;
+        meta.creation_timestamp = None;
+        meta.managed_fields = None;
+        meta.generation = None;
+        if let Err(restore) = api.create(&PostParams::default(), &original).await {
+            tracing::error!(%key, error = %restore, "could not restore the virtual object after a failed re-create");
+        }
+        Err(self.api_error(key, "create (recreate)", Side::Virtual, err))
     }
 }
 

@@ -34,7 +34,7 @@ use kube::{Api, Resource};
 use serde_json::{json, Value};
 use vcluster_core::VirtualKey;
 
-use super::{encode, key_of};
+use super::key_of;
 use crate::error::{Side, SyncError};
 use crate::patch::diff;
 use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
@@ -411,6 +411,12 @@ impl Syncer for PodSyncer {
         "pods"
     }
 
+    /// `both` looks at the two pods only (images, node, status), so the
+    /// watch echo of the syncer's own create costs nothing.
+    fn pair_decides(&self) -> bool {
+        true
+    }
+
     async fn namespace_labels(
         &self,
         _ctx: &SyncContext,
@@ -503,16 +509,23 @@ impl Syncer for PodSyncer {
                 }),
             });
         }
-        let virtual_status = encode("pods", virtual_pod)?
-            .get("status")
-            .cloned()
-            .unwrap_or(json!({}));
-        let host_status = encode("pods", host_pod)?
-            .get("status")
-            .cloned()
-            .unwrap_or(json!({}));
-        if let Some(change) = diff(&virtual_status, &host_status) {
-            actions.push(Action::PatchVirtualStatus(json!({ "status": change })));
+        // Typed comparison first: only a status that differs pays for the
+        // JSON conversion the patch needs.
+        if virtual_pod.status != host_pod.status {
+            let encode_status = |pod: &Pod| {
+                serde_json::to_value(&pod.status)
+                    .map(|v| if v.is_null() { json!({}) } else { v })
+                    .map_err(|e| SyncError::Invalid {
+                        kind: "pods",
+                        key: key_of(pod),
+                        message: format!("status cannot be encoded as JSON: {e}"),
+                    })
+            };
+            let virtual_status = encode_status(virtual_pod)?;
+            let host_status = encode_status(host_pod)?;
+            if let Some(change) = diff(&virtual_status, &host_status) {
+                actions.push(Action::PatchVirtualStatus(json!({ "status": change })));
+            }
         }
         Ok(actions)
     }
