@@ -21,7 +21,7 @@ use crate::registry::{parse_resource_version, ListOptions};
 use crate::resources::ResourceInfo;
 use crate::storage::{registry_prefix, EventKind, Revision};
 use crate::table::{self, IncludeObject};
-use crate::watch::{Source, WatchEnd};
+use crate::watch::{CachedEvent, Source, WatchEnd};
 
 /// Where a watch starts.
 enum Start {
@@ -162,7 +162,7 @@ pub(super) async fn serve(
                         event = subscription.events.recv() => match event {
                             Some(event) => {
                                 last = last.max(event.revision);
-                                if let Some(frame) = encoder.event_frame(&filter, event.kind, &event.object, event.prev_object.as_ref()) {
+                                if let Some(frame) = encoder.cached_event_frame(&filter, &event) {
                                     yield Ok(frame);
                                 }
                             }
@@ -313,19 +313,26 @@ impl FrameEncoder {
         object: &Value,
         prev: Option<&Value>,
     ) -> Option<Bytes> {
-        let now = filter.matches(object);
-        let before = prev.is_some_and(|p| filter.matches(p));
-        let kind = match kind {
-            EventKind::Created => now.then_some("ADDED")?,
-            EventKind::Deleted => now.then_some("DELETED")?,
-            EventKind::Updated => match (before, now) {
-                (true, true) => "MODIFIED",
-                (false, true) => "ADDED",
-                (true, false) => "DELETED",
-                (false, false) => return None,
-            },
-        };
+        let kind = frame_kind(filter, kind, object, prev)?;
         Some(self.frame(kind, object))
+    }
+
+    /// [`FrameEncoder::event_frame`] for an event of the watch cache: plain
+    /// JSON watches reuse the event's shared serialisation.
+    fn cached_event_frame(&self, filter: &ObjectFilter, event: &CachedEvent) -> Option<Bytes> {
+        let kind = frame_kind(
+            filter,
+            event.kind,
+            &event.object,
+            event.prev_object.as_ref(),
+        )?;
+        let same_version = self.resource.custom.is_none()
+            || event.object.get("apiVersion").and_then(Value::as_str)
+                == Some(self.resource.api_version().as_str());
+        if self.representation == Representation::Object && same_version {
+            return Some(line_with_json(kind, event.object_json()));
+        }
+        Some(self.frame(kind, &event.object))
     }
 
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
@@ -343,6 +350,38 @@ impl FrameEncoder {
         };
         line(&json!({"type": "BOOKMARK", "object": object}))
     }
+}
+
+/// How a write shows to a client with these selectors, if at all.
+fn frame_kind(
+    filter: &ObjectFilter,
+    kind: EventKind,
+    object: &Value,
+    prev: Option<&Value>,
+) -> Option<&'static str> {
+    let now = filter.matches(object);
+    let before = prev.is_some_and(|p| filter.matches(p));
+    match kind {
+        EventKind::Created => now.then_some("ADDED"),
+        EventKind::Deleted => now.then_some("DELETED"),
+        EventKind::Updated => match (before, now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        },
+    }
+}
+
+/// A frame around an object already serialised to JSON.
+fn line_with_json(kind: &str, object: &[u8]) -> Bytes {
+    let mut bytes = Vec::with_capacity(object.len() + 32);
+    bytes.extend_from_slice(b"{\"type\":\"");
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.extend_from_slice(b"\",\"object\":");
+    bytes.extend_from_slice(object);
+    bytes.extend_from_slice(b"}\n");
+    Bytes::from(bytes)
 }
 
 /// A frame around an object, without cloning it into a new tree.

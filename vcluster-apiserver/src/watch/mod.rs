@@ -62,6 +62,20 @@ pub struct CachedEvent {
     pub object: Value,
     /// The object before the write, for selector transitions.
     pub prev_object: Option<Value>,
+    /// `object` as JSON, serialised once for every watcher that sends it.
+    encoded: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl CachedEvent {
+    /// The object as JSON bytes, serialised on first use and shared: with a
+    /// thousand watchers, one serialisation instead of a thousand.
+    pub fn object_json(&self) -> &bytes::Bytes {
+        self.encoded.get_or_init(|| {
+            serde_json::to_vec(&self.object)
+                .map(bytes::Bytes::from)
+                .unwrap_or_else(|_| bytes::Bytes::from_static(b"{}"))
+        })
+    }
 }
 
 /// Why a client's event stream ended.
@@ -544,6 +558,7 @@ fn decode_event(event: crate::storage::WatchEvent) -> Option<CachedEvent> {
         key: event.key,
         object,
         prev_object,
+        encoded: std::sync::OnceLock::new(),
     })
 }
 
