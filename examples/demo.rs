@@ -110,27 +110,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let kubeconfig =
-        std::fs::canonicalize(&running.kubeconfig).unwrap_or(running.kubeconfig.clone());
-    println!("virtual cluster ready on {}", running.virtual_addr);
-    println!();
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!();
-    println!("then try:");
-    println!("  kubectl run web --image=nginx");
-    println!("  kubectl expose pod web --port 80");
-    println!("  kubectl get pods,svc -o wide");
-    if let Some(host) = &running.host_kubeconfig {
-        let host = std::fs::canonicalize(host).unwrap_or(host.clone());
-        println!();
-        println!(
-            "the host side: kubectl --kubeconfig {} -n {} get pods,svc",
-            host.display(),
-            running.host_namespace
-        );
-    }
-    println!();
-    println!("Ctrl-C stops it; start it again on the same --data-dir to continue.");
+    print_banner(&running);
 
     if let Err(err) = tokio::signal::ctrl_c().await {
         eprintln!("error: cannot wait for Ctrl-C: {err}");
@@ -138,4 +118,30 @@ async fn main() -> ExitCode {
     eprintln!("shutting down...");
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Tells the user how to reach the cluster. Written without `println!`:
+/// a closed stdout (a pipe whose reader went away) must not take the
+/// running cluster down.
+fn print_banner(running: &demo::RunningDemo) {
+    use std::io::Write as _;
+    let kubeconfig =
+        std::fs::canonicalize(&running.kubeconfig).unwrap_or(running.kubeconfig.clone());
+    let mut banner = format!(
+        "virtual cluster ready on {}\n\n  export KUBECONFIG={}\n\nthen try:\n  kubectl run web --image=nginx\n  kubectl expose pod web --port 80\n  kubectl get pods,svc -o wide\n",
+        running.virtual_addr,
+        kubeconfig.display()
+    );
+    if let Some(host) = &running.host_kubeconfig {
+        let host = std::fs::canonicalize(host).unwrap_or(host.clone());
+        banner.push_str(&format!(
+            "\nthe host side: kubectl --kubeconfig {} -n {} get pods,svc\n",
+            host.display(),
+            running.host_namespace
+        ));
+    }
+    banner.push_str("\nCtrl-C stops it; start it again on the same --data-dir to continue.\n");
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes());
+    let _ = stdout.flush();
 }

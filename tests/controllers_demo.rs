@@ -5,97 +5,35 @@
 //! forward and back, Services get endpoints, Jobs complete, and deleting
 //! a Deployment takes its pods with it.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use std::path::PathBuf;
+use std::process::Output;
+
+use support::{eventually, free_port, kubectl, kubectl_ok, DemoProcess};
+
 const HOST_NAMESPACE: &str = "vcluster-demo";
 
-/// The demo example, built by `cargo test` next to this test's binary.
-fn demo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let debug_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile> directory");
-    let binary = debug_dir.join("examples").join("demo");
-    assert!(
-        binary.is_file(),
-        "{} is missing: cargo test builds examples; run `cargo build --example demo`",
-        binary.display()
-    );
-    binary
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// A running demo process with its kubeconfigs; killed when dropped.
+/// A running demo with its kubeconfigs; stopped when dropped.
 struct Demo {
-    child: Child,
+    _process: DemoProcess,
     _dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     host: PathBuf,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Demo {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let mut child = Command::new(demo_binary())
-            .args([
-                "--name",
-                "demo",
-                "--log-level",
-                "warn",
-                "--complete-after",
-                "1",
-            ])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--host-listen", &format!("127.0.0.1:{}", free_port())])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the demo");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let start = Instant::now();
-        loop {
-            match rx.recv_timeout(DEADLINE.saturating_sub(start.elapsed())) {
-                Ok(line) if line.contains("export KUBECONFIG=") => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("the demo did not print its banner within {DEADLINE:?}");
-                }
-            }
-        }
+        let process = DemoProcess::start(
+            &data_dir,
+            free_port(),
+            free_port(),
+            &["--complete-after", "1"],
+        );
         Self {
-            child,
+            _process: process,
             kubeconfig: data_dir.join("kubeconfig"),
             host: data_dir.join("host.kubeconfig"),
             _dir: dir,
@@ -127,49 +65,6 @@ impl Demo {
         let mut all = vec!["-n", HOST_NAMESPACE];
         all.extend_from_slice(args);
         eventually(&self.host, &all, what, check)
-    }
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--request-timeout=10s")
-        .args(args)
-        .output()
-        .expect("kubectl must be on PATH")
-}
-
-fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = kubectl(kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn eventually(
-    kubeconfig: &Path,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let start = Instant::now();
-    loop {
-        let out = kubectl(kubeconfig, args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && check(&stdout) {
-            return stdout;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; last output: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
