@@ -237,6 +237,16 @@ mod tests {
             .collect()
     }
 
+    /// What the engine remembers after syncing exactly these labels.
+    fn synced_labels(pairs: &[(&str, &str)]) -> Memory {
+        Memory {
+            host_seen: true,
+            labels: strings(pairs),
+            annotations: Strings::new(),
+            in_step: None,
+        }
+    }
+
     fn setup() -> (SingleNamespaceTranslator, GroupVersionKind, ObjectMeta) {
         let translator = SingleNamespaceTranslator::new("vc", "host-ns").expect("translator");
         let kind = GroupVersionKind::new("", "v1", "ConfigMap");
@@ -257,12 +267,7 @@ mod tests {
             .get_or_insert_default()
             .insert("webhook".into(), "added".into());
         virt.labels = Some(strings(&[("app", "api")]));
-        let memory = Memory {
-            host_seen: true,
-            labels: strings(&[("app", "web")]),
-            annotations: Strings::new(),
-            in_step: None,
-        };
+        let memory = synced_labels(&[("app", "web")]);
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(
             plan.host_patch,
@@ -278,12 +283,7 @@ mod tests {
         host.labels
             .get_or_insert_default()
             .insert("app".into(), "changed-on-host".into());
-        let memory = Memory {
-            host_seen: true,
-            labels: strings(&[("app", "web")]),
-            annotations: Strings::new(),
-            in_step: None,
-        };
+        let memory = synced_labels(&[("app", "web")]);
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(
             plan.virtual_patch,
@@ -301,12 +301,7 @@ mod tests {
             .get_or_insert_default()
             .insert("app".into(), "host-value".into());
         virt.labels = Some(strings(&[("app", "virtual-value")]));
-        let memory = Memory {
-            host_seen: true,
-            labels: strings(&[("app", "web")]),
-            annotations: Strings::new(),
-            in_step: None,
-        };
+        let memory = synced_labels(&[("app", "web")]);
         let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
         assert_eq!(plan.virtual_patch, None);
         assert_eq!(
@@ -332,12 +327,7 @@ mod tests {
         host.labels
             .get_or_insert_default()
             .insert("kubernetes.io/service-name".into(), "stale".into());
-        let memory = Memory {
-            host_seen: true,
-            labels: strings(&[("kubernetes.io/service-name", "db")]),
-            annotations: Strings::new(),
-            in_step: None,
-        };
+        let memory = synced_labels(&[("kubernetes.io/service-name", "db")]);
         let plan = plan_with_overrides(
             &translator,
             &kind,

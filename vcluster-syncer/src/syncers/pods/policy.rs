@@ -43,8 +43,8 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, Lifecycle, Pod, PodSpec, Probe, SELinuxOptions, SecurityContext,
-    Volume,
+    Capabilities, ContainerPort, HTTPGetAction, Lifecycle, Pod, PodSpec, Probe, SELinuxOptions,
+    SecurityContext, TCPSocketAction, Volume,
 };
 
 /// How much of the host a tenant pod may use (the Pod Security Standards
@@ -255,45 +255,32 @@ struct ContainerView<'a> {
 }
 
 fn containers(spec: &PodSpec) -> Vec<ContainerView<'_>> {
+    // `Container` and `EphemeralContainer` are distinct types with the same
+    // security-relevant fields, so one macro reads all three lists.
+    macro_rules! view {
+        ($list:literal, $i:expr, $c:expr) => {
+            ContainerView {
+                path: format!("spec.{}[{}]", $list, $i),
+                security: $c.security_context.as_ref(),
+                ports: $c.ports.as_ref(),
+                probes: [
+                    ("livenessProbe", $c.liveness_probe.as_ref()),
+                    ("readinessProbe", $c.readiness_probe.as_ref()),
+                    ("startupProbe", $c.startup_probe.as_ref()),
+                ],
+                lifecycle: $c.lifecycle.as_ref(),
+            }
+        };
+    }
     let mut out = Vec::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.containers[{i}]"),
-            security: c.security_context.as_ref(),
-            ports: c.ports.as_ref(),
-            probes: [
-                ("livenessProbe", c.liveness_probe.as_ref()),
-                ("readinessProbe", c.readiness_probe.as_ref()),
-                ("startupProbe", c.startup_probe.as_ref()),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-        });
+        out.push(view!("containers", i, c));
     }
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.initContainers[{i}]"),
-            security: c.security_context.as_ref(),
-            ports: c.ports.as_ref(),
-            probes: [
-                ("livenessProbe", c.liveness_probe.as_ref()),
-                ("readinessProbe", c.readiness_probe.as_ref()),
-                ("startupProbe", c.startup_probe.as_ref()),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-        });
+        out.push(view!("initContainers", i, c));
     }
     for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        out.push(ContainerView {
-            path: format!("spec.ephemeralContainers[{i}]"),
-            security: c.security_context.as_ref(),
-            ports: c.ports.as_ref(),
-            probes: [
-                ("livenessProbe", c.liveness_probe.as_ref()),
-                ("readinessProbe", c.readiness_probe.as_ref()),
-                ("startupProbe", c.startup_probe.as_ref()),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-        });
+        out.push(view!("ephemeralContainers", i, c));
     }
     out
 }
@@ -308,6 +295,31 @@ impl Findings {
             field: field.into(),
             detail: detail.into(),
         });
+    }
+
+    /// A probe or lifecycle handler must not aim at another host (the
+    /// kubelet would connect from the node, reaching the host's network).
+    fn no_handler_host(
+        &mut self,
+        prefix: &str,
+        http_get: Option<&HTTPGetAction>,
+        tcp_socket: Option<&TCPSocketAction>,
+    ) {
+        let set = |host: Option<&String>| host.is_some_and(|h| !h.is_empty());
+        if set(http_get.and_then(|h| h.host.as_ref())) {
+            self.add(
+                Rule::ProbeHost,
+                format!("{prefix}.httpGet.host"),
+                "must not be set",
+            );
+        }
+        if set(tcp_socket.and_then(|t| t.host.as_ref())) {
+            self.add(
+                Rule::ProbeHost,
+                format!("{prefix}.tcpSocket.host"),
+                "must not be set",
+            );
+        }
     }
 }
 
@@ -497,29 +509,12 @@ impl PodPolicy {
             }
             // Host in probes and lifecycle handlers.
             for (name, probe) in c.probes {
-                let Some(probe) = probe else { continue };
-                if probe
-                    .http_get
-                    .as_ref()
-                    .and_then(|h| h.host.as_deref())
-                    .is_some_and(|h| !h.is_empty())
-                {
-                    out.add(
-                        Rule::ProbeHost,
-                        format!("{}.{name}.httpGet.host", c.path),
-                        "must not be set",
-                    );
-                }
-                if probe
-                    .tcp_socket
-                    .as_ref()
-                    .and_then(|t| t.host.as_deref())
-                    .is_some_and(|h| !h.is_empty())
-                {
-                    out.add(
-                        Rule::ProbeHost,
-                        format!("{}.{name}.tcpSocket.host", c.path),
-                        "must not be set",
+                if let Some(probe) = probe {
+                    let prefix = format!("{}.{name}", c.path);
+                    out.no_handler_host(
+                        &prefix,
+                        probe.http_get.as_ref(),
+                        probe.tcp_socket.as_ref(),
                     );
                 }
             }
@@ -528,29 +523,12 @@ impl PodPolicy {
                     ("postStart", lifecycle.post_start.as_ref()),
                     ("preStop", lifecycle.pre_stop.as_ref()),
                 ] {
-                    let Some(handler) = handler else { continue };
-                    if handler
-                        .http_get
-                        .as_ref()
-                        .and_then(|h| h.host.as_deref())
-                        .is_some_and(|h| !h.is_empty())
-                    {
-                        out.add(
-                            Rule::ProbeHost,
-                            format!("{}.lifecycle.{name}.httpGet.host", c.path),
-                            "must not be set",
-                        );
-                    }
-                    if handler
-                        .tcp_socket
-                        .as_ref()
-                        .and_then(|t| t.host.as_deref())
-                        .is_some_and(|h| !h.is_empty())
-                    {
-                        out.add(
-                            Rule::ProbeHost,
-                            format!("{}.lifecycle.{name}.tcpSocket.host", c.path),
-                            "must not be set",
+                    if let Some(handler) = handler {
+                        let prefix = format!("{}.lifecycle.{name}", c.path);
+                        out.no_handler_host(
+                            &prefix,
+                            handler.http_get.as_ref(),
+                            handler.tcp_socket.as_ref(),
                         );
                     }
                 }
