@@ -10,6 +10,7 @@
 //! with a simulated node stands in for the host cluster. See
 //! `docs/quickstart.md`.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,18 +77,18 @@ struct Cli {
     token_auth_file: Option<PathBuf>,
 
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[arg(long, default_value = "info", value_parser = parse_log_filter)]
+    log_level: tracing_subscriber::EnvFilter,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(cli.log_level)
         .with_writer(std::io::stderr)
+        // Colours only for a person: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let mut options = DemoOptions::new(&cli.data_dir);
@@ -112,12 +113,44 @@ async fn main() -> ExitCode {
     };
     print_banner(&running);
 
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        eprintln!("error: cannot wait for Ctrl-C: {err}");
-    }
+    wait_for_stop_signal().await;
     eprintln!("shutting down...");
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// A bad `--log-level` is a usage error, not a silent fallback to `info`.
+fn parse_log_filter(value: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(value).map_err(|e| format!("not a log filter: {e}"))
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (what `kill`, systemd and container runtimes
+/// send): either one shuts down cleanly, so the store is always flushed.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    result = tokio::signal::ctrl_c() => report_signal_error(result),
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(err) => {
+                eprintln!("warning: cannot listen for SIGTERM ({err}); only Ctrl-C stops cleanly");
+                report_signal_error(tokio::signal::ctrl_c().await);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    report_signal_error(tokio::signal::ctrl_c().await);
+}
+
+fn report_signal_error(result: std::io::Result<()>) {
+    if let Err(err) = result {
+        eprintln!("error: cannot wait for Ctrl-C: {err}");
+    }
 }
 
 /// Tells the user how to reach the cluster. Written without `println!`:

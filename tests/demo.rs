@@ -1,6 +1,6 @@
 //! The demo binary end to end: started as a child process, driven with the
-//! real kubectl through the kubeconfigs it writes, stopped with SIGINT and
-//! started again on the same data directory.
+//! real kubectl through the kubeconfigs it writes, stopped with SIGINT (or
+//! SIGTERM) and started again on the same data directory.
 
 mod support;
 
@@ -176,4 +176,46 @@ fn an_incompatible_data_dir_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("incompatible version"), "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_the_demo_cleanly_and_keeps_the_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let kubeconfig = data_dir.join("kubeconfig");
+    let demo = DemoProcess::start(&data_dir, free_port(), free_port(), &[]);
+    kubectl_ok(
+        &kubeconfig,
+        &["create", "configmap", "kept", "--from-literal=k=v"],
+    );
+    demo.terminate();
+
+    let demo = DemoProcess::start(&data_dir, free_port(), free_port(), &[]);
+    let value = kubectl_ok(
+        &kubeconfig,
+        &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"],
+    );
+    assert_eq!(value, "v");
+    demo.terminate();
+}
+
+#[test]
+fn a_bad_log_level_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(demo_binary())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--log-level", "vcluster_syncer=loud"])
+        .output()
+        .expect("run the demo");
+    assert_eq!(out.status.code(), Some(2), "clap's usage-error exit code");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--log-level") && stderr.contains("not a log filter"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is written before the arguments are valid"
+    );
 }

@@ -89,25 +89,35 @@ impl DemoProcess {
     }
 
     /// Stops it as Ctrl-C would and waits for a clean exit.
-    pub fn interrupt(mut self) {
+    pub fn interrupt(self) {
+        self.stop_with("INT");
+    }
+
+    /// Stops it as `kill`, systemd or a container runtime would (SIGTERM)
+    /// and waits for a clean exit.
+    pub fn terminate(self) {
+        self.stop_with("TERM");
+    }
+
+    fn stop_with(mut self, signal: &str) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
-            .args(["-INT", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
-            .expect("kill -INT");
+            .expect("kill");
         assert!(status.success());
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 assert!(
                     status.success(),
-                    "the demo exited with {status} after SIGINT"
+                    "the demo exited with {status} after SIG{signal}"
                 );
                 return;
             }
             assert!(
                 start.elapsed() < DEADLINE,
-                "the demo did not stop after SIGINT"
+                "the demo did not stop after SIG{signal}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
