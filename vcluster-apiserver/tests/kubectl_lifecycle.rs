@@ -63,6 +63,7 @@ spec:
             properties:
               cronSpec:
                 type: string
+                description: When the job runs, in five-field cron syntax.
                 pattern: '^(\d+|\*)(/\d+)?(\s+(\d+|\*)(/\d+)?){4}$'
               image:
                 type: string
@@ -243,6 +244,22 @@ async fn kubectl_serves_a_crd_and_its_custom_resources_then_deletes_them() {
     table.row("crontabs.stable.example.com");
     // Applying the same file again is a no-op update.
     t.kubectl_ok(&["apply", "-f", &crd]).await;
+
+    // kubectl explain finds the custom kind in /openapi/v3, described by
+    // the CRD's schema, with the standard metadata.
+    let explained = t.kubectl_ok(&["explain", "crontabs.spec.cronSpec"]).await;
+    assert!(explained.contains("KIND:       CronTab"), "{explained}");
+    assert!(
+        explained.contains("FIELD: cronSpec <string>"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("When the job runs, in five-field cron syntax."),
+        "{explained}"
+    );
+    let explained = t.kubectl_ok(&["explain", "ct"]).await;
+    assert!(explained.contains("metadata\t<ObjectMeta>"), "{explained}");
+    assert!(explained.contains("spec\t<Object>"), "{explained}");
 
     // Strict field validation refuses unknown fields; without it they are
     // pruned, and defaults are filled.

@@ -11,6 +11,9 @@
 //! come from the generated patch metadata ([`crate::registry::meta`]), and
 //! each kind's definition gets `x-kubernetes-group-version-kind`.
 //!
+//! Custom resources get definitions from their CRD's schema
+//! ([`custom`]).
+//!
 //! Documents are built once per catalog (CRDs change it) and served with an
 //! `ETag`, and as immutable when fetched by the `hash` the root document
 //! lists, since kubectl fetches them often.
@@ -21,9 +24,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::api::{apps, batch, coordination, core, discovery, events, networking, storage};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
+
+mod custom;
 
 use crate::registry::meta::{PatchMeta, Shape};
 use crate::resources::{Catalog, ResourceInfo};
@@ -40,8 +46,7 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 }
 
 /// The schema of each built-in kind this server can serve, by
-/// (apiVersion, kind). Kinds missing here (custom resources) are served
-/// without a schema.
+/// (apiVersion, kind). Custom resources take theirs from their CRD.
 #[rustfmt::skip]
 const BUILTIN_SCHEMAS: &[(&str, &str, SchemaFn)] = &[
     ("v1", "Namespace", schema_of::<core::v1::Namespace>),
@@ -133,6 +138,10 @@ fn catalog_fingerprint(catalog: &Catalog) -> u64 {
             info.namespaced,
         )
             .hash(&mut hasher);
+        // A CRD can change its schema under the same names.
+        if let Some(custom) = &info.custom {
+            custom.schema_json.to_string().hash(&mut hasher);
+        }
     }
     hasher.finish()
 }
@@ -144,7 +153,7 @@ fn build(catalog: &Catalog, fingerprint: u64) -> Documents {
     let mut v2_paths = Map::new();
     for (group, version) in catalog.group_versions() {
         let path = gv_path(&group, &version);
-        let definitions = definitions(catalog, &group, &version);
+        let (definitions, custom_names) = definitions(catalog, &group, &version);
         let doc = Document::new(&group_version_document(
             catalog,
             &group,
@@ -157,7 +166,11 @@ fn build(catalog: &Catalog, fingerprint: u64) -> Documents {
         );
         group_versions.insert(path, Arc::new(doc));
         for (name, schema) in definitions {
-            all_definitions.insert(name, to_v2(schema));
+            let mut schema = to_v2(schema);
+            if custom_names.contains(&name) {
+                custom::v2_compatible(&mut schema);
+            }
+            all_definitions.insert(name, schema);
         }
         for (path, item) in paths(catalog, &group, &version, true) {
             v2_paths.insert(path, item);
@@ -201,7 +214,7 @@ pub fn root(catalog: &Catalog) -> Value {
 
 /// The document of one group-version, if served.
 pub fn group_version(catalog: &Catalog, group: &str, version: &str) -> Value {
-    let definitions = definitions(catalog, group, version);
+    let (definitions, _) = definitions(catalog, group, version);
     group_version_document(catalog, group, version, &definitions)
 }
 
@@ -225,17 +238,22 @@ fn group_version_document(
 }
 
 /// The definitions the served kinds of a group-version need, with
-/// upstream's extensions.
-fn definitions(catalog: &Catalog, group: &str, version: &str) -> Map<String, Value> {
+/// upstream's extensions, and the names of those made from CRD schemas.
+fn definitions(catalog: &Catalog, group: &str, version: &str) -> (Map<String, Value>, Vec<String>) {
     let settings = SchemaSettings::openapi3().with(|s| {
         s.meta_schema = None;
     });
     let mut generator = SchemaGenerator::new(settings);
     let mut kinds: Vec<(String, &ResourceInfo)> = Vec::new();
+    let mut customs = Vec::new();
     for info in catalog
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
+        if let Some(custom) = &info.custom {
+            customs.push((info, custom));
+            continue;
+        }
         let api_version = info.api_version();
         let Some((_, _, schema)) = BUILTIN_SCHEMAS
             .iter()
@@ -252,6 +270,13 @@ fn definitions(catalog: &Catalog, group: &str, version: &str) -> Map<String, Val
             kinds.push((name.to_owned(), info));
         }
     }
+    // Custom kinds refer to the shared metadata definitions.
+    let metadata_names = (!customs.is_empty()).then(|| {
+        (
+            definition_of(schema_of::<ObjectMeta>(&mut generator)),
+            definition_of(schema_of::<ListMeta>(&mut generator)),
+        )
+    });
     let mut definitions = generator.take_definitions(true);
     let meta = PatchMeta::global();
     for (name, schema) in definitions.iter_mut() {
@@ -292,7 +317,26 @@ fn definitions(catalog: &Catalog, group: &str, version: &str) -> Map<String, Val
             );
         }
     }
-    definitions
+    let mut custom_names = Vec::new();
+    if let Some((object_meta, list_meta)) = metadata_names {
+        for (info, custom) in customs {
+            for (name, schema) in custom::definitions(info, custom, &object_meta, &list_meta) {
+                custom_names.push(name.clone());
+                definitions.insert(name, schema);
+            }
+        }
+    }
+    (definitions, custom_names)
+}
+
+/// The definition name a generated `$ref` points at.
+fn definition_of(reference: Schema) -> String {
+    reference
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(V3_REFS))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `io.k8s.api.core.v1.Pod` -> `k8s.io.api.core.v1.Pod` (the metadata's names).
