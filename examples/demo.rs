@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::Parser;
 use vcluster::demo::{self, DemoOptions};
 use vcluster_apiserver::storage::StorageConfig;
+use vcluster_syncer::syncers::nodes::NodeSelection;
 
 /// A virtual Kubernetes cluster in one command.
 ///
@@ -64,6 +65,10 @@ struct Cli {
     #[arg(long, default_value = "10.244.0.0/16")]
     pod_cidr: String,
 
+    /// Host nodes tenants see: all, or only those their pods run on [default: all with the embedded host, used with --host-kubeconfig]
+    #[arg(long, value_enum)]
+    nodes: Option<Nodes>,
+
     /// Seconds after which simulated pods with restartPolicy Never/OnFailure succeed
     #[arg(long, default_value_t = 10)]
     complete_after: u64,
@@ -79,6 +84,24 @@ struct Cli {
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
     #[arg(long, default_value = "info", value_parser = parse_log_filter)]
     log_level: tracing_subscriber::EnvFilter,
+}
+
+/// `--nodes`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Nodes {
+    /// Every host node.
+    All,
+    /// Only the nodes the virtual cluster's pods run on (vCluster's default).
+    Used,
+}
+
+impl From<Nodes> for NodeSelection {
+    fn from(nodes: Nodes) -> Self {
+        match nodes {
+            Nodes::All => NodeSelection::All,
+            Nodes::Used => NodeSelection::Used,
+        }
+    }
 }
 
 #[tokio::main]
@@ -103,6 +126,7 @@ async fn main() -> ExitCode {
     options.token_auth_file = cli.token_auth_file;
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
+    options.nodes = cli.nodes.map(NodeSelection::from);
 
     let running = match demo::start(options).await {
         Ok(running) => running,

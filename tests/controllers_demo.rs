@@ -374,3 +374,50 @@ fn kubectl_set_image_and_rollout_restart_roll_out() {
     ]);
     assert_eq!(image, "nginx");
 }
+
+const DAEMON_SET: &str = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox
+"#;
+
+#[test]
+fn a_daemon_set_runs_on_the_simulated_node_before_any_other_pod() {
+    let demo = Demo::start();
+    // The embedded host's nodes are all shown from the start (`--nodes`
+    // defaults to `all` there), so a DaemonSet has somewhere to run.
+    demo.eventually(
+        &["get", "nodes", "--no-headers"],
+        "the simulated node",
+        |out| {
+            out.lines().any(|l| {
+                l.starts_with("demo-node ") && l.split_whitespace().nth(1) == Some("Ready")
+            })
+        },
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("agent.yaml");
+    std::fs::write(&manifest, DAEMON_SET).expect("write the manifest");
+    demo.ok(&["apply", "-f", &manifest.display().to_string()]);
+    wait_for_running(&demo, "agent", 1);
+    rollout_status(&demo, "daemonset/agent");
+    let node = demo.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=agent",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
+    assert_eq!(node, "demo-node");
+}

@@ -20,6 +20,7 @@ use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
+use vcluster_syncer::syncers::nodes::NodeSelection;
 
 pub mod kubeconfig;
 pub mod node;
@@ -65,6 +66,9 @@ pub struct DemoOptions {
     pub token_auth_file: Option<PathBuf>,
     /// The simulated node's settings.
     pub node: SimulatedNodeConfig,
+    /// Which host nodes tenants see (`None`: every node of the embedded
+    /// host, so DaemonSets run at once; only the used ones of a real host).
+    pub nodes: Option<NodeSelection>,
 }
 
 impl DemoOptions {
@@ -82,6 +86,7 @@ impl DemoOptions {
             insecure_http: false,
             token_auth_file: None,
             node: SimulatedNodeConfig::default(),
+            nodes: None,
         }
     }
 
@@ -371,7 +376,12 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
 
     // The syncer between them.
-    let sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
+    let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
+    sync_config.node_selection = options.nodes.unwrap_or(if host_server.is_some() {
+        NodeSelection::All
+    } else {
+        NodeSelection::Used
+    });
     let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
     let syncer_cancel = syncer.cancel_token();

@@ -14,7 +14,9 @@
 //! - Status: desired/current/misscheduled/ready/available/updated counts.
 //!
 //! Virtual nodes exist only where something creates them (a node syncer,
-//! a test): with none, a DaemonSet has no pods.
+//! a test): with none, a DaemonSet has no pods. The syncer's
+//! `NodeSelection::All` shows every host node at once; its default shows
+//! only nodes other tenant pods already run on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

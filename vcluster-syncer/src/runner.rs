@@ -24,7 +24,7 @@ use crate::syncers::events::EventSyncer;
 use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
 use crate::syncers::limits::{HostLimits, HostLimitsSyncer};
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
-use crate::syncers::nodes::{node_of, NodeMode, NodeSyncer};
+use crate::syncers::nodes::{node_of, NodeMode, NodeSelection, NodeSyncer};
 use crate::syncers::pods::{PodEnvironment, PodPolicy, PodReferences, PodSyncer, WaitFor};
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
@@ -126,6 +126,9 @@ pub struct SyncConfig {
     pub host_limits: HostLimits,
     /// Real copies of host nodes, or fake nodes.
     pub node_mode: NodeMode,
+    /// Which host nodes are shown: those tenant pods run on (default), or
+    /// all.
+    pub node_selection: NodeSelection,
     /// Engine tunables, shared by every syncer.
     pub engine: EngineConfig,
 }
@@ -141,6 +144,7 @@ impl SyncConfig {
             pod_policy: PodPolicy::default(),
             host_limits: HostLimits::default(),
             node_mode: NodeMode::default(),
+            node_selection: NodeSelection::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -427,10 +431,10 @@ impl VirtualClusterSyncer {
         }
         match (&pods, enabled.nodes) {
             (Some(pods), true) => {
-                let engine = self.add(NodeSyncer::new(
-                    self.config.node_mode.clone(),
-                    pods.host_store(),
-                ));
+                let engine = self.add(
+                    NodeSyncer::new(self.config.node_mode.clone(), pods.host_store())
+                        .with_selection(self.config.node_selection),
+                );
                 // A host pod scheduled onto, or gone from, a node decides
                 // whether the node is shown.
                 let queue = engine.queue();

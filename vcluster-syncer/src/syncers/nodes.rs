@@ -2,9 +2,12 @@
 //! run on, so `kubectl get nodes`, `kubectl describe pod` and anything
 //! that looks up a pod's node work for tenants.
 //!
-//! A host node is shown while at least one host pod of this virtual
-//! cluster (the pod syncer's host store: pods carrying this virtual
-//! cluster's markers) has `spec.nodeName` set to it. The virtual node has
+//! By default ([`NodeSelection::Used`], as vCluster) a host node is shown
+//! while at least one host pod of this virtual cluster (the pod syncer's
+//! host store: pods carrying this virtual cluster's markers) has
+//! `spec.nodeName` set to it; [`NodeSelection::All`] shows every host node
+//! from the start, so tenants' DaemonSets have nodes to run on before any
+//! other pod is scheduled. The virtual node has
 //! the host node's name, its labels and its status, plus
 //! [`FROM_HOST_LABEL`]; the status follows the host's
 //! ([`Action::PatchVirtualStatus`]), the labels are kept equal to the
@@ -77,9 +80,22 @@ impl NodeMode {
     }
 }
 
+/// Which host nodes the virtual cluster shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodeSelection {
+    /// Only the nodes this virtual cluster's pods run on (vCluster's
+    /// default): tenants learn nothing about the rest of the host.
+    #[default]
+    Used,
+    /// Every host node, whether or not a tenant pod runs there (vCluster's
+    /// `sync.fromHost.nodes.selector.all`).
+    All,
+}
+
 /// The node syncer.
 pub struct NodeSyncer {
     mode: NodeMode,
+    selection: NodeSelection,
     pods: Store<Pod>,
 }
 
@@ -87,7 +103,25 @@ impl NodeSyncer {
     /// A node syncer that shows the nodes that the pods in `pods` (the pod
     /// syncer's host store) run on.
     pub fn new(mode: NodeMode, pods: Store<Pod>) -> Self {
-        Self { mode, pods }
+        Self {
+            mode,
+            selection: NodeSelection::default(),
+            pods,
+        }
+    }
+
+    /// Shows the host nodes `selection` picks instead of only the used ones.
+    pub fn with_selection(mut self, selection: NodeSelection) -> Self {
+        self.selection = selection;
+        self
+    }
+
+    /// Whether the host node `node` is shown.
+    async fn wanted(&self, ctx: &SyncContext, node: &str) -> Result<bool, SyncError> {
+        match self.selection {
+            NodeSelection::All => Ok(true),
+            NodeSelection::Used => self.used(ctx, node).await,
+        }
     }
 
     /// Whether a pod of this virtual cluster runs on `node`, once the pod
@@ -231,7 +265,7 @@ impl Syncer for NodeSyncer {
             return Ok(Vec::new());
         }
         let name = host.metadata.name.as_deref().unwrap_or_default();
-        if !self.used(ctx, name).await? {
+        if !self.wanted(ctx, name).await? {
             return Ok(vec![Action::DeleteVirtual]);
         }
         let wanted = self.virtual_node(host);
@@ -260,7 +294,7 @@ impl Syncer for NodeSyncer {
         let Some(name) = host.metadata.name.as_deref() else {
             return Ok(HostOnly::Skip);
         };
-        if !self.used(ctx, name).await? {
+        if !self.wanted(ctx, name).await? {
             return Ok(HostOnly::Skip);
         }
         Ok(HostOnly::CreateVirtual(self.virtual_node(host)))
@@ -395,6 +429,29 @@ mod tests {
                 .await
                 .expect("decision"),
             VirtualOnly::Skip
+        ));
+    }
+
+    #[tokio::test]
+    async fn with_all_selected_every_host_node_is_shown() {
+        let ctx = super::super::tests::context();
+        let host = host_node();
+        // No tenant pod anywhere, and the pod store not even listed.
+        let (unlisted, _writer) = reflector::store::<Pod>();
+        let all = NodeSyncer::new(NodeMode::Real, unlisted).with_selection(NodeSelection::All);
+        assert!(matches!(
+            all.host_only(&ctx, &host, None).await.expect("decision"),
+            HostOnly::CreateVirtual(n) if n.metadata.name.as_deref() == Some("worker-1")
+        ));
+        let copy = real_node(&host);
+        assert_eq!(
+            all.both(&ctx, &copy, &host, None).await.expect("decision"),
+            vec![]
+        );
+        // The host node gone: its copy goes too.
+        assert!(matches!(
+            all.virtual_only(&ctx, &copy, None).await.expect("decision"),
+            VirtualOnly::DeleteVirtual
         ));
     }
 
