@@ -7,7 +7,7 @@ use vcluster_core::selector::Selector;
 
 use crate::error::ApiError;
 use crate::object;
-use crate::resources::ResourceInfo;
+use crate::resources::{events, ResourceInfo};
 
 /// One `field=value` / `field!=value` term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +103,7 @@ fn supported_fields(resource: &ResourceInfo) -> &'static [&'static str] {
             "source",
             "type",
         ],
+        (events::GROUP, "events") => events::FIELD_SELECTORS,
         ("", "secrets") => &["metadata.name", "metadata.namespace", "type"],
         ("", "nodes") => &["metadata.name", "spec.unschedulable"],
         ("", "namespaces") => &["metadata.name", "status.phase"],

@@ -2,6 +2,7 @@
 //! the watch cache, with selectors applied per client, bookmarks, initial
 //! events and timeouts.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::filter::{FieldRequirement, FieldSelector, ObjectFilter};
 use crate::object;
 use crate::registry::{parse_resource_version, ListOptions};
 use crate::resources::ResourceInfo;
-use crate::storage::{registry_prefix, EventKind, Revision};
+use crate::storage::{EventKind, Revision};
 use crate::table::{self, IncludeObject};
 use crate::watch::{CachedEvent, Source, WatchEnd};
 
@@ -81,7 +82,7 @@ pub(super) async fn serve(
         (None, "" | "0") => Start::InitialEvents,
         (_, rv) => Start::After(parse_resource_version(rv)?),
     };
-    let prefix = registry_prefix(&resource.group, &resource.plural, namespace);
+    let prefix = resource.storage_prefix(namespace);
     let hub = state.registry.hub().clone();
     let user = Some(user);
     let (source, initial) = match start {
@@ -263,21 +264,22 @@ struct FrameEncoder {
 }
 
 impl FrameEncoder {
-    fn frame(&self, kind: &str, object: &Value) -> Bytes {
-        // Custom resources are shown at the version watched (one storage
-        // serves every version).
-        let presented;
-        let object = if self.resource.custom.is_some()
-            && object.get("apiVersion").and_then(Value::as_str)
-                != Some(self.resource.api_version().as_str())
-        {
-            let mut copy = object.clone();
+    /// The object as this watch's resource shows it: custom resources at
+    /// the version watched (one storage serves every version),
+    /// `events.k8s.io` events converted from their stored core form.
+    fn presented<'a>(&self, stored: &'a Value) -> Cow<'a, Value> {
+        if crate::registry::needs_presenting(&self.resource, stored) {
+            let mut copy = stored.clone();
             crate::registry::present(&self.resource, &mut copy);
-            presented = copy;
-            &presented
+            Cow::Owned(copy)
         } else {
-            object
-        };
+            Cow::Borrowed(stored)
+        }
+    }
+
+    fn frame(&self, kind: &str, object: &Value) -> Bytes {
+        let object = self.presented(object);
+        let object = object.as_ref();
         let object = match self.representation {
             Representation::Object => return line_with_raw(kind, object),
             Representation::Metadata => partial_metadata(object),
@@ -313,23 +315,31 @@ impl FrameEncoder {
         object: &Value,
         prev: Option<&Value>,
     ) -> Option<Bytes> {
-        let kind = frame_kind(filter, kind, object, prev)?;
-        Some(self.frame(kind, object))
+        // Selectors read the object as the client sees it, as lists do.
+        let object = self.presented(object);
+        let prev = prev.map(|p| self.presented(p));
+        let kind = frame_kind(filter, kind, &object, prev.as_deref())?;
+        Some(self.frame(kind, &object))
     }
 
     /// [`FrameEncoder::event_frame`] for an event of the watch cache: plain
     /// JSON watches reuse the event's shared serialisation.
     fn cached_event_frame(&self, filter: &ObjectFilter, event: &CachedEvent) -> Option<Bytes> {
+        if crate::registry::needs_presenting(&self.resource, &event.object) {
+            return self.event_frame(
+                filter,
+                event.kind,
+                &event.object,
+                event.prev_object.as_ref(),
+            );
+        }
         let kind = frame_kind(
             filter,
             event.kind,
             &event.object,
             event.prev_object.as_ref(),
         )?;
-        let same_version = self.resource.custom.is_none()
-            || event.object.get("apiVersion").and_then(Value::as_str)
-                == Some(self.resource.api_version().as_str());
-        if self.representation == Representation::Object && same_version {
+        if self.representation == Representation::Object {
             return Some(line_with_json(kind, event.object_json()));
         }
         Some(self.frame(kind, &event.object))

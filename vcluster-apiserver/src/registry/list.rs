@@ -10,7 +10,7 @@ use super::{decode, parse_resource_version, Registry};
 use crate::error::ApiError;
 use crate::filter::ObjectFilter;
 use crate::resources::ResourceInfo;
-use crate::storage::{registry_prefix, ListRequest, Revision, StorageError};
+use crate::storage::{ListRequest, Revision, StorageError};
 
 /// Smallest storage page read while filling a filtered page.
 const FILTERED_BATCH: usize = 256;
@@ -81,7 +81,7 @@ impl Registry {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> Result<ListPage, ApiError> {
-        let prefix = registry_prefix(&resource.group, &resource.plural, namespace);
+        let prefix = resource.storage_prefix(namespace);
         let (mut revision, mut start_after) = self.list_start(&prefix, options).await?;
         let limit = options.limit.filter(|l| *l > 0);
         let mut items = Vec::new();

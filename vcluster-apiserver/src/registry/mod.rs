@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::crd;
 use crate::error::{ApiError, FieldCause};
 use crate::object::{self, defaults, validate};
-use crate::resources::{Catalog, ResourceInfo, SharedCatalog};
+use crate::resources::{events, Catalog, ResourceInfo, SharedCatalog};
 use crate::storage::{registry_key, KeyValue, Revision, Storage, StorageError};
 use crate::watch::WatchHub;
 
@@ -200,12 +200,8 @@ pub struct ObjectAddress {
 impl ObjectAddress {
     /// The storage key.
     pub fn key(&self) -> String {
-        registry_key(
-            &self.resource.group,
-            &self.resource.plural,
-            self.namespace.as_deref(),
-            &self.name,
-        )
+        self.resource
+            .storage_key(self.namespace.as_deref(), &self.name)
     }
 
     fn not_found(&self) -> ApiError {
@@ -916,23 +912,38 @@ fn is_crd(resource: &ResourceInfo) -> bool {
     resource.is(crd::GROUP, crd::PLURAL)
 }
 
-/// Sets the `apiVersion` a custom resource is read at: all served versions
-/// share one storage, and an object is shown at the version asked for.
+/// Shows a stored object as `resource` serves it: all served versions of a
+/// custom resource share one storage and an object is shown at the version
+/// asked for; `events.k8s.io` events are stored as core events.
 pub(crate) fn present(resource: &ResourceInfo, object: &mut Value) {
     if resource.custom.is_some() {
         if let Some(map) = object.as_object_mut() {
             map.insert("apiVersion".into(), json!(resource.api_version()));
         }
+    } else if events::is_events_k8s_io(resource) {
+        events::from_core(object);
     }
 }
 
-/// Encodes an object for storage; custom resources are stored at their
-/// storage version.
+/// Whether objects stored for `resource` must go through [`present`]
+/// before a client sees them (the stored `apiVersion` is another one).
+pub(crate) fn needs_presenting(resource: &ResourceInfo, stored: &Value) -> bool {
+    (resource.custom.is_some() || events::is_events_k8s_io(resource))
+        && stored.get("apiVersion").and_then(Value::as_str) != Some(resource.api_version().as_str())
+}
+
+/// Encodes an object for storage: custom resources at their storage
+/// version, `events.k8s.io` events in the core form.
 fn encode_for(resource: &ResourceInfo, object: &Value) -> Result<bytes::Bytes, ApiError> {
     match &resource.custom {
         Some(custom) if !custom.storage => {
             let mut stored = object.clone();
             stored["apiVersion"] = json!(format!("{}/{}", resource.group, custom.storage_version));
+            encode(&stored)
+        }
+        None if events::is_events_k8s_io(resource) => {
+            let mut stored = object.clone();
+            events::to_core(&mut stored);
             encode(&stored)
         }
         _ => encode(object),

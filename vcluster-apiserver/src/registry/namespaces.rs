@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::object;
-use crate::storage::{registry_prefix, ListRequest};
+use crate::storage::ListRequest;
 
 /// The finalizer upstream's namespace controller owns in `spec.finalizers`.
 pub const KUBERNETES_FINALIZER: &str = "kubernetes";
@@ -221,14 +221,16 @@ impl Registry {
         let mut failures = Vec::new();
         let mut seen = HashSet::new();
         for info in catalog.iter().filter(|r| r.namespaced) {
-            if !seen.insert((info.group.clone(), info.plural.clone())) {
+            // Each storage once: several versions of a custom resource,
+            // and both events APIs, share one.
+            let prefix = info.storage_prefix(Some(name));
+            if !seen.insert(prefix.clone()) {
                 continue;
             }
             let Some(resource) = catalog.by_resource(&info.group, &info.plural) else {
                 continue;
             };
             let label = format!("{}.{}", resource.plural, resource.group);
-            let prefix = registry_prefix(&resource.group, &resource.plural, Some(name));
             let mut start_after = None;
             loop {
                 let page = self

@@ -14,8 +14,10 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use crate::crd::CustomResource;
+use crate::storage::{registry_key, registry_prefix};
 
 mod builtin;
+pub mod events;
 
 pub use builtin::builtin_resources;
 
@@ -92,6 +94,28 @@ impl ResourceInfo {
         } else {
             format!("{}.{}", self.plural, self.group)
         }
+    }
+
+    /// The group whose storage holds this resource's objects: its own,
+    /// except for `events.k8s.io` events, which are core events
+    /// ([`events`]).
+    pub fn storage_group(&self) -> &str {
+        if events::is_events_k8s_io(self) {
+            ""
+        } else {
+            &self.group
+        }
+    }
+
+    /// Where the objects of this resource (in `namespace`, or all) are
+    /// stored.
+    pub fn storage_prefix(&self, namespace: Option<&str>) -> String {
+        registry_prefix(self.storage_group(), &self.plural, namespace)
+    }
+
+    /// The storage key of one object of this resource.
+    pub fn storage_key(&self, namespace: Option<&str>, name: &str) -> String {
+        registry_key(self.storage_group(), &self.plural, namespace, name)
     }
 
     /// Whether this is `group` / `plural` (any version).
