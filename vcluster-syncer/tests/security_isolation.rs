@@ -1387,6 +1387,26 @@ async fn slices_and_ingresses_cannot_attach_to_another_tenants_service() {
         Some("own-x-b-x-a")
     );
     // Once alpha's service goes, so does the slice that pointed at it.
+    // (First the syncer re-creates the virtual service with the host's
+    // cluster IP; deleting it in between would find nothing.)
+    eventually("alpha's service showing the host's cluster IP", || async {
+        let host_ip = hservices
+            .get_opt("own-x-b-x-a")
+            .await
+            .ok()??
+            .spec?
+            .cluster_ip?;
+        let virtual_ip = alpha
+            .cluster
+            .api::<Service>("b")
+            .get_opt("own")
+            .await
+            .ok()??
+            .spec?
+            .cluster_ip?;
+        (host_ip == virtual_ip).then_some(())
+    })
+    .await;
     alpha
         .cluster
         .api::<Service>("b")
