@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use vcluster_core::{SingleNamespaceTranslator, Translator, VirtualKey};
 
 use crate::engine::{EngineConfig, MetricsSnapshot, SyncEngine};
-use crate::syncer::{SyncContext, Syncer};
+use crate::syncer::{SyncContext, Syncer, DEFAULT_WATCH_TIMEOUT};
 use crate::syncers::data::DataSyncer;
 use crate::syncers::endpoints::EndpointsSyncer;
 use crate::syncers::endpointslices::{service_of, EndpointSliceSyncer};
@@ -131,6 +132,9 @@ pub struct SyncConfig {
     pub node_selection: NodeSelection,
     /// Engine tunables, shared by every syncer.
     pub engine: EngineConfig,
+    /// How long each watch runs before it is renewed; also how soon a
+    /// watch on a silently dead connection is replaced (plus 5 s).
+    pub watch_timeout: Duration,
 }
 
 impl SyncConfig {
@@ -146,6 +150,7 @@ impl SyncConfig {
             node_mode: NodeMode::default(),
             node_selection: NodeSelection::default(),
             engine: EngineConfig::default(),
+            watch_timeout: DEFAULT_WATCH_TIMEOUT,
         }
     }
 }
@@ -210,6 +215,7 @@ impl VirtualClusterSyncer {
             virtual_client,
             host_client,
             host_namespace: config.host_namespace.clone(),
+            watch_timeout: config.watch_timeout,
         });
         let mut syncer = Self {
             ctx,
@@ -286,8 +292,8 @@ impl VirtualClusterSyncer {
         let (store, writer) = reflector::store();
         let api: Api<Namespace> = Api::all(self.ctx.virtual_client.clone());
         let cancel = self.cancel.clone();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff();
+        let stream =
+            reflector::reflector(writer, watcher(api, self.ctx.watcher_config())).default_backoff();
         self.background.push(Box::pin(async move {
             futures::pin_mut!(stream);
             loop {

@@ -28,6 +28,26 @@ pub struct SyncContext {
     pub host_client: kube::Client,
     /// The host namespace everything is synced into.
     pub host_namespace: String,
+    /// How long a watch runs before the server is asked to end it (and it
+    /// is resumed from where it was); a watch silent for this long plus a
+    /// few seconds is taken for a dead connection and replaced. See
+    /// [`DEFAULT_WATCH_TIMEOUT`].
+    pub watch_timeout: Duration,
+}
+
+/// Watches are renewed every minute: a host connection that died without
+/// a FIN or RST (a NAT or firewall dropping the flow) is noticed within
+/// about 65 s instead of kube-rs' default of 295 s, while a live watch
+/// costs one cheap re-watch a minute.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl SyncContext {
+    /// The watcher configuration every watch of the syncer starts from
+    /// ([`Self::watch_timeout`], clamped to what the API allows).
+    pub fn watcher_config(&self) -> kube::runtime::watcher::Config {
+        let seconds = self.watch_timeout.as_secs().clamp(1, 290);
+        kube::runtime::watcher::Config::default().timeout(seconds as u32)
+    }
 }
 
 /// Which way a kind flows.

@@ -890,3 +890,55 @@ async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced() {
     .await;
     syncer.stop_within(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_watch_on_a_silently_dead_connection_is_replaced() {
+    const VC: &str = "silent";
+    let virtual_cluster = Cluster::start().await;
+    let host = Cluster::start().await;
+    let host_namespace = "vcluster-silent";
+    host.create_namespace(host_namespace).await;
+    let proxy = FaultProxy::start(host.addr()).await;
+    let mut config = config(VC, host_namespace);
+    config.syncers.config_maps = Selection::Off;
+    config.syncers.secrets = Selection::Off;
+    // Far below the 20 s deadline of `eventually`; kube-rs' default would
+    // leave the dead watch in place for 295 s.
+    config.watch_timeout = Duration::from_secs(2);
+    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    let vpods = virtual_cluster.api::<Pod>("default");
+    let hpods = host.api::<Pod>(host_namespace);
+    vpods
+        .create(&PostParams::default(), &test_pod("web", None, &[]))
+        .await
+        .expect("create");
+    let host_name = eventually("the pod on the host", || async {
+        in_step(&vpods, &hpods, VC)
+            .await?
+            .get("web")
+            .and_then(|p| p.metadata.name.clone())
+    })
+    .await;
+
+    // Every open flow to the host dies without a FIN or RST, the host
+    // watches' included; new connections work again at once.
+    proxy.set(Fault::Blackhole);
+    eventually("the open connections caught", || async {
+        (proxy.faults() > 0).then_some(())
+    })
+    .await;
+    proxy.set(Fault::None);
+
+    // Only a new host watch can tell the syncer about this.
+    let status = json!({"status": {"phase": "Running", "podIP": "10.9.8.7"}});
+    hpods
+        .patch_status(&host_name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("host status");
+    eventually("the host status on the virtual pod", || async {
+        let pod = vpods.get("web").await.ok()?;
+        (pod.status?.pod_ip.as_deref() == Some("10.9.8.7")).then_some(())
+    })
+    .await;
+    syncer.stop_within(Duration::from_secs(5)).await;
+}

@@ -312,18 +312,16 @@ impl<S: Syncer> Inner<S> {
 
     async fn follow_virtual(self: Arc<Self>, writer: reflector::store::Writer<S::Object>) {
         let api = self.virtual_api(None);
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default()).modify(slim),
-        )
-        .default_backoff();
+        let stream =
+            reflector::reflector(writer, watcher(api, self.ctx.watcher_config()).modify(slim))
+                .default_backoff();
         self.follow(stream, Side::Virtual).await;
     }
 
     async fn follow_host(self: Arc<Self>, writer: reflector::store::Writer<S::Object>) {
         let watch = self.syncer.host_watch(&self.ctx);
         let api = self.host_api(watch.namespace.as_deref());
-        let mut config = watcher::Config::default();
+        let mut config = self.ctx.watcher_config();
         if let Some(selector) = &watch.label_selector {
             config = config.labels(selector);
         }

@@ -229,8 +229,8 @@ impl Inner {
     async fn follow(self: Arc<Self>, writer: Writer) {
         let api: Api<Event> =
             Api::namespaced(self.ctx.host_client.clone(), &self.ctx.host_namespace);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff();
+        let stream =
+            reflector::reflector(writer, watcher(api, self.ctx.watcher_config())).default_backoff();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {

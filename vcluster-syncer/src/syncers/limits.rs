@@ -180,7 +180,7 @@ impl HostLimitsSyncer {
             return;
         }
         let selector = inner.selector();
-        let config = watcher::Config::default().labels(&selector);
+        let config = inner.ctx.watcher_config().labels(&selector);
         let namespace = inner.ctx.host_namespace.clone();
         let client = inner.ctx.host_client.clone();
         let quotas = watcher(

@@ -247,6 +247,7 @@ pub(crate) mod tests {
             virtual_client: client(),
             host_client: client(),
             host_namespace: "host-ns".into(),
+            watch_timeout: crate::syncer::DEFAULT_WATCH_TIMEOUT,
         }
     }
 }
