@@ -31,7 +31,7 @@ use serde_json::{json, Map, Value};
 
 mod custom;
 
-use crate::registry::meta::{PatchMeta, Shape};
+use crate::registry::meta::{compound_keys, PatchMeta, Shape};
 use crate::resources::{Catalog, ResourceInfo};
 
 /// Where v3 documents put definitions.
@@ -298,8 +298,12 @@ fn definitions(catalog: &Catalog, group: &str, version: &str) -> (Map<String, Va
                 if info.shape == Shape::List && info.strategy.merge {
                     match &info.merge_key {
                         Some(key) => {
+                            let keys: Vec<&str> = match compound_keys(&ty.name, field) {
+                                Some(keys) => keys.iter().map(|(k, _)| *k).collect(),
+                                None => vec![key.as_str()],
+                            };
                             property.insert("x-kubernetes-list-type".into(), json!("map"));
-                            property.insert("x-kubernetes-list-map-keys".into(), json!([key]));
+                            property.insert("x-kubernetes-list-map-keys".into(), json!(keys));
                         }
                         None => {
                             property.insert("x-kubernetes-list-type".into(), json!("set"));

@@ -12,7 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use super::fieldset::{
-    self, display_path, item_elements, list_kind, value_at, FieldSet, ListKind, PathElement,
+    self, display_path, fill_key_defaults, item_elements, list_kind, value_at, FieldSet, ListKind,
+    PathElement,
 };
 use super::meta::{Node, PatchMeta, Shape};
 use crate::error::{ApiError, FieldCause};
@@ -390,6 +391,11 @@ pub fn apply(
     let empty = json!({});
     let live_value = live.unwrap_or(&empty);
     let node = meta.root_of(config);
+    // Items of compound-keyed lists (ports) are identified with their
+    // defaults, as live objects carry them.
+    let mut defaulted = config.clone();
+    fill_key_defaults(&mut defaulted, meta, node);
+    let config = &defaulted;
 
     // What the manager applies, and the object with it merged in.
     let applied = tracked_view(resource, config, subresource);
@@ -435,7 +441,9 @@ pub fn apply(
     let mut dropped_paths = dropped.paths();
     dropped_paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for path in &dropped_paths {
-        if !owned_at_or_below(&others, path) {
+        // An item keeps its key fields while it stays; when nobody else
+        // owns anything in it, the item itself goes (a shorter path).
+        if !is_key_field(path) && !owned_at_or_below(&others, path) {
             fieldset::remove_at(&mut merged, path);
         }
     }
@@ -497,6 +505,18 @@ pub fn apply(
     }
     write_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// Whether `path` is a key field of the list item it is in
+/// (`...k:{"port":53,"protocol":"UDP"}, f:port`).
+fn is_key_field(path: &[String]) -> bool {
+    let [.., parent, last] = path else {
+        return false;
+    };
+    match (PathElement::parse(parent), PathElement::parse(last)) {
+        (Some(PathElement::Key(key)), Some(PathElement::Field(field))) => key.contains_key(&field),
+        _ => false,
+    }
 }
 
 fn owned_at_or_below(set: &FieldSet, path: &[String]) -> bool {
@@ -568,13 +588,7 @@ pub fn merge(live: &Value, config: &Value, meta: &PatchMeta, node: Node<'_>) -> 
                     (Some(Value::Array(current)), Value::Array(items))
                         if field.shape == Shape::List =>
                     {
-                        merge_list(
-                            current,
-                            items,
-                            list_kind(field.strategy.merge, field.merge_key),
-                            meta,
-                            field.node,
-                        )
+                        merge_list(current, items, list_kind(&field), meta, field.node)
                     }
                     (None, Value::Object(_)) => {
                         merge(&Value::Object(Map::new()), value, meta, field.node)
@@ -653,6 +667,70 @@ mod tests {
             name: name.into(),
             subresource: None,
         }
+    }
+
+    fn dns_service(ports: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "dns", "namespace": "default"},
+            "spec": {"selector": {"app": "dns"}, "ports": ports},
+        })
+    }
+
+    #[test]
+    fn ports_are_keyed_by_number_and_protocol() {
+        let services = Catalog::builtin()
+            .get("", "v1", "services")
+            .expect("services");
+        // The protocol left out is TCP, as the stored object will say.
+        let udp = json!([{"name": "dns", "port": 53, "protocol": "UDP"}]);
+        let first = apply(
+            &services,
+            None,
+            &dns_service(udp),
+            &manager("tenant"),
+            false,
+        )
+        .expect("create");
+        let both = json!([
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": 53},
+        ]);
+        let second = apply(
+            &services,
+            Some(&first),
+            &dns_service(both),
+            &manager("tenant"),
+            false,
+        )
+        .expect("a second port with the same number");
+        let ports = second["spec"]["ports"].as_array().expect("ports");
+        assert_eq!(ports.len(), 2, "{ports:?}");
+        assert_eq!(ports[1]["protocol"], "TCP");
+        let owned = &second["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:ports"];
+        assert!(
+            owned[r#"k:{"port":53,"protocol":"UDP"}"#].is_object(),
+            "{owned}"
+        );
+        assert!(
+            owned[r#"k:{"port":53,"protocol":"TCP"}"#].is_object(),
+            "{owned}"
+        );
+
+        // Dropping the UDP port from the configuration removes that item only.
+        let tcp = json!([{"name": "dns-tcp", "port": 53, "protocol": "TCP"}]);
+        let third = apply(
+            &services,
+            Some(&second),
+            &dns_service(tcp),
+            &manager("tenant"),
+            false,
+        )
+        .expect("drop a port");
+        assert_eq!(
+            third["spec"]["ports"],
+            json!([{"name": "dns-tcp", "port": 53, "protocol": "TCP"}])
+        );
     }
 
     #[test]

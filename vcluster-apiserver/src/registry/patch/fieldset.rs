@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::meta::{Node, PatchMeta, Shape};
+use super::meta::{Field, KeyField, Node, PatchMeta, Shape};
 
 /// A set of paths into an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,18 +85,66 @@ pub enum ListKind<'a> {
     Atomic,
     /// Items keyed by a merge key.
     Map(&'a str),
+    /// Items keyed by several fields, some with a default.
+    CompoundMap(&'static [KeyField]),
     /// A set of scalars.
     Set,
 }
 
 /// The list kind of a field, from its patch metadata (upstream derives
 /// server-side apply list types from the same tags when no explicit
-/// `x-kubernetes-list-type` is given).
-pub fn list_kind<'a>(strategy_merge: bool, merge_key: Option<&'a str>) -> ListKind<'a> {
-    match (strategy_merge, merge_key) {
-        (true, Some(key)) => ListKind::Map(key),
-        (true, None) => ListKind::Set,
+/// `x-kubernetes-list-type` is given) and the compound keys upstream
+/// declares.
+pub fn list_kind<'a>(field: &Field<'a>) -> ListKind<'a> {
+    match (field.strategy.merge, field.list_keys, field.merge_key) {
+        (true, Some(keys), _) => ListKind::CompoundMap(keys),
+        (true, None, Some(key)) => ListKind::Map(key),
+        (true, None, None) => ListKind::Set,
         _ => ListKind::Atomic,
+    }
+}
+
+/// `k:{...}` of an item keyed by several fields: every key field must be
+/// a scalar, or missing with a default.
+fn compound_element(keys: &[KeyField], item: &Value) -> Option<String> {
+    let mut map = Map::new();
+    for (key, default) in keys {
+        let value = match item.get(*key) {
+            Some(v) if !v.is_object() && !v.is_array() && !v.is_null() => v.clone(),
+            _ => Value::String((*default)?.to_owned()),
+        };
+        map.insert((*key).to_owned(), value);
+    }
+    Some(format!("k:{}", Value::Object(map)))
+}
+
+/// Fills the defaulted key fields items of compound-keyed lists leave out,
+/// everywhere in `object`, so items are found by their full key.
+pub fn fill_key_defaults(object: &mut Value, meta: &PatchMeta, node: Node<'_>) {
+    let Value::Object(map) = object else {
+        return;
+    };
+    for (key, value) in map.iter_mut() {
+        let field = node.field(meta, key);
+        match value {
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if let (Some(keys), Value::Object(fields)) = (field.list_keys, &mut *item) {
+                        for (name, default) in keys {
+                            if let (None, Some(default)) = (fields.get(*name), default) {
+                                fields.insert(
+                                    (*name).to_owned(),
+                                    Value::String((*default).to_owned()),
+                                );
+                            }
+                        }
+                    }
+                    fill_key_defaults(item, meta, field.node);
+                }
+            }
+            Value::Object(_) => fill_key_defaults(value, meta, field.node),
+            _ => {}
+        }
     }
 }
 
@@ -109,6 +157,7 @@ pub fn item_element(kind: ListKind<'_>, item: &Value) -> Option<String> {
             .get(key)
             .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
             .map(|v| key_element(key, v)),
+        ListKind::CompoundMap(keys) => compound_element(keys, item),
         ListKind::Set => (!item.is_object() && !item.is_array()).then(|| format!("v:{item}")),
     }
 }
@@ -159,7 +208,7 @@ impl FieldSet {
                 }
                 Value::Array(items) => {
                     let kind = if field.shape == Shape::List {
-                        list_kind(field.strategy.merge, field.merge_key)
+                        list_kind(&field)
                     } else {
                         ListKind::Atomic
                     };
@@ -414,8 +463,10 @@ mod tests {
         assert_eq!(container["."], json!({}));
         assert_eq!(container["f:image"], json!({}));
         assert_eq!(container["f:args"], json!({}));
+        // Ports are keyed by number and protocol, the left-out protocol
+        // being TCP, as upstream encodes them.
         assert_eq!(
-            container["f:ports"]["k:{\"containerPort\":80}"],
+            container["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"],
             json!({".": {}, "f:containerPort": {}})
         );
         let back = FieldSet::from_fields_v1(&encoded).expect("decode");

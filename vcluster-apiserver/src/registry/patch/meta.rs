@@ -110,6 +110,47 @@ pub enum Node<'a> {
     MapOf(Option<&'a TypeMeta>),
 }
 
+/// A key field of a list map, and the value of items that leave it out
+/// (the field's default).
+pub type KeyField = (&'static str, Option<&'static str>);
+
+/// Lists whose items upstream identifies by more than the patch merge key
+/// (`x-kubernetes-list-map-keys` in kube-apiserver's OpenAPI): the struct
+/// tags `meta.txt` comes from name only the merge key, so these few are
+/// listed here. Two ports may share a number with different protocols
+/// (DNS on 53/UDP and 53/TCP).
+const COMPOUND_LIST_KEYS: &[(&str, &str, &[KeyField])] = &[
+    (
+        "k8s.io.api.core.v1.Container",
+        "ports",
+        &[("containerPort", None), ("protocol", Some("TCP"))],
+    ),
+    (
+        "k8s.io.api.core.v1.EphemeralContainer",
+        "ports",
+        &[("containerPort", None), ("protocol", Some("TCP"))],
+    ),
+    (
+        "k8s.io.api.core.v1.ServiceSpec",
+        "ports",
+        &[("port", None), ("protocol", Some("TCP"))],
+    ),
+    (
+        "k8s.io.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        &[("topologyKey", None), ("whenUnsatisfiable", None)],
+    ),
+];
+
+/// The compound key of list `field` of message `type_name` (proto name),
+/// if it has one.
+pub fn compound_keys(type_name: &str, field: &str) -> Option<&'static [KeyField]> {
+    COMPOUND_LIST_KEYS
+        .iter()
+        .find(|(ty, name, _)| *ty == type_name && *name == field)
+        .map(|(_, _, keys)| *keys)
+}
+
 /// What a field lookup answers: how to treat the value under a key.
 #[derive(Clone, Copy, Debug)]
 pub struct Field<'a> {
@@ -121,6 +162,9 @@ pub struct Field<'a> {
     pub strategy: Strategy,
     /// The merge key of a list of objects.
     pub merge_key: Option<&'a str>,
+    /// The full key of a list map keyed by several fields
+    /// ([`compound_keys`]); `None` when the merge key alone is the key.
+    pub list_keys: Option<&'static [KeyField]>,
 }
 
 impl<'a> Field<'a> {
@@ -133,6 +177,7 @@ impl<'a> Field<'a> {
             retain_keys: false,
         },
         merge_key: None,
+        list_keys: None,
     };
 }
 
@@ -158,6 +203,7 @@ impl<'a> Node<'a> {
                         shape: f.shape,
                         strategy: f.strategy,
                         merge_key: f.merge_key.as_deref(),
+                        list_keys: compound_keys(&ty.name, key),
                     }
                 }
             },
