@@ -10,3 +10,4 @@ pub mod runner;
 pub mod scope;
 pub mod syncer;
 pub mod syncers;
+pub mod writes;

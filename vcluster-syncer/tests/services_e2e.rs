@@ -268,3 +268,81 @@ async fn without_the_host_range_the_virtual_service_keeps_its_address() {
         created.spec.and_then(|s| s.cluster_ip)
     );
 }
+
+/// The managers named in an object's `managedFields`, with their operation.
+fn managers(service: &Service) -> Vec<(String, String)> {
+    service
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.manager.clone().unwrap_or_default(),
+                e.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_created_service_keeps_its_field_managers_for_server_side_apply() {
+    let env = Environment::start_with("svc-ssa", |_| {}).await;
+    let vsvc = env.virtual_cluster.api::<Service>("default");
+    let hsvc = env.host.api::<Service>(&env.host_namespace);
+    let manifest = |ports: serde_json::Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "dns"},
+            "spec": {"selector": {"app": "dns"}, "ports": ports},
+        })
+    };
+    let tenant = PatchParams::apply("tenant");
+    let udp = json!([{"name": "dns", "port": 53, "protocol": "UDP"}]);
+    vsvc.patch("dns", &tenant, &Patch::Apply(manifest(udp)))
+        .await
+        .expect("server-side apply");
+
+    // The syncer re-creates the virtual service with the host's address.
+    let host_name = env.host_name("default", "dns");
+    let recreated = eventually(
+        "the virtual service re-created with the host's IP",
+        || async {
+            let host_ip = hsvc.get_opt(&host_name).await.ok()??.spec?.cluster_ip?;
+            let service = vsvc.get_opt("dns").await.ok()??;
+            (service.spec.as_ref()?.cluster_ip.as_deref() == Some(host_ip.as_str()))
+                .then_some(service)
+        },
+    )
+    .await;
+    assert!(
+        managers(&recreated).contains(&("tenant".into(), "Apply".into())),
+        "the tenant's apply survives the re-create: {:?}",
+        managers(&recreated)
+    );
+    assert!(
+        managers(&recreated).iter().all(|(m, _)| m != "unknown"),
+        "{:?}",
+        managers(&recreated)
+    );
+
+    // The tenant's next apply (a TCP port added) is not a conflict.
+    let both = json!([
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+    ]);
+    let applied = vsvc
+        .patch("dns", &tenant, &Patch::Apply(manifest(both)))
+        .await
+        .expect("the tenant's second apply");
+    assert_eq!(applied.spec.and_then(|s| s.ports).map(|p| p.len()), Some(2));
+    // Another manager renaming the tenant's UDP port still conflicts,
+    // naming the tenant.
+    let other = PatchParams::apply("other");
+    let renamed = json!([{"name": "domain", "port": 53, "protocol": "UDP"}]);
+    let err = vsvc
+        .patch("dns", &other, &Patch::Apply(manifest(renamed)))
+        .await
+        .expect_err("a conflict");
+    assert!(err.to_string().contains("tenant"), "{err}");
+}

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use futures::StreamExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{Api, DeleteParams, Patch, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
@@ -35,6 +36,7 @@ use crate::scope::ApiScope;
 use crate::syncer::{
     Action, Direction, HostOnly, InStep, Memory, SyncContext, Syncer, VirtualOnly,
 };
+use crate::writes::{patch_params, post_params};
 
 mod metrics;
 
@@ -548,7 +550,7 @@ impl<S: Syncer> Inner<S> {
         match decision {
             VirtualOnly::CreateHost(object) => {
                 let api = self.host_api(host_key.namespace());
-                match api.create(&PostParams::default(), &object).await {
+                match api.create(&post_params(), &object).await {
                     Ok(created) => {
                         self.metrics.wrote();
                         let namespace_labels = self.syncer.namespace_labels(&self.ctx, virt).await;
@@ -666,7 +668,7 @@ impl<S: Syncer> Inner<S> {
             HostOnly::CreateVirtual(object) => {
                 match self
                     .virtual_api(key.namespace())
-                    .create(&PostParams::default(), &object)
+                    .create(&post_params(), &object)
                     .await
                 {
                     Ok(_) => self.metrics.wrote(),
@@ -713,7 +715,7 @@ impl<S: Syncer> Inner<S> {
         host: &S::Object,
         actions: Vec<Action>,
     ) -> Result<(), SyncError> {
-        let params = PatchParams::default();
+        let params = patch_params();
         let host_api = self.host_api(host_key.namespace());
         let virtual_api = self.virtual_api(key.namespace());
         for action in actions {
@@ -756,7 +758,7 @@ impl<S: Syncer> Inner<S> {
                     .create_subresource::<Value, Value>(
                         subresource,
                         key.name(),
-                        &PostParams::default(),
+                        &post_params(),
                         &body,
                     )
                     .await
@@ -799,11 +801,62 @@ impl<S: Syncer> Inner<S> {
                 key: key.clone(),
                 message: format!("replacement object does not decode: {e}"),
             })?;
-        self.delete_virtual(key, virt.meta().uid.clone()).await?;
         let api = self.virtual_api(key.namespace());
-        let Err(err) = api.create(&PostParams::default(), &typed).await else {
-            return Ok(());
+        // The caches hold no managedFields (see `slim`): read the tenant's
+        // field ownership live, so it survives the re-create and their
+        // next server-side apply does not conflict with the syncer.
+        let managed_fields = match api.get_opt(key.name()).await {
+            Ok(Some(live)) if live.meta().uid == virt.meta().uid => {
+                live.meta().managed_fields.clone()
+            }
+            _ => None,
         };
+        self.delete_virtual(key, virt.meta().uid.clone()).await?;
+        match api.create(&post_params(), &typed).await {
+            Ok(created) => {
+                self.restore_field_managers(key, &created, managed_fields)
+                    .await;
+                Ok(())
+            }
+            Err(err) => Err(self.restore_virtual(key, virt, managed_fields, err).await),
+        }
+    }
+
+    /// Gives a re-created virtual object the field managers of the one it
+    /// replaced: an update that changes only `managedFields` stores them as
+    /// sent. A failure is only logged; the object itself is in place.
+    async fn restore_field_managers(
+        &self,
+        key: &VirtualKey,
+        created: &S::Object,
+        managed_fields: Option<Vec<ManagedFieldsEntry>>,
+    ) {
+        let Some(managed_fields) = managed_fields else {
+            return;
+        };
+        let restore = json!({"metadata": {
+            "managedFields": managed_fields,
+            "resourceVersion": created.meta().resource_version,
+        }});
+        if let Err(err) = self
+            .virtual_api(key.namespace())
+            .patch(key.name(), &patch_params(), &Patch::Merge(&restore))
+            .await
+        {
+            tracing::warn!(%key, error = %err, "re-created, but its field managers could not be restored");
+        }
+    }
+
+    /// Puts the original back after its replacement was refused, and says
+    /// why the re-create failed.
+    async fn restore_virtual(
+        &self,
+        key: &VirtualKey,
+        virt: &S::Object,
+        managed_fields: Option<Vec<ManagedFieldsEntry>>,
+        err: kube::Error,
+    ) -> SyncError {
+        let api = self.virtual_api(key.namespace());
         // The replacement was refused after the original was deleted (an
         // address taken meanwhile, say): put the original back rather than
         // lose the tenant's object; the next reconcile tries again.
@@ -814,10 +867,16 @@ impl<S: Syncer> Inner<S> {
         meta.creation_timestamp = None;
         meta.managed_fields = None;
         meta.generation = None;
-        if let Err(restore) = api.create(&PostParams::default(), &original).await {
-            tracing::error!(%key, error = %restore, "could not restore the virtual object after a failed re-create");
+        match api.create(&post_params(), &original).await {
+            Ok(restored) => {
+                self.restore_field_managers(key, &restored, managed_fields)
+                    .await
+            }
+            Err(restore) => {
+                tracing::error!(%key, error = %restore, "could not restore the virtual object after a failed re-create");
+            }
         }
-        Err(self.api_error(key, "create (recreate)", Side::Virtual, err))
+        self.api_error(key, "create (recreate)", Side::Virtual, err)
     }
 }
 

@@ -45,9 +45,7 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
@@ -61,6 +59,7 @@ use crate::error::{has_code, Side, SyncError};
 use crate::queue::WorkQueue;
 use crate::runner::EngineHandle;
 use crate::syncer::SyncContext;
+use crate::writes::{patch_params, post_params};
 
 const KIND: &str = "events";
 
@@ -387,7 +386,7 @@ impl Inner {
             self.ctx.virtual_client.clone(),
             key.namespace().unwrap_or_default(),
         );
-        match api.create(&PostParams::default(), desired).await {
+        match api.create(&post_params(), desired).await {
             Ok(_) => {
                 self.metrics.wrote();
                 return Ok(());
@@ -430,7 +429,7 @@ impl Inner {
         if let (Some(map), Some(rv)) = (patch.as_object_mut(), existing.metadata.resource_version) {
             map.insert("metadata".into(), json!({ "resourceVersion": rv }));
         }
-        api.patch(key.name(), &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(key.name(), &patch_params(), &Patch::Merge(&patch))
             .await
             .map_err(|e| self.api_error(key, "patch", Side::Virtual, e))?;
         self.metrics.wrote();

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, LimitRangeSpec, ResourceQuota, ResourceQuotaSpec};
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Preconditions};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -36,6 +36,7 @@ use crate::engine::{MetricsSnapshot, SyncMetrics};
 use crate::error::{has_code, Side, SyncError};
 use crate::runner::EngineHandle;
 use crate::syncer::SyncContext;
+use crate::writes::post_params;
 
 const KIND: &str = "hostlimits";
 
@@ -305,7 +306,7 @@ impl Inner {
         };
         match existing {
             None => match api
-                .create(&PostParams::default(), &K::build(meta, spec.clone()))
+                .create(&post_params(), &K::build(meta, spec.clone()))
                 .await
             {
                 Ok(_) => self.metrics.wrote(),
@@ -328,7 +329,7 @@ impl Inner {
                 labels.extend(self.labels());
                 meta.labels = Some(labels);
                 match api
-                    .replace(&name, &PostParams::default(), &K::build(meta, spec.clone()))
+                    .replace(&name, &post_params(), &K::build(meta, spec.clone()))
                     .await
                 {
                     Ok(_) => self.metrics.wrote(),

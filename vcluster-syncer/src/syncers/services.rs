@@ -54,6 +54,7 @@ use vcluster_core::{MarkerScope, Translator, TranslatorExt, VirtualKey};
 use super::{encode, key_of, owned_patch, status_patch, translation_error};
 use crate::error::{has_code, Side, SyncError};
 use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::writes::post_params;
 
 const KIND: &str = "services";
 
@@ -420,7 +421,7 @@ impl ServiceSyncer {
         );
         let params = PostParams {
             dry_run: true,
-            ..PostParams::default()
+            ..post_params()
         };
         match api.create(&params, &probe).await {
             Ok(_) => {

@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::Patch;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 use serde_json::{json, Value};
@@ -38,6 +38,7 @@ use super::key_of;
 use crate::error::{Side, SyncError};
 use crate::patch::diff;
 use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::writes::{patch_params, post_params};
 
 pub mod policy;
 mod references;
@@ -296,7 +297,7 @@ async fn report_blocked(ctx: &SyncContext, pod: &Pod, message: &str) -> Result<(
         "status": {"phase": "Pending", "conditions": kept},
     });
     match api
-        .patch_status(key.name(), &PatchParams::default(), &Patch::Merge(patch))
+        .patch_status(key.name(), &patch_params(), &Patch::Merge(patch))
         .await
     {
         Ok(_) => {}
@@ -315,7 +316,7 @@ async fn report_blocked(ctx: &SyncContext, pod: &Pod, message: &str) -> Result<(
     // and `get events`, written once along with the condition.
     let events: Api<Event> = Api::namespaced(ctx.virtual_client.clone(), namespace);
     if let Err(err) = events
-        .create(&PostParams::default(), &blocked_event(pod, &message, now))
+        .create(&post_params(), &blocked_event(pod, &message, now))
         .await
     {
         tracing::warn!(%key, error = %err, "could not record the blocked pod's event");
