@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     Taint, Toleration,
 };
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -42,6 +42,7 @@ use crate::meta::{
 use crate::pods;
 use crate::runtime::{drive, Shared};
 use crate::statefulset::REVISION_LABEL;
+use crate::writes::post_params;
 
 const KIND: &str = "DaemonSet";
 /// The reporting controller of its events.
@@ -401,7 +402,7 @@ async fn reconcile(obj: Arc<DaemonSet>, shared: Arc<Shared>) -> Result<Action> {
         for node in &to_create {
             let pod = daemon_pod(&ds, &namespace, node, &revision)?;
             let created = pod_api
-                .create(&PostParams::default(), &pod)
+                .create(&post_params(), &pod)
                 .await
                 .context("create", "Pod", &key)?;
             let pod_name = created.metadata.name.unwrap_or_default();
@@ -435,7 +436,7 @@ async fn reconcile(obj: Arc<DaemonSet>, shared: Arc<Shared>) -> Result<Action> {
     if ds.status.as_ref() != Some(&status) {
         let mut updated_ds = ds.clone();
         updated_ds.status = Some(status);
-        api.replace_status(&name, &PostParams::default(), &updated_ds)
+        api.replace_status(&name, &post_params(), &updated_ds)
             .await
             .context("update status of", KIND, &key)?;
     }

@@ -33,7 +33,7 @@ use k8s_openapi::api::discovery::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -43,6 +43,7 @@ use crate::error::{ignore_not_found, ApiContext, Result};
 use crate::meta::{controller_ref, labels, name_of, namespace_of};
 use crate::pods;
 use crate::runtime::{drive, Shared};
+use crate::writes::post_params;
 
 const KIND: &str = "Service";
 /// The label tying a slice to its service.
@@ -644,7 +645,7 @@ async fn sync_endpoints(
                 },
                 subsets: subsets_field,
             };
-            match api.create(&PostParams::default(), &endpoints).await {
+            match api.create(&post_params(), &endpoints).await {
                 Ok(_) => tracing::debug!("created endpoints"),
                 Err(err) if crate::error::is_status(&err, 409) => {}
                 Err(err) => return Err(err).context("create", "Endpoints", key),
@@ -657,9 +658,11 @@ async fn sync_endpoints(
             }
             current.subsets = subsets_field;
             current.metadata.labels = (!wanted_labels.is_empty()).then_some(wanted_labels);
-            api.replace(&name, &PostParams::default(), &current)
-                .await
-                .context("update", "Endpoints", key)?;
+            api.replace(&name, &post_params(), &current).await.context(
+                "update",
+                "Endpoints",
+                key,
+            )?;
             tracing::debug!("updated endpoints");
         }
     }
@@ -704,7 +707,7 @@ async fn sync_slices(
                 slice.ports = ports_field;
                 slice.metadata.labels = Some(wanted_labels.clone());
                 let slice_name = name_of(&slice)?;
-                api.replace(&slice_name, &PostParams::default(), &slice)
+                api.replace(&slice_name, &post_params(), &slice)
                     .await
                     .context(
                         "update",
@@ -725,11 +728,9 @@ async fn sync_slices(
                     endpoints,
                     ports: ports_field,
                 };
-                api.create(&PostParams::default(), &slice).await.context(
-                    "create",
-                    "EndpointSlice",
-                    key,
-                )?;
+                api.create(&post_params(), &slice)
+                    .await
+                    .context("create", "EndpointSlice", key)?;
             }
         }
     }

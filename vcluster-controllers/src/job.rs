@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,7 @@ use crate::meta::{
 use crate::pods;
 use crate::replicaset::slow_start;
 use crate::runtime::{drive, Shared};
+use crate::writes::post_params;
 
 const KIND: &str = "Job";
 /// The reporting controller of its events.
@@ -555,7 +556,7 @@ async fn reconcile(obj: Arc<Job>, shared: Arc<Shared>) -> Result<Action> {
                 return Ok(());
             };
             let created = pod_api
-                .create(&PostParams::default(), pod)
+                .create(&post_params(), pod)
                 .await
                 .context("create", "Pod", key)?;
             let name = created.metadata.name.unwrap_or_default();
@@ -601,7 +602,7 @@ async fn reconcile(obj: Arc<Job>, shared: Arc<Shared>) -> Result<Action> {
     if job.status.as_ref() != Some(&status) && create_error.is_none() {
         let mut updated = job.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &PostParams::default(), &updated)
+        api.replace_status(&name, &post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, Preconditions, PropagationPolicy};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -16,6 +16,7 @@ use vcluster_core::Selector;
 
 use crate::error::{ignore_not_found, is_status, ApiContext, Error, Result};
 use crate::runtime::key_of;
+use crate::writes::patch_params;
 
 /// The object's name, which every stored object has.
 pub(crate) fn name_of<K: Resource<DynamicType = ()>>(obj: &K) -> Result<String> {
@@ -246,7 +247,7 @@ where
         "resourceVersion": child.meta().resource_version,
     }});
     match ignore_not_found(
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&name, &patch_params(), &Patch::Merge(&patch))
             .await,
     ) {
         Ok(patched) => Ok(patched),

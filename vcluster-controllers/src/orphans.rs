@@ -40,8 +40,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
-    PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, Preconditions, PropagationPolicy,
 };
 use kube::core::ApiResource;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -51,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{is_status, ApiContext, Result};
 use crate::runtime::Shared;
+use crate::writes::patch_params;
 
 /// How long a deleted owner's uid is remembered, to catch dependents
 /// created right after it went.
@@ -207,7 +207,7 @@ impl Collector {
                 "resourceVersion": obj.metadata.resource_version,
             }});
             match api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(&name, &patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ use crate::meta::{
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
+use crate::writes::post_params;
 
 const KIND: &str = "ReplicaSet";
 /// The reporting controller of its events.
@@ -79,7 +80,7 @@ async fn reconcile(obj: Arc<ReplicaSet>, shared: Arc<Shared>) -> Result<Action> 
     if rs.status.as_ref() != Some(&status) {
         let mut updated = rs.clone();
         updated.status = Some(status.clone());
-        api.replace_status(&name, &PostParams::default(), &updated)
+        api.replace_status(&name, &post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -132,7 +133,7 @@ async fn manage_replicas(
         let pod = &pod;
         let created = slow_start(missing, || async move {
             let created = api
-                .create(&PostParams::default(), pod)
+                .create(&post_params(), pod)
                 .await
                 .context("create", "Pod", key)?;
             let name = created.metadata.name.unwrap_or_default();

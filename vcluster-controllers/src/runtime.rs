@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::manager::ControllerOptions;
+use crate::writes::post_params;
 
 /// The first retry delay after a failed reconcile; doubled per failure.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -92,7 +93,7 @@ impl Shared {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(err) = api.create(&PostParams::default(), &event).await {
+        if let Err(err) = api.create(&post_params(), &event).await {
             tracing::debug!(error = %err, reason, "could not record an event");
         }
     }

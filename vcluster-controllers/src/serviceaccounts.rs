@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{is_status, ApiContext, Result};
 use crate::meta::name_of;
 use crate::runtime::{drive, Shared};
+use crate::writes::post_params;
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -132,7 +133,7 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
                 },
                 ..ServiceAccount::default()
             };
-            match api.create(&PostParams::default(), &account).await {
+            match api.create(&post_params(), &account).await {
                 Ok(_) => tracing::info!("created the default service account"),
                 Err(err) if is_status(&err, 409) => {}
                 Err(err) => {
@@ -154,7 +155,7 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
             .await
             .context("get", "ConfigMap", &key)?
         {
-            None => match api.create(&PostParams::default(), &wanted).await {
+            None => match api.create(&post_params(), &wanted).await {
                 Ok(_) => tracing::info!("published the root CA"),
                 Err(err) if is_status(&err, 409) => {}
                 Err(err) => return Err(err).context("create", "ConfigMap", &key),
@@ -175,7 +176,7 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
                         .annotations
                         .get_or_insert_with(BTreeMap::new)
                         .insert("kubernetes.io/description".into(), DESCRIPTION.into());
-                    api.replace(ROOT_CA_CONFIG_MAP, &PostParams::default(), &current)
+                    api.replace(ROOT_CA_CONFIG_MAP, &post_params(), &current)
                         .await
                         .context("update", "ConfigMap", &key)?;
                     tracing::info!("restored the root CA");

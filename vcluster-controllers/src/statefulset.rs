@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -44,6 +44,7 @@ use crate::meta::{
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
+use crate::writes::{patch_params, post_params};
 
 const KIND: &str = "StatefulSet";
 /// The reporting controller of its events.
@@ -145,7 +146,7 @@ async fn reconcile(obj: Arc<StatefulSet>, shared: Arc<Shared>) -> Result<Action>
     if set.status.as_ref() != Some(&status) {
         let mut updated = set.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &PostParams::default(), &updated)
+        api.replace_status(&name, &post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -364,7 +365,7 @@ impl SetSync<'_> {
                 refs.push(owner.clone());
                 let patch = json!({"metadata": {"ownerReferences": refs}});
                 self.claim_api
-                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(&claim, &patch_params(), &Patch::Merge(&patch))
                     .await
                     .context("hand over to its pod", "PersistentVolumeClaim", &claim)?;
             }
@@ -396,7 +397,7 @@ impl SetSync<'_> {
             self.update_revision,
         )?;
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        match self.pod_api.create(&PostParams::default(), &pod).await {
+        match self.pod_api.create(&post_params(), &pod).await {
             Ok(_) => {
                 tracing::info!(pod = %pod_name, "created stateful pod");
                 let note = format!(
@@ -461,7 +462,7 @@ impl SetSync<'_> {
                 spec: template.spec.clone(),
                 status: None,
             };
-            match self.claim_api.create(&PostParams::default(), &claim).await {
+            match self.claim_api.create(&post_params(), &claim).await {
                 Ok(_) => {
                     tracing::info!(claim = %name, "created claim");
                     let note = format!(

@@ -171,6 +171,21 @@ async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
         Some(format!("web-{hash}").as_str())
     );
     assert_eq!(revision(rs).as_deref(), Some("1"));
+    // The controllers' writes carry their field manager.
+    let managers: Vec<&str> = rs
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|e| e.manager.as_deref())
+        .collect();
+    assert!(
+        !managers.is_empty()
+            && managers
+                .iter()
+                .all(|m| *m == vcluster_controllers::writes::FIELD_MANAGER),
+        "{managers:?}"
+    );
     let selector = &rs.spec.as_ref().expect("spec").selector;
     assert_eq!(
         selector

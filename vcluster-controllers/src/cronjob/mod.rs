@@ -26,7 +26,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,7 @@ use crate::meta::{
     controller_ref, delete_exact, is_controlled_by, name_of, namespace_of, time, uid_of,
 };
 use crate::runtime::{drive, Shared};
+use crate::writes::post_params;
 use schedule::{Schedule, MAX_MISSED};
 
 const KIND: &str = "CronJob";
@@ -237,7 +238,7 @@ async fn reconcile(obj: Arc<CronJob>, shared: Arc<Shared>) -> Result<Action> {
     if cron_job.status.as_ref() != Some(&status) {
         let mut updated = cron_job.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &PostParams::default(), &updated)
+        api.replace_status(&name, &post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -332,7 +333,7 @@ async fn start_due_job(
         Concurrency::Start => {}
     }
     let job = job_for(cron_job, due.time, spec.time_zone.as_deref())?;
-    let created = match job_api.create(&PostParams::default(), &job).await {
+    let created = match job_api.create(&post_params(), &job).await {
         Ok(created) => {
             tracing::info!(job = %job_name, scheduled = %due.time, "created job");
             let note = format!("Created job {job_name}");

@@ -30,7 +30,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -43,6 +43,7 @@ use crate::meta::{
     settle_claim, uid_of,
 };
 use crate::runtime::{drive, Shared};
+use crate::writes::{patch_params, post_params};
 use util::{reason, REVISION_ANNOTATION};
 
 const KIND: &str = "Deployment";
@@ -312,8 +313,7 @@ impl Sync {
         }
         util::set_new_rs_annotations(&self.d, &mut rs, new_revision, false);
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
-        let (created, already_existed) = match self.rs_api.create(&PostParams::default(), &rs).await
-        {
+        let (created, already_existed) = match self.rs_api.create(&post_params(), &rs).await {
             Ok(created) => {
                 tracing::info!(replica_set = %rs_name, replicas, "created replica set");
                 if replicas > 0 {
@@ -411,7 +411,7 @@ impl Sync {
         let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision}}});
         self.d = self
             .api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&name, &patch_params(), &Patch::Merge(&patch))
             .await
             .context("set the revision of", KIND, &self.key)?;
         Ok(())
@@ -423,7 +423,7 @@ impl Sync {
         d.status = Some(status);
         self.d = self
             .api
-            .replace_status(&name, &PostParams::default(), &d)
+            .replace_status(&name, &post_params(), &d)
             .await
             .context("update status of", KIND, &self.key)?;
         Ok(())
@@ -437,7 +437,7 @@ impl Sync {
     ) -> Result<ReplicaSet> {
         let name = name_of(rs)?;
         self.rs_api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch(&name, &patch_params(), &Patch::Merge(patch))
             .await
             .context(
                 verb,
