@@ -16,3 +16,4 @@ pub use vcluster_core as core;
 pub use vcluster_syncer as syncer;
 
 pub mod demo;
+pub mod logs;

@@ -25,6 +25,13 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
             .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
     });
     assert!(pods.starts_with("NAME"), "kubectl prints a table: {pods}");
+    // kubectl logs: the virtual server reads the host pod's log, which the
+    // simulated node writes.
+    let logs = kubectl_ok(&kubeconfig, &["logs", "web"]);
+    assert!(
+        logs.contains("simulated node demo-node started container web (image nginx)"),
+        "{logs}"
+    );
 
     // The host holds the translated pod and service.
     let host_ns = "vcluster-demo";

@@ -19,11 +19,13 @@ use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
 use vcluster_controllers::{ControllerManager, ControllerOptions};
+use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
 use vcluster_syncer::syncers::nodes::NodeSelection;
 
 pub mod kubeconfig;
 pub mod node;
+pub mod node_logs;
 pub mod tls;
 
 use node::{SimulatedNode, SimulatedNodeConfig};
@@ -295,7 +297,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let (host_client, host_server, host_kubeconfig) = match &options.host_kubeconfig {
         Some(path) => (connect_host(path).await?, None, None),
         None => {
-            let server = ApiServer::start(ApiServerConfig::new(Arc::new(MemoryStorage::new())))
+            let mut host_config = ApiServerConfig::new(Arc::new(MemoryStorage::new()));
+            host_config.pod_logs = Some(Arc::new(node_logs::SimulatedNodeLogs::new(
+                options.node.name.clone(),
+            )));
+            let server = ApiServer::start(host_config)
                 .await
                 .map_err(|e| start_error("the embedded host API server")(e.to_string()))?;
             let listener = host_listener
@@ -353,6 +359,13 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     config.advertised_port = options.listen.port();
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
+    // `kubectl logs` reads the host pod the syncer made of a virtual pod.
+    let translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
+        .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
+    config.pod_logs = Some(Arc::new(crate::logs::HostPodLogs::new(
+        host_client.clone(),
+        Arc::new(translator),
+    )));
     let virtual_server = ApiServer::start(config)
         .await
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;

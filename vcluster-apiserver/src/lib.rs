@@ -37,6 +37,7 @@ pub mod crd;
 pub mod error;
 pub mod filter;
 pub mod http;
+pub mod logs;
 pub mod object;
 pub mod protobuf;
 pub mod registry;

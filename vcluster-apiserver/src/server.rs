@@ -88,6 +88,9 @@ pub struct ApiServerConfig {
     /// and not on plain HTTP nor the bare in-process [`ApiServer::router`];
     /// see `docs/security.md`.
     pub auth: AuthConfig,
+    /// Where container logs come from (`kubectl logs`); `None`: requests
+    /// get 503 ([`crate::logs`]).
+    pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
 }
 
 impl ApiServerConfig {
@@ -103,6 +106,7 @@ impl ApiServerConfig {
             advertised_port: 6443,
             garbage_collector: Some(GarbageCollectorOptions::default()),
             auth: AuthConfig::default(),
+            pod_logs: None,
         }
     }
 }
@@ -259,6 +263,7 @@ impl ApiServer {
             options: config.http,
             shutdown: shutdown.clone(),
             auth,
+            pod_logs: config.pod_logs,
         });
         crate::auth::spawn_policy_watch(state.clone(), shutdown);
         Ok(Self { state })

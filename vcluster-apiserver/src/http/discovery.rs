@@ -118,6 +118,8 @@ fn subresources(info: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static 
     }
     if info.group.is_empty() && info.plural == "pods" {
         subs.push(("binding", "Binding".to_owned(), vec!["create"]));
+        // Served from `ApiServerConfig::pod_logs` (see `crate::logs`).
+        subs.push(("log", "Pod".to_owned(), vec!["get"]));
     }
     if info.group.is_empty() && info.plural == "serviceaccounts" {
         // Served by `crate::auth::tokens` (authentication.k8s.io/v1 TokenRequest).

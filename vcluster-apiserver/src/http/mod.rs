@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::registry::Registry;
 
 pub mod discovery;
+mod logs;
 pub mod negotiate;
 pub mod openapi;
 pub mod path;
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Authentication and authorization (see [`crate::auth`]).
     pub auth: crate::auth::Auth,
+    /// Where container logs come from (`pods/log`), if anywhere.
+    pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
 }
 
 /// The router serving the whole API.

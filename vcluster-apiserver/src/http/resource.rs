@@ -268,6 +268,16 @@ pub(super) async fn handle(
             let namespace = registry.finalize_namespace(&address(name), &body).await?;
             Ok(json_response(StatusCode::OK, &namespace))
         }
+        (&Method::GET, Some(name), Some("log")) if resource.is("", "pods") => {
+            super::logs::pod_log(
+                state,
+                resource.clone(),
+                namespace.as_deref().unwrap_or_default(),
+                name,
+                request.uri().query(),
+            )
+            .await
+        }
         (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
         }
