@@ -420,4 +420,34 @@ fn a_daemon_set_runs_on_the_simulated_node_before_any_other_pod() {
         "jsonpath={.items[*].spec.nodeName}",
     ]);
     assert_eq!(node, "demo-node");
+
+    // A new image rolls out, and the history allows going back.
+    demo.ok(&["set", "image", "daemonset/agent", "agent=busybox:2"]);
+    rollout_status(&demo, "daemonset/agent");
+    let history = demo.ok(&["rollout", "history", "daemonset/agent"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    demo.ok(&["rollout", "undo", "daemonset/agent"]);
+    rollout_status(&demo, "daemonset/agent");
+    demo.eventually(
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+        "the agent pod back on the first image",
+        |out| out == "busybox",
+    );
+    let history = demo.ok(&["rollout", "history", "daemonset/agent"]);
+    assert!(
+        history.contains("\n2 ") && history.contains("\n3 "),
+        "{history}"
+    );
 }

@@ -12,6 +12,8 @@
 //! - RollingUpdate replaces pods of an old template (label
 //!   `controller-revision-hash`) at most `maxUnavailable` at a time.
 //! - Status: desired/current/misscheduled/ready/available/updated counts.
+//! - Each template is recorded as a ControllerRevision `<set>-<template
+//!   hash>` ([`crate::history`]) for `kubectl rollout history` and `undo`.
 //!
 //! Virtual nodes exist only where something creates them (a node syncer,
 //! a test): with none, a DaemonSet has no pods. The syncer's
@@ -35,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::deployment::util::scaled_value;
 use crate::error::{ApiContext, Error, Result};
 use crate::hash::template_hash;
+use crate::history::{History, DEFAULT_HISTORY_LIMIT};
 use crate::meta::{
     classify, controller_ref, delete_exact, labels, name_of, namespace_of, selector_of,
     settle_claim, uid_of,
@@ -301,6 +304,29 @@ async fn reconcile(obj: Arc<DaemonSet>, shared: Arc<Shared>) -> Result<Action> {
         &spec.template,
         ds.status.as_ref().and_then(|s| s.collision_count),
     );
+    if !deleting {
+        // Older revisions stay while pods still run them.
+        let running: Vec<String> = owned
+            .iter()
+            .filter_map(|p| labels(&p.metadata).get(REVISION_LABEL))
+            .map(|hash| format!("{name}-{hash}"))
+            .collect();
+        let running: Vec<&str> = running.iter().map(String::as_str).collect();
+        History {
+            api: Api::namespaced(shared.client.clone(), &namespace),
+            owner: controller_ref(&ds)?,
+            key: &key,
+            selector_labels: spec.selector.match_labels.clone().unwrap_or_default(),
+            limit: spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT),
+        }
+        .record(
+            &format!("{name}-{revision}"),
+            &revision,
+            &spec.template,
+            &running,
+        )
+        .await?;
+    }
     let now = shared.now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
 

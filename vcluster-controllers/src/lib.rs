@@ -12,8 +12,8 @@
 //! | --- | --- | --- | --- |
 //! | [`deployment`] | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
 //! | [`replicaset`] | replicaset | ReplicaSets | Pods (and ready/available counts) |
-//! | [`statefulset`] | statefulset | StatefulSets | ordered Pods `<set>-<n>` and their claims |
-//! | [`daemonset`] | daemonset | DaemonSets | one Pod per eligible Node |
+//! | [`statefulset`] | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
+//! | [`daemonset`] | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
 //! | [`job`] | job, ttl-after-finished | Jobs | Pods until enough succeed |
 //! | [`cronjob`] | cronjob | CronJobs | a Job per start time |
 //! | [`endpoints`] | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
@@ -81,6 +81,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod error;
 pub mod hash;
+pub mod history;
 pub mod job;
 pub mod manager;
 mod meta;

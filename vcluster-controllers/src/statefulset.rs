@@ -16,11 +16,12 @@
 //!   default; owned by the set (`whenDeleted: Delete`) or by the pod being
 //!   scaled away (`whenScaled: Delete`) so garbage collection removes them.
 //!
-//! Differences: the API server serves no ControllerRevisions, so the
-//! revision is `<set>-<template hash>` and only the current template is
-//! known; a pod below a partition that is deleted comes back with the
-//! current template rather than its old one. `kubectl rollout history`
-//! and `undo` of StatefulSets need ControllerRevisions and do not work.
+//! - Each template is recorded as a ControllerRevision `<set>-<template
+//!   hash>` ([`crate::history`]), so `kubectl rollout history` and `undo`
+//!   work.
+//!
+//! Difference: a pod below a partition that is deleted comes back with the
+//! current template rather than its old revision's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{is_status, ApiContext, Result};
 use crate::hash::template_hash;
+use crate::history::{History, DEFAULT_HISTORY_LIMIT};
 use crate::meta::{
     classify, controller_ref, delete_exact, name_of, namespace_of, selector_of, settle_claim,
     uid_of,
@@ -140,6 +142,22 @@ async fn reconcile(obj: Arc<StatefulSet>, shared: Arc<Shared>) -> Result<Action>
         now,
     };
     if !deleting {
+        History {
+            api: Api::namespaced(shared.client.clone(), &namespace),
+            owner: controller_ref(&set)?,
+            key: &key,
+            selector_labels: spec.selector.match_labels.clone().unwrap_or_default(),
+            limit: spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT),
+        }
+        .record(
+            &update_revision,
+            update_revision
+                .strip_prefix(&format!("{name}-"))
+                .unwrap_or(&update_revision),
+            &spec.template,
+            &[current_revision.as_str()],
+        )
+        .await?;
         sync.update(&owned).await?;
     }
     let status = compute_status(&set, &owned, &current_revision, &update_revision, now);

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use common::{finish, pods, set_ready, wait_for, Cluster, HOLD, MANUAL_READY, OUTCOME};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, PersistentVolumeClaim, Pod, Service, ServiceAccount,
@@ -846,10 +848,69 @@ async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
         done.then_some(status)
     })
     .await;
-    assert!(status
-        .update_revision
-        .unwrap_or_default()
-        .starts_with("web-"));
+    let second = status.update_revision.unwrap_or_default();
+    assert!(second.starts_with("web-"));
+
+    // Each template is a ControllerRevision owned by the set, numbered in
+    // order, carrying the patch that restores it.
+    let revisions: Api<ControllerRevision> = cluster.api();
+    let history = revisions.list(&ListParams::default()).await.expect("list");
+    let mut numbered: Vec<(i64, String)> = history
+        .items
+        .iter()
+        .map(|r| (r.revision, r.metadata.name.clone().unwrap_or_default()))
+        .collect();
+    numbered.sort();
+    assert_eq!(numbered.len(), 2, "{numbered:?}");
+    assert_eq!(numbered[1], (2, second.clone()));
+    let first = history
+        .items
+        .iter()
+        .find(|r| r.revision == 1)
+        .expect("revision 1");
+    assert_eq!(
+        first
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app"))
+            .map(String::as_str),
+        Some("web"),
+        "the set's selector finds its history"
+    );
+    let data = first.data.as_ref().expect("data").0.clone();
+    assert_eq!(data["spec"]["template"]["$patch"], "replace");
+    assert_eq!(
+        data["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1"
+    );
+
+    // `kubectl rollout undo` patches the old template back: the old
+    // revision becomes number 3, and no new one is made.
+    api.patch("web", &PatchParams::default(), &Patch::Strategic(&data))
+        .await
+        .expect("undo");
+    let first_name = first.metadata.name.clone().unwrap_or_default();
+    wait_for("the undo rolled out", || async {
+        let status = api.get("web").await.ok()?.status?;
+        let current = pods(&cluster.client, "app=web").await;
+        (status.update_revision.as_deref() == Some(first_name.as_str())
+            && status.current_revision == status.update_revision
+            && images(&current).iter().all(|i| i == "nginx:1"))
+        .then_some(())
+    })
+    .await;
+    let renumbered = revisions.get(&first_name).await.expect("revision");
+    assert_eq!(renumbered.revision, 3);
+    assert_eq!(
+        revisions
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        2
+    );
 }
 
 // ---------------------------------------------------------------- DaemonSets

@@ -64,6 +64,7 @@ const ROWS: &[Row] = &[
     Row { group: "apps", plural: "deployments", singular: "deployment", kind: "Deployment", scope: Scope::Namespaced, short_names: &["deploy"], categories: ALL, sub: Sub::StatusScale, normalize: typed::<apps::v1::Deployment> },
     Row { group: "apps", plural: "replicasets", singular: "replicaset", kind: "ReplicaSet", scope: Scope::Namespaced, short_names: &["rs"], categories: ALL, sub: Sub::StatusScale, normalize: typed::<apps::v1::ReplicaSet> },
     Row { group: "apps", plural: "statefulsets", singular: "statefulset", kind: "StatefulSet", scope: Scope::Namespaced, short_names: &["sts"], categories: ALL, sub: Sub::StatusScale, normalize: typed::<apps::v1::StatefulSet> },
+    Row { group: "apps", plural: "controllerrevisions", singular: "controllerrevision", kind: "ControllerRevision", scope: Scope::Namespaced, short_names: &[], categories: &[], sub: Sub::None, normalize: typed::<apps::v1::ControllerRevision> },
     Row { group: "apps", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", scope: Scope::Namespaced, short_names: &["ds"], categories: ALL, sub: Sub::Status, normalize: typed::<apps::v1::DaemonSet> },
     Row { group: "batch", plural: "jobs", singular: "job", kind: "Job", scope: Scope::Namespaced, short_names: &[], categories: ALL, sub: Sub::Status, normalize: typed::<batch::v1::Job> },
     Row { group: "batch", plural: "cronjobs", singular: "cronjob", kind: "CronJob", scope: Scope::Namespaced, short_names: &["cj"], categories: ALL, sub: Sub::Status, normalize: typed::<batch::v1::CronJob> },

@@ -229,6 +229,16 @@ pub(super) const REPLICA_SET: &[Column] = &[
 
 pub(super) const STATEFUL_SET: &[Column] = &[NAME, READY_PODS, AGE, CONTAINERS, IMAGES];
 
+pub(super) const CONTROLLER_REVISION: &[Column] = &[
+    NAME,
+    string(
+        "Controller",
+        "The object whose pod template this revision records, as kind.group/name.",
+    ),
+    integer("Revision", "The revision's number: higher is newer."),
+    AGE,
+];
+
 pub(super) const DAEMON_SET: &[Column] = &[
     NAME,
     integer("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),

@@ -222,6 +222,9 @@ fn printer(group: &str, kind: &str) -> Option<(&'static [Column], Print)> {
         ("apps", "ReplicaSet") => (columns::REPLICA_SET, workloads::replica_set),
         ("apps", "StatefulSet") => (columns::STATEFUL_SET, workloads::stateful_set),
         ("apps", "DaemonSet") => (columns::DAEMON_SET, workloads::daemon_set),
+        ("apps", "ControllerRevision") => {
+            (columns::CONTROLLER_REVISION, workloads::controller_revision)
+        }
         ("batch", "Job") => (columns::JOB, workloads::job),
         ("batch", "CronJob") => (columns::CRON_JOB, workloads::cron_job),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => (
@@ -368,6 +371,7 @@ mod tests {
         ("apps", "ReplicaSet"),
         ("apps", "StatefulSet"),
         ("apps", "DaemonSet"),
+        ("apps", "ControllerRevision"),
         ("batch", "Job"),
         ("batch", "CronJob"),
         ("example.com", "Widget"),

@@ -69,6 +69,34 @@ pub(super) fn stateful_set(sts: &Value, now: Timestamp) -> Row {
     .into()
 }
 
+/// NAME CONTROLLER REVISION AGE.
+pub(super) fn controller_revision(revision: &Value, now: Timestamp) -> Row {
+    let controller = list_at(revision, &["metadata", "ownerReferences"])
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|owner| {
+            let kind = str_at(owner, &["kind"]).to_lowercase();
+            let group = str_at(owner, &["apiVersion"])
+                .rsplit_once('/')
+                .map(|(group, _)| group)
+                .unwrap_or_default();
+            let name = str_at(owner, &["name"]);
+            if group.is_empty() {
+                format!("{kind}/{name}")
+            } else {
+                format!("{kind}.{group}/{name}")
+            }
+        })
+        .unwrap_or_else(|| "<none>".to_owned());
+    vec![
+        name(revision).into(),
+        controller.into(),
+        int_at(revision, &["revision"]).into(),
+        age(revision, now).into(),
+    ]
+    .into()
+}
+
 /// NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE +
 /// CONTAINERS IMAGES SELECTOR.
 pub(super) fn daemon_set(ds: &Value, now: Timestamp) -> Row {
@@ -250,6 +278,28 @@ mod tests {
         let invalid = json!({"metadata": {"name": "bad"},
                              "spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "Nope"}]}}});
         assert_eq!(cells("apps", "Deployment", invalid)[7], "<invalid>");
+    }
+
+    #[test]
+    fn controller_revisions_name_their_controller() {
+        assert_eq!(
+            headers("apps", "ControllerRevision"),
+            ["NAME", "CONTROLLER", "REVISION", "AGE"]
+        );
+        let revision = json!({
+            "metadata": {"name": "db-7d9f", "creationTimestamp": CREATED,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]},
+            "revision": 3,
+        });
+        assert_eq!(
+            cells("apps", "ControllerRevision", revision),
+            [
+                json!("db-7d9f"),
+                json!("statefulset.apps/db"),
+                json!(3),
+                json!("60m")
+            ]
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ const BUILTIN_SCHEMAS: &[(&str, &str, SchemaFn)] = &[
     ("apps/v1", "ReplicaSet", schema_of::<apps::v1::ReplicaSet>),
     ("apps/v1", "StatefulSet", schema_of::<apps::v1::StatefulSet>),
     ("apps/v1", "DaemonSet", schema_of::<apps::v1::DaemonSet>),
+    ("apps/v1", "ControllerRevision", schema_of::<apps::v1::ControllerRevision>),
     ("batch/v1", "Job", schema_of::<batch::v1::Job>),
     ("batch/v1", "CronJob", schema_of::<batch::v1::CronJob>),
     ("coordination.k8s.io/v1", "Lease", schema_of::<coordination::v1::Lease>),
