@@ -724,6 +724,7 @@ async fn api_resources_and_api_versions_list_what_is_served() {
     assert_eq!(
         names(&apps),
         set(&[
+            "controllerrevisions.apps",
             "daemonsets.apps",
             "deployments.apps",
             "replicasets.apps",
