@@ -315,6 +315,9 @@ impl Collector {
                                 }
                             }
                         }
+                        // The hub closes every subscription when the server
+                        // stops: that is no lag.
+                        None if shutdown.is_cancelled() => return,
                         None => {
                             tracing::info!("garbage collector fell behind the event stream; rebuilding its index");
                             break;
