@@ -278,6 +278,15 @@ pub(super) async fn handle(
             )
             .await
         }
+        (_, Some(_), Some(sub @ ("exec" | "attach" | "portforward")))
+            if resource.is("", "pods") =>
+        {
+            let mut err = ApiError::no_route(&format!("pods/{sub}"));
+            err.message.push_str(
+                ": container streams (exec, attach, port-forward) are not served by this API server",
+            );
+            Err(err)
+        }
         (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
         }
