@@ -25,6 +25,14 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
             .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
     });
     assert!(pods.starts_with("NAME"), "kubectl prints a table: {pods}");
+    // The syncer's counters are scraped from the virtual API server.
+    let metrics = kubectl_ok(&kubeconfig, &["get", "--raw", "/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vcluster_syncer_reconciles_total{syncer=\"pods\"} ")),
+        "{metrics}"
+    );
     // kubectl logs: the virtual server reads the host pod's log, which the
     // simulated node writes.
     let logs = kubectl_ok(&kubeconfig, &["logs", "web"]);

@@ -20,7 +20,8 @@ use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
-use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
+use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
+use vcluster_syncer::runner::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 use vcluster_syncer::syncers::nodes::NodeSelection;
 
 pub mod kubeconfig;
@@ -366,6 +367,18 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         host_client.clone(),
         Arc::new(translator),
     )));
+    // `/metrics` of the virtual API server carries the syncer's counters;
+    // the syncer is made after the server, so its engines are filled in
+    // then.
+    let engines: Arc<std::sync::OnceLock<Vec<Arc<dyn EngineHandle>>>> = Arc::default();
+    let scraped = engines.clone();
+    config.metrics.push(Arc::new(move || {
+        let snapshots: Vec<(&str, MetricsSnapshot)> = scraped
+            .get()
+            .map(|engines| engines.iter().map(|e| (e.name(), e.metrics())).collect())
+            .unwrap_or_default();
+        prometheus_text(snapshots.iter().map(|(name, m)| (*name, m)))
+    }));
     let virtual_server = ApiServer::start(config)
         .await
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
@@ -397,6 +410,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     });
     let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
+    let _ = engines.set(syncer.engines());
     let syncer_cancel = syncer.cancel_token();
     let outer = cancel.clone();
     tasks.push(tokio::spawn(async move {

@@ -38,6 +38,7 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod logs;
+pub mod metrics;
 pub mod object;
 pub mod protobuf;
 pub mod registry;

@@ -91,6 +91,9 @@ pub struct ApiServerConfig {
     /// Where container logs come from (`kubectl logs`); `None`: requests
     /// get 503 ([`crate::logs`]).
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// Extra metrics served on `/metrics` after the server's own
+    /// ([`crate::metrics`]).
+    pub metrics: Vec<crate::metrics::MetricsSource>,
 }
 
 impl ApiServerConfig {
@@ -107,6 +110,7 @@ impl ApiServerConfig {
             garbage_collector: Some(GarbageCollectorOptions::default()),
             auth: AuthConfig::default(),
             pod_logs: None,
+            metrics: Vec::new(),
         }
     }
 }
@@ -264,6 +268,7 @@ impl ApiServer {
             shutdown: shutdown.clone(),
             auth,
             pod_logs: config.pod_logs,
+            metrics: config.metrics,
         });
         crate::auth::spawn_policy_watch(state.clone(), shutdown);
         Ok(Self { state })

@@ -84,6 +84,8 @@ pub struct ApiState {
     pub auth: crate::auth::Auth,
     /// Where container logs come from (`pods/log`), if anywhere.
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// Extra `/metrics` text (see [`crate::metrics`]).
+    pub metrics: Vec<crate::metrics::MetricsSource>,
 }
 
 /// The router serving the whole API.
@@ -96,6 +98,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(health))
+        .route("/metrics", get(metrics))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*group_version}", get(openapi_group_version))
         .route("/openapi/v2", get(openapi_v2))
@@ -182,6 +185,19 @@ fn openapi_response(request: &Request, doc: &openapi::Document) -> Response {
     );
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     response
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let body = crate::metrics::render(state.registry.hub(), &state.metrics);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn health() -> Response {

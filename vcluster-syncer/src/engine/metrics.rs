@@ -73,9 +73,117 @@ impl SyncMetrics {
     }
 }
 
+/// The counters of every syncer in the Prometheus text format, one sample
+/// per syncer (label `syncer`), for a `/metrics` endpoint
+/// (`vcluster_apiserver::ApiServerConfig::metrics` takes it as is).
+pub fn prometheus_text<'a>(
+    syncers: impl IntoIterator<Item = (&'a str, &'a MetricsSnapshot)>,
+) -> String {
+    use std::fmt::Write as _;
+    let syncers: Vec<(&str, &MetricsSnapshot)> = syncers.into_iter().collect();
+    type Value = fn(&MetricsSnapshot) -> String;
+    let families: [(&str, &str, &str, Value); 8] = [
+        (
+            "vcluster_syncer_reconciles_total",
+            "counter",
+            "Reconciles run.",
+            |m| m.reconciles.to_string(),
+        ),
+        (
+            "vcluster_syncer_writes_total",
+            "counter",
+            "Creates, patches and deletes sent to either cluster.",
+            |m| m.writes.to_string(),
+        ),
+        (
+            "vcluster_syncer_conflicts_total",
+            "counter",
+            "Reconciles that lost a race (409) and were retried at once.",
+            |m| m.conflicts.to_string(),
+        ),
+        (
+            "vcluster_syncer_errors_total",
+            "counter",
+            "Reconciles that failed and were retried with backoff.",
+            |m| m.errors.to_string(),
+        ),
+        (
+            "vcluster_syncer_queue_depth",
+            "gauge",
+            "Keys waiting in the work queue.",
+            |m| m.queue_depth.to_string(),
+        ),
+        (
+            "vcluster_syncer_in_flight",
+            "gauge",
+            "Keys being reconciled.",
+            |m| m.in_flight.to_string(),
+        ),
+        (
+            "vcluster_syncer_queue_lag_mean_seconds",
+            "gauge",
+            "Mean time a key waited in the queue.",
+            |m| m.mean_lag.as_secs_f64().to_string(),
+        ),
+        (
+            "vcluster_syncer_queue_lag_max_seconds",
+            "gauge",
+            "Longest time a key waited in the queue.",
+            |m| m.max_lag.as_secs_f64().to_string(),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (syncer, metrics) in &syncers {
+            let _ = writeln!(out, "{name}{{syncer=\"{syncer}\"}} {}", value(metrics));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_format_has_one_sample_per_syncer() {
+        let pods = MetricsSnapshot {
+            reconciles: 7,
+            writes: 3,
+            queue_depth: 2,
+            max_lag: Duration::from_millis(1500),
+            ..MetricsSnapshot::default()
+        };
+        let configmaps = MetricsSnapshot::default();
+        let text = prometheus_text([("pods", &pods), ("configmaps", &configmaps)]);
+        assert!(
+            text.contains("# TYPE vcluster_syncer_reconciles_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vcluster_syncer_reconciles_total{syncer=\"pods\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vcluster_syncer_writes_total{syncer=\"configmaps\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vcluster_syncer_queue_depth{syncer=\"pods\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vcluster_syncer_queue_lag_max_seconds{syncer=\"pods\"} 1.5\n"),
+            "{text}"
+        );
+        // Every sample line is `name{labels} value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            assert!(series.ends_with("\"}"), "{line}");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
 
     #[test]
     fn snapshot_averages_lag() {

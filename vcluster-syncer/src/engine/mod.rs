@@ -40,7 +40,7 @@ use crate::writes::{patch_params, post_params};
 
 mod metrics;
 
-pub use metrics::{MetricsSnapshot, SyncMetrics};
+pub use metrics::{prometheus_text, MetricsSnapshot, SyncMetrics};
 
 /// Tunables of an engine.
 #[derive(Clone, Debug)]
