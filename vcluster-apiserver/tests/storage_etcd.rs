@@ -228,3 +228,140 @@ async fn opens_by_url() {
         Some(kv.mod_revision)
     );
 }
+
+/// A CA, etcd's serving certificate for 127.0.0.1 and a client
+/// certificate, as PEM files in `dir`.
+fn write_pki(
+    dir: &std::path::Path,
+) -> (
+    support::etcd::EtcdTlsFiles,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "etcd test CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = |sans: Vec<String>, usage: rcgen::ExtendedKeyUsagePurpose, name: &str| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(sans).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer).expect("certificate");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        "etcd",
+    );
+    let (client_cert, client_key) = leaf(
+        Vec::new(),
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        "vcluster",
+    );
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path
+    };
+    let files = support::etcd::EtcdTlsFiles {
+        client_ca: write("ca.pem", &ca_cert.pem()),
+        cert: write("etcd.pem", &server_cert),
+        key: write("etcd-key.pem", &server_key),
+    };
+    (
+        files,
+        write("client.pem", &client_cert),
+        write("client-key.pem", &client_key),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_passes_the_conformance_suite() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    let (files, client_cert, client_key) = write_pki(pki.path());
+    let ca = files.client_ca.clone();
+    let etcd = EtcdServer::start_tls(files);
+    let url = |prefix: &str, client: bool| {
+        let mut url = format!(
+            "etcd://{}?prefix={prefix}&ca={}",
+            etcd.address(),
+            ca.display()
+        );
+        if client {
+            url.push_str(&format!(
+                "&cert={}&key={}",
+                client_cert.display(),
+                client_key.display()
+            ));
+        }
+        url
+    };
+    let next = AtomicUsize::new(0);
+    conformance::run(|| {
+        let config = StorageConfig::from_str(&url(
+            &format!("/tls-{}", next.fetch_add(1, Ordering::Relaxed)),
+            true,
+        ))
+        .expect("a TLS storage URL");
+        let StorageConfig::Etcd {
+            endpoints,
+            prefix,
+            tls,
+        } = config
+        else {
+            panic!("an etcd URL gives an etcd configuration");
+        };
+        assert!(endpoints.iter().all(|e| e.starts_with("https://")));
+        async move {
+            let options = EtcdOptions {
+                tls,
+                ..EtcdOptions::with_prefix(prefix)
+            };
+            EtcdStorage::connect_with(&endpoints, options)
+                .await
+                .expect("connect to etcd over TLS")
+        }
+    })
+    .await;
+    // The URL opens the same way.
+    let store = StorageConfig::from_str(&url("/via-url", true))
+        .expect("url")
+        .open()
+        .await
+        .expect("open over TLS");
+    store
+        .create("/registry/core/configmaps/default/a", value("a"))
+        .await
+        .expect("a write over TLS");
+
+    // etcd asks for a client certificate: without one, no connection, and
+    // the error says where.
+    let without_cert = StorageConfig::from_str(&url("/none", false)).expect("url");
+    let err = without_cert
+        .open()
+        .await
+        .err()
+        .expect("refused without a client certificate");
+    assert!(err.to_string().contains(&etcd.address()), "{err}");
+    // Plain HTTP to a TLS etcd fails too.
+    assert!(EtcdStorage::connect(&[etcd.address()], "/plain")
+        .await
+        .is_err());
+    // A CA file that does not exist is named.
+    let missing =
+        StorageConfig::from_str(&format!("etcd://{}?ca=/nonexistent/ca.pem", etcd.address()))
+            .expect("url");
+    let err = missing.open().await.err().expect("no CA file");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}

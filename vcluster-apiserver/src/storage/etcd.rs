@@ -26,13 +26,14 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
-    Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::time::Instant;
 
@@ -59,6 +60,19 @@ pub struct EtcdOptions {
     pub connect_timeout: Duration,
     /// How long a broken watch keeps trying to resume before it gives up.
     pub watch_resume: Duration,
+    /// TLS towards etcd (endpoints are then `https://`); `None`: plain HTTP.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS towards etcd, as production clusters run it: the CA that signed
+/// etcd's serving certificate and, for etcd's `--client-cert-auth`, a
+/// client certificate. Files in PEM, read when connecting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate(s) etcd's certificate must chain to.
+    pub ca: PathBuf,
+    /// A client certificate and its private key.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for EtcdOptions {
@@ -68,6 +82,7 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             watch_resume: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -96,6 +111,14 @@ pub enum EtcdConnectError {
         /// What the client said.
         #[source]
         source: etcd_client::Error,
+    },
+    /// A TLS file could not be read or used.
+    #[error("etcd TLS: cannot use {path}: {message}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
     },
     /// etcd did not answer a first request.
     #[error("cannot reach etcd at {endpoints}: {message}")]
@@ -128,6 +151,21 @@ impl std::fmt::Debug for EtcdStorage {
     }
 }
 
+/// The client TLS configuration from the PEM files.
+fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, EtcdConnectError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|err| EtcdConnectError::Tls {
+            path: path.clone(),
+            message: err.to_string(),
+        })
+    };
+    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+    if let Some((cert, key)) = &tls.client {
+        options = options.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(options)
+}
+
 impl EtcdStorage {
     /// Connects to etcd at `endpoints` (`host:port` or `http://host:port`),
     /// storing every key under `prefix`.
@@ -143,20 +181,30 @@ impl EtcdStorage {
         endpoints: &[E],
         options: EtcdOptions,
     ) -> Result<Self, EtcdConnectError> {
+        let secure = options.tls.is_some();
         let endpoints: Vec<String> = endpoints
             .iter()
-            .map(|e| e.as_ref().trim().to_owned())
+            .map(|e| e.as_ref().trim())
             .filter(|e| !e.is_empty())
+            .map(|e| match (secure, e.strip_prefix("http://")) {
+                // TLS needs `https://` endpoints.
+                (true, Some(rest)) => format!("https://{rest}"),
+                (true, None) if !e.contains("://") => format!("https://{e}"),
+                _ => e.to_owned(),
+            })
             .collect();
         if endpoints.is_empty() {
             return Err(EtcdConnectError::NoEndpoints);
         }
         let joined = endpoints.join(",");
-        let connect = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             // HTTP/2 pings notice a dead server under an idle watch.
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls_options(tls)?);
+        }
         let unreachable = |message: String| EtcdConnectError::Unreachable {
             endpoints: joined.clone(),
             message,

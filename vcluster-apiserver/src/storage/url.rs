@@ -6,9 +6,11 @@
 //! | `sqlite:///var/lib/vc/state.db` | [`SqliteStorage`] at an absolute path |
 //! | `sqlite://data/state.db` | [`SqliteStorage`] relative to the working directory |
 //! | `etcd://127.0.0.1:2379?prefix=/vc1` | [`EtcdStorage`]; several endpoints comma-separated |
+//! | `etcd://10.0.0.1:2379?ca=/etc/etcd/ca.pem&cert=/etc/etcd/client.pem&key=/etc/etcd/client-key.pem` | etcd over TLS with a client certificate |
 //!
 //! Options: `history=N` (memory, sqlite), `sync=full|normal` (sqlite),
-//! `prefix=/p` (etcd). Paths and values may be percent-encoded (`%3F` for a
+//! `prefix=/p` (etcd), `ca=PATH` (etcd over TLS, trusting that CA) with
+//! `cert=PATH&key=PATH` (a client certificate, both or neither). Paths and values may be percent-encoded (`%3F` for a
 //! `?` in a file name). Parsing is strict: an unknown scheme or option, a
 //! missing path or a malformed value is a typed [`ConfigError`] rather than
 //! a silently different store.
@@ -21,6 +23,7 @@
 //!     StorageConfig::Etcd {
 //!         endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()],
 //!         prefix: "/vc1".into(),
+//!         tls: None,
 //!     }
 //! );
 //! ```
@@ -30,7 +33,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::etcd::{EtcdConnectError, EtcdStorage};
+use super::etcd::{EtcdConnectError, EtcdOptions, EtcdStorage, EtcdTls};
 use super::memory::{MemoryStorage, DEFAULT_HISTORY as MEMORY_HISTORY};
 use super::sqlite::{SqliteOpenError, SqliteOptions, SqliteStorage, Synchronous};
 use super::Storage;
@@ -59,6 +62,9 @@ pub enum StorageConfig {
         endpoints: Vec<String>,
         /// Key prefix of this virtual cluster (may be empty).
         prefix: String,
+        /// TLS towards etcd (`ca`, `cert`, `key` options); endpoints are
+        /// then `https://`.
+        tls: Option<EtcdTls>,
     },
 }
 
@@ -170,8 +176,16 @@ impl StorageConfig {
             StorageConfig::Sqlite { path, options } => {
                 Arc::new(SqliteStorage::open_with(path, *options).await?)
             }
-            StorageConfig::Etcd { endpoints, prefix } => {
-                Arc::new(EtcdStorage::connect(endpoints, prefix).await?)
+            StorageConfig::Etcd {
+                endpoints,
+                prefix,
+                tls,
+            } => {
+                let options = EtcdOptions {
+                    tls: tls.clone(),
+                    ..EtcdOptions::with_prefix(prefix.as_str())
+                };
+                Arc::new(EtcdStorage::connect_with(endpoints, options).await?)
             }
         })
     }
@@ -231,7 +245,7 @@ impl FromStr for StorageConfig {
                 }
             }
             "etcd" => {
-                options.allow("etcd", "prefix")?;
+                options.allow("etcd", "prefix, ca, cert, key")?;
                 let body = body.trim_end_matches('/');
                 if body.is_empty() {
                     return Err(ConfigError::MissingEndpoints);
@@ -240,9 +254,19 @@ impl FromStr for StorageConfig {
                     .split(',')
                     .map(parse_endpoint)
                     .collect::<Result<Vec<_>, _>>()?;
+                let prefix = options.take("prefix").unwrap_or_default();
+                let tls = etcd_tls(&mut options)?;
+                let endpoints = match tls {
+                    Some(_) => endpoints
+                        .into_iter()
+                        .map(|e| e.replacen("http://", "https://", 1))
+                        .collect(),
+                    None => endpoints,
+                };
                 StorageConfig::Etcd {
                     endpoints,
-                    prefix: options.take("prefix").unwrap_or_default(),
+                    prefix,
+                    tls,
                 }
             }
             _ => {
@@ -280,18 +304,76 @@ impl fmt::Display for StorageConfig {
                 }
                 Ok(())
             }
-            StorageConfig::Etcd { endpoints, prefix } => {
+            StorageConfig::Etcd {
+                endpoints,
+                prefix,
+                tls,
+            } => {
                 let hosts: Vec<&str> = endpoints
                     .iter()
-                    .map(|e| e.strip_prefix("http://").unwrap_or(e))
+                    .map(|e| {
+                        e.strip_prefix("http://")
+                            .or_else(|| e.strip_prefix("https://"))
+                            .unwrap_or(e)
+                    })
                     .collect();
                 write!(f, "etcd://{}", hosts.join(","))?;
+                let mut query = Vec::new();
                 if !prefix.is_empty() {
-                    write!(f, "?prefix={}", encode(prefix))?;
+                    query.push(format!("prefix={}", encode(prefix)));
+                }
+                if let Some(tls) = tls {
+                    query.push(format!("ca={}", encode(&tls.ca.to_string_lossy())));
+                    if let Some((cert, key)) = &tls.client {
+                        query.push(format!("cert={}", encode(&cert.to_string_lossy())));
+                        query.push(format!("key={}", encode(&key.to_string_lossy())));
+                    }
+                }
+                if !query.is_empty() {
+                    write!(f, "?{}", query.join("&"))?;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// `ca`, `cert` and `key`: TLS towards etcd.
+fn etcd_tls(options: &mut Options) -> Result<Option<EtcdTls>, ConfigError> {
+    let (ca, cert, key) = (
+        options.take("ca"),
+        options.take("cert"),
+        options.take("key"),
+    );
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(ConfigError::BadValue {
+                key: "cert".into(),
+                value: cert,
+                reason: "a client certificate needs its key (key=PATH)",
+            })
+        }
+        (None, Some(key)) => {
+            return Err(ConfigError::BadValue {
+                key: "key".into(),
+                value: key,
+                reason: "a client key needs its certificate (cert=PATH)",
+            })
+        }
+    };
+    match ca {
+        Some(ca) => Ok(Some(EtcdTls {
+            ca: PathBuf::from(ca),
+            client,
+        })),
+        None if client.is_some() => Err(ConfigError::BadValue {
+            key: "cert".into(),
+            value: String::new(),
+            reason: "TLS towards etcd needs the CA that signed its certificate (ca=PATH)",
+        }),
+        None => Ok(None),
     }
 }
 
@@ -472,7 +554,8 @@ mod tests {
             parse("etcd://127.0.0.1:2379?prefix=/vc1"),
             Ok(StorageConfig::Etcd {
                 endpoints: vec!["http://127.0.0.1:2379".into()],
-                prefix: "/vc1".into()
+                prefix: "/vc1".into(),
+                tls: None,
             })
         );
         assert_eq!(
@@ -483,9 +566,35 @@ mod tests {
                     "http://b:2379".into(),
                     "http://[::1]:3".into()
                 ],
-                prefix: String::new()
+                prefix: String::new(),
+                tls: None,
             })
         );
+    }
+
+    #[test]
+    fn etcd_over_tls_takes_a_ca_and_an_optional_client_certificate() {
+        assert_eq!(
+            parse("etcd://a:2379,b?ca=/pki/ca.pem&cert=/pki/c.pem&key=/pki/k.pem"),
+            Ok(StorageConfig::Etcd {
+                endpoints: vec!["https://a:2379".into(), "https://b:2379".into()],
+                prefix: String::new(),
+                tls: Some(EtcdTls {
+                    ca: "/pki/ca.pem".into(),
+                    client: Some(("/pki/c.pem".into(), "/pki/k.pem".into())),
+                }),
+            })
+        );
+        for (url, key) in [
+            ("etcd://a?ca=/ca.pem&cert=/c.pem", "cert"),
+            ("etcd://a?ca=/ca.pem&key=/k.pem", "key"),
+            ("etcd://a?cert=/c.pem&key=/k.pem", "cert"),
+        ] {
+            match parse(url) {
+                Err(ConfigError::BadValue { key: bad, .. }) => assert_eq!(bad, key, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -497,6 +606,8 @@ mod tests {
             "sqlite://rel/state.db?history=5&sync=normal",
             "sqlite:///odd%20name%3F.db",
             "etcd://a:1,b:2?prefix=/vc1",
+            "etcd://a:1?prefix=/vc1&ca=/pki/ca.pem&cert=/pki/c.pem&key=/pki/k.pem",
+            "etcd://a:1?ca=/pki/ca.pem",
             "etcd://[::1]:2379",
         ] {
             let config = parse(url).expect(url);
@@ -564,7 +675,7 @@ mod tests {
             Err(ConfigError::UnknownOption {
                 scheme: "etcd",
                 key: "prefx".into(),
-                known: "prefix"
+                known: "prefix, ca, cert, key"
             })
         );
         assert!(matches!(

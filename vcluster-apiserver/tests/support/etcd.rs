@@ -6,6 +6,9 @@
 //! is killed when the guard is dropped, also when the test panics. A test
 //! can [`kill`](EtcdServer::kill) it with SIGKILL and
 //! [`restart`](EtcdServer::restart) it on the same data directory and ports.
+//! [`EtcdServer::start_tls`] serves clients over TLS only and requires a
+//! client certificate signed by the given CA, as production etcd runs;
+//! health is polled on a separate plain-HTTP metrics listener either way.
 //!
 //! A missing binary is a failure, not a skip: CI must not go green without
 //! having talked to a real etcd.
@@ -22,12 +25,26 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// Attempts at a fresh pair of ports when another process grabbed ours.
 const PORT_ATTEMPTS: usize = 3;
 
+/// PEM files of a TLS etcd: its serving certificate and key, and the CA
+/// its clients' certificates must chain to.
+#[derive(Clone, Debug)]
+pub struct EtcdTlsFiles {
+    /// The CA that signed the client certificates.
+    pub client_ca: PathBuf,
+    /// etcd's serving certificate (for 127.0.0.1).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+}
+
 /// A running etcd, killed on drop.
 pub struct EtcdServer {
     binary: PathBuf,
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    metrics_port: u16,
+    tls: Option<EtcdTlsFiles>,
     child: Option<Child>,
 }
 
@@ -35,17 +52,29 @@ impl EtcdServer {
     /// Starts a single-member etcd on free loopback ports and waits until it
     /// is healthy. Panics with a clear message if `etcd` is not installed.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), but clients must use TLS with a
+    /// certificate signed by `files.client_ca`.
+    pub fn start_tls(files: EtcdTlsFiles) -> Self {
+        Self::start_with(Some(files))
+    }
+
+    fn start_with(tls: Option<EtcdTlsFiles>) -> Self {
         let binary = etcd_binary();
         let dir = tempfile::Builder::new()
             .prefix("vcluster-etcd-")
             .tempdir()
             .expect("create a temporary directory for etcd");
-        let (client_port, peer_port) = free_ports();
+        let (client_port, peer_port, metrics_port) = free_ports();
         let mut server = Self {
             binary,
             dir,
             client_port,
             peer_port,
+            metrics_port,
+            tls,
             child: None,
         };
         let mut last_error = String::new();
@@ -58,16 +87,17 @@ impl EtcdServer {
                     last_error = err;
                     server.kill();
                     let _ = std::fs::remove_dir_all(server.data_dir());
-                    (server.client_port, server.peer_port) = free_ports();
+                    (server.client_port, server.peer_port, server.metrics_port) = free_ports();
                 }
             }
         }
         panic!("etcd did not start after {PORT_ATTEMPTS} attempts: {last_error}");
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// `host:port` of the client listener (for `etcd://` URLs).
@@ -109,8 +139,9 @@ impl EtcdServer {
         let log_err = log
             .try_clone()
             .map_err(|err| format!("cannot share {}: {err}", log_path.display()))?;
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
         let mut command = Command::new(&self.binary);
         // The tests own the whole configuration: no inherited ETCD_* knobs.
         for (name, _) in std::env::vars_os() {
@@ -127,12 +158,20 @@ impl EtcdServer {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=vcluster-test={peer}"))
             .arg("--initial-cluster-state=new")
+            .arg(format!("--listen-metrics-urls={metrics}"))
             .arg("--logger=zap")
             .arg("--log-outputs=stderr")
             .arg("--log-level=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()))
+                .arg("--client-cert-auth")
+                .arg(format!("--trusted-ca-file={}", tls.client_ca.display()));
+        }
         let child = command
             .spawn()
             .map_err(|err| format!("cannot run {}: {err}", self.binary.display()))?;
@@ -153,7 +192,7 @@ impl EtcdServer {
                     ));
                 }
             }
-            if healthy(self.client_port) {
+            if healthy(self.metrics_port) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -196,16 +235,17 @@ fn etcd_binary() -> PathBuf {
     }
 }
 
-/// Two distinct ports nobody listens on right now (the kernel's picks for
-/// port 0, held together so they differ).
-fn free_ports() -> (u16, u16) {
+/// Three distinct ports nobody listens on right now (the kernel's picks
+/// for port 0, held together so they differ).
+fn free_ports() -> (u16, u16, u16) {
     let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free loopback port");
-    let (a, b) = (bind(), bind());
+    let (a, b, c) = (bind(), bind(), bind());
     let port = |l: &TcpListener| l.local_addr().expect("local address").port();
-    (port(&a), port(&b))
+    (port(&a), port(&b), port(&c))
 }
 
-/// Whether etcd's `/health` says it has a leader and serves requests.
+/// Whether etcd's `/health` (on the metrics listener) says it has a leader
+/// and serves requests.
 fn healthy(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
