@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -369,14 +369,18 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     )));
     // `/metrics` of the virtual API server carries the syncer's counters;
     // the syncer is made after the server, so its engines are filled in
-    // then.
-    let engines: Arc<std::sync::OnceLock<Vec<Arc<dyn EngineHandle>>>> = Arc::default();
+    // then. Weak: the engines hold clients of this very server, and a
+    // strong reference would keep the server (and its store) alive forever.
+    let engines: Arc<std::sync::OnceLock<Vec<Weak<dyn EngineHandle>>>> = Arc::default();
     let scraped = engines.clone();
     config.metrics.push(Arc::new(move || {
         let snapshots: Vec<(&str, MetricsSnapshot)> = scraped
             .get()
-            .map(|engines| engines.iter().map(|e| (e.name(), e.metrics())).collect())
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .filter_map(Weak::upgrade)
+            .map(|e| (e.name(), e.metrics()))
+            .collect();
         prometheus_text(snapshots.iter().map(|(name, m)| (*name, m)))
     }));
     let virtual_server = ApiServer::start(config)
@@ -410,7 +414,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     });
     let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
-    let _ = engines.set(syncer.engines());
+    let _ = engines.set(syncer.engines().iter().map(Arc::downgrade).collect());
     let syncer_cancel = syncer.cancel_token();
     let outer = cancel.clone();
     tasks.push(tokio::spawn(async move {
