@@ -199,7 +199,7 @@ pub fn plan_with_overrides(
             host_seen: true,
             labels,
             annotations,
-            in_step: None,
+            ..Memory::default()
         },
     })
 }
@@ -242,8 +242,7 @@ mod tests {
         Memory {
             host_seen: true,
             labels: strings(pairs),
-            annotations: Strings::new(),
-            in_step: None,
+            ..Memory::default()
         }
     }
 

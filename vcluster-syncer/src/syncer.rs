@@ -86,6 +86,57 @@ pub struct Memory {
     /// pair ([`Syncer::pair_decides`]) needs no reconcile; this is what
     /// makes the watch echo of the syncer's own create free.
     pub in_step: Option<InStep>,
+    /// What the last reconcile wrote, until the stores show it.
+    pub written: Written,
+}
+
+/// The versions the syncer's last writes replaced and produced, per side.
+///
+/// A watch store can lag the syncer's own write; a reconcile that still
+/// sees the replaced version would compare stale data with fresh memory
+/// and could take a tenant's new label for one the host removed. While a
+/// store shows a replaced version, the key waits for the store instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The host object: (resourceVersion written over, resourceVersion the
+    /// last write returned).
+    pub host: Option<(String, String)>,
+    /// The same for the virtual object.
+    pub virtual_object: Option<(String, String)>,
+}
+
+impl Written {
+    /// Whether either store still shows a version a write replaced.
+    pub fn lags(&self, virtual_version: Option<&str>, host_version: Option<&str>) -> bool {
+        let behind = |written: &Option<(String, String)>, now: Option<&str>| {
+            written
+                .as_ref()
+                .is_some_and(|(replaced, made)| replaced != made && now == Some(replaced.as_str()))
+        };
+        behind(&self.host, host_version) || behind(&self.virtual_object, virtual_version)
+    }
+
+    /// Records a write that replaced `before` and returned `after`.
+    pub(crate) fn note(
+        slot: &mut Option<(String, String)>,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) {
+        let (Some(before), Some(after)) = (before, after) else {
+            return;
+        };
+        match slot {
+            // Several writes in one reconcile: the first replaced version
+            // is the stale one, the last returned the newest.
+            Some((_, made)) => *made = after.to_owned(),
+            None => *slot = Some((before.to_owned(), after.to_owned())),
+        }
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none() && self.virtual_object.is_none()
+    }
 }
 
 /// See [`Memory::in_step`].
@@ -292,5 +343,32 @@ pub trait Syncer: Send + Sync + 'static {
         Ok(HostOnly::DeleteHost {
             grace_period_seconds: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_lags_while_it_shows_a_replaced_version() {
+        let mut written = Written::default();
+        assert!(!written.lags(Some("1"), Some("1")));
+        Written::note(&mut written.host, Some("22"), Some("24"));
+        Written::note(&mut written.host, Some("24"), Some("25"));
+        assert_eq!(written.host, Some(("22".into(), "25".into())));
+        assert!(
+            written.lags(Some("7"), Some("22")),
+            "the host store is behind"
+        );
+        assert!(!written.lags(Some("7"), Some("25")));
+        // Someone wrote after us: newer than ours, not stale.
+        assert!(!written.lags(Some("7"), Some("30")));
+        // A write that changed nothing (same version back) never waits.
+        let mut no_op = Written::default();
+        Written::note(&mut no_op.virtual_object, Some("9"), Some("9"));
+        assert!(!no_op.lags(Some("9"), None));
+        Written::note(&mut no_op.virtual_object, None, Some("10"));
+        assert_eq!(no_op.virtual_object, Some(("9".into(), "9".into())));
     }
 }

@@ -942,3 +942,72 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced() {
     .await;
     syncer.stop_within(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label() {
+    const VC: &str = "stale";
+    let virtual_cluster = Cluster::start().await;
+    let host = Cluster::start().await;
+    let host_namespace = "vcluster-stale";
+    host.create_namespace(host_namespace).await;
+    let proxy = FaultProxy::start(host.addr()).await;
+    let mut config = config(VC, host_namespace);
+    config.syncers.pods = false;
+    config.syncers.config_maps = Selection::All;
+    // Every key is looked at again often, as a resync would.
+    config.engine.resync_interval = Duration::from_millis(200);
+    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    let vcms = virtual_cluster.api::<ConfigMap>("default");
+    let hcms = host.api::<ConfigMap>(host_namespace);
+    vcms.create(
+        &PostParams::default(),
+        &test_config_map("settings", "v1", &[("app", "web")]),
+    )
+    .await
+    .expect("create");
+    eventually("the configmap synced", || async {
+        in_step(&vcms, &hcms, VC).await.filter(|c| c.len() == 1)
+    })
+    .await;
+    let host_name = vcluster_core::safe_concat_name(&["settings", "x", "default", "x", VC]);
+
+    // The host watch falls behind; the tenant's new label still reaches the
+    // host (other requests work).
+    proxy.set(Fault::StallWatches);
+    let label_patch = json!({"metadata": {"labels": {"tier": "gold"}}});
+    vcms.patch(
+        "settings",
+        &PatchParams::default(),
+        &Patch::Merge(&label_patch),
+    )
+    .await
+    .expect("label");
+    eventually("the label on the host", || async {
+        let cm = hcms.get(&host_name).await.ok()?;
+        (label(&cm, "tier") == Some("gold")).then_some(())
+    })
+    .await;
+    // The syncer looks again (a resync) while its host store still shows
+    // the copy without the label: that must not read as "the host removed
+    // it".
+    let reconciles = syncer.metrics_of("configmaps").reconciles;
+    eventually("reconciles against the lagging store", || async {
+        (syncer.metrics_of("configmaps").reconciles >= reconciles + 3).then_some(())
+    })
+    .await;
+    let virt = vcms.get("settings").await.expect("get");
+    assert_eq!(
+        label(&virt, "tier"),
+        Some("gold"),
+        "the tenant's label was taken back because the host store lagged"
+    );
+
+    proxy.set(Fault::None);
+    eventually("the label kept on both sides", || async {
+        let cm = hcms.get(&host_name).await.ok()?;
+        let virt = vcms.get("settings").await.ok()?;
+        (label(&cm, "tier") == Some("gold") && label(&virt, "tier") == Some("gold")).then_some(())
+    })
+    .await;
+    syncer.stop_within(Duration::from_secs(5)).await;
+}

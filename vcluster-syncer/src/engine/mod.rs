@@ -34,7 +34,7 @@ use crate::metadata;
 use crate::queue::{Backoff, WorkQueue};
 use crate::scope::ApiScope;
 use crate::syncer::{
-    Action, Direction, HostOnly, InStep, Memory, SyncContext, Syncer, VirtualOnly,
+    Action, Direction, HostOnly, InStep, Memory, SyncContext, Syncer, VirtualOnly, Written,
 };
 use crate::writes::{patch_params, post_params};
 
@@ -478,6 +478,16 @@ impl<S: Syncer> Inner<S> {
                     .await
             }
             (Some(virt), Some(host)) => {
+                if memory.as_ref().is_some_and(|m| {
+                    m.written.lags(
+                        virt.meta().resource_version.as_deref(),
+                        host.meta().resource_version.as_deref(),
+                    )
+                }) {
+                    // A store still shows what our last write replaced: its
+                    // watch event is on the way and queues the key again.
+                    return Ok(Outcome::RequeueAfter(STORE_LAG_RETRY));
+                }
                 let namespace_labels = self.syncer.namespace_labels(&self.ctx, &virt).await;
                 let in_step = in_step(virt.as_ref(), host.as_ref(), namespace_labels.as_ref());
                 if self.syncer.pair_decides()
@@ -491,6 +501,7 @@ impl<S: Syncer> Inner<S> {
                     .syncer
                     .both(&self.ctx, &virt, &host, memory.as_ref())
                     .await?;
+                let before = memory.clone();
                 let mut remembered = memory.unwrap_or_default();
                 if self.syncer.direction() == Direction::ToHost {
                     let overrides = self.syncer.host_label_overrides(&self.ctx, &virt)?;
@@ -520,8 +531,22 @@ impl<S: Syncer> Inner<S> {
                 // In step only if there was nothing to do; after writes, the
                 // next reconcile (on their watch events) finds out.
                 remembered.in_step = actions.is_empty().then_some(in_step);
-                self.apply_actions(key, &host_key, &virt, &host, actions)
-                    .await?;
+                let mut written = Written::default();
+                let applied = self
+                    .apply_actions(key, &host_key, &virt, &host, actions, &mut written)
+                    .await;
+                if let Err(err) = applied {
+                    // Some writes may have landed before one failed: keep
+                    // the old memory, but wait for the stores to show them.
+                    if !written.is_empty() {
+                        let mut kept = before.unwrap_or_default();
+                        kept.in_step = None;
+                        kept.written = written;
+                        self.memory.insert(key.clone(), kept);
+                    }
+                    return Err(err);
+                }
+                remembered.written = written;
                 remembered.host_seen = true;
                 self.memory.insert(key.clone(), remembered);
                 Ok(Outcome::Done)
@@ -564,6 +589,7 @@ impl<S: Syncer> Inner<S> {
                                 labels: virt.meta().labels.clone().unwrap_or_default(),
                                 annotations: virt.meta().annotations.clone().unwrap_or_default(),
                                 in_step: Some(in_step(virt, &created, namespace_labels.as_ref())),
+                                written: Written::default(),
                             },
                         );
                         Ok(Outcome::Done)
@@ -714,8 +740,12 @@ impl<S: Syncer> Inner<S> {
         virt: &S::Object,
         host: &S::Object,
         actions: Vec<Action>,
+        written: &mut Written,
     ) -> Result<(), SyncError> {
         let params = patch_params();
+        let host_before = host.meta().resource_version.as_deref();
+        let virtual_before = virt.meta().resource_version.as_deref();
+        let version = |object: &S::Object| object.meta().resource_version.clone();
         let host_api = self.host_api(host_key.namespace());
         let virtual_api = self.virtual_api(key.namespace());
         for action in actions {
@@ -723,7 +753,7 @@ impl<S: Syncer> Inner<S> {
                 Action::PatchHost(patch) => host_api
                     .patch(host_key.name(), &params, &Patch::Merge(pinned(patch, host)))
                     .await
-                    .map(|_| ())
+                    .map(|o| Written::note(&mut written.host, host_before, version(&o).as_deref()))
                     .map_err(|e| self.api_error(key, "patch", Side::Host, e)),
                 Action::JsonPatchHost(ops) => {
                     let ops = with_version_test(ops, host);
@@ -736,23 +766,37 @@ impl<S: Syncer> Inner<S> {
                     host_api
                         .patch(host_key.name(), &params, &Patch::<()>::Json(patch))
                         .await
-                        .map(|_| ())
+                        .map(|o| {
+                            Written::note(&mut written.host, host_before, version(&o).as_deref())
+                        })
                         .map_err(|e| self.api_error(key, "patch", Side::Host, e))
                 }
                 Action::PatchHostStatus(patch) => host_api
                     .patch_status(host_key.name(), &params, &Patch::Merge(pinned(patch, host)))
                     .await
-                    .map(|_| ())
+                    .map(|o| Written::note(&mut written.host, host_before, version(&o).as_deref()))
                     .map_err(|e| self.api_error(key, "patch status", Side::Host, e)),
                 Action::PatchVirtual(patch) => virtual_api
                     .patch(key.name(), &params, &Patch::Merge(pinned(patch, virt)))
                     .await
-                    .map(|_| ())
+                    .map(|o| {
+                        Written::note(
+                            &mut written.virtual_object,
+                            virtual_before,
+                            version(&o).as_deref(),
+                        )
+                    })
                     .map_err(|e| self.api_error(key, "patch", Side::Virtual, e)),
                 Action::PatchVirtualStatus(patch) => virtual_api
                     .patch_status(key.name(), &params, &Patch::Merge(pinned(patch, virt)))
                     .await
-                    .map(|_| ())
+                    .map(|o| {
+                        Written::note(
+                            &mut written.virtual_object,
+                            virtual_before,
+                            version(&o).as_deref(),
+                        )
+                    })
                     .map_err(|e| self.api_error(key, "patch status", Side::Virtual, e)),
                 Action::CreateVirtualSubresource { subresource, body } => virtual_api
                     .create_subresource::<Value, Value>(
