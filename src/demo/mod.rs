@@ -295,8 +295,13 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     };
 
     // The host: embedded, or a real cluster.
-    let (host_client, host_server, host_kubeconfig) = match &options.host_kubeconfig {
-        Some(path) => (connect_host(path).await?, None, None),
+    // The syncer's host client times reads out (see `connect_host`); the
+    // one `kubectl logs -f` streams through must not.
+    let (host_client, host_streams, host_server, host_kubeconfig) = match &options.host_kubeconfig {
+        Some(path) => {
+            let (syncer_client, streams) = connect_host(path).await?;
+            (syncer_client, streams, None, None)
+        }
         None => {
             let mut host_config = ApiServerConfig::new(Arc::new(MemoryStorage::new()));
             host_config.pod_logs = Some(Arc::new(node_logs::SimulatedNodeLogs::new(
@@ -326,7 +331,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
                 options.insecure_http,
             )
             .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
-            (server.client(), Some(server), Some(path))
+            (server.client(), server.client(), Some(server), Some(path))
         }
     };
     ensure_namespace(&host_client, &host_namespace).await?;
@@ -364,7 +369,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
     config.pod_logs = Some(Arc::new(crate::logs::HostPodLogs::new(
-        host_client.clone(),
+        host_streams,
         Arc::new(translator),
     )));
     // `/metrics` of the virtual API server carries the syncer's counters;
@@ -444,7 +449,15 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
 }
 
 /// A client of a real host cluster, checked to answer.
-async fn connect_host(path: &Path) -> Result<kube::Client, DemoError> {
+/// A real host cluster's read timeout for the syncer's client: longer than
+/// a watch lasts (60 s), so only a request on a connection the network
+/// dropped runs into it (kube-rs sets none by default, and such a request
+/// would wait forever).
+const HOST_READ_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Clients of a real host: the syncer's (with [`HOST_READ_TIMEOUT`]) and one
+/// for long streams such as `kubectl logs -f`.
+async fn connect_host(path: &Path) -> Result<(kube::Client, kube::Client), DemoError> {
     let kubeconfig_error = |message: String| DemoError::HostKubeconfig {
         path: path.display().to_string(),
         message,
@@ -456,9 +469,13 @@ async fn connect_host(path: &Path) -> Result<kube::Client, DemoError> {
             .await
             .map_err(|e| kubeconfig_error(e.to_string()))?;
     let url = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| kubeconfig_error(e.to_string()))?;
+    let streams =
+        kube::Client::try_from(config.clone()).map_err(|e| kubeconfig_error(e.to_string()))?;
+    let mut timed = config;
+    timed.read_timeout = Some(HOST_READ_TIMEOUT);
+    let client = kube::Client::try_from(timed).map_err(|e| kubeconfig_error(e.to_string()))?;
     match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(client),
+        Ok(Ok(_)) => Ok((client, streams)),
         Ok(Err(e)) => Err(DemoError::HostUnreachable {
             url,
             message: e.to_string(),

@@ -905,7 +905,11 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced() {
     // Far below the 20 s deadline of `eventually`; kube-rs' default would
     // leave the dead watch in place for 295 s.
     config.watch_timeout = Duration::from_secs(2);
-    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    // The re-list after the new watch must not pick a pooled connection
+    // the network dropped and wait on it forever: reads time out, as a
+    // production host client should be configured.
+    let host_client = proxy.client_with_read_timeout(Duration::from_secs(4));
+    let syncer = start_metered_syncer(virtual_cluster.client.clone(), host_client, config);
     let vpods = virtual_cluster.api::<Pod>("default");
     let hpods = host.api::<Pod>(host_namespace);
     vpods

@@ -340,6 +340,15 @@ impl FaultProxy {
     pub fn client(&self) -> kube::Client {
         client_for(&self.url)
     }
+
+    /// A client through the proxy whose reads time out: without one, a
+    /// request that picks a pooled connection the network dropped waits
+    /// forever (kube-rs sets no read timeout by default).
+    pub fn client_with_read_timeout(&self, timeout: Duration) -> kube::Client {
+        let mut config = kube::Config::new(self.url.parse().expect("url"));
+        config.read_timeout = Some(timeout);
+        kube::Client::try_from(config).expect("client")
+    }
 }
 
 impl Drop for FaultProxy {
