@@ -1,7 +1,6 @@
-//! How the controllers identify their writes: every create, update and
-//! patch names the field manager [`FIELD_MANAGER`], as kube-controller-manager
-//! names its own, so `managedFields` and apply conflicts say which fields a
-//! controller set.
+//! The controllers' field manager: every create, update and patch names
+//! [`FIELD_MANAGER`], as kube-controller-manager names its own (see
+//! [`vcluster_core::writes`]).
 
 use kube::api::{PatchParams, PostParams};
 
@@ -10,16 +9,10 @@ pub const FIELD_MANAGER: &str = "vcluster-controllers";
 
 /// Parameters of a create or update by a controller.
 pub fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PostParams::default()
-    }
+    vcluster_core::writes::post_params(FIELD_MANAGER)
 }
 
 /// Parameters of a (non-apply) patch by a controller.
 pub fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    }
+    vcluster_core::writes::patch_params(FIELD_MANAGER)
 }

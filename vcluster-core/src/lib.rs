@@ -74,6 +74,7 @@ pub mod naming;
 pub mod selector;
 pub mod translate;
 pub mod validation;
+pub mod writes;
 
 /// The translation traits, for `use vcluster_core::prelude::*;` so their
 /// methods are callable on any translator.

@@ -1,7 +1,5 @@
-//! How the syncer identifies its writes: every create, update and patch it
-//! sends names the field manager [`FIELD_MANAGER`], so `managedFields` on
-//! both sides say which fields the syncer set (and server-side apply
-//! conflicts name it), instead of an anonymous `unknown` manager.
+//! The syncer's field manager: every create, update and patch it sends
+//! names [`FIELD_MANAGER`] (see [`vcluster_core::writes`]).
 
 use kube::api::{PatchParams, PostParams};
 
@@ -10,16 +8,10 @@ pub const FIELD_MANAGER: &str = "vcluster-syncer";
 
 /// Parameters of a create or update by the syncer.
 pub fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PostParams::default()
-    }
+    vcluster_core::writes::post_params(FIELD_MANAGER)
 }
 
 /// Parameters of a (non-apply) patch by the syncer.
 pub fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    }
+    vcluster_core::writes::patch_params(FIELD_MANAGER)
 }
