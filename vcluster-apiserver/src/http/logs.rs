@@ -10,6 +10,7 @@ use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
+use super::query::{parse_bool, parse_number};
 use super::ApiState;
 use crate::error::ApiError;
 use crate::logs::{LogOptions, PodLogRequest};
@@ -145,33 +146,25 @@ fn choose_container(
 fn parse_query(raw: Option<&str>) -> Result<(Option<String>, LogOptions), ApiError> {
     let mut container = None;
     let mut options = LogOptions::default();
-    let boolean = |name: &str, value: &str| match value {
-        "true" | "1" | "True" => Ok(true),
-        "false" | "0" | "False" | "" => Ok(false),
-        other => Err(ApiError::bad_request(format!(
-            "invalid value for {name}: {other:?} is not a boolean"
-        ))),
-    };
-    let positive = |name: &str, value: &str, min: i64| {
-        value
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= min)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "invalid value for {name}: {value:?} must be a number of at least {min}"
-                ))
-            })
+    // Counts the query parses as numbers, with the minimum each allows.
+    let at_least = |name: &str, value: &str, min: i64| {
+        let number: i64 = parse_number(name, value)?;
+        if number < min {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for {name}: {value:?} must be at least {min}"
+            )));
+        }
+        Ok(number)
     };
     for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "container" => container = Some(value.into_owned()).filter(|c| !c.is_empty()),
-            "follow" => options.follow = boolean("follow", &value)?,
-            "previous" => options.previous = boolean("previous", &value)?,
-            "timestamps" => options.timestamps = boolean("timestamps", &value)?,
-            "tailLines" => options.tail_lines = Some(positive("tailLines", &value, 0)?),
-            "limitBytes" => options.limit_bytes = Some(positive("limitBytes", &value, 1)?),
-            "sinceSeconds" => options.since_seconds = Some(positive("sinceSeconds", &value, 1)?),
+            "follow" => options.follow = parse_bool("follow", &value)?,
+            "previous" => options.previous = parse_bool("previous", &value)?,
+            "timestamps" => options.timestamps = parse_bool("timestamps", &value)?,
+            "tailLines" => options.tail_lines = Some(at_least("tailLines", &value, 0)?),
+            "limitBytes" => options.limit_bytes = Some(at_least("limitBytes", &value, 1)?),
+            "sinceSeconds" => options.since_seconds = Some(at_least("sinceSeconds", &value, 1)?),
             "sinceTime" => options.since_time = Some(value.into_owned()),
             _ => {}
         }
