@@ -1,6 +1,7 @@
 //! The etcd backend against a real etcd server: the shared conformance
 //! suite, tenant isolation by key prefix, and error mapping.
 
+mod common;
 mod support;
 
 use std::str::FromStr;
@@ -229,8 +230,8 @@ async fn opens_by_url() {
     );
 }
 
-/// A CA, etcd's serving certificate for 127.0.0.1 and a client
-/// certificate, as PEM files in `dir`.
+/// The harness's test CA, etcd's serving certificate for 127.0.0.1 and a
+/// client certificate, as PEM files in `dir`.
 fn write_pki(
     dir: &std::path::Path,
 ) -> (
@@ -238,44 +239,16 @@ fn write_pki(
     std::path::PathBuf,
     std::path::PathBuf,
 ) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "etcd test CA");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf = |sans: Vec<String>, usage: rcgen::ExtendedKeyUsagePurpose, name: &str| {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(sans).expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &issuer).expect("certificate");
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = leaf(
-        vec!["127.0.0.1".into(), "localhost".into()],
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        "etcd",
-    );
-    let (client_cert, client_key) = leaf(
-        Vec::new(),
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        "vcluster",
-    );
+    let pki = common::TestPki::new();
+    let (server_cert, server_key) = pki.server_cert();
+    let (client_cert, client_key) = pki.client_cert("vcluster", &[]);
     let write = |name: &str, pem: &str| {
         let path = dir.join(name);
         std::fs::write(&path, pem).expect("write a PEM file");
         path
     };
     let files = support::etcd::EtcdTlsFiles {
-        client_ca: write("ca.pem", &ca_cert.pem()),
+        client_ca: write("ca.pem", &pki.ca_pem),
         cert: write("etcd.pem", &server_cert),
         key: write("etcd-key.pem", &server_key),
     };
