@@ -20,6 +20,7 @@ use serde_json::json;
 use vcluster_core::markers::{
     MANAGED_BY_LABEL, OBJECT_NAMESPACE_ANNOTATION, OBJECT_NAME_ANNOTATION, OBJECT_UID_ANNOTATION,
 };
+use vcluster_syncer::queue::Backoff;
 use vcluster_syncer::runner::Selection;
 
 /// Creates `count` configmaps `cm-<i>` and pods `pod-<i>` mounting them,
@@ -793,6 +794,14 @@ async fn requests_that_never_return_are_abandoned_and_retried() {
     config.syncers.config_maps = Selection::All;
     config.syncers.secrets = Selection::Off;
     config.engine.reconcile_timeout = Duration::from_secs(1);
+    // Every request that lands on a pooled connection the blackhole killed
+    // costs a timeout and a failure; how many there are depends on the
+    // connection pool, so cap the backoff below the wait's deadline rather
+    // than let a dozen failures push the next retry past it.
+    config.engine.backoff = Backoff {
+        base: Duration::from_millis(5),
+        max: Duration::from_secs(2),
+    };
     let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hcms = host.api::<ConfigMap>(host_namespace);
