@@ -501,6 +501,7 @@ impl<S: Syncer> Inner<S> {
                     .syncer
                     .both(&self.ctx, &virt, &host, memory.as_ref())
                     .await?;
+                let before = memory.clone();
                 let mut remembered = memory.unwrap_or_default();
                 if self.syncer.direction() == Direction::ToHost {
                     let overrides = self.syncer.host_label_overrides(&self.ctx, &virt)?;
@@ -536,10 +537,9 @@ impl<S: Syncer> Inner<S> {
                     .await;
                 if let Err(err) = applied {
                     // Some writes may have landed before one failed: keep
-                    // the old memory (still in the map), but wait for the
-                    // stores to show them.
+                    // the old memory, but wait for the stores to show them.
                     if !written.is_empty() {
-                        let mut kept = self.memory.get(key).map(|m| m.clone()).unwrap_or_default();
+                        let mut kept = before.unwrap_or_default();
                         kept.in_step = None;
                         kept.written = written;
                         self.memory.insert(key.clone(), kept);
