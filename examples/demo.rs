@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:6444")]
     host_listen: SocketAddr,
 
-    /// Virtual cluster store: memory://, sqlite:///path/state.db or etcd://host:2379?prefix=/vc [default: sqlite in the data directory]
+    /// Virtual cluster store: memory://, sqlite:///path/state.db or etcd://host:2379?prefix=/vc (etcd needs a build with `--features etcd`) [default: sqlite in the data directory]
     #[arg(long)]
     store: Option<StorageConfig>,
 

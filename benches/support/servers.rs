@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use vcluster::apiserver::storage::{EtcdStorage, MemoryStorage, SqliteStorage, Storage};
+#[cfg(feature = "etcd")]
+use vcluster::apiserver::storage::EtcdStorage;
+use vcluster::apiserver::storage::{MemoryStorage, SqliteStorage, Storage};
 use vcluster::apiserver::{ApiServer, ApiServerConfig};
 
 use super::http::Target;
 
-// The etcd launcher of the API server's storage tests: a throw-away etcd on
-// free loopback ports with a temporary data directory, killed on drop.
-#[path = "../../vcluster-apiserver/tests/support/etcd.rs"]
-mod etcd;
+// The test kit's etcd launcher: a throw-away etcd on free loopback ports
+// with a temporary data directory, killed on drop.
+#[cfg(feature = "etcd")]
+use vcluster_testkit::etcd;
 
 /// A storage backend of the API server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,19 +28,26 @@ pub enum Backend {
     /// `SqliteStorage` in a temporary directory (default options: WAL,
     /// `synchronous=FULL`, so every commit is fsynced).
     Sqlite,
-    /// `EtcdStorage` against an etcd started on loopback.
+    /// `EtcdStorage` against an etcd started on loopback (cargo feature
+    /// `etcd`).
+    #[cfg(feature = "etcd")]
     Etcd,
 }
 
 impl Backend {
-    /// Every backend.
-    pub const ALL: [Backend; 3] = [Backend::Memory, Backend::Sqlite, Backend::Etcd];
+    /// Every backend this build has (etcd with the cargo feature `etcd`).
+    #[cfg(feature = "etcd")]
+    pub const ALL: &'static [Backend] = &[Backend::Memory, Backend::Sqlite, Backend::Etcd];
+    /// Every backend this build has (etcd with the cargo feature `etcd`).
+    #[cfg(not(feature = "etcd"))]
+    pub const ALL: &'static [Backend] = &[Backend::Memory, Backend::Sqlite];
 
     /// `memory`, `sqlite` or `etcd`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Memory => "memory",
             Backend::Sqlite => "sqlite",
+            #[cfg(feature = "etcd")]
             Backend::Etcd => "etcd",
         }
     }
@@ -52,10 +61,15 @@ impl Backend {
         list.split(',')
             .map(|name| {
                 Backend::ALL
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .find(|b| b.name() == name.trim())
                     .unwrap_or_else(|| {
-                        panic!("VCLUSTER_BENCH_BACKENDS: unknown backend {name:?} (memory, sqlite, etcd)")
+                        panic!(
+                            "VCLUSTER_BENCH_BACKENDS: unknown backend {name:?} (this build has {:?}; \
+                             etcd needs `--features etcd`)",
+                            Backend::ALL
+                        )
                     })
             })
             .collect()
@@ -66,6 +80,7 @@ impl Backend {
 /// for and gives every store its own key prefix in it.
 #[derive(Default)]
 pub struct Stores {
+    #[cfg(feature = "etcd")]
     etcd: Option<etcd::EtcdServer>,
     opened: usize,
 }
@@ -95,6 +110,7 @@ impl Stores {
                     .expect("SQLite store opens in a fresh directory");
                 (Arc::new(storage), Some(dir))
             }
+            #[cfg(feature = "etcd")]
             Backend::Etcd => {
                 if self.etcd.is_none() {
                     // Starting etcd polls its health synchronously.

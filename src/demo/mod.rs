@@ -25,9 +25,11 @@ use vcluster_syncer::runner::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 use vcluster_syncer::syncers::nodes::NodeSelection;
 
 pub mod kubeconfig;
-pub mod node;
 pub mod node_logs;
 pub mod tls;
+
+/// The embedded host's simulated node (the `vcluster-simnode` crate).
+pub use vcluster_simnode as node;
 
 use node::{SimulatedNode, SimulatedNodeConfig};
 use tls::Certificates;

@@ -15,8 +15,6 @@
 //!
 //! Every wait has a deadline; no sleep stands in for synchronisation.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -27,11 +25,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use support::etcd::EtcdServer;
-use vcluster_apiserver::storage::etcd::EtcdOptions;
 use vcluster_apiserver::storage::sqlite::{SqliteOptions, Synchronous};
 use vcluster_apiserver::storage::{
-    EtcdStorage, EventKind, Revision, SqliteStorage, Storage, StorageError, WatchStream,
+    EventKind, Revision, SqliteStorage, Storage, StorageError, WatchStream,
 };
 
 /// Set in the child process: the SQLite file to write to.
@@ -374,105 +370,114 @@ async fn sqlite_with_normal_sync_survives_sigkill_too() {
 // ---------------------------------------------------------------------------
 // etcd
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_acknowledged_writes_survive_sigkill_of_the_server() {
-    let mut etcd = EtcdServer::start();
-    let options = EtcdOptions {
-        request_timeout: Duration::from_secs(2),
-        ..EtcdOptions::with_prefix("/durability")
-    };
-    let store = Arc::new(
-        EtcdStorage::connect_with(&[etcd.endpoint()], options.clone())
-            .await
-            .expect("connect"),
-    );
-    let start = store.current_revision().await.expect("revision");
-    // Opened before the crash; must carry on across it by itself.
-    let mut early_watch = store.watch("/d/", start).await.expect("watch");
+/// The etcd half needs the etcd client (cargo feature `etcd`).
+#[cfg(feature = "etcd")]
+mod etcd {
+    use super::*;
+    use vcluster_apiserver::storage::etcd::EtcdOptions;
+    use vcluster_apiserver::storage::EtcdStorage;
+    use vcluster_testkit::etcd::EtcdServer;
 
-    let (acks, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<Revision>();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut counter = 0;
-            let mut i = 0;
-            // Stops at its first failure: whether that write landed is
-            // unknown, and the acknowledged stream must stay a prefix of op().
-            while !stop.load(Ordering::Acquire) && i < CHILD_MAX_OPS {
-                match apply(store.as_ref(), i, &mut counter).await {
-                    Ok(revision) => {
-                        if acks.send(revision).is_err() {
-                            return;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_acknowledged_writes_survive_sigkill_of_the_server() {
+        let mut etcd = EtcdServer::start();
+        let options = EtcdOptions {
+            request_timeout: Duration::from_secs(2),
+            ..EtcdOptions::with_prefix("/durability")
+        };
+        let store = Arc::new(
+            EtcdStorage::connect_with(&[etcd.endpoint()], options.clone())
+                .await
+                .expect("connect"),
+        );
+        let start = store.current_revision().await.expect("revision");
+        // Opened before the crash; must carry on across it by itself.
+        let mut early_watch = store.watch("/d/", start).await.expect("watch");
+
+        let (acks, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<Revision>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut counter = 0;
+                let mut i = 0;
+                // Stops at its first failure: whether that write landed is
+                // unknown, and the acknowledged stream must stay a prefix of op().
+                while !stop.load(Ordering::Acquire) && i < CHILD_MAX_OPS {
+                    match apply(store.as_ref(), i, &mut counter).await {
+                        Ok(revision) => {
+                            if acks.send(revision).is_err() {
+                                return;
+                            }
                         }
+                        Err(_) => return,
                     }
-                    Err(_) => return,
+                    i += 1;
                 }
-                i += 1;
+            })
+        };
+        let mut acked = Vec::new();
+        while acked.len() < ACKS_BEFORE_KILL {
+            match tokio::time::timeout(DEADLINE, acked_rx.recv()).await {
+                Ok(Some(revision)) => acked.push(revision),
+                Ok(None) => panic!(
+                    "the writer failed after {} writes, before the crash",
+                    acked.len()
+                ),
+                Err(_) => panic!(
+                    "the writer acknowledged only {} writes in time",
+                    acked.len()
+                ),
+            }
+        }
+        // SIGKILL while the writer keeps going: some write is in flight.
+        etcd.kill();
+        stop.store(true, Ordering::Release);
+        tokio::time::timeout(DEADLINE, writer)
+            .await
+            .expect("the writer notices the dead server in time")
+            .expect("writer task");
+        while let Ok(revision) = acked_rx.try_recv() {
+            acked.push(revision);
+        }
+        let last = *acked.last().expect("acknowledged writes");
+        assert!(
+            acked.windows(2).all(|w| w[0] < w[1]),
+            "acknowledged revisions increase"
+        );
+
+        etcd.restart();
+        let reconnected = EtcdStorage::connect_with(&[etcd.endpoint()], options)
+            .await
+            .expect("reconnect after the restart");
+        let in_flight_landed = check_state(&reconnected, &acked).await;
+        let current = reconnected.current_revision().await.expect("revision");
+        assert!(
+            current >= last,
+            "no acknowledged revision is lost ({current} < {last})"
+        );
+
+        // The old client reconnects on its own.
+        tokio::time::timeout(DEADLINE, async {
+            while store.current_revision().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
-    };
-    let mut acked = Vec::new();
-    while acked.len() < ACKS_BEFORE_KILL {
-        match tokio::time::timeout(DEADLINE, acked_rx.recv()).await {
-            Ok(Some(revision)) => acked.push(revision),
-            Ok(None) => panic!(
-                "the writer failed after {} writes, before the crash",
-                acked.len()
-            ),
-            Err(_) => panic!(
-                "the writer acknowledged only {} writes in time",
-                acked.len()
-            ),
-        }
+        .await
+        .expect("the old client recovers in time");
+        // A new watch from the last revision seen resumes without loss.
+        let from = acked.len() - 20;
+        let mut watch = reconnected.watch("/d/", acked[from]).await.expect("watch");
+        expect_ops(&mut watch, &acked, from + 1).await;
+        // The watch opened before the crash resumed by itself: every write.
+        expect_ops(&mut early_watch, &acked, 0).await;
+
+        let fresh = store
+            .create("/d/after-crash", Bytes::from_static(b"x"))
+            .await
+            .expect("write after the restart");
+        assert!(fresh.mod_revision > current, "revisions continue upward");
+        expect_tail(&mut watch, in_flight_landed, last, fresh.mod_revision).await;
+        expect_tail(&mut early_watch, in_flight_landed, last, fresh.mod_revision).await;
     }
-    // SIGKILL while the writer keeps going: some write is in flight.
-    etcd.kill();
-    stop.store(true, Ordering::Release);
-    tokio::time::timeout(DEADLINE, writer)
-        .await
-        .expect("the writer notices the dead server in time")
-        .expect("writer task");
-    while let Ok(revision) = acked_rx.try_recv() {
-        acked.push(revision);
-    }
-    let last = *acked.last().expect("acknowledged writes");
-    assert!(
-        acked.windows(2).all(|w| w[0] < w[1]),
-        "acknowledged revisions increase"
-    );
-
-    etcd.restart();
-    let reconnected = EtcdStorage::connect_with(&[etcd.endpoint()], options)
-        .await
-        .expect("reconnect after the restart");
-    let in_flight_landed = check_state(&reconnected, &acked).await;
-    let current = reconnected.current_revision().await.expect("revision");
-    assert!(
-        current >= last,
-        "no acknowledged revision is lost ({current} < {last})"
-    );
-
-    // The old client reconnects on its own.
-    tokio::time::timeout(DEADLINE, async {
-        while store.current_revision().await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the old client recovers in time");
-    // A new watch from the last revision seen resumes without loss.
-    let from = acked.len() - 20;
-    let mut watch = reconnected.watch("/d/", acked[from]).await.expect("watch");
-    expect_ops(&mut watch, &acked, from + 1).await;
-    // The watch opened before the crash resumed by itself: every write.
-    expect_ops(&mut early_watch, &acked, 0).await;
-
-    let fresh = store
-        .create("/d/after-crash", Bytes::from_static(b"x"))
-        .await
-        .expect("write after the restart");
-    assert!(fresh.mod_revision > current, "revisions continue upward");
-    expect_tail(&mut watch, in_flight_landed, last, fresh.mod_revision).await;
-    expect_tail(&mut early_watch, in_flight_landed, last, fresh.mod_revision).await;
 }

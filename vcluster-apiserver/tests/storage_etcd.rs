@@ -2,7 +2,6 @@
 //! suite, tenant isolation by key prefix, and error mapping.
 
 mod common;
-mod support;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,11 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use support::etcd::EtcdServer;
 use vcluster_apiserver::storage::etcd::{EtcdConnectError, EtcdOptions};
 use vcluster_apiserver::storage::{
     conformance, EtcdStorage, ListRequest, Storage, StorageConfig, StorageError,
 };
+use vcluster_testkit::etcd::EtcdServer;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -235,7 +234,7 @@ async fn opens_by_url() {
 fn write_pki(
     dir: &std::path::Path,
 ) -> (
-    support::etcd::EtcdTlsFiles,
+    vcluster_testkit::etcd::EtcdTlsFiles,
     std::path::PathBuf,
     std::path::PathBuf,
 ) {
@@ -247,7 +246,7 @@ fn write_pki(
         std::fs::write(&path, pem).expect("write a PEM file");
         path
     };
-    let files = support::etcd::EtcdTlsFiles {
+    let files = vcluster_testkit::etcd::EtcdTlsFiles {
         client_ca: write("ca.pem", &pki.ca_pem),
         cert: write("etcd.pem", &server_cert),
         key: write("etcd-key.pem", &server_key),

@@ -37,6 +37,7 @@ use etcd_client::{
 };
 use tokio::time::Instant;
 
+pub use super::url::EtcdTls;
 use super::{
     Deleted, EventKind, KeyValue, ListRequest, ListResponse, Revision, Storage, StorageError,
     WatchEvent, WatchStream,
@@ -62,17 +63,6 @@ pub struct EtcdOptions {
     pub watch_resume: Duration,
     /// TLS towards etcd (endpoints are then `https://`); `None`: plain HTTP.
     pub tls: Option<EtcdTls>,
-}
-
-/// TLS towards etcd, as production clusters run it: the CA that signed
-/// etcd's serving certificate and, for etcd's `--client-cert-auth`, a
-/// client certificate. Files in PEM, read when connecting.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EtcdTls {
-    /// The CA certificate(s) etcd's certificate must chain to.
-    pub ca: PathBuf,
-    /// A client certificate and its private key.
-    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for EtcdOptions {

@@ -28,11 +28,15 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod conformance;
+/// etcd v3 backend; behind the cargo feature `etcd`, which needs `protoc` at
+/// build time (see [`url`] for what a build without it answers).
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod memory;
 pub mod sqlite;
 pub mod url;
 
+#[cfg(feature = "etcd")]
 pub use etcd::EtcdStorage;
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;

@@ -5,7 +5,7 @@
 //! | `memory://` | [`MemoryStorage`], optional `?history=N` |
 //! | `sqlite:///var/lib/vc/state.db` | [`SqliteStorage`] at an absolute path |
 //! | `sqlite://data/state.db` | [`SqliteStorage`] relative to the working directory |
-//! | `etcd://127.0.0.1:2379?prefix=/vc1` | [`EtcdStorage`]; several endpoints comma-separated |
+//! | `etcd://127.0.0.1:2379?prefix=/vc1` | `EtcdStorage` (cargo feature `etcd`); several endpoints comma-separated |
 //! | `etcd://10.0.0.1:2379?ca=/etc/etcd/ca.pem&cert=/etc/etcd/client.pem&key=/etc/etcd/client-key.pem` | etcd over TLS with a client certificate |
 //!
 //! Options: `history=N` (memory, sqlite), `sync=full|normal` (sqlite),
@@ -14,6 +14,11 @@
 //! `?` in a file name). Parsing is strict: an unknown scheme or option, a
 //! missing path or a malformed value is a typed [`ConfigError`] rather than
 //! a silently different store.
+//!
+//! Every scheme parses in every build. The etcd client is behind the cargo
+//! feature `etcd` (its gRPC code is generated at build time and needs
+//! `protoc`); without it, [`StorageConfig::open`] answers an `etcd://` URL
+//! with [`OpenError::NotCompiledIn`], naming the feature.
 //!
 //! ```
 //! use vcluster_apiserver::storage::StorageConfig;
@@ -33,10 +38,25 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::etcd::{EtcdConnectError, EtcdOptions, EtcdStorage, EtcdTls};
+#[cfg(feature = "etcd")]
+use super::etcd::{EtcdConnectError, EtcdOptions, EtcdStorage};
 use super::memory::{MemoryStorage, DEFAULT_HISTORY as MEMORY_HISTORY};
 use super::sqlite::{SqliteOpenError, SqliteOptions, SqliteStorage, Synchronous};
 use super::Storage;
+
+/// TLS towards etcd, as production clusters run it: the CA that signed
+/// etcd's serving certificate and, for etcd's `--client-cert-auth`, a
+/// client certificate. Files in PEM, read when connecting.
+///
+/// Part of the configuration, so it exists whether or not the `etcd`
+/// feature (the client itself) is compiled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate(s) etcd's certificate must chain to.
+    pub ca: PathBuf,
+    /// A client certificate and its private key.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
 
 /// etcd's client port, used when an endpoint names none.
 pub const DEFAULT_ETCD_PORT: u16 = 2379;
@@ -164,8 +184,22 @@ pub enum OpenError {
     #[error(transparent)]
     Sqlite(#[from] SqliteOpenError),
     /// etcd could not be reached.
+    #[cfg(feature = "etcd")]
     #[error(transparent)]
     Etcd(#[from] EtcdConnectError),
+    /// The configuration names a backend this build leaves out.
+    #[error(
+        "{url}: the {backend} storage backend is not compiled into this build; rebuild with \
+         the cargo feature `{feature}` (for example `cargo build --features {feature}`)"
+    )]
+    NotCompiledIn {
+        /// The backend (`etcd`).
+        backend: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+        /// The configuration, as a URL.
+        url: String,
+    },
 }
 
 impl StorageConfig {
@@ -176,6 +210,7 @@ impl StorageConfig {
             StorageConfig::Sqlite { path, options } => {
                 Arc::new(SqliteStorage::open_with(path, *options).await?)
             }
+            #[cfg(feature = "etcd")]
             StorageConfig::Etcd {
                 endpoints,
                 prefix,
@@ -186,6 +221,14 @@ impl StorageConfig {
                     ..EtcdOptions::with_prefix(prefix.as_str())
                 };
                 Arc::new(EtcdStorage::connect_with(endpoints, options).await?)
+            }
+            #[cfg(not(feature = "etcd"))]
+            StorageConfig::Etcd { .. } => {
+                return Err(OpenError::NotCompiledIn {
+                    backend: "etcd",
+                    feature: "etcd",
+                    url: self.to_string(),
+                })
             }
         })
     }
@@ -725,6 +768,36 @@ mod tests {
         assert!(
             matches!(err, OpenError::Sqlite(SqliteOpenError::InUse { .. })),
             "{err}"
+        );
+    }
+
+    /// A build without the `etcd` feature still parses `etcd://` URLs, so a
+    /// configuration stays valid across builds, and refuses to open them with
+    /// an error that says which feature to turn on.
+    #[cfg(not(feature = "etcd"))]
+    #[tokio::test]
+    async fn etcd_without_the_feature_is_refused_naming_it() {
+        let err = parse("etcd://127.0.0.1:2379?prefix=/vc1")
+            .expect("parse")
+            .open()
+            .await
+            .err()
+            .expect("no etcd client in this build");
+        assert!(
+            matches!(
+                err,
+                OpenError::NotCompiledIn {
+                    feature: "etcd",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("etcd://127.0.0.1:2379?prefix=/vc1")
+                && message.contains("--features etcd"),
+            "{message}"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! A real, throw-away etcd server for tests.
 //!
-//! [`EtcdServer::start`] runs the `etcd` binary (Debian's `etcd-server`;
-//! `VCLUSTER_ETCD_BIN` overrides the path) on free loopback ports with a
+//! [`EtcdServer::start`] runs an `etcd` binary (see [`etcd_binary`] for which)
+//! on free loopback ports with a
 //! temporary data directory, and waits until it reports healthy. The server
 //! is killed when the guard is dropped, also when the test panics. A test
 //! can [`kill`](EtcdServer::kill) it with SIGKILL and
@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +46,9 @@ pub struct EtcdServer {
     metrics_port: u16,
     tls: Option<EtcdTlsFiles>,
     child: Option<Child>,
+    /// Killed by the kernel when the thread that started it ends (see
+    /// [`crate::process::die_with_spawning_thread`]).
+    die_with_thread: bool,
 }
 
 impl EtcdServer {
@@ -62,11 +65,25 @@ impl EtcdServer {
     }
 
     fn start_with(tls: Option<EtcdTlsFiles>) -> Self {
-        let binary = etcd_binary();
-        let dir = tempfile::Builder::new()
-            .prefix("vcluster-etcd-")
-            .tempdir()
-            .expect("create a temporary directory for etcd");
+        Self::try_start(etcd_binary(), tls, None).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts `binary` as a single-member etcd on free loopback ports. With
+    /// `owner_dir` (a harness that may outlive its guard), its state goes in
+    /// that folder and the kernel kills it when the calling thread ends.
+    pub(crate) fn try_start(
+        binary: PathBuf,
+        tls: Option<EtcdTlsFiles>,
+        owner_dir: Option<&Path>,
+    ) -> Result<Self, String> {
+        let die_with_thread = owner_dir.is_some();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("vcluster-etcd-");
+        let dir = match owner_dir {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(|err| format!("cannot create a temporary directory for etcd: {err}"))?;
         let (client_port, peer_port, metrics_port) = free_ports();
         let mut server = Self {
             binary,
@@ -76,11 +93,12 @@ impl EtcdServer {
             metrics_port,
             tls,
             child: None,
+            die_with_thread,
         };
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             match server.spawn() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(err) => {
                     // Most likely a port was taken in the meantime: start
                     // over on new ports with an empty data directory.
@@ -91,7 +109,9 @@ impl EtcdServer {
                 }
             }
         }
-        panic!("etcd did not start after {PORT_ATTEMPTS} attempts: {last_error}");
+        Err(format!(
+            "etcd did not start after {PORT_ATTEMPTS} attempts: {last_error}"
+        ))
     }
 
     /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
@@ -143,6 +163,9 @@ impl EtcdServer {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
         let mut command = Command::new(&self.binary);
+        if self.die_with_thread {
+            crate::process::die_with_spawning_thread(&mut command);
+        }
         // The tests own the whole configuration: no inherited ETCD_* knobs.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ETCD_") {
@@ -212,41 +235,50 @@ impl Drop for EtcdServer {
     }
 }
 
-/// The etcd binary: `VCLUSTER_ETCD_BIN` or `etcd` on `PATH`. Panics with
-/// what to install when neither runs.
-fn etcd_binary() -> PathBuf {
-    let binary = std::env::var_os("VCLUSTER_ETCD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("etcd"));
-    match Command::new(&binary).arg("--version").output() {
-        Ok(output) if output.status.success() => binary,
-        Ok(output) => panic!(
-            "`{} --version` failed ({}): {}",
-            binary.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(err) => panic!(
-            "the etcd storage tests need a real etcd server, but `{}` cannot be run ({err}). \
-             Install Debian's `etcd-server` package (`.ci/run` does) or point \
-             VCLUSTER_ETCD_BIN at an etcd binary.",
-            binary.display()
-        ),
+/// The etcd binary the tests run: `VCLUSTER_ETCD_BIN` if set, else `etcd`
+/// on `PATH` (Debian's `etcd-server`), else the etcd that
+/// `tools/upstream/build` built. Panics saying what to install when none
+/// runs.
+pub fn etcd_binary() -> PathBuf {
+    let candidates: Vec<PathBuf> = match std::env::var_os("VCLUSTER_ETCD_BIN") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => {
+            let mut list = vec![PathBuf::from("etcd")];
+            if let Ok(dir) = crate::upstream::binaries_dir() {
+                list.push(dir.join("etcd"));
+            }
+            list
+        }
+    };
+    let mut failures = Vec::new();
+    for binary in &candidates {
+        match Command::new(binary).arg("--version").output() {
+            Ok(output) if output.status.success() => return binary.clone(),
+            Ok(output) => failures.push(format!(
+                "`{} --version` failed ({}): {}",
+                binary.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
+            Err(err) => failures.push(format!("`{}` cannot be run ({err})", binary.display())),
+        }
     }
+    panic!(
+        "these tests need a real etcd server, and none runs: {}. Run `tools/upstream/build` \
+         (builds etcd from its Go module; `bash tools/test` does), install Debian's \
+         `etcd-server`, or point VCLUSTER_ETCD_BIN at an etcd binary.",
+        failures.join("; ")
+    )
 }
 
-/// Three distinct ports nobody listens on right now (the kernel's picks
-/// for port 0, held together so they differ).
 fn free_ports() -> (u16, u16, u16) {
-    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free loopback port");
-    let (a, b, c) = (bind(), bind(), bind());
-    let port = |l: &TcpListener| l.local_addr().expect("local address").port();
-    (port(&a), port(&b), port(&c))
+    let [a, b, c] = crate::free_ports();
+    (a, b, c)
 }
 
-/// Whether etcd's `/health` (on the metrics listener) says it has a leader
-/// and serves requests.
-fn healthy(port: u16) -> bool {
+/// Whether etcd's `/health` (on the metrics listener at `port`) says it has
+/// a leader and serves requests.
+pub(crate) fn healthy(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
@@ -264,8 +296,8 @@ fn healthy(port: u16) -> bool {
     response.contains("\"health\":\"true\"")
 }
 
-/// The end of the etcd log, for failure messages.
-fn tail(path: &Path) -> String {
+/// The end of a log file, for failure messages.
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(4_000);
     let start = (start..text.len())

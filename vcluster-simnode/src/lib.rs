@@ -1,9 +1,29 @@
-//! A simulated node for an embedded host cluster, in the spirit of kwok: it
-//! registers a Node, schedules pending pods onto it, and reports them
-//! Running with ready containers, so the whole round trip of a pod is
-//! visible without any container runtime. Pods that do not restart
-//! forever (`restartPolicy` Never or OnFailure) finish as Succeeded after a
-//! while, so Jobs can complete.
+//! A simulated node for a cluster with no container runtime, in the spirit of
+//! kwok: it registers a Node, binds pending pods to it (there may be no
+//! scheduler), and reports them Running with ready containers, so the whole
+//! round trip of a pod is visible. Pods that do not restart forever
+//! (`restartPolicy` Never or OnFailure) finish as Succeeded after a while,
+//! so Jobs can complete. A pod being deleted is removed for good at once, as
+//! a kubelet does once its containers stopped.
+//!
+//! It talks to the cluster only through `kube::Client`, so it runs the same
+//! on the demo's embedded host and on a real kube-apiserver.
+//!
+//! ```no_run
+//! use vcluster_simnode::{SimulatedNode, SimulatedNodeConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! let config = SimulatedNodeConfig { name: "sim-1".into(), ..Default::default() };
+//! let node = SimulatedNode::register(client, config).await?;
+//! let stop = CancellationToken::new();
+//! tokio::spawn(node.run(stop.clone())); // pods bound to sim-1 now run
+//! # stop.cancel();
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;

@@ -1,0 +1,85 @@
+//! Test harnesses shared by the workspace's tests and benchmarks, so a test
+//! reads as the scenario it checks:
+//!
+//! - [`etcd::EtcdServer`]: a real, throw-away etcd on loopback.
+//! - [`real_host::RealHost`]: a real Kubernetes control plane (upstream
+//!   kube-apiserver, kube-controller-manager and etcd, built from their Go
+//!   modules by `tools/upstream/build`) with a simulated node, the reference
+//!   host every syncer behaviour is proven against.
+//! - [`eventually`]: bounded polling, the only way tests wait.
+//! - [`free_ports`]: loopback ports nobody listens on.
+//!
+//! Everything binds to 127.0.0.1 only, and every process started here is
+//! stopped when its guard drops (or, for the shared real host, when the test
+//! process exits).
+//!
+//! ```no_run
+//! use vcluster_testkit::{eventually, real_host::RealHost};
+//! use k8s_openapi::api::core::v1::Namespace;
+//!
+//! # async fn scenario() {
+//! let host = RealHost::shared(); // started once per test binary
+//! let namespaces: kube::Api<Namespace> = kube::Api::all(host.client());
+//! eventually("kube-system exists", || async {
+//!     namespaces.get_opt("kube-system").await.ok().flatten()
+//! })
+//! .await;
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::{Duration, Instant};
+
+pub mod etcd;
+pub mod pki;
+pub mod process;
+pub mod real_host;
+pub mod upstream;
+
+/// How long a test waits for any one condition before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `condition` until it returns `Some`, or fails the test after
+/// [`DEADLINE`] saying what was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(DEADLINE, what, condition).await
+}
+
+/// [`eventually`] with a deadline of the caller's choosing.
+pub async fn eventually_within<T, F, Fut>(deadline: Duration, what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `N` distinct loopback ports nobody listens on right now: the kernel's
+/// picks for port 0, held together so they differ. Another process may
+/// take one before the caller binds it; launchers retry on new ports.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
+    })
+}

@@ -1,0 +1,128 @@
+//! A throw-away PKI for a test cluster: a CA, a serving certificate for
+//! loopback and the in-cluster names, an admin client certificate
+//! (`O=system:masters`) and a service-account signing key; plus the
+//! kubeconfig that uses them.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// PEM files of a cluster's PKI, written into one folder.
+#[derive(Clone, Debug)]
+pub struct ClusterPki {
+    /// The CA certificate clients and the API server trust.
+    pub ca_cert: PathBuf,
+    /// The API server's serving certificate.
+    pub server_cert: PathBuf,
+    /// Its key.
+    pub server_key: PathBuf,
+    /// The admin's client certificate (CN=admin, O=system:masters).
+    pub admin_cert: PathBuf,
+    /// Its key.
+    pub admin_key: PathBuf,
+    /// The service-account token signing key (ECDSA P-256, PKCS#8).
+    pub service_account_key: PathBuf,
+    /// Its public half, which verifies the tokens.
+    pub service_account_public_key: PathBuf,
+}
+
+impl ClusterPki {
+    /// Makes a fresh PKI in `dir`; the serving certificate names loopback,
+    /// `localhost`, the `kubernetes` service's DNS names and `service_ip`.
+    pub fn generate(dir: &Path, service_ip: IpAddr) -> Result<Self, rcgen::Error> {
+        let write = |name: &str, pem: String| -> PathBuf {
+            let path = dir.join(name);
+            // A fresh temporary folder: a failure here is the machine's.
+            fs::write(&path, pem).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            path
+        };
+
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        let mut ca_name = DistinguishedName::new();
+        ca_name.push(DnType::CommonName, "vcluster-rs test CA");
+        ca_params.distinguished_name = ca_name;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let ca_pem = ca_cert.pem();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate()?;
+        let mut server_params = CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "kubernetes".to_owned(),
+            "kubernetes.default".to_owned(),
+            "kubernetes.default.svc".to_owned(),
+            "kubernetes.default.svc.cluster.local".to_owned(),
+        ])?;
+        server_params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+        server_params
+            .subject_alt_names
+            .push(SanType::IpAddress(service_ip));
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = server_params.signed_by(&server_key, &issuer)?;
+
+        let admin_key = KeyPair::generate()?;
+        let mut admin_params = CertificateParams::new(Vec::<String>::new())?;
+        admin_params
+            .distinguished_name
+            .push(DnType::CommonName, "admin");
+        admin_params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        admin_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let admin_cert = admin_params.signed_by(&admin_key, &issuer)?;
+
+        let service_account_key = KeyPair::generate()?;
+
+        Ok(Self {
+            ca_cert: write("ca.crt", ca_pem),
+            server_cert: write("server.crt", server_cert.pem()),
+            server_key: write("server.key", server_key.serialize_pem()),
+            admin_cert: write("admin.crt", admin_cert.pem()),
+            admin_key: write("admin.key", admin_key.serialize_pem()),
+            service_account_key: write("sa.key", service_account_key.serialize_pem()),
+            service_account_public_key: write("sa.pub", service_account_key.public_key_pem()),
+        })
+    }
+
+    /// A kubeconfig for the admin at `server` (certificates embedded, so the
+    /// file stands alone), written to `path`.
+    pub fn write_admin_kubeconfig(&self, path: &Path, server: &str) -> std::io::Result<()> {
+        let b64 = |file: &Path| -> std::io::Result<String> {
+            Ok(base64::engine::general_purpose::STANDARD.encode(fs::read(file)?))
+        };
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "real-host", "cluster": {
+                "server": server,
+                "certificate-authority-data": b64(&self.ca_cert)?,
+            }}],
+            "users": [{"name": "admin", "user": {
+                "client-certificate-data": b64(&self.admin_cert)?,
+                "client-key-data": b64(&self.admin_key)?,
+            }}],
+            "contexts": [{"name": "real-host", "context": {"cluster": "real-host", "user": "admin"}}],
+            "current-context": "real-host",
+        });
+        // JSON is YAML: kubectl and kube-rs read it as a kubeconfig.
+        fs::write(path, config.to_string())
+    }
+}
