@@ -438,8 +438,12 @@ impl VirtualClusterSyncer {
         match (&pods, enabled.nodes) {
             (Some(pods), true) => {
                 let engine = self.add(
-                    NodeSyncer::new(self.config.node_mode.clone(), pods.host_store())
-                        .with_selection(self.config.node_selection),
+                    NodeSyncer::new(
+                        self.config.node_mode.clone(),
+                        pods.host_store(),
+                        pods.host_listed(),
+                    )
+                    .with_selection(self.config.node_selection),
                 );
                 // A host pod scheduled onto, or gone from, a node decides
                 // whether the node is shown.

@@ -104,6 +104,38 @@ struct Inner<S: Syncer> {
     cancel: CancellationToken,
     observers: std::sync::RwLock<Vec<Observer<S::Object>>>,
     host_observers: std::sync::RwLock<Vec<Observer<S::Object>>>,
+    /// Set once each side's store holds a first full list.
+    virtual_listed: tokio::sync::watch::Sender<bool>,
+    host_listed: tokio::sync::watch::Sender<bool>,
+}
+
+/// Whether one side of an engine has been listed: its store holds a full
+/// list. Any number of tasks may wait on it. (kube-runtime's
+/// `Store::wait_until_ready` wakes only the last of several waiters, so an
+/// engine that waited on its own store while another syncer waited on the
+/// same store could hang forever, depending on who polled last.)
+#[derive(Clone, Debug)]
+pub struct Listed(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+impl Listed {
+    /// A side that is listed already (for a syncer built outside an
+    /// engine, e.g. over a store an embedder filled itself).
+    pub fn done() -> Self {
+        Listed(tokio::sync::watch::Sender::new(true).subscribe())
+    }
+
+    /// Resolves once the side is listed; `false` if the engine is gone
+    /// without ever listing it.
+    pub async fn wait(&self) -> bool {
+        let mut receiver = self.0.clone();
+        let listed = receiver.wait_for(|listed| *listed).await.is_ok();
+        listed
+    }
+
+    /// Whether the side is listed now.
+    pub fn is_listed(&self) -> bool {
+        *self.0.borrow()
+    }
 }
 
 /// A callback told about every virtual object the engine sees.
@@ -138,6 +170,8 @@ impl<S: Syncer> SyncEngine<S> {
             config,
             memory: DashMap::new(),
             metrics: SyncMetrics::default(),
+            virtual_listed: tokio::sync::watch::Sender::new(false),
+            host_listed: tokio::sync::watch::Sender::new(false),
             cancel,
             observers: std::sync::RwLock::new(Vec::new()),
             host_observers: std::sync::RwLock::new(Vec::new()),
@@ -155,6 +189,12 @@ impl<S: Syncer> SyncEngine<S> {
     /// The watched host objects of this kind.
     pub fn host_store(&self) -> Store<S::Object> {
         self.inner.host_store.clone()
+    }
+
+    /// Whether the host store holds a full list yet (wait on this, not on
+    /// the store's `wait_until_ready`: see [`Listed`]).
+    pub fn host_listed(&self) -> Listed {
+        Listed(self.inner.host_listed.subscribe())
     }
 
     /// The queue, for components that need a key reconciled (e.g. the pod
@@ -226,8 +266,10 @@ impl<S: Syncer> SyncEngine<S> {
 
         // Both sides listed before the first reconcile.
         let ready = async {
-            let _ = inner.virtual_store.wait_until_ready().await;
-            let _ = inner.host_store.wait_until_ready().await;
+            let virtual_listed = Listed(inner.virtual_listed.subscribe());
+            let host_listed = Listed(inner.host_listed.subscribe());
+            virtual_listed.wait().await;
+            host_listed.wait().await;
         };
         tokio::select! {
             _ = inner.cancel.cancelled() => {}
@@ -355,6 +397,10 @@ impl<S: Syncer> Inner<S> {
                 }
                 // A fresh list may have missed deletes: look at everything.
                 Ok(watcher::Event::InitDone) => {
+                    match side {
+                        Side::Virtual => self.virtual_listed.send_replace(true),
+                        Side::Host => self.host_listed.send_replace(true),
+                    };
                     self.enqueue_all();
                     let store = match side {
                         Side::Virtual => &self.virtual_store,

@@ -40,6 +40,7 @@ use serde_json::json;
 use vcluster_core::{HostKey, VirtualKey};
 
 use super::{is_from_host, status_patch, FROM_HOST_LABEL};
+use crate::engine::Listed;
 use crate::error::SyncError;
 use crate::metadata::map_patch;
 use crate::syncer::{
@@ -97,16 +98,19 @@ pub struct NodeSyncer {
     mode: NodeMode,
     selection: NodeSelection,
     pods: Store<Pod>,
+    /// Whether `pods` holds a full list yet.
+    pods_listed: Listed,
 }
 
 impl NodeSyncer {
     /// A node syncer that shows the nodes that the pods in `pods` (the pod
     /// syncer's host store) run on.
-    pub fn new(mode: NodeMode, pods: Store<Pod>) -> Self {
+    pub fn new(mode: NodeMode, pods: Store<Pod>, pods_listed: Listed) -> Self {
         Self {
             mode,
             selection: NodeSelection::default(),
             pods,
+            pods_listed,
         }
     }
 
@@ -135,9 +139,9 @@ impl NodeSyncer {
             key: VirtualKey::cluster(node),
             message,
         };
-        match tokio::time::timeout(POD_STORE_WAIT, self.pods.wait_until_ready()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(not_ready(format!("the pod store is gone: {e}"))),
+        match tokio::time::timeout(POD_STORE_WAIT, self.pods_listed.wait()).await {
+            Ok(true) => {}
+            Ok(false) => return Err(not_ready("the pod syncer is gone".into())),
             Err(_) => return Err(not_ready("the host pods are not listed yet".into())),
         }
         Ok(self
@@ -385,12 +389,12 @@ mod tests {
     async fn nodes_are_shown_only_while_tenant_pods_run_there() {
         let ctx = super::super::tests::context();
         let host = host_node();
-        let used = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-1")));
+        let used = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-1")), Listed::done());
         assert!(matches!(
             used.host_only(&ctx, &host, None).await.expect("decision"),
             HostOnly::CreateVirtual(n) if n.metadata.name.as_deref() == Some("worker-1")
         ));
-        let unused = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-2")));
+        let unused = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-2")), Listed::done());
         assert!(matches!(
             unused.host_only(&ctx, &host, None).await.expect("decision"),
             HostOnly::Skip
@@ -438,7 +442,9 @@ mod tests {
         let host = host_node();
         // No tenant pod anywhere, and the pod store not even listed.
         let (unlisted, _writer) = reflector::store::<Pod>();
-        let all = NodeSyncer::new(NodeMode::Real, unlisted).with_selection(NodeSelection::All);
+        let (_not_yet, never) = tokio::sync::watch::channel(false);
+        let all = NodeSyncer::new(NodeMode::Real, unlisted, Listed(never))
+            .with_selection(NodeSelection::All);
         assert!(matches!(
             all.host_only(&ctx, &host, None).await.expect("decision"),
             HostOnly::CreateVirtual(n) if n.metadata.name.as_deref() == Some("worker-1")
@@ -458,7 +464,7 @@ mod tests {
     #[tokio::test]
     async fn host_status_and_labels_flow_to_the_copy() {
         let ctx = super::super::tests::context();
-        let syncer = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-1")));
+        let syncer = NodeSyncer::new(NodeMode::Real, pods_on(Some("worker-1")), Listed::done());
         let mut host = host_node();
         let copy = real_node(&host);
         host.metadata
