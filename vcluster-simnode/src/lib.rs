@@ -1,6 +1,7 @@
 //! A simulated node for a cluster with no container runtime, in the spirit of
-//! kwok: it registers a Node, binds pending pods to it (there may be no
-//! scheduler), and reports them Running with ready containers, so the whole
+//! kwok: it registers a Node, binds pending pods to it (standing in for the
+//! default scheduler: pods that name another scheduler are left alone), and
+//! reports them Running with ready containers, so the whole
 //! round trip of a pod is visible. Pods that do not restart forever
 //! (`restartPolicy` Never or OnFailure) finish as Succeeded after a while,
 //! so Jobs can complete. A pod being deleted is removed for good at once, as
@@ -299,6 +300,9 @@ impl SimulatedNode {
             .unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         match node.as_deref() {
+            // Like kube-scheduler: a pod that names another scheduler is
+            // left for it.
+            None if !wants_default_scheduler(&pod) => {}
             None => {
                 let binding = json!({
                     "apiVersion": "v1", "kind": "Binding",
@@ -360,6 +364,19 @@ impl SimulatedNode {
     fn lock_ips(&self) -> std::sync::MutexGuard<'_, PodIps> {
         self.ips.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The scheduler kube-scheduler answers for (a pod that names none gets it
+/// by defaulting).
+pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
+
+/// Whether the pod is for the default scheduler, which this node stands in
+/// for.
+fn wants_default_scheduler(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .is_none_or(|name| name.is_empty() || name == DEFAULT_SCHEDULER)
 }
 
 fn container_names(pod: &Pod) -> Vec<(String, String)> {

@@ -4,10 +4,12 @@
 
 mod common;
 
-use common::{eventually, object, Environment};
+use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+
+on_both_hosts!(host_events_about_tenant_objects_reach_the_virtual_cluster,);
 
 fn host_event(env: &Environment, name: &str, pod: &str, uid: Option<&str>, count: i32) -> Event {
     object(json!({
@@ -26,9 +28,8 @@ fn host_event(env: &Environment, name: &str, pod: &str, uid: Option<&str>, count
     }))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_events_about_tenant_objects_reach_the_virtual_cluster() {
-    let env = Environment::start_with("ev1", |_| {}).await;
+async fn host_events_about_tenant_objects_reach_the_virtual_cluster(host: HostKind) {
+    let env = Environment::start_with(host, "ev1", |_| {}).await;
     let vpods = env.virtual_cluster.api::<Pod>("default");
     let hpods = env.host.api::<Pod>(&env.host_namespace);
     let vevents = env.virtual_cluster.api::<Event>("default");

@@ -5,16 +5,20 @@
 
 mod common;
 
-use common::{eventually, object, Environment};
+use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ingress_routes_to_host_services_with_its_tls_secret() {
-    let env = Environment::start_with("ing1", |c| c.syncers.ingresses = true).await;
+on_both_hosts!(
+    an_ingress_routes_to_host_services_with_its_tls_secret,
+    a_network_policy_selects_only_the_tenants_pods,
+);
+
+async fn an_ingress_routes_to_host_services_with_its_tls_secret(host: HostKind) {
+    let env = Environment::start_with(host, "ing1", |c| c.syncers.ingresses = true).await;
     let vsecrets = env.virtual_cluster.api::<Secret>("default");
     let hsecrets = env.host.api::<Secret>(&env.host_namespace);
     let vingresses = env.virtual_cluster.api::<Ingress>("default");
@@ -120,9 +124,8 @@ async fn an_ingress_routes_to_host_services_with_its_tls_secret() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_network_policy_selects_only_the_tenants_pods() {
-    let env = Environment::start_with("np1", |c| c.syncers.network_policies = true).await;
+async fn a_network_policy_selects_only_the_tenants_pods(host: HostKind) {
+    let env = Environment::start_with(host, "np1", |c| c.syncers.network_policies = true).await;
     let vpolicies = env.virtual_cluster.api::<NetworkPolicy>("shop");
     let hpolicies = env.host.api::<NetworkPolicy>(&env.host_namespace);
     env.virtual_cluster.create_namespace("shop").await;

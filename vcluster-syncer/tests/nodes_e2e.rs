@@ -4,12 +4,17 @@
 
 mod common;
 
-use common::{eventually, object, Environment};
+use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use vcluster_syncer::syncers::nodes::{NodeMode, FAKE_NODE_LABEL};
 use vcluster_syncer::syncers::FROM_HOST_LABEL;
+
+on_both_hosts!(
+    nodes_running_tenant_pods_are_shown_while_they_do,
+    fake_nodes_show_no_host_details,
+);
 
 fn host_node(name: &str) -> Node {
     object(json!({
@@ -22,10 +27,15 @@ fn host_node(name: &str) -> Node {
     }))
 }
 
+/// A pod the test schedules itself (the real host's simulated node stands
+/// in for the default scheduler and leaves it alone).
 fn pod(name: &str) -> Pod {
     object(json!({
         "metadata": {"name": name},
-        "spec": {"containers": [{"name": "app", "image": "nginx"}]},
+        "spec": {
+            "schedulerName": "test-scheduler",
+            "containers": [{"name": "app", "image": "nginx"}],
+        },
     }))
 }
 
@@ -53,9 +63,8 @@ async fn run_pod_on(env: &Environment, name: &str, node: &str) {
         .expect("bind the host pod");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_running_tenant_pods_are_shown_while_they_do() {
-    let env = Environment::start_with("node1", |_| {}).await;
+async fn nodes_running_tenant_pods_are_shown_while_they_do(host: HostKind) {
+    let env = Environment::start_with(host, "node1", |_| {}).await;
     let hnodes = env.host.cluster_api::<Node>();
     let vnodes = env.virtual_cluster.cluster_api::<Node>();
     for name in ["worker-1", "worker-2"] {
@@ -165,25 +174,24 @@ async fn nodes_running_tenant_pods_are_shown_while_they_do() {
     assert!(vnodes.get_opt("own").await.expect("get").is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_nodes_show_no_host_details() {
-    let env = Environment::start_with("node2", |c| c.node_mode = NodeMode::fake()).await;
+async fn fake_nodes_show_no_host_details(host: HostKind) {
+    let env = Environment::start_with(host, "node2", |c| c.node_mode = NodeMode::fake()).await;
     let hnodes = env.host.cluster_api::<Node>();
     let vnodes = env.virtual_cluster.cluster_api::<Node>();
     hnodes
-        .create(&PostParams::default(), &host_node("worker-1"))
+        .create(&PostParams::default(), &host_node("worker-3"))
         .await
         .expect("host node");
-    run_pod_on(&env, "web", "worker-1").await;
+    run_pod_on(&env, "web", "worker-3").await;
     let node = eventually("the fake node", || async {
-        vnodes.get_opt("worker-1").await.ok().flatten()
+        vnodes.get_opt("worker-3").await.ok().flatten()
     })
     .await;
     let labels = node.metadata.labels.clone().expect("labels");
     assert_eq!(labels[FAKE_NODE_LABEL], "true");
     assert!(!labels.contains_key("topology.kubernetes.io/zone"));
     let node = eventually("the fake node's status", || async {
-        let n = vnodes.get("worker-1").await.ok()?;
+        let n = vnodes.get("worker-3").await.ok()?;
         n.status.as_ref()?.capacity.as_ref()?;
         Some(n)
     })

@@ -6,13 +6,15 @@
 
 mod common;
 
-use common::{eventually, Environment};
+use common::{eventually, Environment, HostKind};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+on_both_hosts!(deleting_a_bound_virtual_pod_waits_for_the_host_and_then_completes,);
 
 /// What a kubelet does for these tests: binds pending host pods to `node`
 /// and deletes pods of that node for good (grace 0) once they are being
@@ -71,9 +73,8 @@ fn kubelet(client: kube::Client, namespace: String, node: &'static str) -> Cance
     cancel
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_bound_virtual_pod_waits_for_the_host_and_then_completes() {
-    let env = Environment::start("vc-grace").await;
+async fn deleting_a_bound_virtual_pod_waits_for_the_host_and_then_completes(host: HostKind) {
+    let env = Environment::start(host, "vc-grace").await;
     let vpods = env.virtual_cluster.api::<Pod>("default");
     let hpods = env.host.api::<Pod>(&env.host_namespace);
     let node = kubelet(

@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::{eventually, object, Environment};
+use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::PostParams;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_run_under_the_translated_account_once_it_exists() {
-    let env = Environment::start_with("sa1", |c| c.syncers.service_accounts = true).await;
+on_both_hosts!(pods_run_under_the_translated_account_once_it_exists,);
+
+async fn pods_run_under_the_translated_account_once_it_exists(host: HostKind) {
+    let env = Environment::start_with(host, "sa1", |c| c.syncers.service_accounts = true).await;
     let vaccounts = env.virtual_cluster.api::<ServiceAccount>("default");
     let haccounts = env.host.api::<ServiceAccount>(&env.host_namespace);
     let vpods = env.virtual_cluster.api::<Pod>("default");

@@ -5,11 +5,18 @@
 
 mod common;
 
-use common::{eventually, object, Environment, HOST_SERVICE_CIDR};
+use common::{eventually, object, Environment, HostKind, HOST_SERVICE_CIDR};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
+
+on_both_hosts!(
+    a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses,
+    headless_and_external_name_services_keep_their_kind_of_address,
+    without_the_host_range_the_virtual_service_keeps_its_address,
+    a_re_created_service_keeps_its_field_managers_for_server_side_apply,
+);
 
 fn in_host_range(ip: &str) -> bool {
     let prefix = HOST_SERVICE_CIDR.trim_end_matches(".0.0/16");
@@ -25,9 +32,8 @@ fn node_ports(service: &Service) -> Vec<Option<i32>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses() {
-    let env = Environment::start_with("svc1", |_| {}).await;
+async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses(host: HostKind) {
+    let env = Environment::start_with(host, "svc1", |_| {}).await;
     let vsvc = env.virtual_cluster.api::<Service>("default");
     let hsvc = env.host.api::<Service>(&env.host_namespace);
     let created = vsvc
@@ -35,8 +41,10 @@ async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses
             &PostParams::default(),
             &object(json!({
                 "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"note": "kept"}},
+                // A load balancer: node ports to adopt, and a status that
+                // a real API server lets the (simulated) cloud set.
                 "spec": {
-                    "type": "NodePort",
+                    "type": "LoadBalancer",
                     "selector": {"app": "web"},
                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
                 },
@@ -171,9 +179,8 @@ async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headless_and_external_name_services_keep_their_kind_of_address() {
-    let env = Environment::start_with("svc2", |_| {}).await;
+async fn headless_and_external_name_services_keep_their_kind_of_address(host: HostKind) {
+    let env = Environment::start_with(host, "svc2", |_| {}).await;
     let vsvc = env.virtual_cluster.api::<Service>("default");
     let hsvc = env.host.api::<Service>(&env.host_namespace);
     vsvc.create(
@@ -220,16 +227,9 @@ async fn headless_and_external_name_services_keep_their_kind_of_address() {
     assert_eq!(db.spec.expect("spec").cluster_ip.as_deref(), Some("None"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_host_range_the_virtual_service_keeps_its_address() {
+async fn without_the_host_range_the_virtual_service_keeps_its_address(host: HostKind) {
     // The virtual API server does not accept the host's range.
-    let env = Environment::start_custom(
-        "svc3",
-        |_| {},
-        |h| h.service_cidr = HOST_SERVICE_CIDR.to_owned(),
-        |_| {},
-    )
-    .await;
+    let env = Environment::start_custom(host, "svc3", |_| {}, |_| {}).await;
     let vsvc = env.virtual_cluster.api::<Service>("default");
     let hsvc = env.host.api::<Service>(&env.host_namespace);
     let created = vsvc
@@ -285,9 +285,8 @@ fn managers(service: &Service) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_re_created_service_keeps_its_field_managers_for_server_side_apply() {
-    let env = Environment::start_with("svc-ssa", |_| {}).await;
+async fn a_re_created_service_keeps_its_field_managers_for_server_side_apply(host: HostKind) {
+    let env = Environment::start_with(host, "svc-ssa", |_| {}).await;
     let vsvc = env.virtual_cluster.api::<Service>("default");
     let hsvc = env.host.api::<Service>(&env.host_namespace);
     let manifest = |ports: serde_json::Value| {

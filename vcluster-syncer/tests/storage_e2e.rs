@@ -4,20 +4,41 @@
 
 mod common;
 
-use common::{eventually, object, Environment};
+use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_syncer::syncers::FROM_HOST_LABEL;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_is_provisioned_on_the_host_and_pods_wait_for_it() {
-    let env = Environment::start_with("pvc1", |_| {}).await;
+on_both_hosts!(
+    a_claim_is_provisioned_on_the_host_and_pods_wait_for_it,
+    host_storage_classes_are_shown_to_tenants,
+);
+
+async fn a_claim_is_provisioned_on_the_host_and_pods_wait_for_it(host: HostKind) {
+    let env = Environment::start_with(host, "pvc1", |_| {}).await;
     let vclaims = env.virtual_cluster.api::<PersistentVolumeClaim>("default");
     let hclaims = env.host.api::<PersistentVolumeClaim>(&env.host_namespace);
     let vpods = env.virtual_cluster.api::<Pod>("default");
     let hpods = env.host.api::<Pod>(&env.host_namespace);
+    // A class that can expand volumes (a real host refuses to resize a
+    // claim of any other; this test plays its provisioner).
+    let expandable: StorageClass = object(json!({
+        "metadata": {"name": "expandable"},
+        "provisioner": "example.com/test",
+        "allowVolumeExpansion": true,
+    }));
+    match env
+        .host
+        .cluster_api::<StorageClass>()
+        .create(&PostParams::default(), &expandable)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => panic!("host storage class: {err}"),
+    }
 
     // The pod comes first: it waits for its claim on the host.
     vpods
@@ -39,7 +60,7 @@ async fn a_claim_is_provisioned_on_the_host_and_pods_wait_for_it() {
             &object(json!({
                 "metadata": {"name": "data", "labels": {"app": "db"}},
                 "spec": {
-                    "storageClassName": "fast",
+                    "storageClassName": "expandable",
                     "accessModes": ["ReadWriteOnce"],
                     "volumeMode": "Filesystem",
                     "resources": {"requests": {"storage": "1Gi"}},
@@ -70,7 +91,7 @@ async fn a_claim_is_provisioned_on_the_host_and_pods_wait_for_it() {
         .expect("claim volume");
     assert_eq!(volume.claim_name, claim_name);
     let spec = host_claim.spec.expect("spec");
-    assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+    assert_eq!(spec.storage_class_name.as_deref(), Some("expandable"));
     assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
     assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"));
     assert_eq!(host_claim.metadata.labels.expect("labels")["app"], "db");
@@ -142,9 +163,8 @@ fn class(name: &str, provisioner: &str, expansion: bool) -> StorageClass {
     }))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_storage_classes_are_shown_to_tenants() {
-    let env = Environment::start_with("sc1", |c| c.syncers.storage_classes = true).await;
+async fn host_storage_classes_are_shown_to_tenants(host: HostKind) {
+    let env = Environment::start_with(host, "sc1", |c| c.syncers.storage_classes = true).await;
     let vclasses = env.virtual_cluster.cluster_api::<StorageClass>();
     let hclasses = env.host.cluster_api::<StorageClass>();
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, Environment};
+use common::{eventually, Environment, HostKind};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -30,9 +30,13 @@ fn config_map(name: &str, value: &str) -> ConfigMap {
     .expect("configmap")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_and_its_configmap_reach_the_host_and_status_flows_back() {
-    let env = Environment::start("vc1").await;
+on_both_hosts!(
+    a_pod_and_its_configmap_reach_the_host_and_status_flows_back,
+    a_host_pod_deleted_behind_the_syncers_back_deletes_the_virtual_pod,
+);
+
+async fn a_pod_and_its_configmap_reach_the_host_and_status_flows_back(host: HostKind) {
+    let env = Environment::start(host, "vc1").await;
     let vpods = env.virtual_cluster.api::<Pod>("default");
     let vcms = env.virtual_cluster.api::<ConfigMap>("default");
     let hpods = env.host.api::<Pod>(&env.host_namespace);
@@ -90,21 +94,29 @@ async fn a_pod_and_its_configmap_reach_the_host_and_status_flows_back() {
         "unreferenced configmaps stay virtual"
     );
 
-    // The host reports the pod running: the virtual pod follows.
-    let status =
-        json!({"status": {"phase": "Running", "podIP": "10.244.0.7", "hostIP": "192.168.0.2"}});
-    hpods
-        .patch_status(
-            &host_pod_name,
-            &PatchParams::default(),
-            &Patch::Merge(&status),
-        )
-        .await
-        .expect("host status");
+    // The host reports the pod running (the real host's simulated node
+    // does; on ours the test plays the kubelet): the virtual pod follows.
+    if !env.host.is_real() {
+        let status =
+            json!({"status": {"phase": "Running", "podIP": "10.244.0.7", "hostIP": "192.168.0.2"}});
+        hpods
+            .patch_status(
+                &host_pod_name,
+                &PatchParams::default(),
+                &Patch::Merge(&status),
+            )
+            .await
+            .expect("host status");
+    }
+    let host_ip = eventually("the host pod running", || async {
+        let s = hpods.get(&host_pod_name).await.ok()?.status?;
+        (s.phase.as_deref() == Some("Running")).then_some(s.pod_ip?)
+    })
+    .await;
     eventually("the virtual pod running", || async {
         let p = vpods.get("web").await.ok()?;
         let s = p.status?;
-        (s.phase.as_deref() == Some("Running") && s.pod_ip.as_deref() == Some("10.244.0.7"))
+        (s.phase.as_deref() == Some("Running") && s.pod_ip.as_deref() == Some(host_ip.as_str()))
             .then_some(())
     })
     .await;
@@ -146,9 +158,8 @@ async fn a_pod_and_its_configmap_reach_the_host_and_status_flows_back() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_pod_deleted_behind_the_syncers_back_deletes_the_virtual_pod() {
-    let env = Environment::start("vc2").await;
+async fn a_host_pod_deleted_behind_the_syncers_back_deletes_the_virtual_pod(host: HostKind) {
+    let env = Environment::start(host, "vc2").await;
     let vpods = env.virtual_cluster.api::<Pod>("default");
     let hpods = env.host.api::<Pod>(&env.host_namespace);
     vpods

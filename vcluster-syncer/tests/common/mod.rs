@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::{ApiServer, ApiServerConfig};
 use vcluster_syncer::runner::{SyncConfig, VirtualClusterSyncer};
-
-/// How long any condition may take before a test fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+use vcluster_testkit::real_host::RealHost;
 
 /// A running API server and a client of it over TCP.
 pub struct Cluster {
@@ -53,14 +50,7 @@ impl Cluster {
     }
 
     pub async fn create_namespace(&self, name: &str) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut ns = Namespace::default();
-        ns.metadata.name = Some(name.to_owned());
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(err) => panic!("creating namespace {name}: {err}"),
-        }
+        create_namespace(&self.client, name).await;
     }
 }
 
@@ -73,7 +63,7 @@ impl Drop for Cluster {
 /// A virtual cluster, a host cluster and a running syncer.
 pub struct Environment {
     pub virtual_cluster: Cluster,
-    pub host: Cluster,
+    pub host: Host,
     pub host_namespace: String,
     pub name: String,
     pub syncer: Option<RunningSyncer>,
@@ -108,29 +98,152 @@ pub fn start_syncer(
     host: &Cluster,
     config: SyncConfig,
 ) -> RunningSyncer {
-    let syncer =
-        VirtualClusterSyncer::new(config, virtual_cluster.client.clone(), host.client.clone())
-            .expect("syncer config");
+    start_syncer_to(virtual_cluster, host.client.clone(), config)
+}
+
+/// Starts a syncer for `config` from `virtual_cluster` to the host behind
+/// `host`.
+pub fn start_syncer_to(
+    virtual_cluster: &Cluster,
+    host: kube::Client,
+    config: SyncConfig,
+) -> RunningSyncer {
+    let syncer = VirtualClusterSyncer::new(config, virtual_cluster.client.clone(), host)
+        .expect("syncer config");
     let cancel = syncer.cancel_token();
     let task = tokio::spawn(syncer.run());
     RunningSyncer { cancel, task }
 }
 
-impl Environment {
-    /// Two fresh clusters and a syncer of virtual cluster `name`.
-    pub async fn start(name: &str) -> Self {
-        let virtual_cluster = Cluster::start().await;
-        let host = Cluster::start().await;
-        let host_namespace = format!("vcluster-{name}");
-        host.create_namespace(&host_namespace).await;
-        let syncer = start_syncer(&virtual_cluster, &host, config(name, &host_namespace));
-        Self {
-            virtual_cluster,
-            host,
-            host_namespace,
-            name: name.to_owned(),
-            syncer: Some(syncer),
+// ---------------------------------------------------------------------------
+// The host a syncer writes to: our own API server, or the real one.
+// ---------------------------------------------------------------------------
+
+/// Which host a scenario runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// Our in-memory API server, fresh for the test (fast; no admission,
+    /// no controllers, no kubelet: the test plays them).
+    Ours,
+    /// Upstream kube-apiserver with kube-controller-manager and a
+    /// simulated node, shared by the tests of one binary
+    /// ([`vcluster_testkit::real_host::RealHost::shared`]).
+    Real,
+}
+
+/// A host cluster of either kind, with the admin's client.
+pub struct Host {
+    pub kind: HostKind,
+    pub client: kube::Client,
+    /// Our server, for a host of kind [`HostKind::Ours`].
+    ours: Option<Cluster>,
+}
+
+impl Host {
+    /// A host of `kind` whose services take addresses from
+    /// [`HOST_SERVICE_CIDR`].
+    pub async fn start(kind: HostKind) -> Self {
+        match kind {
+            HostKind::Ours => {
+                let cluster =
+                    Cluster::start_with(|h| h.service_cidr = HOST_SERVICE_CIDR.to_owned()).await;
+                Self {
+                    kind,
+                    client: cluster.client.clone(),
+                    ours: Some(cluster),
+                }
+            }
+            HostKind::Real => {
+                let real = tokio::task::block_in_place(RealHost::shared);
+                assert_eq!(real.service_cidr(), HOST_SERVICE_CIDR);
+                Self {
+                    kind,
+                    client: real.client(),
+                    ours: None,
+                }
+            }
         }
+    }
+
+    /// Our API server behind a host of kind [`HostKind::Ours`].
+    pub fn ours(&self) -> &Cluster {
+        self.ours
+            .as_ref()
+            .expect("this scenario needs our own host server")
+    }
+
+    /// Whether this is the real kube-apiserver.
+    pub fn is_real(&self) -> bool {
+        self.kind == HostKind::Real
+    }
+
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// An API of a cluster-scoped kind (nodes, storage classes).
+    pub fn cluster_api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::all(self.client.clone())
+    }
+
+    /// Creates namespace `name` (if missing) and, on the real host, waits
+    /// for what its controllers add before pods can be admitted.
+    pub async fn create_namespace(&self, name: &str) {
+        create_namespace(&self.client, name).await;
+        if self.is_real() {
+            let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                Api::namespaced(self.client.clone(), name);
+            eventually("the namespace's default service account", || async {
+                accounts.get_opt("default").await.ok().flatten()
+            })
+            .await;
+        }
+    }
+}
+
+async fn create_namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(name.to_owned());
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => panic!("creating namespace {name}: {err}"),
+    }
+}
+
+/// Runs each scenario `async fn name(host: HostKind)` as two tests, one per
+/// host: `name::our_host` and `name::real_host`.
+#[macro_export]
+macro_rules! on_both_hosts {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn our_host() {
+                super::$scenario($crate::common::HostKind::Ours).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real_host() {
+                super::$scenario($crate::common::HostKind::Real).await
+            }
+        }
+    )*};
+}
+
+impl Environment {
+    /// A fresh virtual cluster, a host of `kind` and a syncer of virtual
+    /// cluster `name` (host namespace `vcluster-<name>`).
+    pub async fn start(kind: HostKind, name: &str) -> Self {
+        Self::start_with(kind, name, |_| {}).await
     }
 
     pub fn host_name(&self, namespace: &str, name: &str) -> String {
@@ -138,22 +251,16 @@ impl Environment {
     }
 }
 
-/// Polls `condition` until it returns `Some`, or fails the test after
-/// [`DEADLINE`] saying what was awaited.
-pub async fn eventually<T, F, Fut>(what: &str, mut condition: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
-        if start.elapsed() > DEADLINE {
-            panic!("timed out after {DEADLINE:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+pub use vcluster_testkit::{eventually, DEADLINE};
+
+/// Logs to the test's output when `RUST_LOG` asks for it (shown for a
+/// failing test).
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -647,34 +754,41 @@ impl Cluster {
 }
 
 impl Environment {
-    /// Two fresh clusters with different service ranges, the virtual one
-    /// accepting the host's addresses (as a virtual cluster must for the
-    /// service syncer to show host cluster IPs), and a syncer whose
-    /// configuration `configure` adjusts.
-    pub async fn start_with(name: &str, configure: impl FnOnce(&mut SyncConfig)) -> Self {
+    /// A fresh virtual cluster accepting the host's service addresses (as a
+    /// virtual cluster must for the service syncer to show host cluster
+    /// IPs), a host of `kind` with its own service range
+    /// ([`HOST_SERVICE_CIDR`]), and a syncer whose configuration
+    /// `configure` adjusts.
+    pub async fn start_with(
+        kind: HostKind,
+        name: &str,
+        configure: impl FnOnce(&mut SyncConfig),
+    ) -> Self {
         Self::start_custom(
+            kind,
             name,
             |v| v.extra_service_cidrs = vec![HOST_SERVICE_CIDR.to_owned()],
-            |h| h.service_cidr = HOST_SERVICE_CIDR.to_owned(),
             configure,
         )
         .await
     }
 
-    /// Two fresh clusters configured by the given functions, and a syncer.
+    /// A fresh virtual cluster configured by `configure_virtual`, a host
+    /// of `kind`, and a syncer.
     pub async fn start_custom(
+        kind: HostKind,
         name: &str,
         configure_virtual: impl FnOnce(&mut ApiServerConfig),
-        configure_host: impl FnOnce(&mut ApiServerConfig),
         configure_sync: impl FnOnce(&mut SyncConfig),
     ) -> Self {
+        init_logging();
         let virtual_cluster = Cluster::start_with(configure_virtual).await;
-        let host = Cluster::start_with(configure_host).await;
+        let host = Host::start(kind).await;
         let host_namespace = format!("vcluster-{name}");
         host.create_namespace(&host_namespace).await;
         let mut sync_config = config(name, &host_namespace);
         configure_sync(&mut sync_config);
-        let syncer = start_syncer(&virtual_cluster, &host, sync_config);
+        let syncer = start_syncer_to(&virtual_cluster, host.client.clone(), sync_config);
         Self {
             virtual_cluster,
             host,
