@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{
     config, copies_by_virtual_key, eventually, start_metered_syncer, test_config_map, test_pod,
-    Cluster, Fault, FaultProxy, MeteredSyncer,
+    Cluster, Fault, FaultProxy, Host, HostKind, MeteredSyncer,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -22,6 +22,18 @@ use vcluster_core::markers::{
 };
 use vcluster_syncer::queue::Backoff;
 use vcluster_syncer::runner::Selection;
+
+on_both_hosts!(
+    a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans,
+    two_virtual_clusters_in_one_host_namespace_never_touch_each_others_objects,
+    a_flaky_host_loses_nothing_once_it_recovers,
+    rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins,
+    a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod,
+    requests_that_never_return_are_abandoned_and_retried,
+    configmaps_of_pods_listed_late_at_start_up_are_still_synced,
+    a_host_watch_on_a_silently_dead_connection_is_replaced,
+    a_lagging_host_store_never_undoes_a_tenants_fresh_label,
+);
 
 /// Creates `count` configmaps `cm-<i>` and pods `pod-<i>` mounting them,
 /// starting at `from`, a few at a time.
@@ -157,12 +169,11 @@ fn total_errors(syncer: &MeteredSyncer) -> u64 {
     syncer.metrics().values().map(|m| m.errors).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans() {
+async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans(kind: HostKind) {
     const N: usize = 50;
     const VC: &str = "restart";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-restart";
     host.create_namespace(host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
@@ -172,7 +183,7 @@ async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphan
 
     // The first syncer works through a slow link, so it is stopped with
     // much of its work still to do.
-    let slow = FaultProxy::start(host.addr()).await;
+    let slow = host.fault_proxy().await;
     slow.set(Fault::Delay(Duration::from_millis(15)));
     let first = start_metered_syncer(
         virtual_cluster.client.clone(),
@@ -305,9 +316,10 @@ async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphan
 const VC_A: &str = "alpha";
 const VC_B: &str = "beta-x-alpha";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_objects() {
-    let host = Cluster::start().await;
+async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_objects(
+    kind: HostKind,
+) {
+    let host = Host::start(kind).await;
     let vc_a = Cluster::start().await;
     let vc_b = Cluster::start().await;
     let shared = "shared";
@@ -335,14 +347,13 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
     })
     .await;
 
-    // Everything in the host namespace is a copy of exactly one virtual
-    // object of the cluster its marker names, with that object's uid.
-    let all_pods = hpods
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items;
-    let all_cms = hcms.list(&ListParams::default()).await.expect("list").items;
+    // Everything either syncer wrote in the host namespace is a copy of
+    // exactly one virtual object of the cluster its marker names, with that
+    // object's uid. (A real host keeps objects of its own there too, such
+    // as the kube-root-ca.crt configmap; they carry no marker.)
+    let managed = ListParams::default().labels(MANAGED_BY_LABEL);
+    let all_pods = hpods.list(&managed).await.expect("list").items;
+    let all_cms = hcms.list(&managed).await.expect("list").items;
     assert_eq!(all_pods.len(), 16);
     assert_eq!(all_cms.len(), 16);
     for (vc, virtual_cluster) in [(VC_A, &vc_a), (VC_B, &vc_b)] {
@@ -471,14 +482,13 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
     syncer_b.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flaky_host_loses_nothing_once_it_recovers() {
+async fn a_flaky_host_loses_nothing_once_it_recovers(kind: HostKind) {
     const VC: &str = "flaky";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-flaky";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client.clone(),
         proxy.client(),
@@ -634,16 +644,15 @@ async fn a_flaky_host_loses_nothing_once_it_recovers() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins() {
+async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: HostKind) {
     const VC: &str = "hot";
     const UPDATES: usize = 200;
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hot";
     host.create_namespace(host_namespace).await;
     // Every host write takes a while, so updates pile up behind it.
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(40)));
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
@@ -712,14 +721,13 @@ async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod() {
+async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod(kind: HostKind) {
     const VC: &str = "lag";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-lag";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client.clone(),
         proxy.client(),
@@ -781,14 +789,13 @@ async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_that_never_return_are_abandoned_and_retried() {
+async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
     const VC: &str = "void";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-void";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
     config.syncers.config_maps = Selection::All;
@@ -841,11 +848,10 @@ async fn requests_that_never_return_are_abandoned_and_retried() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced() {
+async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostKind) {
     const VC: &str = "late";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-late";
     host.create_namespace(host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
@@ -900,14 +906,13 @@ async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_watch_on_a_silently_dead_connection_is_replaced() {
+async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) {
     const VC: &str = "silent";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-silent";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.config_maps = Selection::Off;
     config.syncers.secrets = Selection::Off;
@@ -956,14 +961,13 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced() {
     syncer.stop_within(Duration::from_secs(5)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label() {
+async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label(kind: HostKind) {
     const VC: &str = "stale";
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-stale";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
     config.syncers.config_maps = Selection::All;

@@ -10,10 +10,16 @@ use std::sync::Once;
 use std::time::Duration;
 
 use common::{
-    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Fault, FaultProxy,
+    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Fault, Host,
+    HostKind,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, PostParams};
+
+on_both_hosts!(
+    cancelling_a_busy_syncer_stops_every_engine_promptly,
+    cancelling_while_the_host_hangs_stops_every_engine_promptly,
+);
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
@@ -50,14 +56,13 @@ async fn create(cluster: &Cluster, from: usize, count: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_busy_syncer_stops_every_engine_promptly() {
+async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-busy";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(10)));
     create(&virtual_cluster, 0, 40).await;
     let syncer = start_metered_syncer(
@@ -86,14 +91,13 @@ async fn cancelling_a_busy_syncer_stops_every_engine_promptly() {
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_while_the_host_hangs_stops_every_engine_promptly() {
+async fn cancelling_while_the_host_hangs_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
     let virtual_cluster = Cluster::start().await;
-    let host = Cluster::start().await;
+    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hung";
     host.create_namespace(host_namespace).await;
-    let proxy = FaultProxy::start(host.addr()).await;
+    let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client.clone(),
         proxy.client(),

@@ -12,15 +12,19 @@
 //! the test process, and the kernel kills them when it ends; an owned
 //! [`RealHost`] stops them when dropped.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use vcluster_simnode::{SimulatedNode, SimulatedNodeConfig};
 
@@ -198,6 +202,42 @@ impl RealHost {
     /// The name of the simulated node that runs the host's pods.
     pub fn node_name(&self) -> &str {
         &self.options.node.name
+    }
+
+    /// The API server's address and a TLS connector that authenticates as
+    /// the admin, for a test proxy that speaks plain HTTP to its clients
+    /// and TLS to the API server (as `kubectl proxy` does).
+    pub fn tls_connector(&self) -> Result<(SocketAddr, TlsConnector, ServerName<'static>), String> {
+        let addr: SocketAddr = self
+            .url
+            .trim_start_matches("https://")
+            .parse()
+            .map_err(|e| format!("{}: {e}", self.url))?;
+        let read_error =
+            |path: &Path, e: rustls_pki_types::pem::Error| format!("{}: {e}", path.display());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.pki.ca_cert)
+            .map_err(|e| read_error(&self.pki.ca_cert, e))?
+        {
+            roots
+                .add(cert.map_err(|e| read_error(&self.pki.ca_cert, e))?)
+                .map_err(|e| e.to_string())?;
+        }
+        let chain = CertificateDer::pem_file_iter(&self.pki.admin_cert)
+            .map_err(|e| read_error(&self.pki.admin_cert, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| read_error(&self.pki.admin_cert, e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.pki.admin_key)
+            .map_err(|e| read_error(&self.pki.admin_key, e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::IpAddress(addr.ip().into());
+        Ok((addr, TlsConnector::from(Arc::new(config)), name))
     }
 }
 

@@ -172,6 +172,25 @@ impl Host {
             .expect("this scenario needs our own host server")
     }
 
+    /// A [`FaultProxy`] in front of this host (plain HTTP towards the
+    /// test's clients either way).
+    pub async fn fault_proxy(&self) -> FaultProxy {
+        let upstream = match &self.ours {
+            Some(cluster) => Upstream::Plain(cluster.addr()),
+            None => {
+                let (addr, connector, name) = tokio::task::block_in_place(RealHost::shared)
+                    .tls_connector()
+                    .expect("a TLS connector to the real host");
+                Upstream::Tls {
+                    addr,
+                    connector,
+                    name,
+                }
+            }
+        };
+        FaultProxy::start_to(upstream).await
+    }
+
     /// Whether this is the real kube-apiserver.
     pub fn is_real(&self) -> bool {
         self.kind == HostKind::Real
@@ -390,6 +409,46 @@ impl Fault {
     }
 }
 
+/// Where a [`FaultProxy`] forwards to.
+#[derive(Clone)]
+pub enum Upstream {
+    /// Our API server, plain HTTP.
+    Plain(SocketAddr),
+    /// The real kube-apiserver: the proxy speaks TLS to it as the admin,
+    /// and plain HTTP to its own clients (like `kubectl proxy`), so every
+    /// fault works on the requests it can read.
+    Tls {
+        addr: SocketAddr,
+        connector: tokio_rustls::TlsConnector,
+        name: rustls_pki_types::ServerName<'static>,
+    },
+}
+
+/// A connection to the upstream, plain or TLS.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+impl Upstream {
+    async fn connect(&self) -> std::io::Result<Box<dyn Connection>> {
+        match self {
+            Upstream::Plain(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(stream))
+            }
+            Upstream::Tls {
+                addr,
+                connector,
+                name,
+            } => {
+                let stream = TcpStream::connect(addr).await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(connector.connect(name.clone(), stream).await?))
+            }
+        }
+    }
+}
+
 /// A TCP proxy on loopback in front of an API server that injects faults:
 /// the test switches between [`Fault`]s at any time.
 pub struct FaultProxy {
@@ -400,8 +459,14 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// A proxy to `upstream`, forwarding until told otherwise.
+    /// A proxy to our API server at `upstream`, forwarding until told
+    /// otherwise.
     pub async fn start(upstream: SocketAddr) -> Self {
+        Self::start_to(Upstream::Plain(upstream)).await
+    }
+
+    /// A proxy to `upstream`, forwarding until told otherwise.
+    pub async fn start_to(upstream: Upstream) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
         let (fault, receiver) = watch::channel(Fault::None);
@@ -418,7 +483,7 @@ impl FaultProxy {
                 let _ = socket.set_nodelay(true);
                 tokio::spawn(proxy_connection(
                     socket,
-                    upstream,
+                    upstream.clone(),
                     receiver.clone(),
                     counter.clone(),
                     stop.clone(),
@@ -491,7 +556,7 @@ async fn breaking_fault(fault: &mut watch::Receiver<Fault>) -> Fault {
 
 async fn proxy_connection(
     mut client: TcpStream,
-    upstream: SocketAddr,
+    upstream: Upstream,
     mut fault: watch::Receiver<Fault>,
     faults: Arc<AtomicUsize>,
     shutdown: CancellationToken,
@@ -519,16 +584,15 @@ async fn proxy_connection(
         }
         Fault::None | Fault::Delay(_) | Fault::DelayPath(..) | Fault::StallWatches => {}
     }
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
+    let Ok(server) = upstream.connect().await else {
         return;
     };
-    let _ = server.set_nodelay(true);
     let (delays, stalls) = (fault.clone(), fault.clone());
     // Whether the request this connection carries now is a watch.
     let watching = std::sync::atomic::AtomicBool::new(false);
     let began = {
         let (mut client_read, mut client_write) = client.split();
-        let (mut server_read, mut server_write) = server.split();
+        let (mut server_read, mut server_write) = tokio::io::split(server);
         let requests = async {
             let mut buf = vec![0u8; 16 * 1024];
             let mut stalls = stalls.clone();
