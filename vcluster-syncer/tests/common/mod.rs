@@ -137,6 +137,9 @@ pub struct Host {
     pub client: kube::Client,
     /// Our server, for a host of kind [`HostKind::Ours`].
     ours: Option<Cluster>,
+    /// A real host of this test's own (see [`Host::start_isolated`]);
+    /// `None` for the shared one.
+    own_real: Option<RealHost>,
 }
 
 impl Host {
@@ -151,6 +154,7 @@ impl Host {
                     kind,
                     client: cluster.client.clone(),
                     ours: Some(cluster),
+                    own_real: None,
                 }
             }
             HostKind::Real => {
@@ -160,8 +164,39 @@ impl Host {
                     kind,
                     client: real.client(),
                     ours: None,
+                    own_real: None,
                 }
             }
+        }
+    }
+
+    /// Like [`Host::start`], but a real host is the test's own, stopped when
+    /// this is dropped: for scenarios that look at the whole host (fixed
+    /// namespace and tenant names, checks across every namespace).
+    pub async fn start_isolated(kind: HostKind) -> Self {
+        match kind {
+            HostKind::Ours => Self::start(kind).await,
+            HostKind::Real => {
+                let real = tokio::task::block_in_place(|| {
+                    RealHost::start(vcluster_testkit::real_host::RealHostOptions::default())
+                })
+                .unwrap_or_else(|e| panic!("the real Kubernetes host did not start: {e}"));
+                assert_eq!(real.service_cidr(), HOST_SERVICE_CIDR);
+                Self {
+                    kind,
+                    client: real.client(),
+                    ours: None,
+                    own_real: Some(real),
+                }
+            }
+        }
+    }
+
+    /// The real host behind this one.
+    fn real(&self) -> &RealHost {
+        match &self.own_real {
+            Some(real) => real,
+            None => tokio::task::block_in_place(RealHost::shared),
         }
     }
 
@@ -178,7 +213,8 @@ impl Host {
         let upstream = match &self.ours {
             Some(cluster) => Upstream::Plain(cluster.addr()),
             None => {
-                let (addr, connector, name) = tokio::task::block_in_place(RealHost::shared)
+                let (addr, connector, name) = self
+                    .real()
                     .tls_connector()
                     .expect("a TLS connector to the real host");
                 Upstream::Tls {
@@ -189,6 +225,15 @@ impl Host {
             }
         };
         FaultProxy::start_to(upstream).await
+    }
+
+    /// Makes our host serve resource quotas and limit ranges, as a real
+    /// one does (see [`Cluster::serve_quota_kinds`]); the real host does
+    /// already.
+    pub fn serve_quota_kinds(&self) {
+        if let Some(cluster) = &self.ours {
+            cluster.serve_quota_kinds();
+        }
     }
 
     /// Whether this is the real kube-apiserver.
@@ -911,13 +956,13 @@ impl Cluster {
 /// `namespace/name` of every object on `host` (pods, configmaps, secrets,
 /// services, serviceaccounts, endpoints, PVCs) that carries a `managed-by`
 /// marker but lies outside `host_namespace`: must always be empty.
-pub async fn managed_outside(host: &Cluster, host_namespace: &str) -> Vec<String> {
+pub async fn managed_outside(host: &Host, host_namespace: &str) -> Vec<String> {
     use k8s_openapi::api::core::v1::{
         Endpoints, PersistentVolumeClaim, Secret, Service, ServiceAccount,
     };
     use vcluster_core::markers::MANAGED_BY_LABEL;
 
-    async fn outside<K>(host: &Cluster, host_namespace: &str, out: &mut Vec<String>)
+    async fn outside<K>(host: &Host, host_namespace: &str, out: &mut Vec<String>)
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
