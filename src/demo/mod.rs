@@ -367,6 +367,13 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     config.advertised_port = options.listen.port();
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
+    // New services get the host's addresses at creation (the host copy is
+    // made first), so they are never re-created to adopt them.
+    let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
+    let addresses = sync_config
+        .host_service_addresses(host_client.clone())
+        .map_err(|e| start_error("the syncer")(e.to_string()))?;
+    config.service_addresses = Some(Arc::new(addresses));
     // `kubectl logs` reads the host pod the syncer made of a virtual pod.
     let translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
@@ -413,7 +420,6 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
 
     // The syncer between them.
-    let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
     sync_config.node_selection = options.nodes.unwrap_or(if host_server.is_some() {
         NodeSelection::All
     } else {

@@ -94,6 +94,13 @@ pub struct ApiServerConfig {
     /// Extra metrics served on `/metrics` after the server's own
     /// ([`crate::metrics`]).
     pub metrics: Vec<crate::metrics::MetricsSource>,
+    /// Where a new Service's cluster IP and node ports come from before the
+    /// server's own ranges: a virtual cluster asks its host (the syncer's
+    /// `HostServiceAddresses`), so a service is created once with the
+    /// addresses that work. The host's range must be among
+    /// `extra_service_cidrs`. `None`: the server allocates.
+    pub service_addresses:
+        Option<Arc<dyn vcluster_core::service_addresses::ServiceAddressProvider>>,
 }
 
 impl ApiServerConfig {
@@ -110,6 +117,7 @@ impl ApiServerConfig {
             garbage_collector: Some(GarbageCollectorOptions::default()),
             auth: AuthConfig::default(),
             pod_logs: None,
+            service_addresses: None,
             metrics: Vec::new(),
         }
     }
@@ -243,7 +251,8 @@ impl ApiServer {
             &config.service_cidr,
             &config.extra_service_cidrs,
             config.node_ports.clone(),
-        )?;
+        )?
+        .with_provider(config.service_addresses.clone());
         let auth = Auth::new(config.auth.clone())?;
         let registry = Arc::new(Registry::new(
             config.storage.clone(),

@@ -72,6 +72,7 @@ pub mod identity;
 pub mod markers;
 pub mod naming;
 pub mod selector;
+pub mod service_addresses;
 pub mod translate;
 pub mod validation;
 pub mod writes;

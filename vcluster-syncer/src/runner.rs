@@ -28,6 +28,7 @@ use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeMode, NodeSelection, NodeSyncer};
 use crate::syncers::pods::{PodEnvironment, PodPolicy, PodReferences, PodSyncer, WaitFor};
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
+use crate::syncers::service_addresses::{HostServiceAddresses, Reservations};
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
 use crate::syncers::services::ServiceSyncer;
 use crate::syncers::storageclasses::StorageClassSyncer;
@@ -135,6 +136,10 @@ pub struct SyncConfig {
     /// How long each watch runs before it is renewed; also how soon a
     /// watch on a silently dead connection is replaced (plus 5 s).
     pub watch_timeout: Duration,
+    /// Host copies made by a [`HostServiceAddresses`] for virtual services
+    /// not stored yet, which the service syncer must not collect (set by
+    /// [`SyncConfig::host_service_addresses`]).
+    pub service_reservations: Option<Reservations>,
 }
 
 impl SyncConfig {
@@ -151,7 +156,23 @@ impl SyncConfig {
             node_selection: NodeSelection::default(),
             engine: EngineConfig::default(),
             watch_timeout: DEFAULT_WATCH_TIMEOUT,
+            service_reservations: None,
         }
+    }
+
+    /// The provider to plug into the virtual API server
+    /// (`ApiServerConfig::service_addresses`), so new services get the
+    /// host's addresses at creation instead of being re-created with them
+    /// later; this configuration's service syncer then respects its
+    /// reservations.
+    pub fn host_service_addresses(
+        &mut self,
+        host_client: kube::Client,
+    ) -> Result<HostServiceAddresses, ConfigError> {
+        let provider =
+            HostServiceAddresses::new(host_client, &self.vcluster_name, &self.host_namespace)?;
+        self.service_reservations = Some(provider.reservations());
+        Ok(provider)
     }
 }
 
@@ -369,7 +390,10 @@ impl VirtualClusterSyncer {
             });
         }
 
-        let services = enabled.services.then(|| self.add(ServiceSyncer::new()));
+        let reservations = self.config.service_reservations.clone();
+        let services = enabled
+            .services
+            .then(|| self.add(ServiceSyncer::new().with_reservations(reservations)));
         if enabled.endpoints {
             let engine = self.add(EndpointsSyncer::new(
                 services.as_ref().map(|s| s.virtual_store()),

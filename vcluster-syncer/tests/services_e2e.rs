@@ -5,7 +5,14 @@
 
 mod common;
 
-use common::{eventually, object, Environment, HostKind, HOST_SERVICE_CIDR};
+use std::sync::Arc;
+
+use common::{
+    config, eventually, object, start_syncer_to, Cluster, Environment, Fault, Host, HostKind,
+    HOST_SERVICE_CIDR,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -16,6 +23,8 @@ on_both_hosts!(
     headless_and_external_name_services_keep_their_kind_of_address,
     without_the_host_range_the_virtual_service_keeps_its_address,
     a_re_created_service_keeps_its_field_managers_for_server_side_apply,
+    services_created_at_once_keep_their_uid_and_the_hosts_address,
+    a_host_unreachable_at_create_falls_back_and_says_so,
 );
 
 fn in_host_range(ip: &str) -> bool {
@@ -71,15 +80,16 @@ async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses
         "{host_ip} comes from the host's range"
     );
 
-    // The virtual service is re-created with the host's address and node
-    // ports, keeping its labels, annotations and spec.
-    let virt = eventually("the virtual service with the host's address", || async {
-        let s = vsvc.get("web").await.ok()?;
-        let spec = s.spec.as_ref()?;
-        (spec.cluster_ip.as_deref() == Some(host_ip.as_str())).then_some(s)
-    })
-    .await;
-    assert_ne!(virt.metadata.uid, first_uid, "re-created");
+    // The virtual service was created with the host's address and node
+    // ports (the host reserved them first): the create's answer already
+    // had them, and it is never re-created.
+    assert_eq!(
+        created.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+        Some(host_ip.as_str()),
+        "the create response carries the host's address"
+    );
+    let virt = vsvc.get("web").await.expect("the virtual service");
+    assert_eq!(virt.metadata.uid, first_uid, "never re-created");
     assert_eq!(virt.metadata.labels.as_ref().expect("labels")["app"], "web");
     assert_eq!(
         virt.metadata.annotations.as_ref().expect("annotations")["note"],
@@ -286,7 +296,9 @@ fn managers(service: &Service) -> Vec<(String, String)> {
 }
 
 async fn a_re_created_service_keeps_its_field_managers_for_server_side_apply(host: HostKind) {
-    let env = Environment::start_with(host, "svc-ssa", |_| {}).await;
+    // The fallback path: the virtual API server allocates, the syncer
+    // re-creates the service with the host's address.
+    let env = Environment::start_without_host_addresses(host, "svc-ssa").await;
     let vsvc = env.virtual_cluster.api::<Service>("default");
     let hsvc = env.host.api::<Service>(&env.host_namespace);
     let manifest = |ports: serde_json::Value| {
@@ -344,4 +356,126 @@ async fn a_re_created_service_keeps_its_field_managers_for_server_side_apply(hos
         .await
         .expect_err("a conflict");
     assert!(err.to_string().contains("tenant"), "{err}");
+}
+
+async fn services_created_at_once_keep_their_uid_and_the_hosts_address(host: HostKind) {
+    const N: usize = 20;
+    let env = Environment::start_with(host, "svc-many", |_| {}).await;
+    let vsvc = env.virtual_cluster.api::<Service>("default");
+    let hsvc = env.host.api::<Service>(&env.host_namespace);
+    let created: Vec<Service> = futures::stream::iter(0..N)
+        .map(|i| {
+            let vsvc = vsvc.clone();
+            async move {
+                vsvc.create(
+                    &PostParams::default(),
+                    &object(json!({
+                        "metadata": {"name": format!("svc-{i}")},
+                        "spec": {"type": "NodePort", "selector": {"app": format!("a{i}")}, "ports": [{"port": 80}]},
+                    })),
+                )
+                .await
+                .expect("create")
+            }
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    for service in &created {
+        let name = service.metadata.name.clone().expect("name");
+        let spec = service.spec.clone().expect("spec");
+        let ip = spec.cluster_ip.clone().expect("cluster IP");
+        assert!(in_host_range(&ip), "{name}: {ip} is the host's");
+        // The host service holds the same addresses.
+        let host = hsvc
+            .get(&env.host_name("default", &name))
+            .await
+            .expect("the host service exists before the create answered");
+        assert_eq!(
+            host.spec.as_ref().and_then(|s| s.cluster_ip.clone()),
+            Some(ip)
+        );
+        assert_eq!(node_ports(&host), node_ports(service), "{name}");
+        // A change reaching the host proves the syncer has looked at it.
+        vsvc.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"seen": "yes"}}})),
+        )
+        .await
+        .expect("label");
+    }
+    for service in &created {
+        let name = service.metadata.name.clone().expect("name");
+        let host_name = env.host_name("default", &name);
+        eventually("the label on the host", || async {
+            let s = hsvc.get(&host_name).await.ok()?;
+            (s.metadata.labels?.get("seen").map(String::as_str) == Some("yes")).then_some(())
+        })
+        .await;
+        let now = vsvc.get(&name).await.expect("still there");
+        assert_eq!(
+            now.metadata.uid, service.metadata.uid,
+            "{name} never re-created"
+        );
+        assert_eq!(
+            now.spec.and_then(|s| s.cluster_ip),
+            service.spec.clone().and_then(|s| s.cluster_ip),
+            "{name}"
+        );
+    }
+}
+
+async fn a_host_unreachable_at_create_falls_back_and_says_so(kind: HostKind) {
+    let host = Host::start(kind).await;
+    let host_namespace = "vcluster-svc-down";
+    host.create_namespace(host_namespace).await;
+    // The provider reaches the host through a proxy that fails every
+    // request; the syncer goes straight to the host.
+    let proxy = host.fault_proxy().await;
+    proxy.set(Fault::Error500);
+    let mut sync_config = config("svc-down", host_namespace);
+    let provider = sync_config
+        .host_service_addresses(proxy.client())
+        .expect("provider");
+    let virtual_cluster = Cluster::start_with(|v| {
+        v.extra_service_cidrs = vec![HOST_SERVICE_CIDR.to_owned()];
+        v.service_addresses = Some(Arc::new(provider));
+    })
+    .await;
+    let syncer = start_syncer_to(&virtual_cluster, host.client.clone(), sync_config);
+    let vsvc = virtual_cluster.api::<Service>("default");
+    let created = vsvc
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})),
+        )
+        .await
+        .expect("the create succeeds without the host");
+    let own_ip = created.spec.and_then(|s| s.cluster_ip).expect("an address");
+    assert!(
+        !in_host_range(&own_ip),
+        "{own_ip} is the virtual cluster's own"
+    );
+    let events = virtual_cluster.api::<Event>("default");
+    let event = eventually("an event saying so", || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("HostAddressesUnavailable"))
+    })
+    .await;
+    assert_eq!(event.involved_object.name.as_deref(), Some("web"));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    // The syncer reaches the host and re-creates the service with the
+    // host's address, as before there was a provider.
+    eventually("the virtual service with the host's address", || async {
+        let ip = vsvc.get("web").await.ok()?.spec?.cluster_ip?;
+        in_host_range(&ip).then_some(())
+    })
+    .await;
+    syncer.stop().await;
 }

@@ -39,7 +39,7 @@ pub use gc::GarbageCollectorOptions;
 pub use list::{ListOptions, ListPage};
 pub use patch::apply::invalid_options as patch_options_invalid;
 pub use patch::{apply_patch, fieldset, meta, FieldManager, PatchKind, PatchOptions, Patched};
-pub use services::ServiceNetwork;
+pub use services::{Allocation, Reservation, ServiceNetwork};
 pub use subresources::scale_of;
 
 /// The finalizer of a foreground deletion: the owner waits for its
@@ -333,22 +333,103 @@ impl Registry {
         if let Some(ns) = &address.namespace {
             self.require_namespace(resource, &object, ns).await?;
         }
-        let allocation = self.services.allocate(resource, &mut object, None)?;
+        let (allocation, reservation) = self.allocate_new(resource, &mut object, options).await?;
         if options.dry_run {
             allocation.rollback(&self.services);
             return Ok(object);
         }
-        let bytes = encode_for(resource, &object)?;
+        let bytes = match encode_for(resource, &object) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                allocation.rollback(&self.services);
+                reservation.release(&self.services).await;
+                return Err(err);
+            }
+        };
         match self.storage.create(&address.key(), bytes).await {
             Ok(kv) => {
                 object::set_resource_version(&mut object, kv.mod_revision);
                 self.written(resource, &object);
+                if let Reservation::Failed(reason) = reservation {
+                    self.record_own_addresses(&object, &reason).await;
+                }
                 Ok(object)
             }
             Err(err) => {
                 allocation.rollback(&self.services);
+                reservation.release(&self.services).await;
                 Err(address.storage_error(err))
             }
+        }
+    }
+
+    /// A new object's service addresses: the provider's when it has some
+    /// and this server accepts them, else the server's own. A dry run does
+    /// not ask the provider (it must not leave anything behind).
+    async fn allocate_new(
+        &self,
+        resource: &ResourceInfo,
+        object: &mut Value,
+        options: &WriteOptions,
+    ) -> Result<(Allocation, Reservation), ApiError> {
+        let before = object.clone();
+        let reservation = if options.dry_run {
+            Reservation::None
+        } else {
+            self.services.reserve(resource, object).await
+        };
+        match self.services.allocate(resource, object, None) {
+            Ok(allocation) => Ok((allocation, reservation)),
+            Err(err) if matches!(reservation, Reservation::Reserved(_)) => {
+                // The provider's addresses are outside what this server
+                // accepts: give them back and allocate our own.
+                reservation.release(&self.services).await;
+                *object = before;
+                let allocation = self.services.allocate(resource, object, None)?;
+                Ok((
+                    allocation,
+                    Reservation::Failed(format!("its addresses were refused: {}", err.message)),
+                ))
+            }
+            Err(err) => {
+                reservation.release(&self.services).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Records a Warning event on a service that got this server's own
+    /// addresses because the provider failed: the syncer will re-create it
+    /// with the host's once it can.
+    async fn record_own_addresses(&self, service: &Value, reason: &str) {
+        let Some(events) = self.catalog().by_resource("", "events") else {
+            return;
+        };
+        let namespace = object::namespace(service).to_owned();
+        let name = object::name(service).to_owned();
+        let now = object::now_rfc3339();
+        let event = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": format!("{name}."), "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": "v1", "kind": "Service", "namespace": namespace, "name": name,
+                "uid": object::meta_str(service, "uid"),
+                "resourceVersion": object::meta_str(service, "resourceVersion"),
+            },
+            "reason": "HostAddressesUnavailable",
+            "message": format!(
+                "the host did not reserve this service's addresses ({reason}); it got the virtual \
+                 cluster's own and will be re-created with the host's once the syncer reaches the host"
+            ),
+            "type": "Warning",
+            "source": {"component": "vcluster-apiserver"},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        });
+        let written =
+            Box::pin(self.create(&events, Some(&namespace), event, &WriteOptions::default())).await;
+        if let Err(err) = written {
+            tracing::warn!(service = %name, error = %err, "could not record the address fallback event");
         }
     }
 

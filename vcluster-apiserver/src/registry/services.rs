@@ -1,9 +1,15 @@
 //! Service IPs and node ports: assigned on create, kept across updates,
-//! released on delete, exactly once each.
+//! released on delete, exactly once each. A new service may take its
+//! addresses from a [`ServiceAddressProvider`] (the host, through the
+//! syncer) instead of the server's own ranges.
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use vcluster_core::service_addresses::{ServiceAddressProvider, ServiceAddresses};
 
 use serde_json::{json, Value};
 
@@ -15,6 +21,31 @@ use crate::resources::ResourceInfo;
 /// The service network of one server: cluster IPs and node ports.
 pub struct ServiceNetwork {
     state: Mutex<Allocators>,
+    provider: Option<Arc<dyn ServiceAddressProvider>>,
+}
+
+/// How long a create waits for the provider before it allocates on its own.
+pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the provider did for one create.
+#[must_use = "release a reservation whose service was not stored"]
+pub enum Reservation {
+    /// Nothing asked, or the provider had no addresses for this service.
+    None,
+    /// The service carries the provider's addresses.
+    Reserved(Box<Service>),
+    /// The provider failed; the server allocates its own addresses, and the
+    /// reason goes into an event on the service.
+    Failed(String),
+}
+
+impl Reservation {
+    /// The service was not stored: the provider gives its addresses back.
+    pub async fn release(self, network: &ServiceNetwork) {
+        if let (Reservation::Reserved(service), Some(provider)) = (self, &network.provider) {
+            provider.release(&service).await;
+        }
+    }
 }
 
 struct Allocators {
@@ -79,6 +110,38 @@ fn node_ports(service: &Value) -> Vec<u16> {
         .unwrap_or_default()
 }
 
+/// Writes reserved addresses into a service's spec.
+fn apply_addresses(service: &mut Value, addresses: &ServiceAddresses) {
+    if let Some(first) = addresses.cluster_ips.first() {
+        service["spec"]["clusterIP"] = json!(first);
+        service["spec"]["clusterIPs"] = json!(addresses.cluster_ips);
+    }
+    if let Some(port) = addresses.health_check_node_port {
+        service["spec"]["healthCheckNodePort"] = json!(port);
+    }
+    let Some(ports) = service
+        .pointer_mut("/spec/ports")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for port in ports.iter_mut() {
+        let number = port.get("port").and_then(Value::as_i64);
+        let protocol = port
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP")
+            .to_owned();
+        let reserved = addresses
+            .node_ports
+            .iter()
+            .find(|r| Some(i64::from(r.port)) == number && r.protocol == protocol);
+        if let (Some(reserved), Some(port)) = (reserved, port.as_object_mut()) {
+            port.insert("nodePort".into(), json!(reserved.node_port));
+        }
+    }
+}
+
 fn invalid(service: &Value, field: &str, value: &str, err: AllocationError) -> ApiError {
     ApiError::invalid(
         "Service",
@@ -100,7 +163,44 @@ impl ServiceNetwork {
                 ips: ServiceIpRanges::new(cidr, extra_cidrs)?,
                 ports: NodePortAllocator::new(node_ports),
             }),
+            provider: None,
         })
+    }
+
+    /// New services ask `provider` for their addresses first.
+    pub fn with_provider(mut self, provider: Option<Arc<dyn ServiceAddressProvider>>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Asks the provider for the addresses of a service about to be
+    /// created, and writes them into it. Only a service that leaves its
+    /// cluster IP to the server is asked about (not a headless one, not an
+    /// ExternalName, not one requesting an address).
+    pub async fn reserve(&self, resource: &ResourceInfo, service: &mut Value) -> Reservation {
+        let Some(provider) = &self.provider else {
+            return Reservation::None;
+        };
+        if !is_services(resource)
+            || object::path_str(service, "spec.type") == "ExternalName"
+            || !object::path_str(service, "spec.clusterIP").is_empty()
+        {
+            return Reservation::None;
+        }
+        let Ok(typed) = serde_json::from_value::<Service>(service.clone()) else {
+            return Reservation::None;
+        };
+        match tokio::time::timeout(RESERVE_TIMEOUT, provider.reserve(&typed)).await {
+            Ok(Ok(Some(addresses))) => {
+                apply_addresses(service, &addresses);
+                Reservation::Reserved(Box::new(typed))
+            }
+            Ok(Ok(None)) => Reservation::None,
+            Ok(Err(err)) => Reservation::Failed(err.to_string()),
+            Err(_) => {
+                Reservation::Failed(format!("no answer within {}s", RESERVE_TIMEOUT.as_secs()))
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Allocators> {

@@ -40,6 +40,7 @@ pub mod networkpolicies;
 pub mod nodes;
 pub mod pods;
 pub mod pvcs;
+pub mod service_addresses;
 pub mod serviceaccounts;
 pub mod services;
 pub mod storageclasses;

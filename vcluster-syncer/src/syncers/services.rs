@@ -41,6 +41,12 @@
 //!
 //! The virtual `default/kubernetes` service is the virtual API server's
 //! own and is never synced.
+//!
+//! With [`super::service_addresses::HostServiceAddresses`] plugged into the
+//! virtual API server, none of the re-creating happens: the host copy is
+//! made first and the virtual service is created with its addresses. The
+//! re-create above remains the fallback (the host was unreachable at the
+//! create, or the service predates the provider).
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +57,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{json, Map, Value};
 use vcluster_core::{MarkerScope, Translator, TranslatorExt, VirtualKey};
 
+use super::service_addresses::Reservations;
 use super::{encode, key_of, owned_patch, status_patch, translation_error};
 use crate::error::{has_code, Side, SyncError};
 use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
@@ -89,12 +96,21 @@ pub struct ServiceSyncer {
     /// Re-creates the virtual API server refused: key -> (host address,
     /// when), so a misconfigured range is not retried on every reconcile.
     refused: DashMap<VirtualKey, (String, Instant)>,
+    /// Host copies made for virtual services not stored yet.
+    reservations: Option<Reservations>,
 }
 
 impl ServiceSyncer {
     /// A service syncer.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Respects the host copies that `reservations`' provider creates
+    /// before their virtual services are stored.
+    pub fn with_reservations(mut self, reservations: Option<Reservations>) -> Self {
+        self.reservations = reservations;
+        self
     }
 
     fn refused_recently(&self, key: &VirtualKey, host_ip: &str) -> bool {
@@ -298,6 +314,11 @@ impl Syncer for ServiceSyncer {
         _memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError> {
         let key = key_of(virtual_service);
+        if let (Some(reservations), Some(name)) =
+            (&self.reservations, host_service.metadata.name.as_deref())
+        {
+            reservations.settle(name);
+        }
         // A virtual write changes the resourceVersion the others are pinned
         // to, so each reconcile writes the virtual service at most once;
         // the status follows at the next one.
@@ -382,6 +403,17 @@ impl Syncer for ServiceSyncer {
             if exists {
                 return Ok(HostOnly::Skip);
             }
+        }
+        // Reserved a moment ago: its virtual service is on its way (its
+        // arrival brings this key back), or its create failed and the
+        // provider deletes the copy itself.
+        let host_name = host_service.metadata.name.as_deref().unwrap_or_default();
+        if self
+            .reservations
+            .as_ref()
+            .is_some_and(|r| r.is_pending(host_name))
+        {
+            return Ok(HostOnly::Skip);
         }
         Ok(HostOnly::DeleteHost {
             grace_period_seconds: None,

@@ -883,20 +883,56 @@ impl Environment {
     }
 
     /// A fresh virtual cluster configured by `configure_virtual`, a host
-    /// of `kind`, and a syncer.
+    /// of `kind`, and a syncer; new virtual services get their addresses
+    /// from the host at creation (as in the demo).
     pub async fn start_custom(
         kind: HostKind,
         name: &str,
         configure_virtual: impl FnOnce(&mut ApiServerConfig),
         configure_sync: impl FnOnce(&mut SyncConfig),
     ) -> Self {
+        Self::start_inner(kind, name, configure_virtual, configure_sync, true).await
+    }
+
+    /// Like [`Environment::start_with`], but the virtual API server
+    /// allocates service addresses itself, so the syncer re-creates each
+    /// virtual service with the host's (the fallback path).
+    pub async fn start_without_host_addresses(kind: HostKind, name: &str) -> Self {
+        Self::start_inner(
+            kind,
+            name,
+            |v| v.extra_service_cidrs = vec![HOST_SERVICE_CIDR.to_owned()],
+            |_| {},
+            false,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        kind: HostKind,
+        name: &str,
+        configure_virtual: impl FnOnce(&mut ApiServerConfig),
+        configure_sync: impl FnOnce(&mut SyncConfig),
+        host_addresses: bool,
+    ) -> Self {
         init_logging();
-        let virtual_cluster = Cluster::start_with(configure_virtual).await;
         let host = Host::start(kind).await;
         let host_namespace = format!("vcluster-{name}");
         host.create_namespace(&host_namespace).await;
         let mut sync_config = config(name, &host_namespace);
         configure_sync(&mut sync_config);
+        let provider = host_addresses.then(|| {
+            sync_config
+                .host_service_addresses(host.client.clone())
+                .expect("a service address provider")
+        });
+        let virtual_cluster = Cluster::start_with(|v| {
+            if let Some(provider) = provider {
+                v.service_addresses = Some(Arc::new(provider));
+            }
+            configure_virtual(v);
+        })
+        .await;
         let syncer = start_syncer_to(&virtual_cluster, host.client.clone(), sync_config);
         Self {
             virtual_cluster,
