@@ -74,6 +74,10 @@ impl Default for RealHostOptions {
             service_cidr: "10.128.0.0/16".into(),
             node: SimulatedNodeConfig {
                 name: "real-host-node".into(),
+                // kube-apiserver dials a node's address for logs, exec and
+                // port-forward: it must be loopback, never a made-up
+                // address on some network.
+                address: std::net::Ipv4Addr::LOCALHOST,
                 ..SimulatedNodeConfig::default()
             },
         }
@@ -460,6 +464,9 @@ fn apiserver_command(
         // Loopback is not a valid endpoint address: no `kubernetes`
         // endpoints are published (nothing in the tests dials them).
         .arg("--endpoint-reconciler-type=none")
+        // Reach nodes by their (loopback) InternalIP only: never resolve a
+        // node's host name through whatever DNS the machine has.
+        .arg("--kubelet-preferred-address-types=InternalIP")
         .arg("--profiling=false")
         .arg("--v=1");
     command
