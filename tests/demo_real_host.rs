@@ -51,6 +51,21 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
         &["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"],
     );
     assert_eq!(node.trim(), host.node_name());
+    // kubectl logs: the virtual server reads the host pod's log through
+    // kube-apiserver, which asks the simulated node's kubelet endpoint.
+    let logs = kubectl_ok(&kubeconfig, &["logs", "web"]);
+    assert!(
+        logs.contains(&format!(
+            "simulated node {} started container web (image nginx)",
+            host.node_name()
+        )),
+        "{logs}"
+    );
+    let tail = kubectl_ok(&kubeconfig, &["logs", "web", "--tail=1"]);
+    assert_eq!(
+        tail.trim(),
+        "no process runs on a simulated node: this is all the output there is"
+    );
 
     // The host holds the translated pod, admitted by upstream's admission
     // (which added its default tolerations) without a host service-account

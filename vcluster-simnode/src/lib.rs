@@ -26,6 +26,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod kubelet;
+pub mod logs;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -50,6 +53,11 @@ pub struct SimulatedNodeConfig {
     /// How long a pod that does not restart forever runs before it
     /// succeeds.
     pub complete_after: Duration,
+    /// Serve the kubelet API's container logs on this port of `address`
+    /// (0: any free port), as a real kube-apiserver needs for `kubectl
+    /// logs`; `None`: no endpoint (an embedded host reads logs through its
+    /// own log source).
+    pub kubelet_port: Option<u16>,
 }
 
 impl Default for SimulatedNodeConfig {
@@ -59,6 +67,7 @@ impl Default for SimulatedNodeConfig {
             address: Ipv4Addr::new(192, 168, 50, 10),
             pod_cidr: "10.244.0.0/16".into(),
             complete_after: Duration::from_secs(10),
+            kubelet_port: None,
         }
     }
 }
@@ -69,6 +78,14 @@ pub enum NodeError {
     /// The pod range does not parse.
     #[error("invalid pod CIDR {0:?}: expected an IPv4 range such as 10.244.0.0/16")]
     PodCidr(String),
+    /// The kubelet endpoint could not listen or make its certificate.
+    #[error("the kubelet endpoint of node {name}: {message}")]
+    Kubelet {
+        /// The node.
+        name: String,
+        /// What failed.
+        message: String,
+    },
     /// Registering the node failed.
     #[error("registering node {name} failed: {source}")]
     Register {
@@ -138,6 +155,8 @@ pub struct SimulatedNode {
     config: SimulatedNodeConfig,
     client: kube::Client,
     ips: Arc<Mutex<PodIps>>,
+    /// The kubelet endpoint's listener, its TLS and its port.
+    kubelet: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor, u16)>,
 }
 
 fn now() -> String {
@@ -153,6 +172,26 @@ impl SimulatedNode {
         config: SimulatedNodeConfig,
     ) -> Result<Self, NodeError> {
         let ips = PodIps::new(&config.pod_cidr)?;
+        let kubelet = match config.kubelet_port {
+            None => None,
+            Some(port) => {
+                let failed = |message: String| NodeError::Kubelet {
+                    name: config.name.clone(),
+                    message,
+                };
+                let address = std::net::IpAddr::V4(config.address);
+                let listener = tokio::net::TcpListener::bind((address, port))
+                    .await
+                    .map_err(|e| failed(format!("cannot listen on {address}:{port}: {e}")))?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| failed(e.to_string()))?
+                    .port();
+                let acceptor =
+                    kubelet::acceptor(address, &config.name).map_err(|e| failed(e.to_string()))?;
+                Some((listener, acceptor, port))
+            }
+        };
         let nodes: Api<Node> = Api::all(client.clone());
         let node: Node = serde_json::from_value(json!({
             "apiVersion": "v1",
@@ -183,6 +222,7 @@ impl SimulatedNode {
             config,
             client,
             ips: Arc::new(Mutex::new(ips)),
+            kubelet,
         };
         simulated
             .heartbeat()
@@ -213,6 +253,7 @@ impl SimulatedNode {
                 {"type": "InternalIP", "address": self.config.address.to_string()},
                 {"type": "Hostname", "address": self.config.name},
             ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet.as_ref().map_or(0, |k| k.2)}},
             "nodeInfo": {
                 "kubeletVersion": "v1.33.0-simulated",
                 "kubeProxyVersion": "v1.33.0-simulated",
@@ -234,8 +275,18 @@ impl SimulatedNode {
             .map(|_| ())
     }
 
-    /// Runs the node until `cancel` fires: schedules, starts and finishes pods.
-    pub async fn run(self, cancel: CancellationToken) {
+    /// Runs the node until `cancel` fires: schedules, starts and finishes
+    /// pods, and serves its kubelet endpoint if it has one.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        if let Some((listener, acceptor, _)) = self.kubelet.take() {
+            tokio::spawn(kubelet::serve(
+                listener,
+                acceptor,
+                self.config.name.clone(),
+                self.client.clone(),
+                cancel.clone(),
+            ));
+        }
         let pods: Api<Pod> = Api::all(self.client.clone());
         let stream = watcher(pods, watcher::Config::default())
             .default_backoff()

@@ -102,6 +102,39 @@ impl ClusterPki {
         })
     }
 
+    /// A TLS connector that trusts this PKI's CA and presents the admin's
+    /// client certificate (for raw clients and proxies).
+    pub fn admin_tls_connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let read_error =
+            |path: &Path, e: rustls_pki_types::pem::Error| format!("{}: {e}", path.display());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca_cert)
+            .map_err(|e| read_error(&self.ca_cert, e))?
+        {
+            roots
+                .add(cert.map_err(|e| read_error(&self.ca_cert, e))?)
+                .map_err(|e| e.to_string())?;
+        }
+        let chain = CertificateDer::pem_file_iter(&self.admin_cert)
+            .map_err(|e| read_error(&self.admin_cert, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| read_error(&self.admin_cert, e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.admin_key)
+            .map_err(|e| read_error(&self.admin_key, e))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| e.to_string())?;
+        Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            config,
+        )))
+    }
+
     /// A kubeconfig for the admin at `server` (certificates embedded, so the
     /// file stands alone), written to `path`.
     pub fn write_admin_kubeconfig(&self, path: &Path, server: &str) -> std::io::Result<()> {

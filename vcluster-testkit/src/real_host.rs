@@ -15,15 +15,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use vcluster_simnode::{SimulatedNode, SimulatedNodeConfig};
@@ -78,6 +76,8 @@ impl Default for RealHostOptions {
                 // port-forward: it must be loopback, never a made-up
                 // address on some network.
                 address: std::net::Ipv4Addr::LOCALHOST,
+                // `kubectl logs` through kube-apiserver reaches it here.
+                kubelet_port: Some(0),
                 ..SimulatedNodeConfig::default()
             },
         }
@@ -108,6 +108,7 @@ fn start_error(component: &'static str) -> impl Fn(String) -> RealHostError {
 /// state.
 pub struct RealHost {
     url: String,
+    etcd_endpoint: String,
     kubeconfig: PathBuf,
     config: kube::Config,
     pki: ClusterPki,
@@ -119,6 +120,7 @@ pub struct RealHost {
 /// What the harness thread hands back once everything is ready.
 struct Ready {
     url: String,
+    etcd_endpoint: String,
     kubeconfig: PathBuf,
     config: kube::Config,
     pki: ClusterPki,
@@ -161,6 +163,7 @@ impl RealHost {
         };
         Ok(Self {
             url: ready.url,
+            etcd_endpoint: ready.etcd_endpoint,
             kubeconfig: ready.kubeconfig,
             config: ready.config,
             pki: ready.pki,
@@ -198,6 +201,12 @@ impl RealHost {
         &self.pki
     }
 
+    /// The etcd kube-apiserver stores in (`http://127.0.0.1:<port>`), for
+    /// comparisons on the same etcd.
+    pub fn etcd_endpoint(&self) -> &str {
+        &self.etcd_endpoint
+    }
+
     /// The service range kube-apiserver allocates cluster IPs from.
     pub fn service_cidr(&self) -> &str {
         &self.options.service_cidr
@@ -217,31 +226,9 @@ impl RealHost {
             .trim_start_matches("https://")
             .parse()
             .map_err(|e| format!("{}: {e}", self.url))?;
-        let read_error =
-            |path: &Path, e: rustls_pki_types::pem::Error| format!("{}: {e}", path.display());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&self.pki.ca_cert)
-            .map_err(|e| read_error(&self.pki.ca_cert, e))?
-        {
-            roots
-                .add(cert.map_err(|e| read_error(&self.pki.ca_cert, e))?)
-                .map_err(|e| e.to_string())?;
-        }
-        let chain = CertificateDer::pem_file_iter(&self.pki.admin_cert)
-            .map_err(|e| read_error(&self.pki.admin_cert, e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| read_error(&self.pki.admin_cert, e))?;
-        let key = PrivateKeyDer::from_pem_file(&self.pki.admin_key)
-            .map_err(|e| read_error(&self.pki.admin_key, e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| e.to_string())?;
+        let connector = self.pki.admin_tls_connector()?;
         let name = ServerName::IpAddress(addr.ip().into());
-        Ok((addr, TlsConnector::from(Arc::new(config)), name))
+        Ok((addr, connector, name))
     }
 }
 
@@ -412,6 +399,7 @@ async fn start_all(
         processes,
         Ready {
             url,
+            etcd_endpoint: etcd_url,
             kubeconfig,
             config,
             pki,
