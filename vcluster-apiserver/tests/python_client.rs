@@ -19,28 +19,14 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-const ENV: &str = "VCLUSTER_E2E_PYTHON";
+const ENV: &str = vcluster_testkit::python::PYTHON_ENV;
 /// The whole script may take this long before it is killed.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many pods the test runs through ADDED, MODIFIED and DELETED.
 const COUNT: usize = 6;
 
 fn python() -> PathBuf {
-    let Some(path) = std::env::var_os(ENV) else {
-        panic!(
-            "{ENV} is not set. This test runs the official Python `kubernetes` client; point {ENV} \
-             at an interpreter that has it, e.g.\n  python3 -m venv /tmp/vcluster-ci-venv && \
-             /tmp/vcluster-ci-venv/bin/pip install kubernetes\n  export {ENV}=/tmp/vcluster-ci-venv/bin/python\n\
-             (.ci/run does exactly this in CI)"
-        );
-    };
-    let path = PathBuf::from(path);
-    assert!(
-        common::is_executable(&path),
-        "{ENV}={} is not an executable file",
-        path.display()
-    );
-    path
+    vcluster_testkit::python::interpreter()
 }
 
 fn pod(name: &str, role: &str) -> Pod {

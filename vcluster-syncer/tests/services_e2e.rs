@@ -25,6 +25,7 @@ on_both_hosts!(
     a_re_created_service_keeps_its_field_managers_for_server_side_apply,
     services_created_at_once_keep_their_uid_and_the_hosts_address,
     a_host_unreachable_at_create_falls_back_and_says_so,
+    the_python_client_reads_back_what_it_created,
 );
 
 fn in_host_range(ip: &str) -> bool {
@@ -478,4 +479,41 @@ async fn a_host_unreachable_at_create_falls_back_and_says_so(kind: HostKind) {
     })
     .await;
     syncer.stop().await;
+}
+
+/// The report that started this: with the official Python client, create
+/// a Service and read it back 20 ms later, 50 times.
+async fn the_python_client_reads_back_what_it_created(host: HostKind) {
+    const COUNT: usize = 50;
+    let env = Environment::start_with(host, "svc-py", |_| {}).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/service_identity.py");
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(vcluster_testkit::python::interpreter())
+            .arg(&script)
+            .arg(&env.virtual_cluster.url)
+            .arg("default")
+            .arg(COUNT.to_string())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the script finishes in time")
+    .expect("the script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().last() == Some("DONE"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let same: Vec<&str> = stdout.lines().filter(|l| l.starts_with("SAME ")).collect();
+    assert_eq!(same.len(), COUNT, "{stdout}");
+    for line in same {
+        let ip = line.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            in_host_range(ip),
+            "{line}: the host's address from the start"
+        );
+    }
 }

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 pub mod etcd;
 pub mod pki;
 pub mod process;
+pub mod python;
 pub mod real_host;
 pub mod upstream;
 

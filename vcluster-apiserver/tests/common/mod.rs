@@ -911,11 +911,3 @@ pub fn pod_json(name: &str, labels: &[(&str, &str)]) -> Value {
         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
     })
 }
-
-/// Whether `path` exists and is executable (for interpreters from the env).
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
