@@ -4,9 +4,19 @@
 //! of raw clients, and watch fan-out (one writer, 1,000 watchers of one
 //! resource).
 //!
+//! Against kube-apiserver: unless `VCLUSTER_BENCH_UPSTREAM=0`, the same
+//! workload also runs against upstream kube-apiserver (the test kit's real
+//! host, built by `tools/upstream/build`) over TLS as the admin, and
+//! against our server over TLS with client-certificate authentication and
+//! authorization, our etcd backend on kube-apiserver's own etcd; then
+//! `name=apiserver_vs_kube_apiserver` lines give ours / kube-apiserver per
+//! (backend, operation), measured in the same run.
+//!
 //! `cargo bench --bench apiserver_throughput`. Environment:
 //! - `VCLUSTER_BENCH_QUICK=1`: fewer objects, watchers and samples;
-//! - `VCLUSTER_BENCH_BACKENDS=memory,sqlite,etcd` (default all three);
+//! - `VCLUSTER_BENCH_BACKENDS=memory,sqlite,etcd` (default all three;
+//!   etcd with `--features etcd`);
+//! - `VCLUSTER_BENCH_UPSTREAM=0`: no kube-apiserver comparison;
 //! - `VCLUSTER_BENCH_CONCURRENCY` (default 8), `VCLUSTER_BENCH_SAMPLES`,
 //!   `VCLUSTER_BENCH_OBJECTS`, `VCLUSTER_BENCH_WATCHERS`.
 //!
@@ -27,6 +37,7 @@ use support::http::{for_each_line, number_after, send_all, Request, Target, JSON
 use support::report::{note, Line};
 use support::servers::{Backend, LocalServer, Stores, Transport};
 use support::stats::{per_second, Latencies, Spread};
+use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 /// What to run.
 struct Params {
@@ -148,8 +159,7 @@ async fn crud_sample(
 /// Medians of one (backend, transport): requests per second by operation.
 type Medians = BTreeMap<&'static str, f64>;
 
-async fn crud(server: &LocalServer, transport: Transport, params: &Params, run: &str) -> Medians {
-    let target = server.target(transport);
+async fn crud(target: &Target, backend: &str, params: &Params, run: &str) -> Medians {
     // Warm-up: a sample that is not reported (connections, allocator,
     // storage files, the watch cache's first events).
     let warm = Params {
@@ -157,11 +167,11 @@ async fn crud(server: &LocalServer, transport: Transport, params: &Params, run: 
         lists: 2,
         ..Params::from_env()
     };
-    crud_sample(&target, &warm, &format!("warm-{run}"), &mut BTreeMap::new()).await;
+    crud_sample(target, &warm, &format!("warm-{run}"), &mut BTreeMap::new()).await;
     let mut results = BTreeMap::new();
     for sample in 0..params.samples {
         crud_sample(
-            &target,
+            target,
             params,
             &format!("bench-{run}-{sample}"),
             &mut results,
@@ -174,7 +184,7 @@ async fn crud(server: &LocalServer, transport: Transport, params: &Params, run: 
         let rate = Spread::of(&result.requests_per_s);
         medians.insert(op, rate.median);
         let mut line = Line::new("apiserver_throughput")
-            .tag("backend", server.backend().name())
+            .tag("backend", backend)
             .tag("transport", target.transport())
             .tag("op", op)
             .tag("objects", params.objects)
@@ -334,11 +344,10 @@ async fn fanout_sample(
     }
 }
 
-async fn fanout(server: &LocalServer, transport: Transport, params: &Params, run: &str) {
-    let target = server.target(transport);
+async fn fanout(target: &Target, backend: &str, params: &Params, run: &str) {
     // Warm-up: connections and the watch path, not reported.
     fanout_sample(
-        &target,
+        target,
         params.watchers.min(100),
         10,
         None,
@@ -352,7 +361,7 @@ async fn fanout(server: &LocalServer, transport: Transport, params: &Params, run
         let (mut delivered, mut expected, mut before_ack) = (0, 0, 0);
         for sample in 0..params.fanout_samples {
             let result = fanout_sample(
-                &target,
+                target,
                 params.watchers,
                 params.fanout_events,
                 rate,
@@ -367,7 +376,7 @@ async fn fanout(server: &LocalServer, transport: Transport, params: &Params, run
             from_send.extend(result.from_send);
         }
         let mut line = Line::new("apiserver_throughput")
-            .tag("backend", server.backend().name())
+            .tag("backend", backend)
             .tag("transport", target.transport())
             .tag("op", format!("watch_fanout_{mode}"))
             .tag("watchers", params.watchers)
@@ -384,32 +393,72 @@ async fn fanout(server: &LocalServer, transport: Transport, params: &Params, run
     }
 }
 
+/// kube-apiserver, when the comparison runs: the real host (its etcd is
+/// where our etcd backend stores too).
+fn upstream() -> Option<RealHost> {
+    if matches!(std::env::var("VCLUSTER_BENCH_UPSTREAM"), Ok(v) if v == "0") {
+        return None;
+    }
+    match RealHost::start(RealHostOptions::default()) {
+        Ok(host) => Some(host),
+        Err(err) => {
+            note(format!(
+                "apiserver_throughput: no kube-apiserver comparison ({err}); set \
+                 VCLUSTER_BENCH_UPSTREAM=0 to skip it quietly"
+            ));
+            None
+        }
+    }
+}
+
 fn main() {
     let params = Params::from_env();
     let backends = Backend::from_env();
+    let upstream = upstream();
     support::runtime().block_on(async {
         let mut stores = Stores::default();
+        stores.external_etcd = upstream.as_ref().map(|h| h.etcd_endpoint().to_owned());
+        let mut transports = vec![Transport::Tcp, Transport::InProcess];
+        if upstream.is_some() {
+            transports.push(Transport::Tls);
+        }
         // requests/s medians by (backend, transport).
         let mut medians: BTreeMap<(&'static str, &'static str), Medians> = BTreeMap::new();
         for backend in &backends {
-            for transport in [Transport::Tcp, Transport::InProcess] {
-                let server = LocalServer::start(stores.open(*backend).await).await;
-                let run = format!(
-                    "{}-{}",
-                    backend.name(),
-                    server.target(transport).transport()
-                );
+            for &transport in &transports {
+                let store = stores.open(*backend).await;
+                let server = match &upstream {
+                    Some(host) => LocalServer::start_with_tls(store, host.pki()).await,
+                    None => LocalServer::start(store).await,
+                };
+                let target = server.target(transport);
+                let run = format!("{}-{}", backend.name(), target.transport());
                 note(format!("apiserver_throughput: {run}: CRUD"));
-                let result = crud(&server, transport, &params, &run).await;
-                medians.insert(
-                    (backend.name(), server.target(transport).transport()),
-                    result,
-                );
+                let result = crud(&target, backend.name(), &params, &run).await;
+                medians.insert((backend.name(), target.transport()), result);
                 note(format!("apiserver_throughput: {run}: watch fan-out"));
-                fanout(&server, transport, &params, &run).await;
+                fanout(&target, backend.name(), &params, &run).await;
             }
         }
+        if let Some(host) = &upstream {
+            let (addr, connector, name) = host
+                .tls_connector()
+                .expect("a TLS connector to kube-apiserver");
+            let target = Target::Tls {
+                addr,
+                connector,
+                name,
+            };
+            note("apiserver_throughput: kube-apiserver: CRUD");
+            let result = crud(&target, KUBE_APISERVER, &params, "kube").await;
+            medians.insert((KUBE_APISERVER, "tls"), result);
+            note("apiserver_throughput: kube-apiserver: watch fan-out");
+            fanout(&target, KUBE_APISERVER, &params, "kube").await;
+        }
         for ((backend, transport), ops) in &medians {
+            if *backend == KUBE_APISERVER {
+                continue;
+            }
             for (op, rate) in ops {
                 let mut line = Line::new("apiserver_ratio")
                     .tag("backend", backend)
@@ -426,5 +475,29 @@ fn main() {
                 line.print();
             }
         }
+        // Ours over TLS (authenticated, authorized) against kube-apiserver,
+        // same run, same machine; our etcd backend on its etcd.
+        if let Some(kube) = medians.get(&(KUBE_APISERVER, "tls")) {
+            for ((backend, transport), ops) in &medians {
+                if *transport != "tls" || *backend == KUBE_APISERVER {
+                    continue;
+                }
+                for (op, rate) in ops {
+                    Line::new("apiserver_vs_kube_apiserver")
+                        .tag("backend", backend)
+                        .tag("op", op)
+                        .num("ours_req_per_s", *rate, 1)
+                        .num("kube_apiserver_req_per_s", kube[op], 1)
+                        .num("ratio", rate / kube[op], 3)
+                        .print();
+                }
+            }
+        }
     });
+    // The real host stops here (its processes die with this process in
+    // any case).
+    drop(upstream);
 }
+
+/// The backend name of kube-apiserver's lines.
+const KUBE_APISERVER: &str = "kube-apiserver";

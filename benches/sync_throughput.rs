@@ -22,13 +22,23 @@
 //! pod) at 1,000 pods, one at a time and all at once; and resident memory
 //! per synced object, each measured in a fresh child process.
 //!
+//! Against a real host (part `real_host`, on unless
+//! `VCLUSTER_BENCH_UPSTREAM=0`): upstream kube-apiserver with its
+//! controllers and a simulated node (the test kit's `RealHost`, built by
+//! `tools/upstream/build`). Per kind and N, samples interleaved: `direct`,
+//! kube-rs writing the N translated copies into a fresh host namespace,
+//! and `live`, the syncer (the virtual API server in a child process, as
+//! above) syncing the tenant's N objects into a fresh host namespace; both
+//! counted by the same watch of the host. `ratio_to_direct` per sample,
+//! median.
+//!
 //! `cargo bench --bench sync_throughput`. Environment:
 //! `VCLUSTER_BENCH_QUICK=1` (N = 200 and 1,000, fewer samples),
 //! `VCLUSTER_BENCH_SIZES=1000,10000`, `VCLUSTER_BENCH_KINDS=configmaps,pods`,
 //! `VCLUSTER_BENCH_CONCURRENCY` (default 8, the engine's default workers),
 //! `VCLUSTER_BENCH_SAMPLES`, `VCLUSTER_BENCH_STATUS_PODS` (default 1,000);
 //! for profiling, `VCLUSTER_BENCH_MODES=live` and
-//! `VCLUSTER_BENCH_PARTS=throughput` (of `throughput,memory,status`).
+//! `VCLUSTER_BENCH_PARTS=throughput` (of `throughput,memory,status,real_host`).
 
 mod support;
 
@@ -57,6 +67,7 @@ use vcluster::core::{SingleNamespaceTranslator, VirtualKey};
 use vcluster::syncer::engine::MetricsSnapshot;
 use vcluster::syncer::runner::{EngineHandle, Selection, SyncConfig, VirtualClusterSyncer};
 use vcluster::syncer::syncers::pods::translate::host_pod;
+use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
@@ -118,7 +129,7 @@ impl Params {
                 Err(_) => MODES.to_vec(),
             },
             parts: std::env::var("VCLUSTER_BENCH_PARTS")
-                .unwrap_or_else(|_| "throughput,memory,status".into())
+                .unwrap_or_else(|_| "throughput,memory,status,real_host".into())
                 .split(',')
                 .map(|p| p.trim().to_owned())
                 .collect(),
@@ -1112,4 +1123,195 @@ fn main() {
             status_back(&params).await;
         }
     });
+    if part("real_host") {
+        real_host(&params);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Against a real kube-apiserver host.
+
+/// The whole `real_host` part: starts the real host, runs every (kind, N).
+fn real_host(params: &Params) {
+    if matches!(std::env::var("VCLUSTER_BENCH_UPSTREAM"), Ok(v) if v == "0") {
+        return;
+    }
+    let host = match RealHost::start(RealHostOptions::default()) {
+        Ok(host) => host,
+        Err(err) => {
+            note(format!(
+                "sync_throughput: no real-host part ({err}); VCLUSTER_BENCH_UPSTREAM=0 skips it quietly"
+            ));
+            return;
+        }
+    };
+    support::runtime().block_on(async {
+        let mut round = 0;
+        for kind in &params.kinds {
+            for n in &params.sizes {
+                real_host_throughput(&host, *kind, *n, params, &mut round).await;
+            }
+        }
+    });
+}
+
+/// A raw-client target of the real host (TLS, as the admin).
+fn real_target(host: &RealHost) -> Target {
+    let (addr, connector, name) = host
+        .tls_connector()
+        .expect("a TLS connector to the real host");
+    Target::Tls {
+        addr,
+        connector,
+        name,
+    }
+}
+
+/// A fresh host namespace on the real host, ready for pods (its default
+/// service account exists).
+async fn real_namespace(client: &kube::Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("a namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create a namespace on the real host");
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), name);
+    vcluster_testkit::eventually_within(
+        DEADLINE,
+        "the namespace's default service account",
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+}
+
+/// kube-rs writes the translated copies straight into a fresh namespace of
+/// the real host.
+async fn real_direct(host: &RealHost, workload: &Workload, concurrency: usize, ns: &str) -> f64 {
+    let client = host.client();
+    real_namespace(&client, ns).await;
+    let collection = workload.kind.collection(ns);
+    let counter = AddedCounter::start(&real_target(host), &collection, workload.len()).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &workload.kind.api_resource());
+    api.list(&kube::api::ListParams::default().limit(1))
+        .await
+        .expect("the real host answers a list");
+    let objects: Arc<Vec<DynamicObject>> = Arc::new(
+        workload
+            .host_objects
+            .iter()
+            .cloned()
+            .map(|mut o| {
+                o.metadata.namespace = Some(ns.to_owned());
+                o
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (api, objects, next) = (api.clone(), objects.clone(), next.clone());
+            tokio::spawn(async move {
+                let params = PostParams::default();
+                while let Some(object) = objects.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    api.create(&params, object)
+                        .await
+                        .unwrap_or_else(|e| panic!("kube-rs create on the real host failed: {e}"));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a writer task panicked");
+    }
+    let done = counter.wait_for(workload.len()).await;
+    per_second(workload.len(), done - start)
+}
+
+/// The syncer syncs the tenant's objects from a virtual API server (a child
+/// process) into a fresh namespace of the real host.
+async fn real_live(host: &RealHost, workload: &Workload, concurrency: usize, ns: &str) -> f64 {
+    let kind = workload.kind;
+    let client = host.client();
+    real_namespace(&client, ns).await;
+    let virtual_cluster = ChildServer::spawn().await;
+    let counter =
+        AddedCounter::start(&real_target(host), &kind.collection(ns), workload.len() + 1).await;
+    let mut config = kind.sync_config(concurrency);
+    config.host_namespace = ns.to_owned();
+    let syncer = VirtualClusterSyncer::new(config, virtual_cluster.kube_client(), client)
+        .expect("a valid syncer configuration");
+    let cancel = syncer.cancel_token();
+    let task = tokio::spawn(syncer.run());
+    // A first object proves the syncer works end to end.
+    let mut tenant = virtual_cluster
+        .target()
+        .connect()
+        .await
+        .expect("connect to the virtual cluster");
+    tenant
+        .call(
+            Method::POST,
+            &kind.collection(NAMESPACE),
+            Some((JSON, json_body(&kind.virtual_object("probe")))),
+        )
+        .await
+        .expect("create the probe object");
+    counter.wait_for(1).await;
+    let requests = Workload::create_requests(&workload.virtual_bodies, &kind.collection(NAMESPACE));
+    let batch = send_all(&virtual_cluster.target(), concurrency, requests).await;
+    let done = counter.wait_for(workload.len() + 1).await;
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    per_second(workload.len(), done - batch.started)
+}
+
+async fn real_host_throughput(
+    host: &RealHost,
+    kind: Kind,
+    n: usize,
+    params: &Params,
+    round: &mut usize,
+) {
+    note(format!("sync_real_host: {} x{n}: preparing", kind.name()));
+    let workload = Workload::prepare(kind, n).await;
+    let mut namespace = || {
+        *round += 1;
+        format!("bench-real-{round}")
+    };
+    // Warm-up, not reported.
+    let warm = workload.prefix(n.min(200));
+    real_direct(host, &warm, params.concurrency, &namespace()).await;
+    real_live(host, &warm, params.concurrency, &namespace()).await;
+    let samples = if n > 1_000 {
+        params.large_samples
+    } else {
+        params.samples
+    };
+    let (mut direct, mut live) = (Vec::new(), Vec::new());
+    for sample in 0..samples {
+        note(format!(
+            "sync_real_host: {} x{n}: sample {}/{samples}",
+            kind.name(),
+            sample + 1
+        ));
+        direct.push(real_direct(host, &workload, params.concurrency, &namespace()).await);
+        live.push(real_live(host, &workload, params.concurrency, &namespace()).await);
+    }
+    let ratios: Vec<f64> = live.iter().zip(&direct).map(|(l, d)| l / d).collect();
+    for (mode, rates) in [("direct", &direct), ("live", &live)] {
+        let mut line = Line::new("sync_real_host")
+            .tag("kind", kind.name())
+            .tag("n", n)
+            .tag("mode", mode)
+            .tag("concurrency", params.concurrency)
+            .spread("objects_per_s", Spread::of(rates), 1);
+        if mode == "live" {
+            line = line.num("ratio_to_direct", Spread::of(&ratios).median, 3);
+        }
+        line.print();
+    }
 }

@@ -36,6 +36,16 @@ pub const MERGE_PATCH: &str = "application/merge-patch+json";
 pub enum Target {
     /// The server's listener on loopback.
     Tcp(SocketAddr),
+    /// A TLS listener on loopback (ours with client-certificate auth, or
+    /// kube-apiserver), reached as the admin.
+    Tls {
+        /// The listener.
+        addr: SocketAddr,
+        /// TLS with the admin's client certificate.
+        connector: tokio_rustls::TlsConnector,
+        /// The name the server's certificate is checked against.
+        name: rustls_pki_types::ServerName<'static>,
+    },
     /// The server's router, called in this process (no TCP, no HTTP
     /// parsing): what remains is routing, JSON and storage.
     InProcess(axum::Router),
@@ -46,34 +56,54 @@ impl Target {
     pub fn transport(&self) -> &'static str {
         match self {
             Target::Tcp(_) => "tcp",
+            Target::Tls { .. } => "tls",
             Target::InProcess(_) => "inprocess",
         }
     }
 
-    /// A new client: over TCP a fresh keep-alive connection.
+    /// A new client: over TCP (or TLS) a fresh keep-alive connection.
     pub async fn connect(&self) -> Result<Conn, BoxError> {
+        let tcp = |addr: SocketAddr| async move {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            stream.set_nodelay(true)?;
+            Ok::<_, BoxError>(stream)
+        };
         match self {
-            Target::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr)
+            Target::Tcp(addr) => http1(tcp(*addr).await?, *addr).await,
+            Target::Tls {
+                addr,
+                connector,
+                name,
+            } => {
+                let stream = connector
+                    .connect(name.clone(), tcp(*addr).await?)
                     .await
-                    .map_err(|e| format!("connecting to {addr}: {e}"))?;
-                stream.set_nodelay(true)?;
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-                tokio::spawn(async move {
-                    // Ends when the sender is dropped or the server closes.
-                    let _ = connection.await;
-                });
-                Ok(Conn::Tcp {
-                    sender,
-                    host: addr.to_string(),
-                })
+                    .map_err(|e| format!("TLS with {addr}: {e}"))?;
+                http1(stream, *addr).await
             }
             Target::InProcess(router) => Ok(Conn::InProcess(router.clone())),
         }
     }
+}
+
+/// An HTTP/1.1 client connection over `io` to the server at `addr`.
+async fn http1<IO>(io: IO, addr: SocketAddr) -> Result<Conn, BoxError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes.
+        let _ = connection.await;
+    });
+    Ok(Conn::Tcp {
+        sender,
+        host: addr.to_string(),
+    })
 }
 
 /// One client of a [`Target`].

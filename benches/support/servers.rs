@@ -82,6 +82,9 @@ impl Backend {
 pub struct Stores {
     #[cfg(feature = "etcd")]
     etcd: Option<etcd::EtcdServer>,
+    /// An etcd started by someone else (the real host's), used instead of
+    /// starting one: comparisons with kube-apiserver run on the same etcd.
+    pub external_etcd: Option<String>,
     opened: usize,
 }
 
@@ -112,11 +115,16 @@ impl Stores {
             }
             #[cfg(feature = "etcd")]
             Backend::Etcd => {
-                if self.etcd.is_none() {
-                    // Starting etcd polls its health synchronously.
-                    self.etcd = Some(tokio::task::block_in_place(etcd::EtcdServer::start));
-                }
-                let endpoint = self.etcd.as_ref().map(|e| e.endpoint()).unwrap_or_default();
+                let endpoint = match &self.external_etcd {
+                    Some(endpoint) => endpoint.clone(),
+                    None => {
+                        if self.etcd.is_none() {
+                            // Starting etcd polls its health synchronously.
+                            self.etcd = Some(tokio::task::block_in_place(etcd::EtcdServer::start));
+                        }
+                        self.etcd.as_ref().map(|e| e.endpoint()).unwrap_or_default()
+                    }
+                };
                 let prefix = format!("/vcluster-bench-{}", self.opened);
                 let storage = EtcdStorage::connect(&[endpoint], &prefix)
                     .await
@@ -137,17 +145,23 @@ impl Stores {
 pub enum Transport {
     /// HTTP/1.1 over loopback TCP.
     Tcp,
+    /// HTTP/1.1 over TLS on loopback, authenticated by a client
+    /// certificate and authorized (RBAC), as kube-apiserver serves: the
+    /// transport of comparisons with it.
+    Tls,
     /// The router as a tower service.
     InProcess,
 }
 
-/// An API server in this process, listening on a loopback port; shut
-/// down on drop.
+/// An API server in this process, listening on a loopback port (and, when
+/// started with a PKI, on a TLS one); shut down on drop.
 pub struct LocalServer {
     /// The server.
     pub server: ApiServer,
     /// Its loopback address.
     pub addr: SocketAddr,
+    /// Its TLS listener and the admin's connector.
+    tls: Option<(SocketAddr, tokio_rustls::TlsConnector)>,
     store: Store,
 }
 
@@ -164,8 +178,31 @@ impl LocalServer {
         Self {
             server,
             addr,
+            tls: None,
             store,
         }
+    }
+
+    /// Starts a server over `store` that also serves TLS with `pki`'s
+    /// serving certificate and requires its clients' certificates (so
+    /// every request is authenticated and authorized).
+    pub async fn start_with_tls(store: Store, pki: &vcluster_testkit::pki::ClusterPki) -> Self {
+        let mut local = Self::start(store).await;
+        let read = |path: &std::path::Path| std::fs::read(path).expect("a PKI file");
+        let tls = vcluster::apiserver::TlsConfig::from_pem_with_client_ca(
+            &read(&pki.server_cert),
+            &read(&pki.server_key),
+            &read(&pki.ca_cert),
+        )
+        .expect("the PKI makes a TLS configuration");
+        let addr = local
+            .server
+            .spawn(loopback(), Some(tls))
+            .await
+            .expect("the API server listens on loopback with TLS");
+        let connector = pki.admin_tls_connector().expect("an admin TLS connector");
+        local.tls = Some((addr, connector));
+        local
     }
 
     /// The store's backend.
@@ -177,6 +214,17 @@ impl LocalServer {
     pub fn target(&self, transport: Transport) -> Target {
         match transport {
             Transport::Tcp => Target::Tcp(self.addr),
+            Transport::Tls => {
+                let (addr, connector) = self
+                    .tls
+                    .clone()
+                    .expect("a server started with start_with_tls");
+                Target::Tls {
+                    addr,
+                    connector,
+                    name: rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+                }
+            }
             Transport::InProcess => Target::InProcess(self.server.router()),
         }
     }
