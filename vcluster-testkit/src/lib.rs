@@ -6,6 +6,9 @@
 //!   kube-apiserver, kube-controller-manager and etcd, built from their Go
 //!   modules by `tools/upstream/build`) with a simulated node, the reference
 //!   host every syncer behaviour is proven against.
+//! - [`pki::ClusterPki`]: a throw-away CA, serving and admin certificates,
+//!   service-account keys, and the admin's kubeconfig and TLS connector.
+//! - [`python::interpreter`]: the official Python client's interpreter.
 //! - [`eventually`]: bounded polling, the only way tests wait.
 //! - [`free_ports`]: loopback ports nobody listens on.
 //!
