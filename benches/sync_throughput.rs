@@ -616,13 +616,20 @@ async fn ready_syncer(
     counter: &AddedCounter,
 ) -> RunningSyncer {
     let syncer = RunningSyncer::start(kind, concurrency, clusters);
-    let mut client = clusters
-        .virtual_cluster
+    probe(kind, &clusters.virtual_cluster, counter).await;
+    syncer.wait_idle().await;
+    syncer
+}
+
+/// A tenant's first object, seen on the host: the syncer works end to end
+/// (both sides listed, connections open).
+async fn probe(kind: Kind, virtual_cluster: &ChildServer, counter: &AddedCounter) {
+    let mut tenant = virtual_cluster
         .target()
         .connect()
         .await
         .expect("connect to the virtual cluster");
-    client
+    tenant
         .call(
             Method::POST,
             &kind.collection(NAMESPACE),
@@ -631,8 +638,6 @@ async fn ready_syncer(
         .await
         .expect("create the probe object");
     counter.wait_for(1).await;
-    syncer.wait_idle().await;
-    syncer
 }
 
 fn delta(after: &MetricsSnapshot, before: &MetricsSnapshot) -> MetricsSnapshot {
@@ -1246,21 +1251,7 @@ async fn real_live(host: &RealHost, workload: &Workload, concurrency: usize, ns:
         .expect("a valid syncer configuration");
     let cancel = syncer.cancel_token();
     let task = tokio::spawn(syncer.run());
-    // A first object proves the syncer works end to end.
-    let mut tenant = virtual_cluster
-        .target()
-        .connect()
-        .await
-        .expect("connect to the virtual cluster");
-    tenant
-        .call(
-            Method::POST,
-            &kind.collection(NAMESPACE),
-            Some((JSON, json_body(&kind.virtual_object("probe")))),
-        )
-        .await
-        .expect("create the probe object");
-    counter.wait_for(1).await;
+    probe(kind, &virtual_cluster, &counter).await;
     let requests = Workload::create_requests(&workload.virtual_bodies, &kind.collection(NAMESPACE));
     let batch = send_all(&virtual_cluster.target(), concurrency, requests).await;
     let done = counter.wait_for(workload.len() + 1).await;
