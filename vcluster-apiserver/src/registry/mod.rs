@@ -372,7 +372,6 @@ impl Registry {
         object: &mut Value,
         options: &WriteOptions,
     ) -> Result<(Allocation, Reservation), ApiError> {
-        let before = object.clone();
         let reservation = if options.dry_run {
             Reservation::None
         } else {
@@ -380,11 +379,11 @@ impl Registry {
         };
         match self.services.allocate(resource, object, None) {
             Ok(allocation) => Ok((allocation, reservation)),
-            Err(err) if matches!(reservation, Reservation::Reserved(_)) => {
+            Err(err) if matches!(reservation, Reservation::Reserved { .. }) => {
                 // The provider's addresses are outside what this server
                 // accepts: give them back and allocate our own.
+                reservation.restore_spec(object);
                 reservation.release(&self.services).await;
-                *object = before;
                 let allocation = self.services.allocate(resource, object, None)?;
                 Ok((
                     allocation,

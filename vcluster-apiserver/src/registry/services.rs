@@ -33,16 +33,30 @@ pub enum Reservation {
     /// Nothing asked, or the provider had no addresses for this service.
     None,
     /// The service carries the provider's addresses.
-    Reserved(Box<Service>),
+    Reserved {
+        /// The service as the provider was asked about it.
+        service: Box<Service>,
+        /// Its spec before the addresses were written in (to put back if
+        /// this server does not accept them).
+        spec_before: Value,
+    },
     /// The provider failed; the server allocates its own addresses, and the
     /// reason goes into an event on the service.
     Failed(String),
 }
 
 impl Reservation {
+    /// Puts back the spec `service` had before the provider's addresses
+    /// were written into it.
+    pub fn restore_spec(&self, service: &mut Value) {
+        if let Reservation::Reserved { spec_before, .. } = self {
+            service["spec"] = spec_before.clone();
+        }
+    }
+
     /// The service was not stored: the provider gives its addresses back.
     pub async fn release(self, network: &ServiceNetwork) {
-        if let (Reservation::Reserved(service), Some(provider)) = (self, &network.provider) {
+        if let (Reservation::Reserved { service, .. }, Some(provider)) = (self, &network.provider) {
             provider.release(&service).await;
         }
     }
@@ -192,8 +206,12 @@ impl ServiceNetwork {
         };
         match tokio::time::timeout(RESERVE_TIMEOUT, provider.reserve(&typed)).await {
             Ok(Ok(Some(addresses))) => {
+                let spec_before = service["spec"].clone();
                 apply_addresses(service, &addresses);
-                Reservation::Reserved(Box::new(typed))
+                Reservation::Reserved {
+                    service: Box::new(typed),
+                    spec_before,
+                }
             }
             Ok(Ok(None)) => Reservation::None,
             Ok(Err(err)) => Reservation::Failed(err.to_string()),
