@@ -211,7 +211,7 @@ impl EtcdServer {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(format!(
                         "etcd exited with {status} before it was ready; log:\n{}",
-                        tail(log_path)
+                        crate::process::tail(log_path)
                     ));
                 }
             }
@@ -221,7 +221,7 @@ impl EtcdServer {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "etcd was not healthy within {READY_DEADLINE:?}; log:\n{}",
-                    tail(log_path)
+                    crate::process::tail(log_path)
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -294,14 +294,4 @@ pub(crate) fn healthy(port: u16) -> bool {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.contains("\"health\":\"true\"")
-}
-
-/// The end of a log file, for failure messages.
-pub(crate) fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(4_000);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
-    text[start..].to_owned()
 }

@@ -65,7 +65,7 @@ impl Process {
                 "{} exited with {status}; the end of its log ({}):\n{}",
                 self.name,
                 self.log.display(),
-                crate::etcd::tail(&self.log)
+                tail(&self.log)
             )),
             _ => Ok(()),
         }
@@ -73,7 +73,7 @@ impl Process {
 
     /// The end of its log, for failure messages.
     pub fn log_tail(&self) -> String {
-        crate::etcd::tail(&self.log)
+        tail(&self.log)
     }
 }
 
@@ -83,4 +83,14 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The end of a log file, for failure messages.
+pub(crate) fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(4_000);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
 }

@@ -131,11 +131,6 @@ impl Listed {
         let listed = receiver.wait_for(|listed| *listed).await.is_ok();
         listed
     }
-
-    /// Whether the side is listed now.
-    pub fn is_listed(&self) -> bool {
-        *self.0.borrow()
-    }
 }
 
 /// A callback told about every virtual object the engine sees.
