@@ -1001,6 +1001,26 @@ async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label(kind: HostKind)
     })
     .await;
     let host_name = vcluster_core::safe_concat_name(&["settings", "x", "default", "x", VC]);
+    // The scenario starts from a host store that has seen the copy: while
+    // it has not, every resync tries the create again (and meets a
+    // conflict), and under load the stall below could begin before the
+    // store caught up. Three resyncs in a row that write nothing and meet
+    // no conflict or error show it has.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let mut base = syncer.metrics_of("configmaps");
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = syncer.metrics_of("configmaps");
+        if (now.writes, now.conflicts, now.errors) != (base.writes, base.conflicts, base.errors) {
+            base = now;
+        } else if now.reconciles >= base.reconciles + 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the syncer's host store never showed the copy"
+        );
+    }
 
     // The host watch falls behind; the tenant's new label still reaches the
     // host (other requests work).
