@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vcluster_apiserver::filter::FieldSelector;
+use vcluster_apiserver::field_selector::FieldSelector;
 use vcluster_apiserver::resources::Catalog;
 
 fuzz_target!(|data: &[u8]| {

@@ -58,6 +58,24 @@ impl FieldCause {
         }
     }
 
+    /// A field is larger than the kind allows (`max` bytes).
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        Self {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max} bytes"),
+        }
+    }
+
+    /// A field may not be set or changed (`FieldValueForbidden`).
+    pub fn forbidden(field: impl Into<String>, message: &str) -> Self {
+        Self {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            message: format!("Forbidden: {message}"),
+        }
+    }
+
     /// A value is not one of the supported ones.
     pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();

@@ -1,13 +1,15 @@
-//! Which objects a list or watch returns: label selectors (from
-//! `vcluster-core`) and field selectors, over the fields kube-apiserver
-//! supports for each kind.
+//! Field selectors (`fieldSelector=spec.nodeName=n1`), over the fields
+//! each kind's strategy makes selectable, and [`ObjectFilter`]: the label
+//! and field selectors of one list or watch (label selectors come from
+//! `vcluster-core`).
 
 use serde_json::Value;
 use vcluster_core::selector::Selector;
 
 use crate::error::ApiError;
 use crate::object;
-use crate::resources::{events, ResourceInfo};
+use crate::resources::strategy::{Strategy, GENERIC};
+use crate::resources::ResourceInfo;
 
 /// One `field=value` / `field!=value` term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +23,21 @@ pub struct FieldRequirement {
 }
 
 /// A parsed `fieldSelector`: every term must hold.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector(pub Vec<FieldRequirement>);
+#[derive(Clone, Debug)]
+pub struct FieldSelector {
+    terms: Vec<FieldRequirement>,
+    /// Reads the fields as the kind defines them.
+    strategy: &'static dyn Strategy,
+}
+
+impl Default for FieldSelector {
+    fn default() -> Self {
+        Self {
+            terms: Vec::new(),
+            strategy: &GENERIC,
+        }
+    }
+}
 
 impl FieldSelector {
     /// Parses `a=b,c!=d` and checks every field is supported for `resource`.
@@ -41,7 +56,7 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !supported_fields(resource).contains(&field) {
+            if !resource.strategy.selectable_fields().contains(&field) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
@@ -52,13 +67,26 @@ impl FieldSelector {
                 value: value.trim().to_owned(),
             });
         }
-        Ok(Self(terms))
+        Ok(Self {
+            terms,
+            strategy: resource.strategy,
+        })
+    }
+
+    /// The terms, in the order given.
+    pub fn terms(&self) -> &[FieldRequirement] {
+        &self.terms
+    }
+
+    /// Adds a term (a watch of one named object pins `metadata.name`).
+    pub fn push(&mut self, term: FieldRequirement) {
+        self.terms.push(term);
     }
 
     /// Whether `object` satisfies every term.
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|term| {
-            let actual = field_value(object, &term.field);
+        self.terms.iter().all(|term| {
+            let actual = self.strategy.field_value(object, &term.field);
             (actual == term.value) != term.negated
         })
     }
@@ -66,68 +94,10 @@ impl FieldSelector {
     /// The name this selector pins down with `metadata.name=x`, if any: lets
     /// a list or watch of one object skip the rest.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.0
+        self.terms
             .iter()
             .find(|t| t.field == "metadata.name" && !t.negated)
             .map(|t| t.value.as_str())
-    }
-}
-
-/// The fields a kind can be selected by.
-fn supported_fields(resource: &ResourceInfo) -> &'static [&'static str] {
-    match (resource.group.as_str(), resource.plural.as_str()) {
-        ("", "pods") => &[
-            "metadata.name",
-            "metadata.namespace",
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        ("", "events") => &[
-            "metadata.name",
-            "metadata.namespace",
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        (events::GROUP, "events") => events::FIELD_SELECTORS,
-        ("", "secrets") => &["metadata.name", "metadata.namespace", "type"],
-        ("", "nodes") => &["metadata.name", "spec.unschedulable"],
-        ("", "namespaces") => &["metadata.name", "status.phase"],
-        ("apps", "replicasets") => &["metadata.name", "metadata.namespace", "status.replicas"],
-        ("batch", "jobs") => &["metadata.name", "metadata.namespace", "status.successful"],
-        _ => &["metadata.name", "metadata.namespace"],
-    }
-}
-
-/// A field's value as field selectors compare it (a string; `""` if unset).
-fn field_value(object: &Value, field: &str) -> String {
-    match field {
-        // Booleans default to false rather than empty, as upstream does.
-        "spec.hostNetwork" | "spec.unschedulable" => object::path(object, field)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            .to_string(),
-        "source" => object::path_str(object, "source.component").to_owned(),
-        _ => match object::path(object, field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            _ => String::new(),
-        },
     }
 }
 

@@ -35,7 +35,7 @@ pub mod allocator;
 pub mod auth;
 pub mod crd;
 pub mod error;
-pub mod filter;
+pub mod field_selector;
 pub mod http;
 pub mod logs;
 pub mod metrics;
@@ -45,7 +45,6 @@ pub mod registry;
 pub mod resources;
 pub mod server;
 pub mod storage;
-pub mod table;
 pub mod watch;
 
 pub use auth::{AuthConfig, AuthMode, UserInfo};

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::error::FieldCause;
-use crate::object::{self, validate as names};
+use crate::object;
 use crate::resources::{Catalog, ResourceInfo};
+use vcluster_core::validation;
 
 pub mod schema;
 
@@ -208,7 +209,7 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldCause> {
     let name = object::name(crd);
     if group.is_empty() {
         causes.push(FieldCause::required("spec.group"));
-    } else if let Some(why) = names::dns1123_subdomain(group) {
+    } else if let Some(why) = first(validation::dns1123_subdomain_errors(group)) {
         causes.push(FieldCause::invalid("spec.group", group, why));
     } else if !group.contains('.') {
         causes.push(FieldCause::invalid(
@@ -219,10 +220,11 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldCause> {
     }
     if names.plural.is_empty() {
         causes.push(FieldCause::required("spec.names.plural"));
-    } else if let Some(why) = names::dns1035_label(&names.plural) {
+    } else if let Some(why) = first(validation::dns1035_label_errors(&names.plural)) {
         causes.push(FieldCause::invalid("spec.names.plural", &names.plural, why));
     }
-    if let Some(why) = names::dns1035_label(&names.singular).filter(|_| !names.singular.is_empty())
+    if let Some(why) = first(validation::dns1035_label_errors(&names.singular))
+        .filter(|_| !names.singular.is_empty())
     {
         causes.push(FieldCause::invalid(
             "spec.names.singular",
@@ -231,7 +233,7 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldCause> {
         ));
     }
     for (index, short) in names.short_names.iter().enumerate() {
-        if let Some(why) = names::dns1035_label(short) {
+        if let Some(why) = first(validation::dns1035_label_errors(short)) {
             causes.push(FieldCause::invalid(
                 format!("spec.names.shortNames[{index}]"),
                 short,
@@ -313,7 +315,7 @@ fn validate_versions(crd: &Value, causes: &mut Vec<FieldCause>) {
         let name = version.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
             causes.push(FieldCause::required(format!("{at}.name")));
-        } else if let Some(why) = names::dns1035_label(name) {
+        } else if let Some(why) = first(validation::dns1035_label_errors(name)) {
             causes.push(FieldCause::invalid(format!("{at}.name"), name, why));
         } else if seen.contains(&name) {
             causes.push(FieldCause {
@@ -616,7 +618,6 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                 categories: names.categories.clone(),
                 status_subresource: version.pointer("/subresources/status").is_some(),
                 scale_subresource: scale.is_some(),
-                normalize: None,
                 custom: Some(Arc::new(CustomResource {
                     crd_name: object::name(crd).to_owned(),
                     storage: name == storage,
@@ -627,6 +628,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                     scale,
                     terminating,
                 })),
+                ..ResourceInfo::default()
             })
         })
         .collect()
@@ -673,6 +675,11 @@ pub fn uninstall(catalog: &mut Catalog, crd_name: &str) {
             catalog.remove_resource(group, plural);
         }
     }
+}
+
+/// The first of a rule's problems: CRD checks report one per field.
+fn first(errors: Vec<String>) -> Option<String> {
+    errors.into_iter().next()
 }
 
 #[cfg(test)]

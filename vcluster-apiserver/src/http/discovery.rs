@@ -116,17 +116,8 @@ fn subresources(info: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static 
     if info.scale_subresource {
         subs.push(("scale", "Scale".to_owned(), vec!["get", "patch", "update"]));
     }
-    if info.group.is_empty() && info.plural == "pods" {
-        subs.push(("binding", "Binding".to_owned(), vec!["create"]));
-        // Served from `ApiServerConfig::pod_logs` (see `crate::logs`).
-        subs.push(("log", "Pod".to_owned(), vec!["get"]));
-    }
-    if info.group.is_empty() && info.plural == "serviceaccounts" {
-        // Served by `crate::auth::tokens` (authentication.k8s.io/v1 TokenRequest).
-        subs.push(("token", "TokenRequest".to_owned(), vec!["create"]));
-    }
-    if info.group.is_empty() && info.plural == "namespaces" {
-        subs.push(("finalize", "Namespace".to_owned(), vec!["update"]));
+    for sub in info.subresources {
+        subs.push((sub.name, sub.kind.to_owned(), sub.verbs.to_vec()));
     }
     subs
 }

@@ -9,18 +9,19 @@ use axum::response::Response;
 use http::{header, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
+use vcluster_core::validation;
 
 use super::negotiate::{self, BodyFormat, Representation, MAX_BODY_BYTES};
 use super::path::ResourcePath;
 use super::{json as json_response, json_with_type, watch, ApiState, FieldValidation, Query};
 use crate::error::ApiError;
-use crate::filter::ObjectFilter;
+use crate::field_selector::ObjectFilter;
 use crate::registry::{
     DeleteOptions, FieldManager, ListOptions, ListPage, ObjectAddress, PatchKind, PatchOptions,
     Propagation, UpdateTarget, WriteOptions,
 };
+use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
-use crate::table::{self, IncludeObject};
 
 const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
@@ -42,7 +43,10 @@ pub(super) async fn handle(
         return Err(ApiError::no_route(request.uri().path()));
     }
     if let Some(namespace) = target.namespace {
-        if let Some(why) = crate::object::validate::dns1123_label(namespace) {
+        if let Some(why) = validation::dns1123_label_errors(namespace)
+            .into_iter()
+            .next()
+        {
             return Err(ApiError::bad_request(format!(
                 "invalid namespace {namespace:?}: {why}"
             )));
@@ -67,7 +71,7 @@ pub(super) async fn handle(
         name: name.to_owned(),
     };
     if let Some(name) = target.name {
-        if let Some(why) = crate::object::validate::object_name(&resource, name) {
+        if let Some(why) = resource.strategy.name_errors(name).into_iter().next() {
             return Err(ApiError::not_found(&resource.group, &resource.plural, name)
                 .with_message_suffix(&why));
         }
@@ -253,9 +257,7 @@ pub(super) async fn handle(
             };
             Ok(json_response(StatusCode::OK, &scale))
         }
-        (&Method::POST, Some(name), Some("binding"))
-            if resource.group.is_empty() && resource.plural == "pods" =>
-        {
+        (&Method::POST, Some(name), Some("binding")) if resource.serves_subresource("binding") => {
             let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             registry.bind_pod(&address(name), &body, &write).await?;
             Ok(json_response(
@@ -263,12 +265,12 @@ pub(super) async fn handle(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             ))
         }
-        (&Method::PUT, Some(name), Some("finalize")) if resource.is("", "namespaces") => {
+        (&Method::PUT, Some(name), Some("finalize")) if resource.serves_subresource("finalize") => {
             let body = read_document(request, content_type.as_deref(), body_timeout).await?;
             let namespace = registry.finalize_namespace(&address(name), &body).await?;
             Ok(json_response(StatusCode::OK, &namespace))
         }
-        (&Method::GET, Some(name), Some("log")) if resource.is("", "pods") => {
+        (&Method::GET, Some(name), Some("log")) if resource.serves_subresource("log") => {
             super::logs::pod_log(
                 state,
                 resource.clone(),

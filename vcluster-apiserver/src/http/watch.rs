@@ -16,12 +16,12 @@ use super::negotiate::Representation;
 use super::resource::{list_options, partial_metadata};
 use super::{stream_body, ApiState, Query};
 use crate::error::ApiError;
-use crate::filter::{FieldRequirement, FieldSelector, ObjectFilter};
+use crate::field_selector::{FieldRequirement, FieldSelector, ObjectFilter};
 use crate::object;
 use crate::registry::{parse_resource_version, ListOptions};
+use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
 use crate::storage::{EventKind, Revision};
-use crate::table::{self, IncludeObject};
 use crate::watch::{CachedEvent, Source, WatchEnd};
 
 /// Where a watch starts.
@@ -55,7 +55,6 @@ pub(super) async fn serve(
         filter
             .fields
             .get_or_insert_with(FieldSelector::default)
-            .0
             .push(pinned);
     }
     let rv = query.resource_version.as_deref().unwrap_or("");

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-pub mod defaults;
 pub mod validate;
 
 /// `metadata`, if the object has one that is a JSON object.

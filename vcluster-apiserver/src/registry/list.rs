@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{decode, parse_resource_version, Registry};
 use crate::error::ApiError;
-use crate::filter::ObjectFilter;
+use crate::field_selector::ObjectFilter;
 use crate::resources::ResourceInfo;
 use crate::storage::{ListRequest, Revision, StorageError};
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::crd;
 use crate::error::{ApiError, FieldCause};
-use crate::object::{self, defaults, validate};
+use crate::object::{self, validate};
 use crate::resources::{events, Catalog, ResourceInfo, SharedCatalog};
 use crate::storage::{registry_key, KeyValue, Revision, Storage, StorageError};
 use crate::watch::WatchHub;
@@ -317,11 +317,8 @@ impl Registry {
         } else {
             object::metadata_mut(&mut object).remove("generation");
         }
-        defaults::apply_defaults(resource, &mut object);
-        defaults::set_initial_status(resource, &mut object);
-        if is_crd(resource) {
-            crd::apply_defaults(&mut object);
-        }
+        resource.strategy.default(&mut object);
+        set_initial_status(resource, &mut object);
         patch::apply::record_update(resource, None, &mut object, options.field_manager.as_ref())?;
         reject_invalid(resource, &object)?;
         options.admit(resource, &object, None)?;
@@ -464,10 +461,7 @@ impl Registry {
             let mut old = decode(&current)?;
             present(&address.resource, &mut old);
             let mut new = merge_update(&address.resource, &old, body.clone(), target);
-            defaults::apply_defaults(&address.resource, &mut new);
-            if is_crd(&address.resource) && target == UpdateTarget::Main {
-                crd::apply_defaults(&mut new);
-            }
+            address.resource.strategy.default(&mut new);
             let manager = options.field_manager.as_ref().map(|m| FieldManager {
                 subresource: (target == UpdateTarget::Status).then(|| "status".to_owned()),
                 ..m.clone()
@@ -877,9 +871,12 @@ fn mark_deleting(object: &mut Value) {
 fn plan_delete(resource: &ResourceInfo, old: &Value, options: &DeleteOptions) -> DeletePlan {
     let mut new = old.clone();
     let deleting = is_deleting(old);
-    // Graceful deletion: pods only.
+    // Graceful deletion, for the kinds whose strategy asks for it (pods).
     let mut graceful = None;
-    if resource.is("", "pods") {
+    if let Some(period) = resource
+        .strategy
+        .grace_period(old, options.grace_period_seconds)
+    {
         let requested = options
             .grace_period_seconds
             .map(|g| if g < 0 { 1 } else { g });
@@ -898,21 +895,6 @@ fn plan_delete(resource: &ResourceInfo, old: &Value, options: &DeleteOptions) ->
                 },
             }
         } else {
-            let mut period = requested.unwrap_or_else(|| {
-                old.pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .map(|g| if g < 0 { 1 } else { g })
-                    .unwrap_or(0)
-            });
-            if object::path_str(old, "spec.nodeName").is_empty()
-                || matches!(
-                    object::path_str(old, "status.phase"),
-                    "Succeeded" | "Failed"
-                )
-            {
-                // Nobody runs it (or it is done): nothing to wait for.
-                period = 0;
-            }
             let meta = object::metadata_mut(&mut new);
             meta.insert("deletionTimestamp".into(), json!(timestamp_in(period)));
             meta.insert("deletionGracePeriodSeconds".into(), json!(period));
@@ -948,13 +930,7 @@ fn finalized(resource: &ResourceInfo, old: &Value, new: &Value) -> bool {
     if !is_deleting(old) || !finalizers(new).is_empty() || grace_of(old).unwrap_or(0) != 0 {
         return false;
     }
-    if resource.is("", "namespaces") {
-        return new
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-    }
-    true
+    resource.strategy.ready_to_remove(new)
 }
 
 /// No finalizer may be added to an object being deleted (422, as
@@ -1157,7 +1133,8 @@ fn assign_name(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiErr
 }
 
 fn reject_invalid(resource: &ResourceInfo, object: &Value) -> Result<(), ApiError> {
-    let mut causes = validate::validate(resource, object);
+    let mut causes = validate::metadata_causes(object, |name| resource.strategy.name_errors(name));
+    resource.strategy.validate(object, &mut causes);
     if let Some(custom) = &resource.custom {
         causes.extend(custom.validate(object));
     }
@@ -1222,17 +1199,7 @@ fn merge_update(resource: &ResourceInfo, old: &Value, body: Value, target: Updat
                     None => meta.remove(field),
                 };
             }
-            if resource.is("", "namespaces") {
-                // spec.finalizers change through `/finalize` only.
-                match old.pointer("/spec/finalizers") {
-                    Some(kept) => new["spec"]["finalizers"] = kept.clone(),
-                    None => {
-                        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                            spec.remove("finalizers");
-                        }
-                    }
-                }
-            }
+            resource.strategy.prepare_for_update(old, &mut new);
             if object::spec_view(&new) != object::spec_view(old) {
                 let generation = old_meta
                     .get("generation")
@@ -1253,56 +1220,30 @@ fn merge_update(resource: &ResourceInfo, old: &Value, body: Value, target: Updat
     new
 }
 
-/// Rejects updates of fields Kubernetes treats as immutable.
+/// Rejects updates the kind's strategy refuses (immutable fields).
 fn check_immutable(resource: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
-    let forbidden = |field: &str, message: &str| {
-        ApiError::invalid(
-            &resource.kind,
-            object::name(new),
-            vec![crate::error::FieldCause {
-                reason: "FieldValueForbidden",
-                field: field.into(),
-                message: format!("Forbidden: {message}"),
-            }],
-        )
+    let mut causes = Vec::new();
+    resource.strategy.validate_update(old, new, &mut causes);
+    reject_causes(resource, new, causes)
+}
+
+/// Sets the status a new object starts with. Clients cannot create an
+/// object that claims to be running already; whoever owns the status (the
+/// kubelet, a controller, the syncer) reports it through `/status`.
+fn set_initial_status(resource: &ResourceInfo, object: &mut Value) {
+    let strategy = resource.strategy;
+    let status = match strategy.initial_status(object) {
+        Some(status) => status,
+        None if resource.status_subresource && !strategy.keeps_status_on_create() => json!({}),
+        None => return,
     };
-    match (resource.group.as_str(), resource.kind.as_str()) {
-        ("", "Pod") => {
-            let mut old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
-            let mut new_spec = new.get("spec").cloned().unwrap_or(Value::Null);
-            for spec in [&mut old_spec, &mut new_spec] {
-                for list in ["containers", "initContainers"] {
-                    if let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) {
-                        for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                            item.remove("image");
-                        }
-                    }
-                }
-                if let Some(map) = spec.as_object_mut() {
-                    map.remove("activeDeadlineSeconds");
-                    map.remove("tolerations");
-                    map.remove("terminationGracePeriodSeconds");
-                }
-            }
-            if old_spec != new_spec {
-                return Err(forbidden(
-                    "spec",
-                    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-                ));
-            }
+    if let Some(map) = object.as_object_mut() {
+        if status.as_object().is_some_and(|s| s.is_empty()) {
+            map.remove("status");
+        } else {
+            map.insert("status".into(), status);
         }
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            if old.pointer("/spec/selector") != new.pointer("/spec/selector") =>
-        {
-            return Err(ApiError::invalid(
-                &resource.kind,
-                object::name(new),
-                vec![crate::error::FieldCause::immutable("spec.selector")],
-            ));
-        }
-        _ => {}
     }
-    Ok(())
 }
 
 /// Parses a client-supplied resourceVersion.

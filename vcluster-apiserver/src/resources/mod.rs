@@ -16,10 +16,13 @@ use serde_json::Value;
 use crate::crd::CustomResource;
 use crate::storage::{registry_key, registry_prefix};
 
-mod builtin;
 pub mod events;
+pub mod kinds;
+pub mod strategy;
+pub mod table;
 
-pub use builtin::builtin_resources;
+pub use kinds::{builtin_resources, BuiltinKind};
+pub use strategy::{Strategy, Subresource};
 
 /// The verbs every served resource supports in this server.
 pub const STANDARD_VERBS: &[&str] = &[
@@ -42,7 +45,7 @@ pub type Normalizer = fn(Value) -> Result<Value, serde_json::Error>;
 ///
 /// `Default` exists so code building a resource by hand (tests, embedders)
 /// can name only the fields it cares about.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ResourceInfo {
     /// API group; empty for the legacy core group.
     pub group: String,
@@ -65,14 +68,46 @@ pub struct ResourceInfo {
     pub status_subresource: bool,
     /// Has a `scale` subresource.
     pub scale_subresource: bool,
+    /// Other subresources it serves (`pods/log`, `namespaces/finalize`).
+    pub subresources: &'static [Subresource],
     /// Typed normalisation, for built-in kinds.
     pub normalize: Option<Normalizer>,
+    /// The kind's rules (defaults, validation, field selectors, table);
+    /// [`strategy::GENERIC`] for custom resources.
+    pub strategy: &'static dyn Strategy,
     /// What a CustomResourceDefinition says about this resource (schema,
     /// printer columns, scale paths); `None` for built-in kinds.
     pub custom: Option<Arc<CustomResource>>,
 }
 
+impl Default for ResourceInfo {
+    fn default() -> Self {
+        Self {
+            group: String::new(),
+            version: String::new(),
+            plural: String::new(),
+            singular: String::new(),
+            kind: String::new(),
+            namespaced: false,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            status_subresource: false,
+            scale_subresource: false,
+            subresources: &[],
+            normalize: None,
+            strategy: &strategy::GENERIC,
+            custom: None,
+        }
+    }
+}
+
 impl ResourceInfo {
+    /// Whether it serves the subresource `name` beyond `status` and
+    /// `scale` (`log`, `binding`, `finalize`, `token`).
+    pub fn serves_subresource(&self, name: &str) -> bool {
+        self.subresources.iter().any(|s| s.name == name)
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

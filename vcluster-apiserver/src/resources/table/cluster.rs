@@ -13,7 +13,7 @@ use super::format::{
 use super::Row;
 
 /// NAME STATUS AGE; kube defaults an unset phase to `Active`.
-pub(super) fn namespace(ns: &Value, now: Timestamp) -> Row {
+pub(crate) fn namespace(ns: &Value, now: Timestamp) -> Row {
     let phase = match str_at(ns, &["status", "phase"]) {
         "" => "Active",
         phase => phase,
@@ -22,7 +22,7 @@ pub(super) fn namespace(ns: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME STATUS ROLES AGE VERSION + addresses and node info.
-pub(super) fn node(node: &Value, now: Timestamp) -> Row {
+pub(crate) fn node(node: &Value, now: Timestamp) -> Row {
     // Only the Ready condition is shown; a later duplicate wins, as in kube.
     let ready = list_at(node, &["status", "conditions"])
         .iter()
@@ -85,14 +85,14 @@ fn address<'a>(node: &'a Value, kind: &str) -> &'a str {
 }
 
 /// NAME DATA AGE, counting text and binary keys.
-pub(super) fn config_map(cm: &Value, now: Timestamp) -> Row {
+pub(crate) fn config_map(cm: &Value, now: Timestamp) -> Row {
     let data = map_len(cm, &["data"]).saturating_add(map_len(cm, &["binaryData"]));
     vec![name(cm).into(), data.into(), age(cm, now).into()].into()
 }
 
 /// NAME TYPE DATA AGE. `stringData` keys count too: kube merges them into
 /// `data` on write.
-pub(super) fn secret(secret: &Value, now: Timestamp) -> Row {
+pub(crate) fn secret(secret: &Value, now: Timestamp) -> Row {
     let kind = match str_at(secret, &["type"]) {
         "" => "Opaque",
         kind => kind,
@@ -113,7 +113,7 @@ pub(super) fn secret(secret: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME SECRETS AGE.
-pub(super) fn service_account(sa: &Value, now: Timestamp) -> Row {
+pub(crate) fn service_account(sa: &Value, now: Timestamp) -> Row {
     let secrets = i64::try_from(list_at(sa, &["secrets"]).len()).unwrap_or(i64::MAX);
     vec![name(sa).into(), secrets.into(), age(sa, now).into()].into()
 }
@@ -130,7 +130,7 @@ struct EventFields {
 }
 
 /// A `v1` event.
-pub(super) fn core_event(event: &Value, now: Timestamp) -> Row {
+pub(crate) fn core_event(event: &Value, now: Timestamp) -> Row {
     const CORE: EventFields = EventFields {
         involved: "involvedObject",
         message: "message",
@@ -145,7 +145,7 @@ pub(super) fn core_event(event: &Value, now: Timestamp) -> Row {
 
 /// An `events.k8s.io/v1` event: kube converts it to the core form (its
 /// `deprecated*` fields, `regarding`, `note`) and prints that.
-pub(super) fn events_event(event: &Value, now: Timestamp) -> Row {
+pub(crate) fn events_event(event: &Value, now: Timestamp) -> Row {
     const EVENTS: EventFields = EventFields {
         involved: "regarding",
         message: "note",
@@ -211,9 +211,19 @@ fn event_row(event: &Value, now: Timestamp, fields: &EventFields) -> Row {
 }
 
 /// NAME HOLDER AGE.
-pub(super) fn lease(lease: &Value, now: Timestamp) -> Row {
+pub(crate) fn lease(lease: &Value, now: Timestamp) -> Row {
     let holder = str_at(lease, &["spec", "holderIdentity"]);
     vec![name(lease).into(), holder.into(), age(lease, now).into()].into()
+}
+
+/// A custom resource definition's row: its name and creation time, as
+/// upstream prints it.
+pub(crate) fn custom_resource_definition(crd: &Value, _now: Timestamp) -> Row {
+    vec![
+        name(crd).into(),
+        str_at(crd, &["metadata", "creationTimestamp"]).into(),
+    ]
+    .into()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// One `meta.k8s.io/v1` `TableColumnDefinition`.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Column {
+pub(crate) struct Column {
     /// Header text; kubectl upper-cases it.
     pub name: &'static str,
     /// OpenAPI type of the cells: `string`, `integer`, `boolean`, `date`.
@@ -81,17 +81,17 @@ const IMAGES: Column = string(
 const READY_PODS: Column = string("Ready", "Number of the pod with ready state");
 
 /// The default table for kinds without a printer: NAME and AGE.
-pub(super) const DEFAULT: &[Column] = &[NAME, AGE_DATE];
+pub(crate) const DEFAULT: &[Column] = &[NAME, AGE_DATE];
 /// `kubectl get crd`: NAME and the creation time itself.
-pub(super) const CUSTOM_RESOURCE_DEFINITION: &[Column] =
+pub(crate) const CUSTOM_RESOURCE_DEFINITION: &[Column] =
     &[NAME, column("Created At", "date", CREATED_DOC)];
 
 /// The NAME column as JSON (first column of custom printer columns).
-pub(super) fn name_column() -> Value {
+pub(crate) fn name_column() -> Value {
     NAME.to_json()
 }
 
-pub(super) const POD: &[Column] = &[
+pub(crate) const POD: &[Column] = &[
     NAME,
     string("Ready", "The aggregate readiness state of this pod for accepting traffic."),
     string("Status", "The aggregate status of the containers in this pod."),
@@ -103,7 +103,7 @@ pub(super) const POD: &[Column] = &[
     string("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates").wide(),
 ];
 
-pub(super) const SERVICE: &[Column] = &[
+pub(crate) const SERVICE: &[Column] = &[
     NAME,
     string("Type", "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are ExternalName, ClusterIP, NodePort, and LoadBalancer. \"ClusterIP\" allocates a cluster-internal IP address for load-balancing to endpoints. Endpoints are determined by the selector or if that is not specified, by manual construction of an Endpoints object or EndpointSlice objects. If clusterIP is \"None\", no virtual IP is allocated and the endpoints are published as a set of endpoints rather than a virtual IP. \"NodePort\" builds on ClusterIP and allocates a port on every node which routes to the same endpoints as the clusterIP. \"LoadBalancer\" builds on NodePort and creates an external load-balancer (if supported in the current cloud) which routes to the same endpoints as the clusterIP. \"ExternalName\" aliases this service to the specified externalName. Several other fields do not apply to ExternalName services. More info: https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types"),
     string("Cluster-IP", "clusterIP is the IP address of the service and is usually assigned randomly. If an address is specified manually, is in-range (as per system configuration), and is not in use, it will be allocated to the service; otherwise creation of the service will fail. This field may not be changed through updates unless the type field is also being changed to ExternalName (which requires this field to be blank) or the type field is being changed from ExternalName (in which case this field may optionally be specified, as describe above).  Valid values are \"None\", empty string (\"\"), or a valid IP address. Setting this to \"None\" makes a \"headless service\" (no virtual IP), which is useful when direct endpoint connections are preferred and proxying is not required.  Only applies to types ClusterIP, NodePort, and LoadBalancer. If this field is specified when creating a Service of type ExternalName, creation will fail. This field will be wiped when updating a Service to type ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
@@ -113,7 +113,7 @@ pub(super) const SERVICE: &[Column] = &[
     string("Selector", "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/").wide(),
 ];
 
-pub(super) const ENDPOINTS: &[Column] = &[
+pub(crate) const ENDPOINTS: &[Column] = &[
     NAME,
     string("Endpoints", "The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service."),
     AGE,
@@ -121,7 +121,7 @@ pub(super) const ENDPOINTS: &[Column] = &[
 
 const NODE_ADDRESSES_DOC: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
 
-pub(super) const NODE: &[Column] = &[
+pub(crate) const NODE: &[Column] = &[
     NAME,
     string("Status", "The status of the node"),
     string("Roles", "The roles of the node"),
@@ -135,7 +135,7 @@ pub(super) const NODE: &[Column] = &[
 ];
 
 /// Both `v1` and `events.k8s.io/v1` events print through this one table.
-pub(super) const EVENT: &[Column] = &[
+pub(crate) const EVENT: &[Column] = &[
     string("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
     string("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
     string("Reason", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
@@ -148,29 +148,29 @@ pub(super) const EVENT: &[Column] = &[
     NAME.wide(),
 ];
 
-pub(super) const NAMESPACE: &[Column] =
+pub(crate) const NAMESPACE: &[Column] =
     &[NAME, string("Status", "The status of the namespace"), AGE];
 
-pub(super) const SECRET: &[Column] = &[
+pub(crate) const SECRET: &[Column] = &[
     NAME,
     string("Type", "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"),
     string("Data", "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
     AGE,
 ];
 
-pub(super) const SERVICE_ACCOUNT: &[Column] = &[
+pub(crate) const SERVICE_ACCOUNT: &[Column] = &[
     NAME,
     string("Secrets", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret"),
     AGE,
 ];
 
-pub(super) const CONFIG_MAP: &[Column] = &[
+pub(crate) const CONFIG_MAP: &[Column] = &[
     NAME,
     string("Data", "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."),
     AGE,
 ];
 
-pub(super) const PERSISTENT_VOLUME: &[Column] = &[
+pub(crate) const PERSISTENT_VOLUME: &[Column] = &[
     NAME,
     string("Capacity", "capacity is the description of the persistent volume's resources and capacity. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#capacity"),
     string("Access Modes", "accessModes contains all ways the volume can be mounted. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes"),
@@ -184,7 +184,7 @@ pub(super) const PERSISTENT_VOLUME: &[Column] = &[
     string("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state. Value of Filesystem is implied when not included in spec.").wide(),
 ];
 
-pub(super) const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
+pub(crate) const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
     NAME,
     string("Status", "phase represents the current phase of PersistentVolumeClaim."),
     string("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
@@ -196,7 +196,7 @@ pub(super) const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
     string("VolumeMode", "volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec.").wide(),
 ];
 
-pub(super) const STORAGE_CLASS: &[Column] = &[
+pub(crate) const STORAGE_CLASS: &[Column] = &[
     NAME,
     string("Provisioner", "provisioner indicates the type of the provisioner."),
     string("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete."),
@@ -205,7 +205,7 @@ pub(super) const STORAGE_CLASS: &[Column] = &[
     AGE,
 ];
 
-pub(super) const DEPLOYMENT: &[Column] = &[
+pub(crate) const DEPLOYMENT: &[Column] = &[
     NAME,
     READY_PODS,
     string("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
@@ -216,7 +216,7 @@ pub(super) const DEPLOYMENT: &[Column] = &[
     string("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.").wide(),
 ];
 
-pub(super) const REPLICA_SET: &[Column] = &[
+pub(crate) const REPLICA_SET: &[Column] = &[
     NAME,
     integer("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
     integer("Current", "Replicas is the most recently oberved number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
@@ -227,9 +227,9 @@ pub(super) const REPLICA_SET: &[Column] = &[
     string("Selector", "Selector is a label query over pods that should match the replica count. If the selector is empty, it is defaulted to the labels present on the pod template. Label keys and values that must match in order to be controlled by this replica set. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors").wide(),
 ];
 
-pub(super) const STATEFUL_SET: &[Column] = &[NAME, READY_PODS, AGE, CONTAINERS, IMAGES];
+pub(crate) const STATEFUL_SET: &[Column] = &[NAME, READY_PODS, AGE, CONTAINERS, IMAGES];
 
-pub(super) const CONTROLLER_REVISION: &[Column] = &[
+pub(crate) const CONTROLLER_REVISION: &[Column] = &[
     NAME,
     string(
         "Controller",
@@ -239,7 +239,7 @@ pub(super) const CONTROLLER_REVISION: &[Column] = &[
     AGE,
 ];
 
-pub(super) const DAEMON_SET: &[Column] = &[
+pub(crate) const DAEMON_SET: &[Column] = &[
     NAME,
     integer("Desired", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
     integer("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
@@ -255,7 +255,7 @@ pub(super) const DAEMON_SET: &[Column] = &[
 
 const JOB_SELECTOR_DOC: &str = "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
 
-pub(super) const JOB: &[Column] = &[
+pub(crate) const JOB: &[Column] = &[
     NAME,
     string("Status", "Status of the job."),
     string("Completions", "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs."),
@@ -266,7 +266,7 @@ pub(super) const JOB: &[Column] = &[
     string("Selector", JOB_SELECTOR_DOC).wide(),
 ];
 
-pub(super) const CRON_JOB: &[Column] = &[
+pub(crate) const CRON_JOB: &[Column] = &[
     NAME,
     string("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
     string("Timezone", "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to the time zone of the kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded from the system-wide time zone database by the API server during CronJob validation and the controller manager during execution. If no system-wide time zone database can be found a bundled version of the database is used instead. If the time zone name becomes invalid during the lifetime of a CronJob or due to a change in host configuration, the controller will stop creating new new Jobs and will create a system event with the reason UnknownTimeZone. More information can be found in https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"),
@@ -279,13 +279,13 @@ pub(super) const CRON_JOB: &[Column] = &[
     string("Selector", JOB_SELECTOR_DOC).wide(),
 ];
 
-pub(super) const LEASE: &[Column] = &[
+pub(crate) const LEASE: &[Column] = &[
     NAME,
     string("Holder", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),
     AGE,
 ];
 
-pub(super) const ENDPOINT_SLICE: &[Column] = &[
+pub(crate) const ENDPOINT_SLICE: &[Column] = &[
     NAME,
     string("AddressType", "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name."),
     string("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports."),
@@ -293,7 +293,7 @@ pub(super) const ENDPOINT_SLICE: &[Column] = &[
     AGE,
 ];
 
-pub(super) const INGRESS: &[Column] = &[
+pub(crate) const INGRESS: &[Column] = &[
     NAME,
     string(
         "Class",
@@ -311,7 +311,7 @@ pub(super) const INGRESS: &[Column] = &[
     AGE,
 ];
 
-pub(super) const NETWORK_POLICY: &[Column] = &[
+pub(crate) const NETWORK_POLICY: &[Column] = &[
     NAME,
     string("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace."),
     AGE,

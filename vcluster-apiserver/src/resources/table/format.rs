@@ -6,15 +6,15 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 /// Placeholder kube prints for an empty list-like cell.
-pub(super) const NONE: &str = "<none>";
+pub(crate) const NONE: &str = "<none>";
 /// Placeholder kube prints for a missing timestamp.
-pub(super) const UNKNOWN: &str = "<unknown>";
+pub(crate) const UNKNOWN: &str = "<unknown>";
 /// Placeholder kube prints for an unset optional field.
-pub(super) const UNSET: &str = "<unset>";
+pub(crate) const UNSET: &str = "<unset>";
 
 /// The value at `path`, treating JSON `null` like a missing field (a nil
 /// pointer in Go).
-pub(super) fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     let mut current = value;
     for key in path {
         current = current.as_object()?.get(*key)?;
@@ -23,28 +23,28 @@ pub(super) fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 /// The string at `path`, if present and a string.
-pub(super) fn opt_str<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(crate) fn opt_str<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     get(value, path)?.as_str()
 }
 
 /// The string at `path`, or `""` like an unset Go string.
-pub(super) fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
+pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
     opt_str(value, path).unwrap_or("")
 }
 
 /// The integer at `path`, if present and integral.
-pub(super) fn opt_int(value: &Value, path: &[&str]) -> Option<i64> {
+pub(crate) fn opt_int(value: &Value, path: &[&str]) -> Option<i64> {
     as_int(get(value, path)?)
 }
 
 /// The integer at `path`, or 0 like an unset Go integer.
-pub(super) fn int_at(value: &Value, path: &[&str]) -> i64 {
+pub(crate) fn int_at(value: &Value, path: &[&str]) -> i64 {
     opt_int(value, path).unwrap_or(0)
 }
 
 /// Reads a JSON number as an integer; whole floats count, anything else
 /// does not.
-pub(super) fn as_int(value: &Value) -> Option<i64> {
+pub(crate) fn as_int(value: &Value) -> Option<i64> {
     if let Some(i) = value.as_i64() {
         return Some(i);
     }
@@ -57,12 +57,12 @@ pub(super) fn as_int(value: &Value) -> Option<i64> {
 }
 
 /// The boolean at `path`, if present and a boolean.
-pub(super) fn opt_bool(value: &Value, path: &[&str]) -> Option<bool> {
+pub(crate) fn opt_bool(value: &Value, path: &[&str]) -> Option<bool> {
     get(value, path)?.as_bool()
 }
 
 /// The array at `path`, or an empty slice.
-pub(super) fn list_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+pub(crate) fn list_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
     get(value, path)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -70,29 +70,29 @@ pub(super) fn list_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
 }
 
 /// The object at `path`, if present and an object.
-pub(super) fn map_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value>> {
+pub(crate) fn map_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value>> {
     get(value, path)?.as_object()
 }
 
 /// Number of entries of the map at `path` (0 when absent).
-pub(super) fn map_len(value: &Value, path: &[&str]) -> i64 {
+pub(crate) fn map_len(value: &Value, path: &[&str]) -> i64 {
     map_at(value, path).map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
 }
 
 /// Whether the field is present as an object (a non-nil Go pointer to a
 /// struct, such as `state.running`).
-pub(super) fn has_object(value: &Value, path: &[&str]) -> bool {
+pub(crate) fn has_object(value: &Value, path: &[&str]) -> bool {
     map_at(value, path).is_some()
 }
 
 /// `metadata.name`.
-pub(super) fn name(object: &Value) -> &str {
+pub(crate) fn name(object: &Value) -> &str {
     str_at(object, &["metadata", "name"])
 }
 
 /// Parses a `metav1.Time`/`MicroTime` string. Go's zero time
 /// (`0001-01-01T00:00:00Z`) counts as unset, as `Time.IsZero` does.
-pub(super) fn parse_time(value: Option<&Value>) -> Option<Timestamp> {
+pub(crate) fn parse_time(value: Option<&Value>) -> Option<Timestamp> {
     let text = value?.as_str()?;
     let ts: Timestamp = text.parse().ok()?;
     (ts.as_second() != GO_ZERO_TIME_UNIX).then_some(ts)
@@ -102,12 +102,12 @@ pub(super) fn parse_time(value: Option<&Value>) -> Option<Timestamp> {
 const GO_ZERO_TIME_UNIX: i64 = -62_135_596_800;
 
 /// The timestamp at `path`.
-pub(super) fn time_at(value: &Value, path: &[&str]) -> Option<Timestamp> {
+pub(crate) fn time_at(value: &Value, path: &[&str]) -> Option<Timestamp> {
     parse_time(get(value, path))
 }
 
 /// kube's `translateTimestampSince`: the age of `ts` or `<unknown>`.
-pub(super) fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
+pub(crate) fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
     match ts {
         Some(ts) => human_duration(now.as_nanosecond() - ts.as_nanosecond()),
         None => UNKNOWN.to_owned(),
@@ -115,7 +115,7 @@ pub(super) fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
 }
 
 /// The AGE cell: time since `metadata.creationTimestamp`.
-pub(super) fn age(object: &Value, now: Timestamp) -> String {
+pub(crate) fn age(object: &Value, now: Timestamp) -> String {
     since(time_at(object, &["metadata", "creationTimestamp"]), now)
 }
 
@@ -126,7 +126,7 @@ const HOUR: i64 = 60 * MINUTE;
 /// kube's `duration.HumanDuration`: two or three significant figures, from
 /// seconds up to years. Takes nanoseconds and saturates to Go's 64-bit
 /// `time.Duration` range the way `time.Since` does.
-pub(super) fn human_duration(nanos: i128) -> String {
+pub(crate) fn human_duration(nanos: i128) -> String {
     let d = i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX });
     // Integer division truncates toward zero, like Go's int(d.Seconds()).
     let seconds = d / SECOND;
@@ -198,7 +198,7 @@ fn entry_text(value: &Value) -> String {
 }
 
 /// kube's `labels.FormatLabels`: sorted `k=v` pairs or `<none>`.
-pub(super) fn format_labels(map: Option<&Map<String, Value>>) -> String {
+pub(crate) fn format_labels(map: Option<&Map<String, Value>>) -> String {
     let mut pairs: Vec<String> = map
         .into_iter()
         .flatten()
@@ -220,7 +220,7 @@ struct Requirement {
 
 /// kube's `metav1.LabelSelectorAsSelector(..).String()`: `Ok("")` for a
 /// nil or empty selector, `Err` for one kube would refuse to convert.
-pub(super) fn selector_string(selector: Option<&Value>) -> Result<String, ()> {
+pub(crate) fn selector_string(selector: Option<&Value>) -> Result<String, ()> {
     let Some(selector) = selector else {
         return Ok(String::new());
     };
@@ -280,7 +280,7 @@ pub(super) fn selector_string(selector: Option<&Value>) -> Result<String, ()> {
 
 /// kube's `metav1.FormatLabelSelector`: `<none>` when empty, `<error>`
 /// when invalid.
-pub(super) fn format_label_selector(selector: Option<&Value>) -> String {
+pub(crate) fn format_label_selector(selector: Option<&Value>) -> String {
     match selector_string(selector) {
         Ok(s) if s.is_empty() => NONE.to_owned(),
         Ok(s) => s,
@@ -330,7 +330,7 @@ fn is_qualified_name(s: &str) -> bool {
 }
 
 /// kube's `layoutContainerCells`: container names and images, comma-joined.
-pub(super) fn container_cells(pod_spec_path: &[&str], object: &Value) -> (String, String) {
+pub(crate) fn container_cells(pod_spec_path: &[&str], object: &Value) -> (String, String) {
     let containers = list_at(object, pod_spec_path);
     let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
     let images: Vec<&str> = containers.iter().map(|c| str_at(c, &["image"])).collect();
@@ -340,7 +340,7 @@ pub(super) fn container_cells(pod_spec_path: &[&str], object: &Value) -> (String
 /// Load-balancer ingress points (IP, else hostname), sorted and unique, as
 /// kube's `loadBalancerStatusStringer` in wide mode (the server always
 /// renders wide, so nothing is clipped).
-pub(super) fn load_balancer_ingress(object: &Value) -> String {
+pub(crate) fn load_balancer_ingress(object: &Value) -> String {
     let mut points: Vec<&str> = list_at(object, &["status", "loadBalancer", "ingress"])
         .iter()
         .filter_map(|ingress| {
@@ -363,7 +363,7 @@ pub(super) fn load_balancer_ingress(object: &Value) -> String {
 /// The first `max` items joined by `,`, plus ` + N more...` when there
 /// were more, or `<unset>` when there were none (kube's
 /// `listWithMoreString`).
-pub(super) fn list_with_more(items: &[String], max: usize) -> String {
+pub(crate) fn list_with_more(items: &[String], max: usize) -> String {
     let shown = items
         .iter()
         .take(max)

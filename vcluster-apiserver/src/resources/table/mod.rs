@@ -9,13 +9,13 @@
 //! `protocol`, a Deployment's `replicas`, ...) print their default when
 //! absent, because a real cluster never shows them unset.
 
-mod cluster;
-mod columns;
-mod format;
-mod network;
-mod pod;
-mod volumes;
-mod workloads;
+pub(crate) mod cluster;
+pub(crate) mod columns;
+pub(crate) mod format;
+pub(crate) mod network;
+pub(crate) mod pod;
+pub(crate) mod volumes;
+pub(crate) mod workloads;
 
 use jiff::Timestamp;
 use serde_json::{json, Map, Value};
@@ -76,11 +76,11 @@ pub fn to_table(
     {
         return custom_table(resource, custom, objects, include, list_metadata, now);
     }
-    let (columns, print) = printer(&resource.group, &resource.kind).unwrap_or(DEFAULT_PRINTER);
+    let printer = resource.strategy.printer().unwrap_or(Printer::DEFAULT);
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let row = print(object, now);
+            let row = (printer.print)(object, now);
             let mut out = Map::new();
             out.insert("cells".to_owned(), Value::Array(row.cells));
             if !row.conditions.is_empty() {
@@ -101,7 +101,7 @@ pub fn to_table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": columns.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+        "columnDefinitions": printer.columns.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
         "rows": rows,
     })
 }
@@ -165,16 +165,8 @@ fn custom_table(
     })
 }
 
-fn custom_resource_definition(crd: &Value, _now: Timestamp) -> Row {
-    vec![
-        format::name(crd).into(),
-        format::str_at(crd, &["metadata", "creationTimestamp"]).into(),
-    ]
-    .into()
-}
-
 /// The cells (and row conditions) one printer makes of one object.
-struct Row {
+pub(crate) struct Row {
     cells: Vec<Value>,
     /// `TableRowCondition`s; kube sets `Completed` on finished pods.
     conditions: Vec<Value>,
@@ -190,54 +182,34 @@ impl From<Vec<Value>> for Row {
 }
 
 /// Turns one object into its row; `now` anchors the ages.
-type Print = fn(&Value, Timestamp) -> Row;
+pub(crate) type Print = fn(&Value, Timestamp) -> Row;
 
-/// The columns and row function for a served kind, chosen by group and
-/// kind from the catalog (never from the object, which may be malformed).
-fn printer(group: &str, kind: &str) -> Option<(&'static [Column], Print)> {
-    let found: (&'static [Column], Print) = match (group, kind) {
-        ("", "Pod") => (columns::POD, pod::print),
-        ("", "Namespace") => (columns::NAMESPACE, cluster::namespace),
-        ("", "Node") => (columns::NODE, cluster::node),
-        ("", "ConfigMap") => (columns::CONFIG_MAP, cluster::config_map),
-        ("", "Secret") => (columns::SECRET, cluster::secret),
-        ("", "ServiceAccount") => (columns::SERVICE_ACCOUNT, cluster::service_account),
-        ("", "Event") => (columns::EVENT, cluster::core_event),
-        ("events.k8s.io", "Event") => (columns::EVENT, cluster::events_event),
-        ("coordination.k8s.io", "Lease") => (columns::LEASE, cluster::lease),
-        ("", "Service") => (columns::SERVICE, network::service),
-        ("", "Endpoints") => (columns::ENDPOINTS, network::endpoints),
-        ("discovery.k8s.io", "EndpointSlice") => (columns::ENDPOINT_SLICE, network::endpoint_slice),
-        ("networking.k8s.io", "Ingress") => (columns::INGRESS, network::ingress),
-        ("networking.k8s.io", "NetworkPolicy") => {
-            (columns::NETWORK_POLICY, network::network_policy)
-        }
-        ("", "PersistentVolume") => (columns::PERSISTENT_VOLUME, volumes::persistent_volume),
-        ("", "PersistentVolumeClaim") => (
-            columns::PERSISTENT_VOLUME_CLAIM,
-            volumes::persistent_volume_claim,
-        ),
-        ("storage.k8s.io", "StorageClass") => (columns::STORAGE_CLASS, volumes::storage_class),
-        ("apps", "Deployment") => (columns::DEPLOYMENT, workloads::deployment),
-        ("apps", "ReplicaSet") => (columns::REPLICA_SET, workloads::replica_set),
-        ("apps", "StatefulSet") => (columns::STATEFUL_SET, workloads::stateful_set),
-        ("apps", "DaemonSet") => (columns::DAEMON_SET, workloads::daemon_set),
-        ("apps", "ControllerRevision") => {
-            (columns::CONTROLLER_REVISION, workloads::controller_revision)
-        }
-        ("batch", "Job") => (columns::JOB, workloads::job),
-        ("batch", "CronJob") => (columns::CRON_JOB, workloads::cron_job),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => (
-            columns::CUSTOM_RESOURCE_DEFINITION,
-            custom_resource_definition,
-        ),
-        _ => return None,
-    };
-    Some(found)
+/// How `kubectl get` shows one kind: its columns, and the function that
+/// makes an object's row. Each kind's strategy names its printer
+/// ([`crate::resources::Strategy::printer`]).
+#[derive(Clone, Copy)]
+pub struct Printer {
+    columns: &'static [Column],
+    print: Print,
 }
 
-/// kube's default table (as for a CRD without printer columns).
-const DEFAULT_PRINTER: (&[Column], Print) = (columns::DEFAULT, default_row);
+impl std::fmt::Debug for Printer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
+        f.debug_struct("Printer").field("columns", &names).finish()
+    }
+}
+
+impl Printer {
+    /// A printer of `columns`, filled by `print`.
+    pub(crate) const fn new(columns: &'static [Column], print: Print) -> Self {
+        Self { columns, print }
+    }
+
+    /// kube's default table (NAME, AGE), for kinds without a printer of
+    /// their own and CRDs without printer columns.
+    pub const DEFAULT: Printer = Printer::new(columns::DEFAULT, default_row);
+}
 
 fn default_row(object: &Value, now: Timestamp) -> Row {
     vec![format::name(object).into(), format::age(object, now).into()].into()
@@ -292,22 +264,22 @@ mod test_support {
         "2024-06-01T12:00:00Z".parse().expect("valid timestamp")
     }
 
-    /// A catalog entry for `group`/`kind` (only those two matter here).
+    /// The catalog entry of the built-in `group`/`kind`, or a resource
+    /// without a printer of its own for any other pair.
     pub(super) fn resource(group: &str, kind: &str) -> ResourceInfo {
-        ResourceInfo {
-            group: group.to_owned(),
-            version: "v1".to_owned(),
-            plural: format!("{}s", kind.to_lowercase()),
-            singular: kind.to_lowercase(),
-            kind: kind.to_owned(),
-            namespaced: true,
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            status_subresource: false,
-            scale_subresource: false,
-            normalize: None,
-            custom: None,
-        }
+        crate::resources::kinds::BUILTIN
+            .iter()
+            .find(|k| k.group == group && k.kind == kind)
+            .map(|k| k.resource())
+            .unwrap_or_else(|| ResourceInfo {
+                group: group.to_owned(),
+                version: "v1".to_owned(),
+                plural: format!("{}s", kind.to_lowercase()),
+                singular: kind.to_lowercase(),
+                kind: kind.to_owned(),
+                namespaced: true,
+                ..ResourceInfo::default()
+            })
     }
 
     /// The single row's cells for one object.

@@ -11,7 +11,7 @@ use super::format::{
 use super::Row;
 
 /// NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE + SELECTOR.
-pub(super) fn service(svc: &Value, now: Timestamp) -> Row {
+pub(crate) fn service(svc: &Value, now: Timestamp) -> Row {
     // kube defaults the type on write, so it is never shown empty.
     let kind = match str_at(svc, &["spec", "type"]) {
         "" => "ClusterIP",
@@ -89,7 +89,7 @@ fn external_ip(svc: &Value, kind: &str) -> String {
 }
 
 /// NAME ENDPOINTS AGE: up to three `ip:port` pairs and a count of the rest.
-pub(super) fn endpoints(ep: &Value, now: Timestamp) -> Row {
+pub(crate) fn endpoints(ep: &Value, now: Timestamp) -> Row {
     vec![
         name(ep).into(),
         format_endpoints(ep).into(),
@@ -142,7 +142,7 @@ fn format_endpoints(ep: &Value) -> String {
 }
 
 /// NAME ADDRESSTYPE PORTS ENDPOINTS AGE.
-pub(super) fn endpoint_slice(slice: &Value, now: Timestamp) -> Row {
+pub(crate) fn endpoint_slice(slice: &Value, now: Timestamp) -> Row {
     let ports: Vec<String> = list_at(slice, &["ports"])
         .iter()
         .map(|p| match (opt_int(p, &["port"]), opt_str(p, &["name"])) {
@@ -168,7 +168,7 @@ pub(super) fn endpoint_slice(slice: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME CLASS HOSTS ADDRESS PORTS AGE.
-pub(super) fn ingress(ing: &Value, now: Timestamp) -> Row {
+pub(crate) fn ingress(ing: &Value, now: Timestamp) -> Row {
     let class = match get(ing, &["spec", "ingressClassName"]) {
         Some(class) => class.as_str().unwrap_or(""),
         None => NONE,
@@ -219,7 +219,7 @@ fn ingress_hosts(ing: &Value) -> String {
 }
 
 /// NAME POD-SELECTOR AGE.
-pub(super) fn network_policy(np: &Value, now: Timestamp) -> Row {
+pub(crate) fn network_policy(np: &Value, now: Timestamp) -> Row {
     let selector = format_label_selector(get(np, &["spec", "podSelector"]));
     vec![name(np).into(), selector.into(), age(np, now).into()].into()
 }

@@ -15,7 +15,7 @@ use super::format::{
 use super::Row;
 
 /// Renders one pod.
-pub(super) fn print(pod: &Value, now: Timestamp) -> Row {
+pub(crate) fn print(pod: &Value, now: Timestamp) -> Row {
     let init_specs = list_at(pod, &["spec", "initContainers"]);
     let restartable = |container: &str| {
         init_specs.iter().any(|spec| {

@@ -11,7 +11,7 @@ const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
 
 /// NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS
 /// VOLUMEATTRIBUTESCLASS REASON AGE + VOLUMEMODE.
-pub(super) fn persistent_volume(pv: &Value, now: Timestamp) -> Row {
+pub(crate) fn persistent_volume(pv: &Value, now: Timestamp) -> Row {
     let claim = match get(pv, &["spec", "claimRef"]) {
         Some(claim) if claim.is_object() => format!(
             "{}/{}",
@@ -47,7 +47,7 @@ pub(super) fn persistent_volume(pv: &Value, now: Timestamp) -> Row {
 /// NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS
 /// VOLUMEATTRIBUTESCLASS AGE + VOLUMEMODE. Capacity and modes show only
 /// once the claim is bound to a volume.
-pub(super) fn persistent_volume_claim(pvc: &Value, now: Timestamp) -> Row {
+pub(crate) fn persistent_volume_claim(pvc: &Value, now: Timestamp) -> Row {
     let volume = str_at(pvc, &["spec", "volumeName"]);
     let (capacity, modes) = if volume.is_empty() {
         (String::new(), String::new())
@@ -76,7 +76,7 @@ pub(super) fn persistent_volume_claim(pvc: &Value, now: Timestamp) -> Row {
 
 /// NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE;
 /// the default class is marked `(default)`.
-pub(super) fn storage_class(sc: &Value, now: Timestamp) -> Row {
+pub(crate) fn storage_class(sc: &Value, now: Timestamp) -> Row {
     let is_default = [
         "storageclass.kubernetes.io/is-default-class",
         "storageclass.beta.kubernetes.io/is-default-class",

@@ -20,7 +20,7 @@ fn desired_replicas(object: &Value) -> i64 {
 }
 
 /// NAME READY UP-TO-DATE AVAILABLE AGE + CONTAINERS IMAGES SELECTOR.
-pub(super) fn deployment(deploy: &Value, now: Timestamp) -> Row {
+pub(crate) fn deployment(deploy: &Value, now: Timestamp) -> Row {
     let ready = int_at(deploy, &["status", "readyReplicas"]);
     let (containers, images) = container_cells(TEMPLATE_CONTAINERS, deploy);
     // Unlike the other kinds, kube prints an empty selector as nothing here.
@@ -40,7 +40,7 @@ pub(super) fn deployment(deploy: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME DESIRED CURRENT READY AGE + CONTAINERS IMAGES SELECTOR.
-pub(super) fn replica_set(rs: &Value, now: Timestamp) -> Row {
+pub(crate) fn replica_set(rs: &Value, now: Timestamp) -> Row {
     let (containers, images) = container_cells(TEMPLATE_CONTAINERS, rs);
     vec![
         name(rs).into(),
@@ -56,7 +56,7 @@ pub(super) fn replica_set(rs: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME READY AGE + CONTAINERS IMAGES.
-pub(super) fn stateful_set(sts: &Value, now: Timestamp) -> Row {
+pub(crate) fn stateful_set(sts: &Value, now: Timestamp) -> Row {
     let ready = int_at(sts, &["status", "readyReplicas"]);
     let (containers, images) = container_cells(TEMPLATE_CONTAINERS, sts);
     vec![
@@ -70,7 +70,7 @@ pub(super) fn stateful_set(sts: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME CONTROLLER REVISION AGE.
-pub(super) fn controller_revision(revision: &Value, now: Timestamp) -> Row {
+pub(crate) fn controller_revision(revision: &Value, now: Timestamp) -> Row {
     let controller = list_at(revision, &["metadata", "ownerReferences"])
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
@@ -99,7 +99,7 @@ pub(super) fn controller_revision(revision: &Value, now: Timestamp) -> Row {
 
 /// NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE +
 /// CONTAINERS IMAGES SELECTOR.
-pub(super) fn daemon_set(ds: &Value, now: Timestamp) -> Row {
+pub(crate) fn daemon_set(ds: &Value, now: Timestamp) -> Row {
     let status = |field: &str| int_at(ds, &["status", field]);
     let (containers, images) = container_cells(TEMPLATE_CONTAINERS, ds);
     let node_selector = map_at(ds, &["spec", "template", "spec", "nodeSelector"]);
@@ -120,7 +120,7 @@ pub(super) fn daemon_set(ds: &Value, now: Timestamp) -> Row {
 }
 
 /// NAME STATUS COMPLETIONS DURATION AGE + CONTAINERS IMAGES SELECTOR.
-pub(super) fn job(job: &Value, now: Timestamp) -> Row {
+pub(crate) fn job(job: &Value, now: Timestamp) -> Row {
     let succeeded = int_at(job, &["status", "succeeded"]);
     let completions = match opt_int(job, &["spec", "completions"]) {
         Some(completions) => format!("{succeeded}/{completions}"),
@@ -175,7 +175,7 @@ fn job_condition(conditions: &[Value], kind: &str) -> bool {
 
 /// NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE + CONTAINERS
 /// IMAGES SELECTOR.
-pub(super) fn cron_job(cj: &Value, now: Timestamp) -> Row {
+pub(crate) fn cron_job(cj: &Value, now: Timestamp) -> Row {
     let time_zone = match get(cj, &["spec", "timeZone"]) {
         Some(zone) => zone.as_str().unwrap_or(""),
         None => NONE,

@@ -1,0 +1,35 @@
+//! Cluster roles (rbac.authorization.k8s.io/v1): names are path segments, as
+//! for every RBAC kind.
+
+use k8s_openapi::api::rbac;
+use vcluster_core::validation;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+
+/// The ClusterRole kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "clusterroles",
+    singular: "clusterrole",
+    kind: "ClusterRole",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<rbac::v1::ClusterRole>,
+    strategy: &ClusterRoles,
+};
+
+/// The rules of ClusterRole objects.
+#[derive(Debug)]
+struct ClusterRoles;
+
+impl Strategy for ClusterRoles {
+    fn name_errors(&self, name: &str) -> Vec<String> {
+        validation::path_segment_name_errors(name)
+    }
+}

@@ -1,0 +1,35 @@
+//! Cluster role bindings (rbac.authorization.k8s.io/v1): names are path
+//! segments, as for every RBAC kind.
+
+use k8s_openapi::api::rbac;
+use vcluster_core::validation;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+
+/// The ClusterRoleBinding kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "clusterrolebindings",
+    singular: "clusterrolebinding",
+    kind: "ClusterRoleBinding",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<rbac::v1::ClusterRoleBinding>,
+    strategy: &ClusterRoleBindings,
+};
+
+/// The rules of ClusterRoleBinding objects.
+#[derive(Debug)]
+struct ClusterRoleBindings;
+
+impl Strategy for ClusterRoleBindings {
+    fn name_errors(&self, name: &str) -> Vec<String> {
+        validation::path_segment_name_errors(name)
+    }
+}

@@ -1,0 +1,38 @@
+//! Controller revisions (apps/v1): the history stateful sets and daemon sets
+//! keep of their templates.
+
+use k8s_openapi::api::apps;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, workloads, Printer};
+
+/// The ControllerRevision kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "apps",
+    version: "v1",
+    plural: "controllerrevisions",
+    singular: "controllerrevision",
+    kind: "ControllerRevision",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<apps::v1::ControllerRevision>,
+    strategy: &ControllerRevisions,
+};
+
+/// The rules of ControllerRevision objects.
+#[derive(Debug)]
+struct ControllerRevisions;
+
+impl Strategy for ControllerRevisions {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(
+            columns::CONTROLLER_REVISION,
+            workloads::controller_revision,
+        ))
+    }
+}

@@ -1,0 +1,44 @@
+//! Custom resource definitions (apiextensions.k8s.io/v1); `crate::crd` checks
+//! them and serves what they define.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+use serde_json::Value;
+
+use super::{typed, BuiltinKind};
+use crate::crd;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{cluster, columns, Printer};
+
+/// The CustomResourceDefinition kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    plural: "customresourcedefinitions",
+    singular: "customresourcedefinition",
+    kind: "CustomResourceDefinition",
+    namespaced: false,
+    short_names: &["crd", "crds"],
+    categories: &["api-extensions"],
+    status: true,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<apiextensions::v1::CustomResourceDefinition>,
+    strategy: &CustomResourceDefinitions,
+};
+
+/// The rules of CustomResourceDefinition objects.
+#[derive(Debug)]
+struct CustomResourceDefinitions;
+
+impl Strategy for CustomResourceDefinitions {
+    fn default(&self, object: &mut Value) {
+        crd::apply_defaults(object);
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(
+            columns::CUSTOM_RESOURCE_DEFINITION,
+            cluster::custom_resource_definition,
+        ))
+    }
+}

@@ -1,0 +1,56 @@
+//! Daemon sets (apps/v1): rolling updates by default, an immutable selector
+//! that selects the template.
+
+use k8s_openapi::api::apps;
+use serde_json::{json, Value};
+
+use super::{fields::default_field, typed, workload, BuiltinKind, ALL};
+use crate::error::FieldCause;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, workloads, Printer};
+
+/// The DaemonSet kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "apps",
+    version: "v1",
+    plural: "daemonsets",
+    singular: "daemonset",
+    kind: "DaemonSet",
+    namespaced: true,
+    short_names: &["ds"],
+    categories: ALL,
+    status: true,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<apps::v1::DaemonSet>,
+    strategy: &DaemonSets,
+};
+
+/// The rules of DaemonSet objects.
+#[derive(Debug)]
+struct DaemonSets;
+
+impl Strategy for DaemonSets {
+    fn default(&self, object: &mut Value) {
+        workload::default(object, false, |spec| {
+            default_field(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+            default_field(spec, "revisionHistoryLimit", json!(10));
+        });
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        workload::validate(object, causes);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        workload::validate_update(old, new, causes);
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::DAEMON_SET, workloads::daemon_set))
+    }
+}

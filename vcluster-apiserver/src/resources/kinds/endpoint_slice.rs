@@ -1,0 +1,38 @@
+//! Endpoint slices (discovery.k8s.io/v1): the addresses behind a service, as
+//! newer clients read them.
+
+use k8s_openapi::api::discovery;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, network, Printer};
+
+/// The EndpointSlice kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "discovery.k8s.io",
+    version: "v1",
+    plural: "endpointslices",
+    singular: "endpointslice",
+    kind: "EndpointSlice",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<discovery::v1::EndpointSlice>,
+    strategy: &EndpointSlices,
+};
+
+/// The rules of EndpointSlice objects.
+#[derive(Debug)]
+struct EndpointSlices;
+
+impl Strategy for EndpointSlices {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(
+            columns::ENDPOINT_SLICE,
+            network::endpoint_slice,
+        ))
+    }
+}

@@ -1,0 +1,35 @@
+//! Endpoints (core/v1): the addresses behind a service, written by the
+//! endpoints controller.
+
+use k8s_openapi::api::core;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, network, Printer};
+
+/// The Endpoints kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "",
+    version: "v1",
+    plural: "endpoints",
+    singular: "endpoints",
+    kind: "Endpoints",
+    namespaced: true,
+    short_names: &["ep"],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<core::v1::Endpoints>,
+    strategy: &EndpointsStrategy,
+};
+
+/// The rules of Endpoints objects.
+#[derive(Debug)]
+struct EndpointsStrategy;
+
+impl Strategy for EndpointsStrategy {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::ENDPOINTS, network::endpoints))
+    }
+}

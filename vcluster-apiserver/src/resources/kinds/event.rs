@@ -1,0 +1,63 @@
+//! Events (core/v1), selectable by the fields `kubectl describe` and `kubectl
+//! events` ask for. `events.k8s.io` events are the same objects (see
+//! `event_v1`).
+
+use k8s_openapi::api::core;
+use serde_json::Value;
+
+use super::{typed, BuiltinKind};
+use crate::object;
+use crate::resources::strategy::{generic_field_value, Strategy};
+use crate::resources::table::{cluster, columns, Printer};
+
+/// The Event kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<core::v1::Event>,
+    strategy: &Events,
+};
+
+/// The rules of Event objects.
+#[derive(Debug)]
+struct Events;
+
+impl Strategy for Events {
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ]
+    }
+
+    fn field_value(&self, object: &Value, field: &str) -> String {
+        match field {
+            "source" => object::path_str(object, "source.component").to_owned(),
+            _ => generic_field_value(object, field),
+        }
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::EVENT, cluster::core_event))
+    }
+}

@@ -1,0 +1,50 @@
+//! Events (events.k8s.io/v1): the same stored objects as core events,
+//! converted field by field (`crate::resources::events`), with the newer
+//! API's field selectors.
+
+use k8s_openapi::api::events as events_api;
+use serde_json::Value;
+
+use super::{typed, BuiltinKind};
+use crate::object;
+use crate::resources::events;
+use crate::resources::strategy::{generic_field_value, Strategy};
+use crate::resources::table::{cluster, columns, Printer};
+
+/// The Event kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "events.k8s.io",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<events_api::v1::Event>,
+    strategy: &EventsV1,
+};
+
+/// The rules of Event objects.
+#[derive(Debug)]
+struct EventsV1;
+
+impl Strategy for EventsV1 {
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        events::FIELD_SELECTORS
+    }
+
+    fn field_value(&self, object: &Value, field: &str) -> String {
+        match field {
+            "source" => object::path_str(object, "source.component").to_owned(),
+            _ => generic_field_value(object, field),
+        }
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::EVENT, cluster::events_event))
+    }
+}

@@ -1,0 +1,143 @@
+//! Jobs (batch/v1): completion defaults, the uid selector upstream generates,
+//! a required template, selectable by `status.successful`.
+
+use k8s_openapi::api::batch;
+use serde_json::{json, Value};
+
+use super::{
+    fields::{default_field, obj_mut},
+    pod_spec, typed, BuiltinKind, ALL,
+};
+use crate::error::FieldCause;
+use crate::object;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, workloads, Printer};
+
+/// The Job kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "batch",
+    version: "v1",
+    plural: "jobs",
+    singular: "job",
+    kind: "Job",
+    namespaced: true,
+    short_names: &[],
+    categories: ALL,
+    status: true,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<batch::v1::Job>,
+    strategy: &Jobs,
+};
+
+/// The rules of Job objects.
+#[derive(Debug)]
+struct Jobs;
+
+impl Strategy for Jobs {
+    fn default(&self, object: &mut Value) {
+        default_job(object);
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        if object::path(object, "spec.template").is_none() {
+            causes.push(FieldCause::required("spec.template"));
+        }
+    }
+
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "metadata.namespace", "status.successful"]
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::JOB, workloads::job))
+    }
+}
+
+/// Job defaults, and the selector upstream generates: unless the job
+/// asks for `manualSelector`, its pods are selected by the job's uid, so
+/// two jobs never adopt each other's pods.
+fn default_job(object: &mut Value) {
+    let uid = object::meta_str(object, "uid").to_owned();
+    let name = object::name(object).to_owned();
+    let Some(spec) = obj_mut(object, "spec") else {
+        return;
+    };
+    // Upstream defaults both only when neither is set: a job with only
+    // `parallelism` is a work queue and must keep `completions` unset.
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec.insert("completions".into(), json!(1));
+    }
+    default_field(spec, "parallelism", json!(1));
+    default_field(spec, "backoffLimit", json!(6));
+    default_field(spec, "completionMode", json!("NonIndexed"));
+    default_field(spec, "suspend", json!(false));
+    default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
+    if !manual && !uid.is_empty() && spec.get("selector").is_none_or(Value::is_null) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+        if let Some(labels) = object
+            .pointer_mut("/spec/template")
+            .and_then(|t| obj_mut(t, "metadata"))
+            .map(|m| m.entry("labels").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            for (key, value) in [
+                ("batch.kubernetes.io/controller-uid", &uid),
+                ("batch.kubernetes.io/job-name", &name),
+                ("controller-uid", &uid),
+                ("job-name", &name),
+            ] {
+                labels.insert(key.into(), json!(value));
+            }
+        }
+    }
+    pod_spec::default_template(object, "/spec/template/spec");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::defaulted;
+
+    #[test]
+    fn jobs_get_a_uid_selector_and_keep_work_queue_semantics() {
+        let job = defaulted(
+            &KIND,
+            json!({"metadata": {"name": "j", "uid": "u-1"}, "spec": {"parallelism": 3, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert!(
+            job["spec"].get("completions").is_none(),
+            "work queue jobs keep completions unset"
+        );
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u-1"
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "j"
+        );
+        let plain = defaulted(
+            &KIND,
+            json!({"metadata": {"name": "j", "uid": "u-2"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert_eq!(
+            (
+                plain["spec"]["completions"].clone(),
+                plain["spec"]["parallelism"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        let manual = defaulted(
+            &KIND,
+            json!({"metadata": {"name": "j", "uid": "u-3"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert_eq!(manual["spec"]["selector"]["matchLabels"], json!({"a": "b"}));
+    }
+}

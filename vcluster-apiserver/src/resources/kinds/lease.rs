@@ -1,0 +1,34 @@
+//! Leases (coordination.k8s.io/v1): leader election and node heartbeats.
+
+use k8s_openapi::api::coordination;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{cluster, columns, Printer};
+
+/// The Lease kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    singular: "lease",
+    kind: "Lease",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<coordination::v1::Lease>,
+    strategy: &Leases,
+};
+
+/// The rules of Lease objects.
+#[derive(Debug)]
+struct Leases;
+
+impl Strategy for Leases {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::LEASE, cluster::lease))
+    }
+}

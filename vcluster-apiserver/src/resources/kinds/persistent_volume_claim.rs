@@ -1,0 +1,52 @@
+//! Persistent volume claims (core/v1): `Filesystem` volume mode and a
+//! `Pending` phase on create.
+
+use k8s_openapi::api::core;
+use serde_json::{json, Value};
+
+use super::{
+    fields::{default_field, obj_mut},
+    typed, BuiltinKind,
+};
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, volumes, Printer};
+
+/// The PersistentVolumeClaim kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "",
+    version: "v1",
+    plural: "persistentvolumeclaims",
+    singular: "persistentvolumeclaim",
+    kind: "PersistentVolumeClaim",
+    namespaced: true,
+    short_names: &["pvc"],
+    categories: &[],
+    status: true,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<core::v1::PersistentVolumeClaim>,
+    strategy: &PersistentVolumeClaims,
+};
+
+/// The rules of PersistentVolumeClaim objects.
+#[derive(Debug)]
+struct PersistentVolumeClaims;
+
+impl Strategy for PersistentVolumeClaims {
+    fn default(&self, object: &mut Value) {
+        if let Some(spec) = obj_mut(object, "spec") {
+            default_field(spec, "volumeMode", json!("Filesystem"));
+        }
+    }
+
+    fn initial_status(&self, _object: &Value) -> Option<Value> {
+        Some(json!({"phase": "Pending"}))
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(
+            columns::PERSISTENT_VOLUME_CLAIM,
+            volumes::persistent_volume_claim,
+        ))
+    }
+}

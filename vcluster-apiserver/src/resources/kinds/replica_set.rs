@@ -1,0 +1,53 @@
+//! Replica sets (apps/v1): one replica by default, an immutable selector that
+//! selects the template, selectable by `status.replicas`.
+
+use k8s_openapi::api::apps;
+use serde_json::Value;
+
+use super::{typed, workload, BuiltinKind, ALL};
+use crate::error::FieldCause;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{columns, workloads, Printer};
+
+/// The ReplicaSet kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+    singular: "replicaset",
+    kind: "ReplicaSet",
+    namespaced: true,
+    short_names: &["rs"],
+    categories: ALL,
+    status: true,
+    scale: true,
+    subresources: &[],
+    normalize: typed::<apps::v1::ReplicaSet>,
+    strategy: &ReplicaSets,
+};
+
+/// The rules of ReplicaSet objects.
+#[derive(Debug)]
+struct ReplicaSets;
+
+impl Strategy for ReplicaSets {
+    fn default(&self, object: &mut Value) {
+        workload::default(object, true, |_| {});
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        workload::validate(object, causes);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        workload::validate_update(old, new, causes);
+    }
+
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "metadata.namespace", "status.replicas"]
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::REPLICA_SET, workloads::replica_set))
+    }
+}

@@ -1,0 +1,35 @@
+//! Role bindings (rbac.authorization.k8s.io/v1): names are path segments, as
+//! for every RBAC kind.
+
+use k8s_openapi::api::rbac;
+use vcluster_core::validation;
+
+use super::{typed, BuiltinKind};
+use crate::resources::strategy::Strategy;
+
+/// The RoleBinding kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "rolebindings",
+    singular: "rolebinding",
+    kind: "RoleBinding",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<rbac::v1::RoleBinding>,
+    strategy: &RoleBindings,
+};
+
+/// The rules of RoleBinding objects.
+#[derive(Debug)]
+struct RoleBindings;
+
+impl Strategy for RoleBindings {
+    fn name_errors(&self, name: &str) -> Vec<String> {
+        validation::path_segment_name_errors(name)
+    }
+}

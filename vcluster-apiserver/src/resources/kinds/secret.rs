@@ -1,0 +1,73 @@
+//! Secrets (core/v1): type `Opaque` by default, config keys, at most 1 MiB of
+//! decoded data, selectable by `type`.
+
+use k8s_openapi::api::core;
+use serde_json::{json, Value};
+
+use super::{config_data, fields::default_field, typed, BuiltinKind};
+use crate::error::FieldCause;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::{cluster, columns, Printer};
+
+/// The Secret kind.
+pub(super) const KIND: BuiltinKind = BuiltinKind {
+    group: "",
+    version: "v1",
+    plural: "secrets",
+    singular: "secret",
+    kind: "Secret",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    status: false,
+    scale: false,
+    subresources: &[],
+    normalize: typed::<core::v1::Secret>,
+    strategy: &Secrets,
+};
+
+/// The rules of Secret objects.
+#[derive(Debug)]
+struct Secrets;
+
+impl Strategy for Secrets {
+    fn default(&self, object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            default_field(map, "type", json!("Opaque"));
+        }
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        config_data::validate(object, true, causes);
+    }
+
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "metadata.namespace", "type"]
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::SECRET, cluster::secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::invalid_fields;
+    use serde_json::json;
+
+    #[test]
+    fn data_is_bounded_by_its_decoded_size() {
+        let encoded = "QUJD".repeat(config_data::DATA_MAX_BYTES / 4);
+        assert!(invalid_fields(&KIND, &json!({"data": {"a": encoded}})).is_empty());
+        let over = "QUJD".repeat(config_data::DATA_MAX_BYTES / 3 + 1);
+        assert_eq!(
+            invalid_fields(&KIND, &json!({"data": {"a": over}})),
+            ["data"]
+        );
+        assert_eq!(
+            invalid_fields(&KIND, &json!({"data": {"a b": ""}})),
+            ["data[a b]"]
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! What the `apps` workloads share (deployments, replica sets, stateful
+//! sets, daemon sets): a selector that must select the pod template, is
+//! immutable, and a pod template with pod defaults.
+
+use serde_json::{json, Value};
+
+use super::fields::{default_field, obj_mut};
+use super::pod_spec;
+use crate::error::FieldCause;
+use crate::object;
+
+/// Sets `spec.replicas` (1) and the pod template's defaults; `more` adds
+/// the kind's own spec defaults.
+pub(super) fn default(
+    object: &mut Value,
+    replicas: bool,
+    more: impl FnOnce(&mut serde_json::Map<String, Value>),
+) {
+    let Some(spec) = obj_mut(object, "spec") else {
+        return;
+    };
+    if replicas {
+        default_field(spec, "replicas", json!(1));
+    }
+    more(spec);
+    pod_spec::default_template(object, "/spec/template/spec");
+}
+
+/// A selector is required, not empty, and selects the template's labels.
+pub(super) fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
+    let Some(selector) = object::path(object, "spec.selector") else {
+        causes.push(FieldCause::required("spec.selector"));
+        return;
+    };
+    let match_labels = object::string_map(selector.get("matchLabels"));
+    let has_expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty());
+    if match_labels.is_empty() && !has_expressions {
+        causes.push(FieldCause::invalid(
+            "spec.selector",
+            "{}",
+            "empty selector is invalid for deployment",
+        ));
+    }
+    let template_labels = object::string_map(object::path(object, "spec.template.metadata.labels"));
+    let matches = match_labels
+        .iter()
+        .all(|(k, v)| template_labels.get(k) == Some(v));
+    if !matches {
+        causes.push(FieldCause::invalid(
+            "spec.template.metadata.labels",
+            &format!("{template_labels:?}"),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    pod_spec::validate(
+        object::path(object, "spec.template.spec"),
+        "spec.template.spec",
+        causes,
+    );
+}
+
+/// `spec.selector` never changes after create.
+pub(super) fn validate_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+    if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
+        causes.push(FieldCause::immutable("spec.selector"));
+    }
+}

@@ -1,0 +1,131 @@
+//! What differs between kinds, as one trait: the shape of kube-apiserver's
+//! per-resource strategies (`PrepareForCreate`, `Validate`,
+//! `ValidateUpdate`, `CheckGracefulDelete`, `GetAttrs`, the table
+//! convertor). The registry and the HTTP layer are generic and ask the
+//! resource's [`Strategy`]; every built-in kind implements it in its own
+//! file under `resources/kinds/`, custom resources use the defaults.
+//!
+//! Every method is a pure decision over JSON values: the registry does the
+//! reads and writes.
+
+use std::fmt;
+
+use serde_json::Value;
+use vcluster_core::validation;
+
+use crate::error::FieldCause;
+use crate::object;
+use crate::resources::table::Printer;
+
+/// The fields every kind can be selected by (`GetAttrs`' defaults).
+pub const NAME_AND_NAMESPACE: &[&str] = &["metadata.name", "metadata.namespace"];
+
+/// The rules of one kind. Every method has upstream's generic behaviour
+/// as its default, so a kind overrides only what it does differently.
+pub trait Strategy: Send + Sync + fmt::Debug {
+    /// Why `name` cannot name an object of this kind (upstream's `nameFn`
+    /// of `ValidateObjectMeta`): DNS-1123 subdomains unless overridden.
+    fn name_errors(&self, name: &str) -> Vec<String> {
+        validation::dns1123_subdomain_errors(name)
+    }
+
+    /// Fills the defaults of an object about to be stored, on create and
+    /// on update, as upstream's decoding does.
+    fn default(&self, _object: &mut Value) {}
+
+    /// The status a new object starts with, replacing what the client sent
+    /// (`PrepareForCreate`); `None` keeps the generic rule (status dropped
+    /// for kinds with a `status` subresource, kept otherwise).
+    fn initial_status(&self, _object: &Value) -> Option<Value> {
+        None
+    }
+
+    /// Whether a client may create an object with its status set (nodes
+    /// register themselves with theirs).
+    fn keeps_status_on_create(&self) -> bool {
+        false
+    }
+
+    /// Kind-specific validation of a whole object (`Validate`); object
+    /// metadata is checked by the registry for every kind.
+    fn validate(&self, _object: &Value, _causes: &mut Vec<FieldCause>) {}
+
+    /// Update rules beyond `validate`: immutable fields (`ValidateUpdate`).
+    fn validate_update(&self, _old: &Value, _new: &Value, _causes: &mut Vec<FieldCause>) {}
+
+    /// Carries over what an update of the main resource may not change
+    /// besides status and server-owned metadata (`PrepareForUpdate`).
+    fn prepare_for_update(&self, _old: &Value, _new: &mut Value) {}
+
+    /// The grace period a delete of `old` waits for, when this kind is
+    /// deleted gracefully (`CheckGracefulDelete`; pods only upstream);
+    /// `requested` is the client's `gracePeriodSeconds`.
+    fn grace_period(&self, _old: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+
+    /// Whether an object whose finalizers are all gone may be removed from
+    /// storage (namespaces also wait for their `spec.finalizers`).
+    fn ready_to_remove(&self, _object: &Value) -> bool {
+        true
+    }
+
+    /// The fields a list or watch may select on (`fieldSelector`).
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        NAME_AND_NAMESPACE
+    }
+
+    /// A field's value as field selectors compare it: a string, `""` when
+    /// unset.
+    fn field_value(&self, object: &Value, field: &str) -> String {
+        generic_field_value(object, field)
+    }
+
+    /// How `kubectl get` shows the kind; `None` for kube's default table
+    /// (NAME, AGE).
+    fn printer(&self) -> Option<Printer> {
+        None
+    }
+}
+
+/// A field as field selectors read it: strings, numbers and booleans in
+/// their text form, anything else as `""`.
+pub fn generic_field_value(object: &Value, field: &str) -> String {
+    match object::path(object, field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A boolean field as upstream's field selectors read it: unset is
+/// `false`, not empty.
+pub fn bool_field_value(object: &Value, field: &str) -> String {
+    object::path(object, field)
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        .to_string()
+}
+
+/// The strategy of kinds with nothing of their own: custom resources
+/// (their schema is checked by `crate::crd`) and hand-built resources.
+#[derive(Debug)]
+pub struct Generic;
+
+impl Strategy for Generic {}
+
+/// [`Generic`], as the default of a resource's strategy.
+pub static GENERIC: Generic = Generic;
+
+/// A subresource beyond `status` and `scale` that a kind serves, as
+/// discovery lists it (`pods/log`, `namespaces/finalize`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subresource {
+    /// The path segment (`log`).
+    pub name: &'static str,
+    /// The kind of its body (`Pod`, `TokenRequest`).
+    pub kind: &'static str,
+    /// The verbs discovery lists.
+    pub verbs: &'static [&'static str],
+}
