@@ -33,7 +33,7 @@ impl Column {
     }
 
     /// Marks the column as an `-o wide` extra.
-    const fn wide(mut self) -> Self {
+    pub(crate) const fn wide(mut self) -> Self {
         self.priority = 1;
         self
     }
@@ -49,11 +49,13 @@ const fn column(name: &'static str, kind: &'static str, description: &'static st
     }
 }
 
-const fn string(name: &'static str, description: &'static str) -> Column {
+/// A column of text cells.
+pub(crate) const fn string(name: &'static str, description: &'static str) -> Column {
     column(name, "string", description)
 }
 
-const fn integer(name: &'static str, description: &'static str) -> Column {
+/// A column of integer cells.
+pub(crate) const fn integer(name: &'static str, description: &'static str) -> Column {
     column(name, "integer", description)
 }
 
@@ -61,7 +63,7 @@ const NAME_DOC: &str = "Name must be unique within a namespace. Is required when
 const CREATED_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
 /// The NAME column every kind starts with.
-const NAME: Column = Column {
+pub(crate) const NAME: Column = Column {
     name: "Name",
     kind: "string",
     format: "name",
@@ -69,7 +71,7 @@ const NAME: Column = Column {
     priority: 0,
 };
 /// The AGE column.
-const AGE: Column = string("Age", CREATED_DOC);
+pub(crate) const AGE: Column = string("Age", CREATED_DOC);
 /// AGE as the CRD-style default table types it.
 const AGE_DATE: Column = column("Age", "date", CREATED_DOC);
 const CONTAINERS: Column = string("Containers", "Names of each container in the template.").wide();
