@@ -2,8 +2,8 @@
 //! discovery facts, typed form, defaults, validation, immutable fields,
 //! field selectors and table), and [`BUILTIN`] is the catalog of them.
 //!
-//! Adding a built-in kind is one new file here and one line in
-//! [`BUILTIN`]; the registry, discovery, OpenAPI, field selectors and
+//! Adding a built-in kind is one new file here and its name in the
+//! `catalog!` list below; the registry, discovery, OpenAPI, field selectors and
 //! `kubectl get` pick it up from there.
 
 use serde_json::Value;
@@ -16,67 +16,48 @@ mod fields;
 mod pod_spec;
 mod workload;
 
-mod cluster_role;
-mod cluster_role_binding;
-mod config_map;
-mod controller_revision;
-mod cron_job;
-mod custom_resource_definition;
-mod daemon_set;
-mod deployment;
-mod endpoint_slice;
-mod endpoints;
-mod event;
-mod event_v1;
-mod ingress;
-mod job;
-mod lease;
-mod namespace;
-mod network_policy;
-mod node;
-mod persistent_volume;
-mod persistent_volume_claim;
-mod pod;
-mod replica_set;
-mod role;
-mod role_binding;
-mod secret;
-mod service;
-mod service_account;
-mod stateful_set;
-mod storage_class;
+/// Declares the kind modules and [`BUILTIN`], their catalog, from one
+/// list: a kind is one file and one name here.
+macro_rules! catalog {
+    ($($kind:ident),* $(,)?) => {
+        $(mod $kind;)*
 
-/// Every built-in kind this server stores and serves, in discovery order.
-pub const BUILTIN: &[&BuiltinKind] = &[
-    &namespace::KIND,
-    &pod::KIND,
-    &service::KIND,
-    &endpoints::KIND,
-    &config_map::KIND,
-    &secret::KIND,
-    &service_account::KIND,
-    &persistent_volume_claim::KIND,
-    &persistent_volume::KIND,
-    &node::KIND,
-    &event::KIND,
-    &deployment::KIND,
-    &replica_set::KIND,
-    &stateful_set::KIND,
-    &controller_revision::KIND,
-    &daemon_set::KIND,
-    &job::KIND,
-    &cron_job::KIND,
-    &lease::KIND,
-    &endpoint_slice::KIND,
-    &event_v1::KIND,
-    &ingress::KIND,
-    &network_policy::KIND,
-    &custom_resource_definition::KIND,
-    &role::KIND,
-    &role_binding::KIND,
-    &cluster_role::KIND,
-    &cluster_role_binding::KIND,
-    &storage_class::KIND,
+        /// Every built-in kind this server stores and serves, in
+        /// discovery order.
+        pub const BUILTIN: &[&BuiltinKind] = &[$(&$kind::KIND),*];
+    };
+}
+
+catalog![
+    namespace,
+    pod,
+    service,
+    endpoints,
+    config_map,
+    secret,
+    service_account,
+    persistent_volume_claim,
+    persistent_volume,
+    node,
+    event,
+    deployment,
+    replica_set,
+    stateful_set,
+    controller_revision,
+    daemon_set,
+    job,
+    cron_job,
+    lease,
+    endpoint_slice,
+    event_v1,
+    ingress,
+    network_policy,
+    custom_resource_definition,
+    role,
+    role_binding,
+    cluster_role,
+    cluster_role_binding,
+    storage_class,
 ];
 
 /// The `all` category (`kubectl get all`).
