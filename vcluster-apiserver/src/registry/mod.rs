@@ -1071,7 +1071,7 @@ fn normalize(resource: &ResourceInfo, mut body: Value) -> Result<Value, ApiError
         normalize_metadata(&mut body)?;
         return Ok(body);
     }
-    let Some(normalize) = resource.normalize else {
+    let Some(normalize) = resource.typed.map(|t| t.normalize) else {
         return Ok(body);
     };
     normalize(body).map_err(|err| {

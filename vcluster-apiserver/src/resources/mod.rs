@@ -11,6 +11,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::crd::CustomResource;
@@ -41,6 +44,53 @@ pub const STANDARD_VERBS: &[&str] = &[
 /// unknown fields dropped, as kube-apiserver does for built-in kinds.
 pub type Normalizer = fn(Value) -> Result<Value, serde_json::Error>;
 
+/// Adds a kind's OpenAPI schema to a generator and returns its reference.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The typed form of a built-in kind (its k8s-openapi struct): how its
+/// objects are normalised and the OpenAPI schema published for it.
+#[derive(Clone, Copy)]
+pub struct Typed {
+    /// The typed round trip.
+    pub normalize: Normalizer,
+    /// The OpenAPI schema.
+    pub schema: SchemaFn,
+}
+
+impl Typed {
+    /// The typed form `T`.
+    pub const fn of<T>() -> Self
+    where
+        T: DeserializeOwned + Serialize + JsonSchema,
+    {
+        Self {
+            normalize: round_trip::<T>,
+            schema: schema_of::<T>,
+        }
+    }
+}
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Typed")
+    }
+}
+
+/// Round-trips a JSON object through `T`: fields of the wrong type are
+/// rejected and unknown fields dropped.
+fn round_trip<T>(value: Value) -> Result<Value, serde_json::Error>
+where
+    T: DeserializeOwned + Serialize,
+{
+    let typed: T = serde_json::from_value(value)?;
+    serde_json::to_value(typed)
+}
+
+/// `T`'s schema, registered in `generator`.
+fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
 /// One served resource (`pods`, `deployments.apps`, ...).
 ///
 /// `Default` exists so code building a resource by hand (tests, embedders)
@@ -70,8 +120,8 @@ pub struct ResourceInfo {
     pub scale_subresource: bool,
     /// Other subresources it serves (`pods/log`, `namespaces/finalize`).
     pub subresources: &'static [Subresource],
-    /// Typed normalisation, for built-in kinds.
-    pub normalize: Option<Normalizer>,
+    /// The typed form, for built-in kinds.
+    pub typed: Option<Typed>,
     /// The kind's rules (defaults, validation, field selectors, table);
     /// [`strategy::GENERIC`] for custom resources.
     pub strategy: &'static dyn Strategy,
@@ -94,7 +144,7 @@ impl Default for ResourceInfo {
             status_subresource: false,
             scale_subresource: false,
             subresources: &[],
-            normalize: None,
+            typed: None,
             strategy: &strategy::GENERIC,
             custom: None,
         }
@@ -321,7 +371,7 @@ pub fn unknown_fields(resource: &ResourceInfo, object: &Value) -> Vec<String> {
     if let Some(custom) = &resource.custom {
         return custom.unknown_fields(object);
     }
-    let Some(normalize) = resource.normalize else {
+    let Some(normalize) = resource.typed.map(|t| t.normalize) else {
         return Vec::new();
     };
     let Ok(known) = normalize(object.clone()) else {
@@ -412,7 +462,7 @@ mod tests {
     #[test]
     fn every_builtin_normalizer_accepts_its_own_minimal_object() {
         for info in builtin_resources() {
-            let normalize = info.normalize.expect("built-in kinds are typed");
+            let normalize = info.typed.expect("built-in kinds are typed").normalize;
             let mut object = serde_json::json!({
                 "apiVersion": info.api_version(),
                 "kind": info.kind,

@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery, events, networking, storage};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -39,42 +38,9 @@ const V3_REFS: &str = "#/components/schemas/";
 /// Where the v2 document puts definitions.
 const V2_REFS: &str = "#/definitions/";
 
-type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
-
 fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
-
-/// The schema of each built-in kind this server can serve, by
-/// (apiVersion, kind). Custom resources take theirs from their CRD.
-#[rustfmt::skip]
-const BUILTIN_SCHEMAS: &[(&str, &str, SchemaFn)] = &[
-    ("v1", "Namespace", schema_of::<core::v1::Namespace>),
-    ("v1", "Pod", schema_of::<core::v1::Pod>),
-    ("v1", "Service", schema_of::<core::v1::Service>),
-    ("v1", "Endpoints", schema_of::<core::v1::Endpoints>),
-    ("v1", "ConfigMap", schema_of::<core::v1::ConfigMap>),
-    ("v1", "Secret", schema_of::<core::v1::Secret>),
-    ("v1", "ServiceAccount", schema_of::<core::v1::ServiceAccount>),
-    ("v1", "PersistentVolumeClaim", schema_of::<core::v1::PersistentVolumeClaim>),
-    ("v1", "PersistentVolume", schema_of::<core::v1::PersistentVolume>),
-    ("v1", "Node", schema_of::<core::v1::Node>),
-    ("v1", "Event", schema_of::<core::v1::Event>),
-    ("apps/v1", "Deployment", schema_of::<apps::v1::Deployment>),
-    ("apps/v1", "ReplicaSet", schema_of::<apps::v1::ReplicaSet>),
-    ("apps/v1", "StatefulSet", schema_of::<apps::v1::StatefulSet>),
-    ("apps/v1", "DaemonSet", schema_of::<apps::v1::DaemonSet>),
-    ("apps/v1", "ControllerRevision", schema_of::<apps::v1::ControllerRevision>),
-    ("batch/v1", "Job", schema_of::<batch::v1::Job>),
-    ("batch/v1", "CronJob", schema_of::<batch::v1::CronJob>),
-    ("coordination.k8s.io/v1", "Lease", schema_of::<coordination::v1::Lease>),
-    ("discovery.k8s.io/v1", "EndpointSlice", schema_of::<discovery::v1::EndpointSlice>),
-    ("events.k8s.io/v1", "Event", schema_of::<events::v1::Event>),
-    ("networking.k8s.io/v1", "Ingress", schema_of::<networking::v1::Ingress>),
-    ("networking.k8s.io/v1", "NetworkPolicy", schema_of::<networking::v1::NetworkPolicy>),
-    ("storage.k8s.io/v1", "StorageClass", schema_of::<storage::v1::StorageClass>),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", schema_of::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>),
-];
 
 /// A rendered document: its bytes and their fingerprint (the `hash` of v3
 /// URLs and the `ETag`).
@@ -255,11 +221,7 @@ fn definitions(catalog: &Catalog, group: &str, version: &str) -> (Map<String, Va
             customs.push((info, custom));
             continue;
         }
-        let api_version = info.api_version();
-        let Some((_, _, schema)) = BUILTIN_SCHEMAS
-            .iter()
-            .find(|(av, kind, _)| *av == api_version && *kind == info.kind)
-        else {
+        let Some(schema) = info.typed.map(|t| t.schema) else {
             continue;
         };
         let reference = schema(&mut generator);
@@ -404,10 +366,7 @@ fn capitalize(text: &str) -> String {
 
 /// Whether a built-in schema (and so patch metadata) exists for a kind.
 fn has_schema(info: &ResourceInfo) -> bool {
-    let api_version = info.api_version();
-    BUILTIN_SCHEMAS
-        .iter()
-        .any(|(av, kind, _)| *av == api_version && *kind == info.kind)
+    info.typed.is_some()
 }
 
 /// The definition patch request bodies refer to, as upstream names it.

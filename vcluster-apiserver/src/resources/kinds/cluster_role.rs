@@ -4,7 +4,8 @@
 use k8s_openapi::api::rbac;
 use vcluster_core::validation;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 
 /// The ClusterRole kind.
@@ -20,7 +21,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<rbac::v1::ClusterRole>,
+    typed: Typed::of::<rbac::v1::ClusterRole>(),
     strategy: &ClusterRoles,
 };
 

@@ -4,8 +4,9 @@
 use k8s_openapi::api::core;
 use serde_json::Value;
 
-use super::{config_data, typed, BuiltinKind};
+use super::{config_data, BuiltinKind};
 use crate::error::FieldCause;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -22,7 +23,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::ConfigMap>,
+    typed: Typed::of::<core::v1::ConfigMap>(),
     strategy: &ConfigMaps,
 };
 

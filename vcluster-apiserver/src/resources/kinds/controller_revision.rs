@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::apps;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
@@ -20,7 +21,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<apps::v1::ControllerRevision>,
+    typed: Typed::of::<apps::v1::ControllerRevision>(),
     strategy: &ControllerRevisions,
 };
 

@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use super::{
     fields::{default_field, obj_mut},
-    pod_spec, typed, BuiltinKind, ALL,
+    pod_spec, BuiltinKind, ALL,
 };
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
@@ -24,7 +25,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<batch::v1::CronJob>,
+    typed: Typed::of::<batch::v1::CronJob>(),
     strategy: &CronJobs,
 };
 

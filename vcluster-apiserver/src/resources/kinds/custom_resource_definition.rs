@@ -4,8 +4,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::Value;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
 use crate::crd;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -22,7 +23,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<apiextensions::v1::CustomResourceDefinition>,
+    typed: Typed::of::<apiextensions::v1::CustomResourceDefinition>(),
     strategy: &CustomResourceDefinitions,
 };
 

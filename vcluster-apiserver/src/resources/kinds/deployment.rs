@@ -4,8 +4,9 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Value};
 
-use super::{fields::default_field, typed, workload, BuiltinKind, ALL};
+use super::{fields::default_field, workload, BuiltinKind, ALL};
 use crate::error::FieldCause;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
@@ -22,7 +23,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: true,
     subresources: &[],
-    normalize: typed::<apps::v1::Deployment>,
+    typed: Typed::of::<apps::v1::Deployment>(),
     strategy: &Deployments,
 };
 

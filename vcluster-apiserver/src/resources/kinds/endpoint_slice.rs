@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::discovery;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
@@ -20,7 +21,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<discovery::v1::EndpointSlice>,
+    typed: Typed::of::<discovery::v1::EndpointSlice>(),
     strategy: &EndpointSlices,
 };
 

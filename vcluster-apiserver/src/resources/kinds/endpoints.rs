@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::core;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
@@ -20,7 +21,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::Endpoints>,
+    typed: Typed::of::<core::v1::Endpoints>(),
     strategy: &EndpointsStrategy,
 };
 

@@ -5,8 +5,9 @@
 use k8s_openapi::api::core;
 use serde_json::Value;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
 use crate::object;
+use crate::resources::Typed;
 use crate::resources::strategy::{generic_field_value, Strategy};
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -23,7 +24,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::Event>,
+    typed: Typed::of::<core::v1::Event>(),
     strategy: &Events,
 };
 

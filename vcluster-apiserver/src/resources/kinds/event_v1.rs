@@ -5,9 +5,10 @@
 use k8s_openapi::api::events as events_api;
 use serde_json::Value;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
 use crate::object;
 use crate::resources::events;
+use crate::resources::Typed;
 use crate::resources::strategy::{generic_field_value, Strategy};
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -24,7 +25,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<events_api::v1::Event>,
+    typed: Typed::of::<events_api::v1::Event>(),
     strategy: &EventsV1,
 };
 

@@ -6,10 +6,11 @@ use serde_json::{json, Value};
 
 use super::{
     fields::{default_field, obj_mut},
-    pod_spec, typed, BuiltinKind, ALL,
+    pod_spec, BuiltinKind, ALL,
 };
 use crate::error::FieldCause;
 use crate::object;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
@@ -26,7 +27,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<batch::v1::Job>,
+    typed: Typed::of::<batch::v1::Job>(),
     strategy: &Jobs,
 };
 

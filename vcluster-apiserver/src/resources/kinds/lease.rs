@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::coordination;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -19,7 +20,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<coordination::v1::Lease>,
+    typed: Typed::of::<coordination::v1::Lease>(),
     strategy: &Leases,
 };
 

@@ -6,10 +6,8 @@
 //! `catalog!` list below; the registry, discovery, OpenAPI, field selectors and
 //! `kubectl get` pick it up from there.
 
-use serde_json::Value;
-
 use super::strategy::{Strategy, Subresource};
-use super::{Normalizer, ResourceInfo};
+use super::{ResourceInfo, Typed};
 
 mod config_data;
 mod fields;
@@ -88,8 +86,8 @@ pub struct BuiltinKind {
     pub scale: bool,
     /// Other subresources it serves (`log`, `binding`, ...).
     pub subresources: &'static [Subresource],
-    /// The typed round trip that checks and normalises its objects.
-    pub normalize: Normalizer,
+    /// Its k8s-openapi type: normalisation and OpenAPI schema.
+    pub typed: Typed,
     /// Its rules.
     pub strategy: &'static dyn Strategy,
 }
@@ -109,21 +107,11 @@ impl BuiltinKind {
             status_subresource: self.status,
             scale_subresource: self.scale,
             subresources: self.subresources,
-            normalize: Some(self.normalize),
+            typed: Some(self.typed),
             strategy: self.strategy,
             custom: None,
         }
     }
-}
-
-/// Round-trips a JSON object through the typed form `T`: fields of the
-/// wrong type are rejected and unknown fields dropped.
-fn typed<T>(value: Value) -> Result<Value, serde_json::Error>
-where
-    T: serde::de::DeserializeOwned + serde::Serialize,
-{
-    let typed: T = serde_json::from_value(value)?;
-    serde_json::to_value(typed)
 }
 
 /// The built-in resources, ready for a [`super::Catalog`].
@@ -133,7 +121,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
 
 /// What a kind's defaulting and validation make of `object`, for tests.
 #[cfg(test)]
-fn defaulted(kind: &BuiltinKind, mut object: Value) -> Value {
+fn defaulted(kind: &BuiltinKind, mut object: serde_json::Value) -> serde_json::Value {
     kind.strategy.default(&mut object);
     if let (Some(status), Some(map)) = (
         kind.strategy.initial_status(&object),
@@ -146,7 +134,7 @@ fn defaulted(kind: &BuiltinKind, mut object: Value) -> Value {
 
 /// The fields a kind's validation complains about, for tests.
 #[cfg(test)]
-fn invalid_fields(kind: &BuiltinKind, object: &Value) -> Vec<String> {
+fn invalid_fields(kind: &BuiltinKind, object: &serde_json::Value) -> Vec<String> {
     let mut causes = Vec::new();
     kind.strategy.validate(object, &mut causes);
     causes.into_iter().map(|c| c.field).collect()

@@ -8,9 +8,10 @@ use vcluster_core::validation;
 
 use super::{
     fields::{default_field, obj_mut},
-    typed, BuiltinKind,
+    BuiltinKind,
 };
 use crate::object;
+use crate::resources::Typed;
 use crate::resources::strategy::{Strategy, Subresource};
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -27,7 +28,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[FINALIZE],
-    normalize: typed::<core::v1::Namespace>,
+    typed: Typed::of::<core::v1::Namespace>(),
     strategy: &Namespaces,
 };
 

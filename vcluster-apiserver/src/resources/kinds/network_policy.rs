@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::networking;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
@@ -19,7 +20,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<networking::v1::NetworkPolicy>,
+    typed: Typed::of::<networking::v1::NetworkPolicy>(),
     strategy: &NetworkPolicys,
 };
 

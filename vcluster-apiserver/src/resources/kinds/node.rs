@@ -4,7 +4,8 @@
 use k8s_openapi::api::core;
 use serde_json::Value;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::{bool_field_value, generic_field_value, Strategy};
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -21,7 +22,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::Node>,
+    typed: Typed::of::<core::v1::Node>(),
     strategy: &Nodes,
 };
 

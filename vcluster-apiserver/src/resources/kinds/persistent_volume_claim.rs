@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use super::{
     fields::{default_field, obj_mut},
-    typed, BuiltinKind,
+    BuiltinKind,
 };
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, volumes, Printer};
 
@@ -24,7 +25,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::PersistentVolumeClaim>,
+    typed: Typed::of::<core::v1::PersistentVolumeClaim>(),
     strategy: &PersistentVolumeClaims,
 };
 

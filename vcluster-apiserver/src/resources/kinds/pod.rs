@@ -4,9 +4,10 @@
 use k8s_openapi::api::core;
 use serde_json::{json, Value};
 
-use super::{pod_spec, typed, BuiltinKind, ALL};
+use super::{pod_spec, BuiltinKind, ALL};
 use crate::error::FieldCause;
 use crate::object;
+use crate::resources::Typed;
 use crate::resources::strategy::{bool_field_value, generic_field_value, Strategy, Subresource};
 use crate::resources::table::{columns, pod, Printer};
 
@@ -23,7 +24,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[BINDING, LOG],
-    normalize: typed::<core::v1::Pod>,
+    typed: Typed::of::<core::v1::Pod>(),
     strategy: &Pods,
 };
 

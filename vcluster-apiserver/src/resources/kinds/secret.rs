@@ -4,8 +4,9 @@
 use k8s_openapi::api::core;
 use serde_json::{json, Value};
 
-use super::{config_data, fields::default_field, typed, BuiltinKind};
+use super::{config_data, fields::default_field, BuiltinKind};
 use crate::error::FieldCause;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
@@ -22,7 +23,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::Secret>,
+    typed: Typed::of::<core::v1::Secret>(),
     strategy: &Secrets,
 };
 

@@ -8,10 +8,11 @@ use vcluster_core::validation;
 
 use super::{
     fields::{default_field, obj_mut},
-    typed, BuiltinKind, ALL,
+    BuiltinKind, ALL,
 };
 use crate::error::FieldCause;
 use crate::object;
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
@@ -28,7 +29,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: true,
     scale: false,
     subresources: &[],
-    normalize: typed::<core::v1::Service>,
+    typed: Typed::of::<core::v1::Service>(),
     strategy: &Services,
 };
 

@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::storage;
 
-use super::{typed, BuiltinKind};
+use super::{BuiltinKind};
+use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, volumes, Printer};
 
@@ -19,7 +20,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind {
     status: false,
     scale: false,
     subresources: &[],
-    normalize: typed::<storage::v1::StorageClass>,
+    typed: Typed::of::<storage::v1::StorageClass>(),
     strategy: &StorageClass,
 };
 
