@@ -29,6 +29,7 @@ macro_rules! catalog {
 catalog![
     namespace,
     pod,
+    pod_template,
     service,
     endpoints,
     config_map,
