@@ -33,7 +33,6 @@
 
 pub mod allocator;
 pub mod auth;
-pub mod crd;
 pub mod error;
 pub mod field_selector;
 pub mod http;

@@ -12,9 +12,9 @@ use super::{
     decode, finalizers, is_deleting, mark_deleting, set_finalizers, DeleteOptions, DeletePlan,
     ObjectAddress, Propagation, Registry,
 };
-use crate::crd::{self, CLEANUP_FINALIZER};
 use crate::error::ApiError;
 use crate::object;
+use crate::resources::custom::{self, CLEANUP_FINALIZER};
 use crate::resources::Catalog;
 use crate::storage::{registry_prefix, ListRequest};
 
@@ -39,7 +39,7 @@ pub(super) fn plan_delete(old: &Value, catalog: &Catalog) -> DeletePlan {
         list.push(CLEANUP_FINALIZER.to_owned());
     }
     set_finalizers(&mut new, list);
-    new["status"] = crd::status(&new, old, catalog);
+    new["status"] = custom::status(&new, old, catalog);
     DeletePlan::Mark(new)
 }
 
@@ -47,16 +47,16 @@ impl Registry {
     /// Starts serving every established CRD in storage; run at start-up,
     /// before requests are served. Returns how many were installed.
     pub async fn load_crds(&self) -> Result<usize, ApiError> {
-        let prefix = registry_prefix(crd::GROUP, crd::PLURAL, None);
+        let prefix = registry_prefix(custom::GROUP, custom::PLURAL, None);
         let page = self.storage.list(ListRequest::prefix(prefix)).await?;
         let mut installed = 0;
         for kv in &page.items {
             let definition = decode(kv)?;
-            if crd::condition_true(&definition, "Established") {
+            if custom::condition_true(&definition, "Established") {
                 installed += 1;
             }
             self.catalog
-                .update(|catalog| crd::install(catalog, &definition));
+                .update(|catalog| custom::install(catalog, &definition));
         }
         Ok(installed)
     }
@@ -67,7 +67,7 @@ impl Registry {
     pub async fn crd_cleanup_pass(&self, name: &str, budget: usize) -> Result<Progress, ApiError> {
         let catalog = self.catalog();
         let definitions = catalog
-            .get(crd::GROUP, "v1", crd::PLURAL)
+            .get(custom::GROUP, "v1", custom::PLURAL)
             .ok_or_else(|| ApiError::internal("CustomResourceDefinitions are not served"))?;
         let address = ObjectAddress {
             resource: definitions,

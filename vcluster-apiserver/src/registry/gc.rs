@@ -39,9 +39,9 @@ use super::{
     finalizers, is_deleting, DeleteOptions, ObjectAddress, Propagation, Registry,
     FOREGROUND_FINALIZER, ORPHAN_FINALIZER,
 };
-use crate::crd;
 use crate::error::ApiError;
 use crate::object;
+use crate::resources::custom;
 use crate::resources::Catalog;
 use crate::storage::{EventKind, ListRequest, StorageError};
 use crate::watch::CachedEvent;
@@ -438,7 +438,7 @@ impl Collector {
             } else {
                 self.index.namespaces_terminating.remove(&node.name);
             }
-        } else if node.group == crd::GROUP && node.plural == crd::PLURAL {
+        } else if node.group == custom::GROUP && node.plural == custom::PLURAL {
             let served = (
                 object::path_str(object, "spec.group").to_owned(),
                 object::path_str(object, "spec.names.plural").to_owned(),
@@ -457,7 +457,7 @@ impl Collector {
             return;
         };
         let is_namespace = node.group.is_empty() && node.plural == "namespaces";
-        let is_crd = node.group == crd::GROUP && node.plural == crd::PLURAL;
+        let is_crd = node.group == custom::GROUP && node.plural == custom::PLURAL;
         if event.kind == EventKind::Deleted {
             let removed = self.index.remove(&uid);
             for dependent in self.index.dependents_of(&uid) {

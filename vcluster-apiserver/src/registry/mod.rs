@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::crd;
 use crate::error::{ApiError, FieldCause};
 use crate::object::{self, validate};
+use crate::resources::custom;
 use crate::resources::{events, Catalog, ResourceInfo, SharedCatalog};
 use crate::storage::{registry_key, KeyValue, Revision, Storage, StorageError};
 use crate::watch::WatchHub;
@@ -323,8 +323,8 @@ impl Registry {
         reject_invalid(resource, &object)?;
         options.admit(resource, &object, None)?;
         if is_crd(resource) {
-            reject_causes(resource, &object, crd::validate(&object, None))?;
-            let status = crd::status(&object, &Value::Null, &self.catalog());
+            reject_causes(resource, &object, custom::validate(&object, None))?;
+            let status = custom::status(&object, &Value::Null, &self.catalog());
             object["status"] = status;
         }
         if let Some(ns) = &address.namespace {
@@ -472,8 +472,8 @@ impl Registry {
             check_finalizers(&address.resource, &old, &new)?;
             options.admit(&address.resource, &new, Some(&old))?;
             if is_crd(&address.resource) && target == UpdateTarget::Main {
-                reject_causes(&address.resource, &new, crd::validate(&new, Some(&old)))?;
-                let status = crd::status(&new, &old, &self.catalog());
+                reject_causes(&address.resource, &new, custom::validate(&new, Some(&old)))?;
+                let status = custom::status(&new, &old, &self.catalog());
                 new["status"] = status;
             }
             let allocation = self
@@ -635,7 +635,7 @@ impl Registry {
         // nobody sees the CRD gone and its resource still served.
         if is_crd(&address.resource) {
             self.catalog
-                .update(|catalog| crd::uninstall(catalog, &address.name));
+                .update(|catalog| custom::uninstall(catalog, &address.name));
         }
         if let Err(err) = self
             .storage
@@ -700,7 +700,8 @@ impl Registry {
     /// is (re)installed in the catalog.
     fn written(&self, resource: &ResourceInfo, object: &Value) {
         if is_crd(resource) {
-            self.catalog.update(|catalog| crd::install(catalog, object));
+            self.catalog
+                .update(|catalog| custom::install(catalog, object));
         }
     }
 
@@ -965,7 +966,7 @@ fn check_finalizers(resource: &ResourceInfo, old: &Value, new: &Value) -> Result
 }
 
 fn is_crd(resource: &ResourceInfo) -> bool {
-    resource.is(crd::GROUP, crd::PLURAL)
+    resource.is(custom::GROUP, custom::PLURAL)
 }
 
 /// Shows a stored object as `resource` serves it: all served versions of a

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 use vcluster_core::selector::Selector;
 
 use super::{decode, encode, ObjectAddress, Registry, UpdateTarget, WriteOptions};
-use crate::crd::schema::{json_path, set_path};
-use crate::crd::ScalePaths;
 use crate::error::ApiError;
 use crate::object;
+use crate::resources::custom::schema::{json_path, set_path};
+use crate::resources::custom::ScalePaths;
 use crate::storage::StorageError;
 
 /// The `Scale` view of a workload.

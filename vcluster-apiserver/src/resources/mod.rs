@@ -16,9 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::crd::CustomResource;
+use crate::resources::custom::CustomResource;
 use crate::storage::{registry_key, registry_prefix};
 
+pub mod custom;
 pub mod events;
 pub mod kinds;
 pub mod strategy;

@@ -109,7 +109,7 @@ pub fn bool_field_value(object: &Value, field: &str) -> String {
 }
 
 /// The strategy of kinds with nothing of their own: custom resources
-/// (their schema is checked by `crate::crd`) and hand-built resources.
+/// (their schema is checked by `crate::resources::custom`) and hand-built resources.
 #[derive(Debug)]
 pub struct Generic;
 

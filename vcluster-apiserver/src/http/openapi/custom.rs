@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::crd::CustomResource;
+use crate::resources::custom::CustomResource;
 use crate::resources::ResourceInfo;
 
 use super::V3_REFS;
@@ -133,7 +133,7 @@ fn kind_property() -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::{documents, group_version};
-    use crate::crd;
+    use crate::resources::custom;
     use crate::resources::Catalog;
     use serde_json::{json, Value};
 
@@ -160,8 +160,8 @@ mod tests {
     fn catalog_with(crd_object: &Value) -> Catalog {
         let mut catalog = Catalog::builtin();
         let mut crd_object = crd_object.clone();
-        crd_object["status"] = crd::status(&crd_object, &Value::Null, &catalog);
-        crd::install(&mut catalog, &crd_object);
+        crd_object["status"] = custom::status(&crd_object, &Value::Null, &catalog);
+        custom::install(&mut catalog, &crd_object);
         catalog
     }
 

@@ -1,11 +1,11 @@
-//! Custom resource definitions (apiextensions.k8s.io/v1); `crate::crd` checks
+//! Custom resource definitions (apiextensions.k8s.io/v1); `crate::resources::custom` checks
 //! them and serves what they define.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::Value;
 
 use super::{BuiltinKind};
-use crate::crd;
+use crate::resources::custom;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
@@ -33,7 +33,7 @@ struct CustomResourceDefinitions;
 
 impl Strategy for CustomResourceDefinitions {
     fn default(&self, object: &mut Value) {
-        crd::apply_defaults(object);
+        custom::apply_defaults(object);
     }
 
     fn printer(&self) -> Option<Printer> {

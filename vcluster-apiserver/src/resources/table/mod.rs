@@ -112,7 +112,7 @@ pub fn to_table(
 /// cells are shown as ages, as kubectl shows them for CRDs).
 fn custom_table(
     resource: &ResourceInfo,
-    custom: &crate::crd::CustomResource,
+    custom: &crate::resources::custom::CustomResource,
     objects: &[Value],
     include: IncludeObject,
     list_metadata: Value,
@@ -133,7 +133,7 @@ fn custom_table(
         .map(|object| {
             let mut cells = vec![Value::String(format::name(object).to_owned())];
             for column in &custom.printer_columns {
-                let found = crate::crd::schema::json_path(object, &column.json_path);
+                let found = crate::resources::custom::schema::json_path(object, &column.json_path);
                 cells.push(match (column.kind.as_str(), found) {
                     (_, None | Some(Value::Null)) => Value::Null,
                     ("date", Some(value)) => {
