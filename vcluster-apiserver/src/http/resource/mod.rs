@@ -1,0 +1,71 @@
+//! Resource requests: [`call`] parses a request on a resource path, the
+//! route below picks the verb from method, name and subresource, [`verbs`]
+//! call the registry, and [`respond`] shapes the answer the client asked
+//! for.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::Response;
+use http::Method;
+
+use super::path::ResourcePath;
+use super::ApiState;
+use crate::error::ApiError;
+
+mod call;
+mod respond;
+mod verbs;
+
+pub(super) use respond::{list_options, partial_metadata};
+
+use call::Call;
+use respond::method_not_allowed;
+
+/// Handles a request on a resource path.
+pub(super) async fn handle(
+    state: &Arc<ApiState>,
+    target: ResourcePath<'_>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let call = Call::parse(state, target, request)?;
+    let resource = call.resource.clone();
+    let name = call.name.clone();
+    match (&call.method, name.as_deref(), call.subresource.as_deref()) {
+        (&Method::GET, None, None) => verbs::list(state, call).await,
+        (&Method::GET, Some(name), None) => verbs::get(state, call, name).await,
+        (&Method::POST, None, None) => verbs::create(state, call).await,
+        (&Method::PUT, Some(name), None | Some("status")) => verbs::update(state, call, name).await,
+        (&Method::PATCH, Some(name), None | Some("status")) => {
+            verbs::patch(state, call, name).await
+        }
+        (&Method::GET, Some(name), Some("status")) => verbs::get_status(state, call, name).await,
+        (&Method::DELETE, Some(name), None) => verbs::delete(state, call, name).await,
+        (&Method::DELETE, None, None) => verbs::delete_collection(state, call).await,
+        (_, Some(name), Some("scale")) if resource.scale_subresource => {
+            verbs::scale(state, call, name).await
+        }
+        (&Method::POST, Some(name), Some("binding")) if resource.serves_subresource("binding") => {
+            verbs::bind(state, call, name).await
+        }
+        (&Method::PUT, Some(name), Some("finalize")) if resource.serves_subresource("finalize") => {
+            verbs::finalize(state, call, name).await
+        }
+        (&Method::GET, Some(name), Some("log")) if resource.serves_subresource("log") => {
+            verbs::log(state, call, name).await
+        }
+        (_, Some(_), Some(sub @ ("exec" | "attach" | "portforward")))
+            if resource.is("", "pods") =>
+        {
+            let mut err = ApiError::no_route(&format!("pods/{sub}"));
+            err.message.push_str(
+                ": container streams (exec, attach, port-forward) are not served by this API server",
+            );
+            Err(err)
+        }
+        (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
+            Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
+        }
+        (method, _, sub) => Err(method_not_allowed(method, &resource, sub)),
+    }
+}

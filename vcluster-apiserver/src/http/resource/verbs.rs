@@ -1,0 +1,301 @@
+//! One function per verb of a resource request: each reads what it needs
+//! from the [`Call`], asks the registry, and answers.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::super::negotiate::{self, Representation};
+use super::super::{json as json_response, logs, watch, ApiState, FieldValidation};
+use super::call::Call;
+use super::respond::{
+    check_fields, delete_options, list_options, list_response, method_not_allowed, object_response,
+    patch_kind, read_bytes, read_document, update_target, with_warnings,
+};
+use crate::error::ApiError;
+use crate::registry::{self, ListPage, PatchKind, PatchOptions, UpdateTarget};
+
+/// `GET` on a collection: a list, or a watch.
+pub(super) async fn list(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let representation = negotiate::representation(call.accept.as_deref())?;
+    let namespace = call.namespace.as_deref();
+    if call.query.watch || call.legacy_watch {
+        let (resource, query) = (&call.resource, &call.query);
+        return watch::serve(
+            state,
+            resource,
+            namespace,
+            query,
+            representation,
+            None,
+            &call.watcher,
+        )
+        .await;
+    }
+    let options = list_options(&call.resource, &call.query)?;
+    let page = state
+        .registry
+        .list(&call.resource, namespace, &options)
+        .await?;
+    list_response(&call.resource, page, representation, &call.query)
+}
+
+/// `GET` on an object: the object, or a watch of it.
+pub(super) async fn get(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let representation = negotiate::representation(call.accept.as_deref())?;
+    if call.query.watch || call.legacy_watch {
+        let (resource, query, namespace) = (&call.resource, &call.query, call.namespace.as_deref());
+        return watch::serve(
+            state,
+            resource,
+            namespace,
+            query,
+            representation,
+            Some(name),
+            &call.watcher,
+        )
+        .await;
+    }
+    let object = state.registry.get(&call.address(name)).await?;
+    object_response(
+        &call.resource,
+        StatusCode::OK,
+        object,
+        representation,
+        &call.query,
+    )
+}
+
+/// `GET .../status`.
+pub(super) async fn get_status(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let object = state.registry.get(&call.address(name)).await?;
+    update_target(&call.resource, Some("status"))?;
+    Ok(json_response(StatusCode::OK, &object))
+}
+
+/// `POST` on a collection.
+pub(super) async fn create(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let body = read_document(
+        call.request,
+        call.content_type.as_deref(),
+        call.body_timeout,
+    )
+    .await?;
+    let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
+    let created = state
+        .registry
+        .create(&call.resource, call.namespace.as_deref(), body, &call.write)
+        .await?;
+    Ok(with_warnings(
+        json_response(StatusCode::CREATED, &created),
+        &warnings,
+    ))
+}
+
+/// `PUT` on an object or its status.
+pub(super) async fn update(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let target = update_target(&call.resource, call.subresource.as_deref())?;
+    let address = call.address(name);
+    let body = read_document(
+        call.request,
+        call.content_type.as_deref(),
+        call.body_timeout,
+    )
+    .await?;
+    let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
+    let updated = state
+        .registry
+        .update(&address, body, target, &call.write)
+        .await?;
+    Ok(with_warnings(
+        json_response(StatusCode::OK, &updated),
+        &warnings,
+    ))
+}
+
+/// `PATCH` on an object or its status, in any of the four patch types.
+pub(super) async fn patch(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let target: UpdateTarget = update_target(&call.resource, call.subresource.as_deref())?;
+    let kind = patch_kind(call.content_type.as_deref())?;
+    let query = &call.query;
+    if kind == PatchKind::Apply && query.field_manager.is_none() {
+        return Err(registry::patch_options_invalid(
+            "fieldManager",
+            "Required value: is required for apply patch",
+        ));
+    }
+    if kind != PatchKind::Apply && query.force {
+        return Err(registry::patch_options_invalid(
+            "force",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
+    let options = PatchOptions {
+        force: query.force,
+        reject_unknown_fields: query.field_validation == FieldValidation::Strict,
+    };
+    let warn = query.field_validation == FieldValidation::Warn;
+    let address = call.address(name);
+    let patch = read_bytes(call.request, call.body_timeout).await?;
+    let patched = state
+        .registry
+        .patch(&address, kind, &patch, target, &call.write, &options)
+        .await?;
+    let warnings: Vec<String> = if warn {
+        patched
+            .unknown_fields
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let code = if patched.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_warnings(
+        json_response(code, &patched.object),
+        &warnings,
+    ))
+}
+
+/// `DELETE` on an object.
+pub(super) async fn delete(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let address = call.address(name);
+    let options = delete_options(&call.query, call.request, call.body_timeout).await?;
+    let deleted = state.registry.delete(&address, &options).await?;
+    Ok(json_response(StatusCode::OK, &deleted))
+}
+
+/// `DELETE` on a collection: every selected object, answered as a list.
+pub(super) async fn delete_collection(
+    state: &Arc<ApiState>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let registry = &state.registry;
+    let list = list_options(&call.resource, &call.query)?;
+    let options = delete_options(&call.query, call.request, call.body_timeout).await?;
+    let deleted = registry
+        .delete_collection(&call.resource, call.namespace.as_deref(), &list, &options)
+        .await?;
+    let page = ListPage {
+        items: deleted,
+        resource_version: registry.storage().current_revision().await?,
+        continue_token: None,
+        remaining: None,
+    };
+    list_response(&call.resource, page, Representation::Object, &call.query)
+}
+
+/// `.../scale`: read, replace or patch the replica count.
+pub(super) async fn scale(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let registry = &state.registry;
+    let address = call.address(name);
+    let scale = match call.method {
+        Method::GET => registry.get_scale(&address).await?,
+        Method::PUT => {
+            let body = read_document(
+                call.request,
+                call.content_type.as_deref(),
+                call.body_timeout,
+            )
+            .await?;
+            registry.update_scale(&address, &body, &call.write).await?
+        }
+        Method::PATCH => {
+            let kind = patch_kind(call.content_type.as_deref())?;
+            let patch = read_bytes(call.request, call.body_timeout).await?;
+            let current = registry.get_scale(&address).await?;
+            let desired = registry::apply_patch(&current, kind, &patch)?;
+            registry
+                .update_scale(&address, &desired, &call.write)
+                .await?
+        }
+        ref other => return Err(method_not_allowed(other, &call.resource, Some("scale"))),
+    };
+    Ok(json_response(StatusCode::OK, &scale))
+}
+
+/// `POST pods/<name>/binding`: a scheduler assigns the pod to a node.
+pub(super) async fn bind(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let address = call.address(name);
+    let body = read_document(
+        call.request,
+        call.content_type.as_deref(),
+        call.body_timeout,
+    )
+    .await?;
+    state
+        .registry
+        .bind_pod(&address, &body, &call.write)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `PUT namespaces/<name>/finalize`: the namespace's `spec.finalizers`.
+pub(super) async fn finalize(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let address = call.address(name);
+    let body = read_document(
+        call.request,
+        call.content_type.as_deref(),
+        call.body_timeout,
+    )
+    .await?;
+    let namespace = state.registry.finalize_namespace(&address, &body).await?;
+    Ok(json_response(StatusCode::OK, &namespace))
+}
+
+/// `GET pods/<name>/log`.
+pub(super) async fn log(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    logs::pod_log(
+        state,
+        call.resource.clone(),
+        call.namespace.as_deref().unwrap_or_default(),
+        name,
+        call.request.uri().query(),
+    )
+    .await
+}
