@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vcluster_apiserver::http::negotiate::decode_document;
+use vcluster_apiserver::request::negotiate::decode_document;
 
 fuzz_target!(|data: &[u8]| {
     let body = bytes::Bytes::copy_from_slice(data);

@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod object;
 pub mod protobuf;
 pub mod registry;
+pub mod request;
 pub mod resources;
 pub mod server;
 pub mod storage;

@@ -253,7 +253,6 @@ impl ApiServer {
             config.node_ports.clone(),
         )?
         .with_provider(config.service_addresses.clone());
-        let auth = Auth::new(config.auth.clone())?;
         let registry = Arc::new(Registry::new(
             config.storage.clone(),
             Catalog::builtin(),
@@ -271,6 +270,7 @@ impl ApiServer {
         if let Some(options) = config.garbage_collector.clone() {
             crate::registry::gc::spawn(registry.clone(), options, shutdown.clone());
         }
+        let auth = Arc::new(Auth::new(config.auth.clone(), registry.clone())?);
         let state = Arc::new(ApiState {
             registry,
             options: config.http,
@@ -279,7 +279,7 @@ impl ApiServer {
             pod_logs: config.pod_logs,
             metrics: config.metrics,
         });
-        crate::auth::spawn_policy_watch(state.clone(), shutdown);
+        crate::auth::spawn_policy_watch(state.auth.clone(), shutdown);
         Ok(Self { state })
     }
 

@@ -496,7 +496,20 @@ async fn namespaces_are_cluster_scoped() {
         .delete("team-a", &DeleteParams::default())
         .await
         .unwrap();
-    assert!(namespaces.get_opt("team-a").await.unwrap().is_none());
+    // The namespace goes once its content is gone, which the server's
+    // namespace deletion does in the background.
+    wait_for("namespace team-a to go", || {
+        let namespaces = namespaces.clone();
+        async move {
+            namespaces
+                .get_opt("team-a")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
     assert!(all
         .list(&ListParams::default())
         .await

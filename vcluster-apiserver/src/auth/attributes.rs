@@ -3,12 +3,12 @@
 //! resource, subresource, namespace, name) or on a non-resource path.
 //!
 //! Resource paths are read with the same parser the handlers route with
-//! ([`crate::http::path::parse`]), so what is authorized is what is served.
+//! ([`crate::request::path::parse`]), so what is authorized is what is served.
 
 use http::{Method, Uri};
 
-use crate::http::path::{self, Route};
-use crate::http::Query;
+use crate::request::path::{self, Route};
+use crate::request::Query;
 
 /// The attributes of one request (or of a review's question).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use http::header::{self, HeaderMap};
 
+use super::Auth;
 use super::{rbac, Attributes, UserInfo};
 use crate::error::ApiError;
-use crate::http::ApiState;
 
 /// The user a verified client certificate names: CN is the user, each O a
 /// group (upstream's `CommonNameUserConversion`). `None` when the
@@ -206,12 +206,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The user of a bearer token: a static token, else a service-account
 /// token. The error says why (for the log; clients get a bare 401).
-pub(crate) async fn authenticate_token(state: &ApiState, token: &str) -> Result<UserInfo, String> {
-    if let Some(user) = state.auth.static_tokens.get(token) {
+pub(crate) async fn authenticate_token(auth: &Auth, token: &str) -> Result<UserInfo, String> {
+    if let Some(user) = auth.static_tokens.get(token) {
         return Ok(user.clone());
     }
     if token.split('.').count() == 3 {
-        return super::tokens::authenticate(state, token).await;
+        return super::tokens::authenticate(auth, token).await;
     }
     Err("unknown bearer token".into())
 }
@@ -234,7 +234,7 @@ fn unescape(key: &str) -> String {
 /// `groups`, `serviceaccounts`, `uids` and `userextras/<key>`), else 403.
 /// Without enforcement the headers are applied unchecked.
 pub(crate) async fn impersonate(
-    state: &ApiState,
+    auth: &Auth,
     headers: &HeaderMap,
     user: UserInfo,
     enforced: bool,
@@ -314,7 +314,7 @@ pub(crate) async fn impersonate(
         }
     }
     if enforced {
-        let policy = state.auth.policy().current(&state.registry).await?;
+        let policy = auth.policy().current(&auth.registry).await?;
         for check in &checks {
             if let rbac::Decision::Deny(reason) = policy.authorize(&user, check) {
                 return Err(rbac::forbidden(&user, check, &reason));

@@ -41,8 +41,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::negotiate::{self, BodyFormat, MAX_BODY_BYTES};
-use crate::http::ApiState;
+use crate::registry::Registry;
+use crate::request::negotiate::{self, BodyFormat, MAX_BODY_BYTES};
 
 pub mod attributes;
 pub mod authn;
@@ -160,6 +160,18 @@ pub enum AuthMode {
     Never,
 }
 
+impl AuthMode {
+    /// Whether a listener enforces authentication and RBAC in this mode,
+    /// given whether its TLS verifies client certificates.
+    pub fn enforced_on_listener(self, verifies_client_certificates: bool) -> bool {
+        match self {
+            AuthMode::Auto => verifies_client_certificates,
+            AuthMode::Always => true,
+            AuthMode::Never => false,
+        }
+    }
+}
+
 /// Authentication and authorization settings of an API server.
 #[derive(Clone)]
 pub struct AuthConfig {
@@ -233,12 +245,14 @@ pub struct Auth {
     api_audiences: Vec<String>,
     max_token_expiration: Duration,
     policy: PolicyCache,
+    /// Where RBAC objects and service accounts are read.
+    registry: Arc<Registry>,
 }
 
 impl Auth {
-    /// The runtime form of `config`; generates a signing key when none is
-    /// configured.
-    pub fn new(config: AuthConfig) -> Result<Self, KeyError> {
+    /// The runtime form of `config` over `registry` (RBAC objects, service
+    /// accounts); generates a signing key when none is configured.
+    pub fn new(config: AuthConfig, registry: Arc<Registry>) -> Result<Self, KeyError> {
         let key = match config.service_account_key {
             Some(key) => key,
             None => ServiceAccountKey::generate()?,
@@ -256,17 +270,14 @@ impl Auth {
             api_audiences,
             max_token_expiration: config.max_token_expiration,
             policy: PolicyCache::default(),
+            registry,
         })
     }
 
     /// Whether a listener enforces authentication and RBAC, given whether
     /// its TLS verifies client certificates.
     pub fn enforced_on_listener(&self, verifies_client_certificates: bool) -> bool {
-        match self.mode {
-            AuthMode::Auto => verifies_client_certificates,
-            AuthMode::Always => true,
-            AuthMode::Never => false,
-        }
+        self.mode.enforced_on_listener(verifies_client_certificates)
     }
 
     /// The RBAC policy cache.
@@ -293,13 +304,12 @@ struct Identified {
 
 /// Authenticates (and impersonates), without judging anonymity.
 async fn identify(
-    state: &ApiState,
+    auth: &Auth,
     headers: &http::HeaderMap,
     in_process: Option<UserInfo>,
     connection: Option<ConnectionAuth>,
     path: &str,
 ) -> Result<Identified, ApiError> {
-    let auth = &state.auth;
     let (user, enforced) = if let Some(user) = in_process {
         (user, auth.mode != AuthMode::Never)
     } else {
@@ -310,7 +320,7 @@ async fn identify(
         let certificate = connection.and_then(|c| c.client_certificate);
         let user = match (certificate, authn::bearer_token(headers)) {
             (Some(user), _) => user,
-            (None, Some(token)) => match authn::authenticate_token(state, token).await {
+            (None, Some(token)) => match authn::authenticate_token(auth, token).await {
                 Ok(user) => user,
                 Err(why) if enforced => {
                     tracing::info!(reason = %why, path, "authentication failed");
@@ -324,7 +334,7 @@ async fn identify(
         };
         (user, enforced)
     };
-    let user = authn::impersonate(state, headers, user, enforced).await?;
+    let user = authn::impersonate(auth, headers, user, enforced).await?;
     Ok(Identified { user, enforced })
 }
 
@@ -338,7 +348,7 @@ fn is_public(request: &Request) -> bool {
 /// The layer around the whole router: authenticates, authorizes, and puts
 /// [`UserInfo`] and [`Enforcement`] into the request's extensions.
 pub async fn middleware(
-    State(state): State<Arc<ApiState>>,
+    State(auth): State<Arc<Auth>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -348,7 +358,7 @@ pub async fn middleware(
         .map(|u| u.0.clone());
     let connection = request.extensions().get::<ConnectionAuth>().cloned();
     let path = request.uri().path().to_owned();
-    let identified = identify(&state, request.headers(), in_process, connection, &path).await;
+    let identified = identify(&auth, request.headers(), in_process, connection, &path).await;
     let Identified { user, enforced } = match identified {
         Ok(identified) => identified,
         Err(err) => return err.into_response(),
@@ -370,7 +380,7 @@ pub async fn middleware(
         // `system:masters` may do anything (no policy needed, nor any
         // escalation check); everybody else is judged by RBAC.
         if !user.in_group(SYSTEM_MASTERS) {
-            let current = match state.auth.policy.current(&state.registry).await {
+            let current = match auth.policy.current(&auth.registry).await {
                 Ok(current) => current,
                 Err(err) => return err.into_response(),
             };
@@ -391,7 +401,7 @@ pub async fn middleware(
     if rbac_write {
         // Read-your-writes for policy changes made through the API; the
         // watch of the policy cache catches every other change.
-        state.auth.policy.invalidate();
+        auth.policy.invalidate();
     }
     response
 }
@@ -445,23 +455,20 @@ pub(crate) async fn read_object(request: Request) -> Result<Value, ApiError> {
 /// Spawns the task that invalidates the policy cache on every stored
 /// change of an RBAC object (also those made by the garbage collector,
 /// namespace deletion or another server on the same store).
-pub(crate) fn spawn_policy_watch(
-    state: Arc<ApiState>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+pub(crate) fn spawn_policy_watch(auth: Arc<Auth>, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let prefix = format!("/registry/{}/", rbac::GROUP);
         loop {
-            let mut subscription = state.registry.hub().subscribe_all(1024);
+            let mut subscription = auth.registry.hub().subscribe_all(1024);
             // Anything may have changed before the subscription started.
-            state.auth.policy.invalidate();
+            auth.policy.invalidate();
             loop {
                 let event = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     event = subscription.events.recv() => event,
                 };
                 match event {
-                    Some(event) if event.key.starts_with(&prefix) => state.auth.policy.invalidate(),
+                    Some(event) if event.key.starts_with(&prefix) => auth.policy.invalidate(),
                     Some(_) => {}
                     // Cut off (too slow) or the hub ended: subscribe again.
                     None => break,
@@ -490,16 +497,9 @@ mod tests {
 
     #[test]
     fn modes_decide_per_listener() {
-        let auth = |mode| {
-            Auth::new(AuthConfig {
-                mode,
-                ..AuthConfig::default()
-            })
-            .expect("auth")
-        };
-        assert!(auth(AuthMode::Auto).enforced_on_listener(true));
-        assert!(!auth(AuthMode::Auto).enforced_on_listener(false));
-        assert!(auth(AuthMode::Always).enforced_on_listener(false));
-        assert!(!auth(AuthMode::Never).enforced_on_listener(true));
+        assert!(AuthMode::Auto.enforced_on_listener(true));
+        assert!(!AuthMode::Auto.enforced_on_listener(false));
+        assert!(AuthMode::Always.enforced_on_listener(false));
+        assert!(!AuthMode::Never.enforced_on_listener(true));
     }
 }

@@ -14,7 +14,6 @@
 //! protobuf (what kubectl sends).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -22,11 +21,11 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::rbac::{Decision, PolicyRule};
+use super::Auth;
 use super::{request_identity, Attributes, UserInfo};
 use crate::error::{ApiError, FieldCause};
-use crate::http::path::ResourcePath;
-use crate::http::ApiState;
 use crate::object;
+use crate::request::path::ResourcePath;
 
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
@@ -50,7 +49,7 @@ pub(crate) fn handles(target: &ResourcePath<'_>) -> bool {
 
 /// Serves a review (or a TokenRequest).
 pub(crate) async fn handle(
-    state: &Arc<ApiState>,
+    auth: &Auth,
     target: ResourcePath<'_>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -70,7 +69,7 @@ pub(crate) async fn handle(
         let (Some(namespace), Some(name)) = (target.namespace, target.name) else {
             return Err(ApiError::no_route(&path));
         };
-        return super::tokens::token_request(state, namespace, name, request).await;
+        return super::tokens::token_request(auth, namespace, name, request).await;
     }
     let namespaced = target.plural == "localsubjectaccessreviews";
     if target.name.is_some()
@@ -85,7 +84,7 @@ pub(crate) async fn handle(
     let status = match target.plural {
         "selfsubjectaccessreviews" => {
             let attributes = access_attributes(&spec, "SelfSubjectAccessReview")?;
-            access_status(&decide(state, enforced, &user, &attributes).await?)
+            access_status(&decide(auth, enforced, &user, &attributes).await?)
         }
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let kind = if namespaced {
@@ -115,14 +114,14 @@ pub(crate) async fn handle(
                 }
             }
             let subject = subject_of(&spec, kind)?;
-            access_status(&decide(state, enforced, &subject, &attributes).await?)
+            access_status(&decide(auth, enforced, &subject, &attributes).await?)
         }
         "selfsubjectrulesreviews" => {
             let namespace = object::path_str(&spec, "namespace");
-            rules_status(state, enforced, &user, namespace).await?
+            rules_status(auth, enforced, &user, namespace).await?
         }
         "selfsubjectreviews" => json!({"userInfo": user.to_json()}),
-        "tokenreviews" => token_status(state, &spec).await,
+        "tokenreviews" => token_status(auth, &spec).await,
         _ => return Err(ApiError::no_route(&path)),
     };
     let group = if target.group == AUTHORIZATION {
@@ -134,7 +133,7 @@ pub(crate) async fn handle(
     if let Some(namespace) = target.namespace {
         metadata["namespace"] = json!(namespace);
     }
-    Ok(crate::http::json(
+    Ok(crate::request::negotiate::json(
         StatusCode::CREATED,
         &json!({
             "kind": kind_of(target.plural),
@@ -233,7 +232,7 @@ fn subject_of(spec: &Value, kind: &str) -> Result<UserInfo, ApiError> {
 }
 
 async fn decide(
-    state: &ApiState,
+    auth: &Auth,
     enforced: bool,
     user: &UserInfo,
     attributes: &Attributes,
@@ -241,7 +240,7 @@ async fn decide(
     if !enforced {
         return Ok(Decision::Allow(NOT_ENFORCED.to_owned()));
     }
-    let policy = state.auth.policy().current(&state.registry).await?;
+    let policy = auth.policy().current(&auth.registry).await?;
     Ok(policy.authorize(user, attributes))
 }
 
@@ -255,13 +254,13 @@ fn access_status(decision: &Decision) -> Value {
 
 /// What `user` may do in `namespace`, as `SelfSubjectRulesReview` lists it.
 async fn rules_status(
-    state: &ApiState,
+    auth: &Auth,
     enforced: bool,
     user: &UserInfo,
     namespace: &str,
 ) -> Result<Value, ApiError> {
     let rules = if enforced {
-        let policy = state.auth.policy().current(&state.registry).await?;
+        let policy = auth.policy().current(&auth.registry).await?;
         policy.rules_for(user, namespace)
     } else {
         vec![
@@ -296,7 +295,7 @@ async fn rules_status(
 }
 
 /// `TokenReview`: whether a token authenticates, and as whom.
-async fn token_status(state: &ApiState, spec: &Value) -> Value {
+async fn token_status(auth: &Auth, spec: &Value) -> Value {
     let token = object::path_str(spec, "token");
     let audiences: Vec<String> = spec
         .get("audiences")
@@ -308,13 +307,13 @@ async fn token_status(state: &ApiState, spec: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let api_audiences = &state.auth.api_audiences;
+    let api_audiences = &auth.api_audiences;
     // A token review for other audiences than the API's cannot be
     // answered by the API's own authenticators.
     if !audiences.is_empty() && !audiences.iter().any(|a| api_audiences.contains(a)) {
         return json!({"authenticated": false, "error": "the requested audiences are not served by this API server"});
     }
-    match super::authn::authenticate_token(state, token).await {
+    match super::authn::authenticate_token(auth, token).await {
         Ok(user) => json!({
             "authenticated": true,
             "user": user.to_json(),

@@ -37,9 +37,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use serde_json::{json, Value};
 
+use super::Auth;
 use super::UserInfo;
 use crate::error::{ApiError, FieldCause};
-use crate::http::ApiState;
 use crate::object;
 use crate::registry::ObjectAddress;
 
@@ -368,12 +368,12 @@ fn validate_claims(
 }
 
 async fn object_uid(
-    state: &ApiState,
+    auth: &Auth,
     plural: &str,
     namespace: &str,
     name: &str,
 ) -> Result<Option<String>, ApiError> {
-    let Some(resource) = state.registry.catalog().get("", "v1", plural) else {
+    let Some(resource) = auth.registry.catalog().get("", "v1", plural) else {
         return Ok(None);
     };
     let address = ObjectAddress {
@@ -381,7 +381,7 @@ async fn object_uid(
         namespace: Some(namespace.to_owned()),
         name: name.to_owned(),
     };
-    match state.registry.get(&address).await {
+    match auth.registry.get(&address).await {
         Ok(object) => Ok(Some(object::meta_str(&object, "uid").to_owned())),
         Err(err) if err.reason == "NotFound" => Ok(None),
         Err(err) => Err(err),
@@ -389,11 +389,10 @@ async fn object_uid(
 }
 
 /// The user a service-account token stands for, if it is valid now.
-pub(crate) async fn authenticate(state: &ApiState, token: &str) -> Result<UserInfo, String> {
-    let auth = &state.auth;
+pub(crate) async fn authenticate(auth: &Auth, token: &str) -> Result<UserInfo, String> {
     let claims = auth.key.verify(token)?;
     let claims = validate_claims(&claims, &auth.issuer, &auth.api_audiences, now())?;
-    let stored = object_uid(state, "serviceaccounts", &claims.namespace, &claims.name)
+    let stored = object_uid(auth, "serviceaccounts", &claims.namespace, &claims.name)
         .await
         .map_err(|e| format!("the service account cannot be read: {e}"))?;
     match stored {
@@ -404,7 +403,7 @@ pub(crate) async fn authenticate(state: &ApiState, token: &str) -> Result<UserIn
     let mut extra = std::collections::BTreeMap::new();
     if let Some((kind, name, uid)) = &claims.bound {
         let plural = if *kind == "Pod" { "pods" } else { "secrets" };
-        let stored = object_uid(state, plural, &claims.namespace, name)
+        let stored = object_uid(auth, plural, &claims.namespace, name)
             .await
             .map_err(|e| format!("the bound object cannot be read: {e}"))?;
         if stored.as_deref() != Some(uid.as_str()) {
@@ -450,7 +449,7 @@ fn invalid(field: &str, value: &str, why: &str) -> ApiError {
 /// `POST /api/v1/namespaces/<ns>/serviceaccounts/<name>/token`: issues a
 /// token for the service account (authentication.k8s.io/v1 TokenRequest).
 pub(crate) async fn token_request(
-    state: &ApiState,
+    auth: &Auth,
     namespace: &str,
     name: &str,
     request: Request,
@@ -462,7 +461,6 @@ pub(crate) async fn token_request(
             "expected a TokenRequest, got a {kind}"
         )));
     }
-    let auth = &state.auth;
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let mut audiences: Vec<String> = spec
         .get("audiences")
@@ -500,7 +498,7 @@ pub(crate) async fn token_request(
     }
     let max = i64::try_from(auth.max_token_expiration.as_secs()).unwrap_or(i64::MAX);
     let expiration = requested.min(max.max(MIN_EXPIRATION_SECONDS));
-    let uid = object_uid(state, "serviceaccounts", namespace, name)
+    let uid = object_uid(auth, "serviceaccounts", namespace, name)
         .await?
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", name))?;
     let mut k8s = json!({
@@ -522,7 +520,7 @@ pub(crate) async fn token_request(
                 ))
             }
         };
-        let stored = object_uid(state, plural, namespace, bound_name)
+        let stored = object_uid(auth, plural, namespace, bound_name)
             .await?
             .ok_or_else(|| ApiError::not_found("", plural, bound_name))?;
         let wanted = object::path_str(bound, "uid");
@@ -565,7 +563,7 @@ pub(crate) async fn token_request(
         expiration,
         "issued a service-account token"
     );
-    Ok(crate::http::json(
+    Ok(crate::request::negotiate::json(
         StatusCode::CREATED,
         &json!({
             "kind": "TokenRequest",

@@ -10,11 +10,11 @@ use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::query::{parse_bool, parse_number};
 use super::ApiState;
 use crate::error::ApiError;
 use crate::logs::{LogOptions, PodLogRequest};
 use crate::registry::ObjectAddress;
+use crate::request::query::{parse_bool, parse_number};
 use crate::resources::ResourceInfo;
 
 /// Serves one log request.

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
@@ -19,14 +18,12 @@ use crate::registry::Registry;
 
 pub mod discovery;
 mod logs;
-pub mod negotiate;
 pub mod openapi;
-pub mod path;
-mod query;
 mod resource;
 mod watch;
 
-pub use query::{FieldValidation, Query};
+pub(crate) use crate::request::negotiate::{json, json_with_type};
+use crate::request::{negotiate, path, Query};
 
 /// Settings of the HTTP surface.
 #[derive(Clone, Debug)]
@@ -81,7 +78,7 @@ pub struct ApiState {
     /// Cancelled when the server shuts down: watches end cleanly.
     pub shutdown: CancellationToken,
     /// Authentication and authorization (see [`crate::auth`]).
-    pub auth: crate::auth::Auth,
+    pub auth: Arc<crate::auth::Auth>,
     /// Where container logs come from (`pods/log`), if anywhere.
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
     /// Extra `/metrics` text (see [`crate::metrics`]).
@@ -107,7 +104,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         // and authorized first; handlers find the `auth::UserInfo` in the
         // request's extensions.
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.auth.clone(),
             crate::auth::middleware,
         ))
         .with_state(state)
@@ -209,30 +206,6 @@ async fn health() -> Response {
         .into_response()
 }
 
-/// Serialises `value` as a JSON response.
-pub(crate) fn json(code: StatusCode, value: &Value) -> Response {
-    json_with_type(code, value, "application/json")
-}
-
-/// Serialises `value` with an explicit content type (tables, discovery).
-pub(crate) fn json_with_type(
-    code: StatusCode,
-    value: &Value,
-    content_type: &'static str,
-) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => (
-            code,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-            bytes,
-        )
-            .into_response(),
-        Err(err) => {
-            ApiError::internal(format!("response cannot be encoded: {err}")).into_response()
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = json(self.code, &self.to_status());
@@ -312,7 +285,7 @@ async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiE
         }
         // Reviews and `serviceaccounts/token` (see `crate::auth::reviews`).
         path::Route::Resource(target) if crate::auth::reviews::handles(&target) => {
-            crate::auth::reviews::handle(state, target, request).await
+            crate::auth::reviews::handle(&state.auth, target, request).await
         }
         path::Route::Resource(target) => resource::handle(state, target, request).await,
     }

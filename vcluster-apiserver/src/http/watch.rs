@@ -12,13 +12,13 @@ use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-use super::negotiate::Representation;
 use super::resource::{list_options, partial_metadata};
 use super::{stream_body, ApiState, Query};
 use crate::error::ApiError;
 use crate::field_selector::{FieldRequirement, FieldSelector, ObjectFilter};
 use crate::object;
 use crate::registry::{parse_resource_version, ListOptions};
+use crate::request::negotiate::Representation;
 use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
 use crate::storage::{EventKind, Revision};

@@ -9,10 +9,10 @@ use axum::extract::Request;
 use http::{header, Method};
 use vcluster_core::validation;
 
-use super::super::path::ResourcePath;
 use super::super::{watch, ApiState, Query};
 use crate::error::ApiError;
 use crate::registry::{Admission, FieldManager, ObjectAddress, WriteOptions};
+use crate::request::path::ResourcePath;
 use crate::resources::ResourceInfo;
 
 /// One request on a resource path, parsed and checked.

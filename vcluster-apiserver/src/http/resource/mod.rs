@@ -9,9 +9,9 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::Method;
 
-use super::path::ResourcePath;
 use super::ApiState;
 use crate::error::ApiError;
+use crate::request::path::ResourcePath;
 
 mod call;
 mod respond;

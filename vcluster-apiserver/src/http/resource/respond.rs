@@ -10,11 +10,12 @@ use http::{header, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
 
-use super::super::negotiate::{self, BodyFormat, Representation, MAX_BODY_BYTES};
-use super::super::{json as json_response, json_with_type, FieldValidation, Query};
+use super::super::{json as json_response, json_with_type};
 use crate::error::ApiError;
 use crate::field_selector::ObjectFilter;
 use crate::registry::{DeleteOptions, ListOptions, ListPage, PatchKind, Propagation, UpdateTarget};
+use crate::request::negotiate::{self, BodyFormat, Representation, MAX_BODY_BYTES};
+use crate::request::{FieldValidation, Query};
 use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
 

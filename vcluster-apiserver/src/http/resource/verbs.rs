@@ -7,8 +7,7 @@ use axum::response::Response;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::super::negotiate::{self, Representation};
-use super::super::{json as json_response, logs, watch, ApiState, FieldValidation};
+use super::super::{json as json_response, logs, watch, ApiState};
 use super::call::Call;
 use super::respond::{
     check_fields, delete_options, list_options, list_response, method_not_allowed, object_response,
@@ -16,6 +15,8 @@ use super::respond::{
 };
 use crate::error::ApiError;
 use crate::registry::{self, ListPage, PatchKind, PatchOptions, UpdateTarget};
+use crate::request::negotiate::{self, Representation};
+use crate::request::FieldValidation;
 
 /// `GET` on a collection: a list, or a watch.
 pub(super) async fn list(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {

@@ -55,7 +55,7 @@ pub enum FieldValidation {
     Strict,
 }
 
-pub(super) fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value {
         "true" | "1" | "True" => Ok(true),
         "false" | "0" | "False" | "" => Ok(false),
@@ -65,7 +65,7 @@ pub(super) fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
-pub(super) fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
     value.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "invalid value for {name}: {value:?} is not a valid number"

@@ -1,7 +1,9 @@
 //! Content negotiation: what the client asked to receive (`Accept`) and
 //! what it sent (`Content-Type`).
 
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -245,6 +247,30 @@ fn check_yaml_flow_depth(body: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Serialises `value` as a JSON response.
+pub(crate) fn json(code: StatusCode, value: &Value) -> Response {
+    json_with_type(code, value, "application/json")
+}
+
+/// Serialises `value` with an explicit content type (tables, discovery).
+pub(crate) fn json_with_type(
+    code: StatusCode,
+    value: &Value,
+    content_type: &'static str,
+) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            code,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            bytes,
+        )
+            .into_response(),
+        Err(err) => {
+            ApiError::internal(format!("response cannot be encoded: {err}")).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,14 @@
+//! What a request asks for, read without serving it: the resource or
+//! non-resource path ([`path`]), the query parameters ([`query`]) and the
+//! formats of its body and answer ([`negotiate`]).
+//!
+//! Authorization and the HTTP handlers both read requests this way, so
+//! what is authorized is exactly what is served, and neither depends on
+//! the other (upstream keeps its `RequestInfo` resolver apart the same
+//! way).
+
+pub mod negotiate;
+pub mod path;
+pub mod query;
+
+pub use query::{FieldValidation, Query};
