@@ -1,7 +1,7 @@
 //! vcluster-rs: virtual Kubernetes clusters as a Rust library.
 //!
-//! This facade re-exports the three crates, so one dependency gives all of
-//! them, and holds the [`demo`] that `cargo run --example demo` starts.
+//! This facade re-exports the library crates, so one dependency gives all
+//! of them, and holds the [`demo`] that `cargo run --example demo` starts.
 //!
 //! - [`core`] (`vcluster-core`): identity and translation rules.
 //! - [`apiserver`] (`vcluster-apiserver`): the virtual control plane.
