@@ -45,8 +45,10 @@ pub mod request;
 pub mod resources;
 pub mod server;
 pub mod storage;
-pub mod watch;
+pub mod watch_cache;
 
 pub use auth::{AuthConfig, AuthMode, UserInfo};
 pub use error::ApiError;
+pub use resources::{BuiltinKind, Catalog, ResourceInfo, Strategy};
 pub use server::{ApiServer, ApiServerConfig, ServerError, TlsConfig};
+pub use storage::Storage;

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::watch::WatchHub;
+use crate::watch_cache::WatchHub;
 
 /// Extra metrics in the Prometheus text format, rendered at each scrape.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;

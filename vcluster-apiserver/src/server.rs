@@ -20,7 +20,7 @@ use crate::http::{router, ApiState, HttpOptions};
 use crate::registry::{GarbageCollectorOptions, Registry, ServiceNetwork};
 use crate::resources::Catalog;
 use crate::storage::{Storage, StorageError};
-use crate::watch::{WatchHub, WatchLimits};
+use crate::watch_cache::{WatchHub, WatchLimits};
 
 /// How long a client may take to send its request headers or finish TLS.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,7 +21,7 @@ use kube::ResourceExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vcluster_apiserver::storage::{MemoryStorage, Storage};
-use vcluster_apiserver::watch::WatchLimits;
+use vcluster_apiserver::watch_cache::WatchLimits;
 
 fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
     serde_json::from_value(common::pod_json(name, labels)).expect("a valid pod")

@@ -22,7 +22,7 @@ use crate::request::negotiate::Representation;
 use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
 use crate::storage::{EventKind, Revision};
-use crate::watch::{CachedEvent, Source, WatchEnd};
+use crate::watch_cache::{CachedEvent, Source, WatchEnd};
 
 /// Where a watch starts.
 enum Start {
@@ -214,7 +214,7 @@ pub(super) async fn serve(
 }
 
 /// Whose watch a request opens, for the per-user watch limit
-/// ([`crate::watch::WatchLimits::max_watchers_per_user`]): the user that
+/// ([`crate::watch_cache::WatchLimits::max_watchers_per_user`]): the user that
 /// authentication established, or, for anonymous requests, the client's IP
 /// address (not its port: one client opening many connections is still
 /// one client); in-process requests without either share one key.

@@ -24,7 +24,7 @@
 //! through the registry (compare-and-swap, preconditions on `uid`), so the
 //! collector never holds anything while requests are served.
 //!
-//! [`WatchHub::subscribe_all`]: crate::watch::WatchHub::subscribe_all
+//! [`WatchHub::subscribe_all`]: crate::watch_cache::WatchHub::subscribe_all
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ use crate::object;
 use crate::resources::custom;
 use crate::resources::Catalog;
 use crate::storage::{EventKind, ListRequest, StorageError};
-use crate::watch::CachedEvent;
+use crate::watch_cache::CachedEvent;
 
 /// Settings of the garbage collector.
 #[derive(Clone, Debug)]

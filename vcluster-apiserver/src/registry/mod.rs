@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::object;
 use crate::resources::{Catalog, ResourceInfo, SharedCatalog};
 use crate::storage::{KeyValue, Revision, Storage, StorageError};
-use crate::watch::WatchHub;
+use crate::watch_cache::WatchHub;
 
 pub mod admission;
 mod bootstrap;
