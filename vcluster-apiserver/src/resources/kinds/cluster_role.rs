@@ -9,21 +9,13 @@ use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 
 /// The ClusterRole kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterroles",
-    singular: "clusterrole",
-    kind: "ClusterRole",
-    namespaced: false,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<rbac::v1::ClusterRole>(),
-    strategy: &ClusterRoles,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "rbac.authorization.k8s.io",
+    "clusterroles",
+    "ClusterRole",
+    Typed::of::<rbac::v1::ClusterRole>(),
+    &ClusterRoles,
+);
 
 /// The rules of ClusterRole objects.
 #[derive(Debug)]

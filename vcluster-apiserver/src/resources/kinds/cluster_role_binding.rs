@@ -9,21 +9,13 @@ use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 
 /// The ClusterRoleBinding kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterrolebindings",
-    singular: "clusterrolebinding",
-    kind: "ClusterRoleBinding",
-    namespaced: false,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<rbac::v1::ClusterRoleBinding>(),
-    strategy: &ClusterRoleBindings,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "rbac.authorization.k8s.io",
+    "clusterrolebindings",
+    "ClusterRoleBinding",
+    Typed::of::<rbac::v1::ClusterRoleBinding>(),
+    &ClusterRoleBindings,
+);
 
 /// The rules of ClusterRoleBinding objects.
 #[derive(Debug)]

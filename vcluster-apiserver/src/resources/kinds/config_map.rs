@@ -11,21 +11,14 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The ConfigMap kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "configmaps",
-    singular: "configmap",
-    kind: "ConfigMap",
-    namespaced: true,
-    short_names: &["cm"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::ConfigMap>(),
-    strategy: &ConfigMaps,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "",
+    "configmaps",
+    "ConfigMap",
+    Typed::of::<core::v1::ConfigMap>(),
+    &ConfigMaps,
+)
+.short_names(&["cm"]);
 
 /// The rules of ConfigMap objects.
 #[derive(Debug)]

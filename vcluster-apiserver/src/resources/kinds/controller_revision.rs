@@ -9,21 +9,13 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The ControllerRevision kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apps",
-    version: "v1",
-    plural: "controllerrevisions",
-    singular: "controllerrevision",
-    kind: "ControllerRevision",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<apps::v1::ControllerRevision>(),
-    strategy: &ControllerRevisions,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "apps",
+    "controllerrevisions",
+    "ControllerRevision",
+    Typed::of::<apps::v1::ControllerRevision>(),
+    &ControllerRevisions,
+);
 
 /// The rules of ControllerRevision objects.
 #[derive(Debug)]

@@ -6,28 +6,22 @@ use serde_json::{json, Value};
 
 use super::{
     fields::{default_field, obj_mut},
-    pod_spec, BuiltinKind, ALL,
-};
+    pod_spec, BuiltinKind};
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The CronJob kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "batch",
-    version: "v1",
-    plural: "cronjobs",
-    singular: "cronjob",
-    kind: "CronJob",
-    namespaced: true,
-    short_names: &["cj"],
-    categories: ALL,
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<batch::v1::CronJob>(),
-    strategy: &CronJobs,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "batch",
+    "cronjobs",
+    "CronJob",
+    Typed::of::<batch::v1::CronJob>(),
+    &CronJobs,
+)
+.short_names(&["cj"])
+.in_all()
+.with_status();
 
 /// The rules of CronJob objects.
 #[derive(Debug)]

@@ -11,21 +11,16 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The CustomResourceDefinition kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apiextensions.k8s.io",
-    version: "v1",
-    plural: "customresourcedefinitions",
-    singular: "customresourcedefinition",
-    kind: "CustomResourceDefinition",
-    namespaced: false,
-    short_names: &["crd", "crds"],
-    categories: &["api-extensions"],
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<apiextensions::v1::CustomResourceDefinition>(),
-    strategy: &CustomResourceDefinitions,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "apiextensions.k8s.io",
+    "customresourcedefinitions",
+    "CustomResourceDefinition",
+    Typed::of::<apiextensions::v1::CustomResourceDefinition>(),
+    &CustomResourceDefinitions,
+)
+.short_names(&["crd", "crds"])
+.categories(&["api-extensions"])
+.with_status();
 
 /// The rules of CustomResourceDefinition objects.
 #[derive(Debug)]

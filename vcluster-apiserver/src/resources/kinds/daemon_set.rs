@@ -4,28 +4,23 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Value};
 
-use super::{fields::default_field, workload, BuiltinKind, ALL};
+use super::{fields::default_field, workload, BuiltinKind};
 use crate::error::FieldCause;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The DaemonSet kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apps",
-    version: "v1",
-    plural: "daemonsets",
-    singular: "daemonset",
-    kind: "DaemonSet",
-    namespaced: true,
-    short_names: &["ds"],
-    categories: ALL,
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<apps::v1::DaemonSet>(),
-    strategy: &DaemonSets,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "apps",
+    "daemonsets",
+    "DaemonSet",
+    Typed::of::<apps::v1::DaemonSet>(),
+    &DaemonSets,
+)
+.short_names(&["ds"])
+.in_all()
+.with_status();
 
 /// The rules of DaemonSet objects.
 #[derive(Debug)]

@@ -4,28 +4,23 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Value};
 
-use super::{fields::default_field, workload, BuiltinKind, ALL};
+use super::{fields::default_field, workload, BuiltinKind};
 use crate::error::FieldCause;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The Deployment kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apps",
-    version: "v1",
-    plural: "deployments",
-    singular: "deployment",
-    kind: "Deployment",
-    namespaced: true,
-    short_names: &["deploy"],
-    categories: ALL,
-    status: true,
-    scale: true,
-    subresources: &[],
-    typed: Typed::of::<apps::v1::Deployment>(),
-    strategy: &Deployments,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "apps",
+    "deployments",
+    "Deployment",
+    Typed::of::<apps::v1::Deployment>(),
+    &Deployments,
+)
+.short_names(&["deploy"])
+.in_all()
+.with_scale();
 
 /// The rules of Deployment objects.
 #[derive(Debug)]

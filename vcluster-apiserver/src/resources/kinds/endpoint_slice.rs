@@ -9,21 +9,13 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
 /// The EndpointSlice kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "discovery.k8s.io",
-    version: "v1",
-    plural: "endpointslices",
-    singular: "endpointslice",
-    kind: "EndpointSlice",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<discovery::v1::EndpointSlice>(),
-    strategy: &EndpointSlices,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "discovery.k8s.io",
+    "endpointslices",
+    "EndpointSlice",
+    Typed::of::<discovery::v1::EndpointSlice>(),
+    &EndpointSlices,
+);
 
 /// The rules of EndpointSlice objects.
 #[derive(Debug)]

@@ -9,21 +9,14 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
 /// The Endpoints kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "endpoints",
-    singular: "endpoints",
-    kind: "Endpoints",
-    namespaced: true,
-    short_names: &["ep"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::Endpoints>(),
-    strategy: &EndpointsStrategy,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "",
+    "endpoints",
+    "Endpoints",
+    Typed::of::<core::v1::Endpoints>(),
+    &EndpointsStrategy,
+)
+.short_names(&["ep"]);
 
 /// The rules of Endpoints objects.
 #[derive(Debug)]

@@ -12,21 +12,9 @@ use crate::resources::strategy::{generic_field_value, Strategy};
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Event kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "events",
-    singular: "event",
-    kind: "Event",
-    namespaced: true,
-    short_names: &["ev"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::Event>(),
-    strategy: &Events,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::namespaced("", "events", "Event", Typed::of::<core::v1::Event>(), &Events)
+        .short_names(&["ev"]);
 
 /// The rules of Event objects.
 #[derive(Debug)]

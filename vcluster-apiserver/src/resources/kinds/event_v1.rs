@@ -13,21 +13,14 @@ use crate::resources::strategy::{generic_field_value, Strategy};
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Event kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "events.k8s.io",
-    version: "v1",
-    plural: "events",
-    singular: "event",
-    kind: "Event",
-    namespaced: true,
-    short_names: &["ev"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<events_api::v1::Event>(),
-    strategy: &EventsV1,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "events.k8s.io",
+    "events",
+    "Event",
+    Typed::of::<events_api::v1::Event>(),
+    &EventsV1,
+)
+.short_names(&["ev"]);
 
 /// The rules of Event objects.
 #[derive(Debug)]

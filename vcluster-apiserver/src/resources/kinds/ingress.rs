@@ -8,21 +8,15 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
 /// The Ingress kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "networking.k8s.io",
-    version: "v1",
-    plural: "ingresses",
-    singular: "ingress",
-    kind: "Ingress",
-    namespaced: true,
-    short_names: &["ing"],
-    categories: &[],
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<networking::v1::Ingress>(),
-    strategy: &Ingress,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "networking.k8s.io",
+    "ingresses",
+    "Ingress",
+    Typed::of::<networking::v1::Ingress>(),
+    &Ingress,
+)
+.short_names(&["ing"])
+.with_status();
 
 /// The rules of Ingress objects.
 #[derive(Debug)]

@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use super::{
     fields::{default_field, obj_mut},
-    pod_spec, BuiltinKind, ALL,
-};
+    pod_spec, BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
@@ -15,21 +14,10 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The Job kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "batch",
-    version: "v1",
-    plural: "jobs",
-    singular: "job",
-    kind: "Job",
-    namespaced: true,
-    short_names: &[],
-    categories: ALL,
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<batch::v1::Job>(),
-    strategy: &Jobs,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::namespaced("batch", "jobs", "Job", Typed::of::<batch::v1::Job>(), &Jobs)
+        .in_all()
+        .with_status();
 
 /// The rules of Job objects.
 #[derive(Debug)]

@@ -8,21 +8,13 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Lease kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "coordination.k8s.io",
-    version: "v1",
-    plural: "leases",
-    singular: "lease",
-    kind: "Lease",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<coordination::v1::Lease>(),
-    strategy: &Leases,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "coordination.k8s.io",
+    "leases",
+    "Lease",
+    Typed::of::<coordination::v1::Lease>(),
+    &Leases,
+);
 
 /// The rules of Lease objects.
 #[derive(Debug)]

@@ -71,8 +71,6 @@ pub struct BuiltinKind {
     pub version: &'static str,
     /// Plural resource name used in URLs.
     pub plural: &'static str,
-    /// Singular name (`kubectl get pod`).
-    pub singular: &'static str,
     /// Object kind.
     pub kind: &'static str,
     /// Namespaced or cluster-scoped.
@@ -94,13 +92,89 @@ pub struct BuiltinKind {
 }
 
 impl BuiltinKind {
+    /// A namespaced kind of `group` (`""` for core), served at version
+    /// `v1` as `plural`, with no subresources until added.
+    pub const fn namespaced(
+        group: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+        typed: Typed,
+        strategy: &'static dyn Strategy,
+    ) -> Self {
+        Self {
+            group,
+            version: "v1",
+            plural,
+            kind,
+            namespaced: true,
+            short_names: &[],
+            categories: &[],
+            status: false,
+            scale: false,
+            subresources: &[],
+            typed,
+            strategy,
+        }
+    }
+
+    /// A cluster-scoped kind, otherwise as [`BuiltinKind::namespaced`].
+    pub const fn cluster_scoped(
+        group: &'static str,
+        plural: &'static str,
+        kind: &'static str,
+        typed: Typed,
+        strategy: &'static dyn Strategy,
+    ) -> Self {
+        let mut this = Self::namespaced(group, plural, kind, typed, strategy);
+        this.namespaced = false;
+        this
+    }
+
+    /// With short names (`po`, `svc`).
+    pub const fn short_names(mut self, names: &'static [&'static str]) -> Self {
+        self.short_names = names;
+        self
+    }
+
+    /// In the `all` category (`kubectl get all`).
+    pub const fn in_all(mut self) -> Self {
+        self.categories = ALL;
+        self
+    }
+
+    /// In `categories`.
+    pub const fn categories(mut self, categories: &'static [&'static str]) -> Self {
+        self.categories = categories;
+        self
+    }
+
+    /// With a `status` subresource.
+    pub const fn with_status(mut self) -> Self {
+        self.status = true;
+        self
+    }
+
+    /// With `status` and `scale` subresources.
+    pub const fn with_scale(mut self) -> Self {
+        self.status = true;
+        self.scale = true;
+        self
+    }
+
+    /// With other subresources (`log`, `binding`, ...).
+    pub const fn subresources(mut self, subresources: &'static [Subresource]) -> Self {
+        self.subresources = subresources;
+        self
+    }
+
     /// The catalog entry of this kind.
     pub fn resource(&self) -> ResourceInfo {
         ResourceInfo {
             group: self.group.to_owned(),
             version: self.version.to_owned(),
             plural: self.plural.to_owned(),
-            singular: self.singular.to_owned(),
+            // Every built-in kind's singular name is its lower-cased kind.
+            singular: self.kind.to_lowercase(),
             kind: self.kind.to_owned(),
             namespaced: self.namespaced,
             short_names: self.short_names.iter().map(|s| (*s).to_owned()).collect(),

@@ -16,21 +16,16 @@ use crate::resources::strategy::{Strategy, Subresource};
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Namespace kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "namespaces",
-    singular: "namespace",
-    kind: "Namespace",
-    namespaced: false,
-    short_names: &["ns"],
-    categories: &[],
-    status: true,
-    scale: false,
-    subresources: &[FINALIZE],
-    typed: Typed::of::<core::v1::Namespace>(),
-    strategy: &Namespaces,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "",
+    "namespaces",
+    "Namespace",
+    Typed::of::<core::v1::Namespace>(),
+    &Namespaces,
+)
+.short_names(&["ns"])
+.with_status()
+.subresources(&[FINALIZE]);
 
 /// The rules of Namespace objects.
 #[derive(Debug)]

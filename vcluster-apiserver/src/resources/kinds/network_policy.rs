@@ -8,21 +8,14 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
 /// The NetworkPolicy kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "networking.k8s.io",
-    version: "v1",
-    plural: "networkpolicies",
-    singular: "networkpolicy",
-    kind: "NetworkPolicy",
-    namespaced: true,
-    short_names: &["netpol"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<networking::v1::NetworkPolicy>(),
-    strategy: &NetworkPolicys,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "networking.k8s.io",
+    "networkpolicies",
+    "NetworkPolicy",
+    Typed::of::<networking::v1::NetworkPolicy>(),
+    &NetworkPolicys,
+)
+.short_names(&["netpol"]);
 
 /// The rules of NetworkPolicy objects.
 #[derive(Debug)]

@@ -10,21 +10,10 @@ use crate::resources::strategy::{bool_field_value, generic_field_value, Strategy
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Node kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "nodes",
-    singular: "node",
-    kind: "Node",
-    namespaced: false,
-    short_names: &["no"],
-    categories: &[],
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::Node>(),
-    strategy: &Nodes,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::cluster_scoped("", "nodes", "Node", Typed::of::<core::v1::Node>(), &Nodes)
+        .short_names(&["no"])
+        .with_status();
 
 /// The rules of Node objects.
 #[derive(Debug)]

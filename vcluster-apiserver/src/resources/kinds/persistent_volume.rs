@@ -13,21 +13,15 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, volumes, Printer};
 
 /// The PersistentVolume kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "persistentvolumes",
-    singular: "persistentvolume",
-    kind: "PersistentVolume",
-    namespaced: false,
-    short_names: &["pv"],
-    categories: &[],
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::PersistentVolume>(),
-    strategy: &PersistentVolumes,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "",
+    "persistentvolumes",
+    "PersistentVolume",
+    Typed::of::<core::v1::PersistentVolume>(),
+    &PersistentVolumes,
+)
+.short_names(&["pv"])
+.with_status();
 
 /// The rules of PersistentVolume objects.
 #[derive(Debug)]

@@ -13,21 +13,15 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, volumes, Printer};
 
 /// The PersistentVolumeClaim kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "persistentvolumeclaims",
-    singular: "persistentvolumeclaim",
-    kind: "PersistentVolumeClaim",
-    namespaced: true,
-    short_names: &["pvc"],
-    categories: &[],
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::PersistentVolumeClaim>(),
-    strategy: &PersistentVolumeClaims,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "",
+    "persistentvolumeclaims",
+    "PersistentVolumeClaim",
+    Typed::of::<core::v1::PersistentVolumeClaim>(),
+    &PersistentVolumeClaims,
+)
+.short_names(&["pvc"])
+.with_status();
 
 /// The rules of PersistentVolumeClaim objects.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core;
 use serde_json::{json, Value};
 
-use super::{pod_spec, BuiltinKind, ALL};
+use super::{pod_spec, BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
@@ -12,21 +12,12 @@ use crate::resources::strategy::{bool_field_value, generic_field_value, Strategy
 use crate::resources::table::{columns, pod, Printer};
 
 /// The Pod kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "pods",
-    singular: "pod",
-    kind: "Pod",
-    namespaced: true,
-    short_names: &["po"],
-    categories: ALL,
-    status: true,
-    scale: false,
-    subresources: &[BINDING, LOG],
-    typed: Typed::of::<core::v1::Pod>(),
-    strategy: &Pods,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::namespaced("", "pods", "Pod", Typed::of::<core::v1::Pod>(), &Pods)
+        .short_names(&["po"])
+        .in_all()
+        .with_status()
+        .subresources(&[BINDING, LOG]);
 
 /// The rules of Pod objects.
 #[derive(Debug)]

@@ -18,21 +18,13 @@ use crate::resources::table::format::{container_cells, format_labels, map_at, na
 use crate::resources::table::{Printer, Row};
 
 /// The PodTemplate kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "podtemplates",
-    singular: "podtemplate",
-    kind: "PodTemplate",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::PodTemplate>(),
-    strategy: &PodTemplates,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "",
+    "podtemplates",
+    "PodTemplate",
+    Typed::of::<core::v1::PodTemplate>(),
+    &PodTemplates,
+);
 
 /// The rules of PodTemplate objects.
 #[derive(Debug)]

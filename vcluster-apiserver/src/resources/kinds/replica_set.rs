@@ -4,28 +4,23 @@
 use k8s_openapi::api::apps;
 use serde_json::Value;
 
-use super::{workload, BuiltinKind, ALL};
+use super::{workload, BuiltinKind};
 use crate::error::FieldCause;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The ReplicaSet kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apps",
-    version: "v1",
-    plural: "replicasets",
-    singular: "replicaset",
-    kind: "ReplicaSet",
-    namespaced: true,
-    short_names: &["rs"],
-    categories: ALL,
-    status: true,
-    scale: true,
-    subresources: &[],
-    typed: Typed::of::<apps::v1::ReplicaSet>(),
-    strategy: &ReplicaSets,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "apps",
+    "replicasets",
+    "ReplicaSet",
+    Typed::of::<apps::v1::ReplicaSet>(),
+    &ReplicaSets,
+)
+.short_names(&["rs"])
+.in_all()
+.with_scale();
 
 /// The rules of ReplicaSet objects.
 #[derive(Debug)]

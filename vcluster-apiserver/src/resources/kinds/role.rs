@@ -9,21 +9,13 @@ use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 
 /// The Role kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "roles",
-    singular: "role",
-    kind: "Role",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<rbac::v1::Role>(),
-    strategy: &Roles,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "rbac.authorization.k8s.io",
+    "roles",
+    "Role",
+    Typed::of::<rbac::v1::Role>(),
+    &Roles,
+);
 
 /// The rules of Role objects.
 #[derive(Debug)]

@@ -9,21 +9,13 @@ use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 
 /// The RoleBinding kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "rolebindings",
-    singular: "rolebinding",
-    kind: "RoleBinding",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<rbac::v1::RoleBinding>(),
-    strategy: &RoleBindings,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "rbac.authorization.k8s.io",
+    "rolebindings",
+    "RoleBinding",
+    Typed::of::<rbac::v1::RoleBinding>(),
+    &RoleBindings,
+);
 
 /// The rules of RoleBinding objects.
 #[derive(Debug)]

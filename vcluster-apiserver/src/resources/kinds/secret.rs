@@ -11,21 +11,8 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Secret kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "secrets",
-    singular: "secret",
-    kind: "Secret",
-    namespaced: true,
-    short_names: &[],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::Secret>(),
-    strategy: &Secrets,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::namespaced("", "secrets", "Secret", Typed::of::<core::v1::Secret>(), &Secrets);
 
 /// The rules of Secret objects.
 #[derive(Debug)]

@@ -8,8 +8,7 @@ use vcluster_core::validation;
 
 use super::{
     fields::{default_field, obj_mut},
-    BuiltinKind, ALL,
-};
+    BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
@@ -17,21 +16,11 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
 
 /// The Service kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "services",
-    singular: "service",
-    kind: "Service",
-    namespaced: true,
-    short_names: &["svc"],
-    categories: ALL,
-    status: true,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<core::v1::Service>(),
-    strategy: &Services,
-};
+pub(super) const KIND: BuiltinKind =
+    BuiltinKind::namespaced("", "services", "Service", Typed::of::<core::v1::Service>(), &Services)
+        .short_names(&["svc"])
+        .in_all()
+        .with_status();
 
 /// The rules of Service objects.
 #[derive(Debug)]

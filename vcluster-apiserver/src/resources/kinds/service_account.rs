@@ -9,21 +9,15 @@ use crate::resources::strategy::{Strategy, Subresource};
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The ServiceAccount kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "",
-    version: "v1",
-    plural: "serviceaccounts",
-    singular: "serviceaccount",
-    kind: "ServiceAccount",
-    namespaced: true,
-    short_names: &["sa"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[TOKEN],
-    typed: Typed::of::<core::v1::ServiceAccount>(),
-    strategy: &ServiceAccounts,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "",
+    "serviceaccounts",
+    "ServiceAccount",
+    Typed::of::<core::v1::ServiceAccount>(),
+    &ServiceAccounts,
+)
+.short_names(&["sa"])
+.subresources(&[TOKEN]);
 
 /// The rules of ServiceAccount objects.
 #[derive(Debug)]

@@ -4,28 +4,23 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Value};
 
-use super::{fields::default_field, workload, BuiltinKind, ALL};
+use super::{fields::default_field, workload, BuiltinKind};
 use crate::error::FieldCause;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The StatefulSet kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "apps",
-    version: "v1",
-    plural: "statefulsets",
-    singular: "statefulset",
-    kind: "StatefulSet",
-    namespaced: true,
-    short_names: &["sts"],
-    categories: ALL,
-    status: true,
-    scale: true,
-    subresources: &[],
-    typed: Typed::of::<apps::v1::StatefulSet>(),
-    strategy: &StatefulSets,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
+    "apps",
+    "statefulsets",
+    "StatefulSet",
+    Typed::of::<apps::v1::StatefulSet>(),
+    &StatefulSets,
+)
+.short_names(&["sts"])
+.in_all()
+.with_scale();
 
 /// The rules of StatefulSet objects.
 #[derive(Debug)]

@@ -8,21 +8,14 @@ use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, volumes, Printer};
 
 /// The StorageClass kind.
-pub(super) const KIND: BuiltinKind = BuiltinKind {
-    group: "storage.k8s.io",
-    version: "v1",
-    plural: "storageclasses",
-    singular: "storageclass",
-    kind: "StorageClass",
-    namespaced: false,
-    short_names: &["sc"],
-    categories: &[],
-    status: false,
-    scale: false,
-    subresources: &[],
-    typed: Typed::of::<storage::v1::StorageClass>(),
-    strategy: &StorageClass,
-};
+pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
+    "storage.k8s.io",
+    "storageclasses",
+    "StorageClass",
+    Typed::of::<storage::v1::StorageClass>(),
+    &StorageClass,
+)
+.short_names(&["sc"]);
 
 /// The rules of StorageClass objects.
 #[derive(Debug)]
