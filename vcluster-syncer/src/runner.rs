@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -16,7 +15,8 @@ use kube::Api;
 use tokio_util::sync::CancellationToken;
 use vcluster_core::{SingleNamespaceTranslator, Translator, VirtualKey};
 
-use crate::engine::{EngineConfig, MetricsSnapshot, SyncEngine};
+use crate::engine::{EngineConfig, EngineHandle, MetricsSnapshot, SyncEngine};
+use crate::policy::PodPolicy;
 use crate::syncer::{SyncContext, Syncer, DEFAULT_WATCH_TIMEOUT};
 use crate::syncers::data::DataSyncer;
 use crate::syncers::endpoints::EndpointsSyncer;
@@ -26,7 +26,7 @@ use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
 use crate::syncers::limits::{HostLimits, HostLimitsSyncer};
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeMode, NodeSelection, NodeSyncer};
-use crate::syncers::pods::{PodEnvironment, PodPolicy, PodReferences, PodSyncer, WaitFor};
+use crate::syncers::pods::{PodEnvironment, PodReferences, PodSyncer, WaitFor};
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
 use crate::syncers::service_addresses::{HostServiceAddresses, Reservations};
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
@@ -121,7 +121,7 @@ pub struct SyncConfig {
     pub pod_environment: PodEnvironment,
     /// Which pods may run on the host at all (Pod Security Standards level,
     /// default baseline, and explicit exceptions); pods that break it are
-    /// not synced and say why ([`crate::syncers::pods::policy`]).
+    /// not synced and say why ([`crate::policy`]).
     pub pod_policy: PodPolicy,
     /// A ResourceQuota and/or LimitRange kept in the host namespace
     /// (default: none) ([`crate::syncers::limits`]).
@@ -173,32 +173,6 @@ impl SyncConfig {
             HostServiceAddresses::new(host_client, &self.vcluster_name, &self.host_namespace)?;
         self.service_reservations = Some(provider.reservations());
         Ok(provider)
-    }
-}
-
-/// An engine of any kind, for running a heterogeneous set.
-#[async_trait]
-pub trait EngineHandle: Send + Sync {
-    /// The syncer's name.
-    fn name(&self) -> &'static str;
-    /// Runs until cancelled.
-    async fn run(&self);
-    /// Counters right now.
-    fn metrics(&self) -> MetricsSnapshot;
-}
-
-#[async_trait]
-impl<S: Syncer> EngineHandle for SyncEngine<S> {
-    fn name(&self) -> &'static str {
-        SyncEngine::name(self)
-    }
-
-    async fn run(&self) {
-        SyncEngine::run(self).await
-    }
-
-    fn metrics(&self) -> MetricsSnapshot {
-        SyncEngine::metrics(self)
     }
 }
 

@@ -54,12 +54,12 @@ use tracing::Instrument;
 use vcluster_core::naming::hash_hex10;
 use vcluster_core::VirtualKey;
 
-use crate::engine::{EngineConfig, MetricsSnapshot, SyncMetrics};
+use crate::engine::{EngineConfig, EngineHandle, MetricsSnapshot, SyncMetrics};
 use crate::error::{has_code, Side, SyncError};
 use crate::queue::WorkQueue;
-use crate::runner::EngineHandle;
+
 use crate::syncer::SyncContext;
-use crate::writes::{patch_params, post_params};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "events";
 
@@ -386,7 +386,10 @@ impl Inner {
             self.ctx.virtual_client.clone(),
             key.namespace().unwrap_or_default(),
         );
-        match api.create(&post_params(), desired).await {
+        match api
+            .create(&FieldManager::SYNCER.post_params(), desired)
+            .await
+        {
             Ok(_) => {
                 self.metrics.wrote();
                 return Ok(());
@@ -429,9 +432,13 @@ impl Inner {
         if let (Some(map), Some(rv)) = (patch.as_object_mut(), existing.metadata.resource_version) {
             map.insert("metadata".into(), json!({ "resourceVersion": rv }));
         }
-        api.patch(key.name(), &patch_params(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| self.api_error(key, "patch", Side::Virtual, e))?;
+        api.patch(
+            key.name(),
+            &FieldManager::SYNCER.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| self.api_error(key, "patch", Side::Virtual, e))?;
         self.metrics.wrote();
         Ok(())
     }

@@ -26,10 +26,12 @@ use serde_json::json;
 use vcluster_core::{Translator, TranslatorExt};
 
 use super::{
-    encode, host_copy, host_name, key_of, owned_patch, status_patch, translation_error, HostCopy,
+    create_on_host, encode, host_copy, host_name, key_of, owned_patch, status_patch,
+    translation_error, HostCopy,
 };
 use crate::error::SyncError;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::memory::Memory;
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "ingresses";
 
@@ -158,20 +160,18 @@ impl Syncer for IngressSyncer {
         ingress: &Ingress,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<Ingress>, SyncError> {
-        if ingress.metadata.deletion_timestamp.is_some() {
-            return Ok(VirtualOnly::Skip);
+        let decision = create_on_host(KIND, ctx, ingress, host_ingress)?;
+        if !matches!(decision, VirtualOnly::CreateHost(_)) {
+            return Ok(decision);
         }
-        let key = key_of(ingress);
-        let host = host_ingress(ctx.translator.as_ref(), ingress)
-            .map_err(translation_error(KIND, &key))?;
         if let Some(foreign) = foreign_reference(ctx, ingress).await? {
             return Err(SyncError::NotOwned {
                 kind: KIND,
-                key,
+                key: key_of(ingress),
                 host: foreign,
             });
         }
-        Ok(VirtualOnly::CreateHost(host))
+        Ok(decision)
     }
 
     async fn both(

@@ -1,8 +1,8 @@
 //! The built-in syncers. Each file holds one kind's field rules; the
 //! engine ([`crate::engine`]) does the rest. Labels and annotations of
 //! every kind synced *to* the host follow the three-way rules of
-//! [`crate::metadata`] (virtual wins, host additions survive). On by default
-//! unless marked optional ([`crate::runner::EnabledSyncers`]).
+//! [`crate::labels_annotations`] (virtual wins, host additions survive). On by default
+//! unless marked optional ([`EnabledSyncers`](crate::EnabledSyncers)).
 //!
 //! | syncer | direction | virtual -> host | host -> virtual |
 //! | --- | --- | --- | --- |
@@ -21,7 +21,7 @@
 //! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
 //! | [`HostLimitsSyncer`](limits::HostLimitsSyncer) (optional) | host only | a ResourceQuota / LimitRange kept in the host namespace | - |
 //!
-//! Pods pass the host isolation policy ([`pods::policy`], Pod Security
+//! Pods pass the host isolation policy ([`crate::policy`], Pod Security
 //! Standards, default baseline) before they are created on the host.
 
 use kube::Resource;
@@ -29,6 +29,7 @@ use serde::Serialize;
 use vcluster_core::VirtualKey;
 
 use crate::error::SyncError;
+use crate::syncer::VirtualOnly;
 
 pub mod data;
 pub mod endpoints;
@@ -76,6 +77,37 @@ pub(crate) fn is_from_host(
     meta.labels
         .as_ref()
         .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
+}
+
+/// The decision of a kind imported from the host when the host object is
+/// gone: the virtual copy goes too, unless the virtual object is a
+/// tenant's own (without [`FROM_HOST_LABEL`]), which is never touched.
+pub(crate) fn imported_copy_orphaned<K>(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> VirtualOnly<K> {
+    if is_from_host(meta) {
+        VirtualOnly::DeleteVirtual
+    } else {
+        VirtualOnly::Skip
+    }
+}
+
+/// The usual decision of a kind synced to the host when only the virtual
+/// object exists: its translation (by `translate`) is created on the host,
+/// unless the virtual object is being deleted (a copy made now would only
+/// be deleted again).
+pub(crate) fn create_on_host<K: Resource>(
+    kind: &'static str,
+    ctx: &crate::syncer::SyncContext,
+    object: &K,
+    translate: impl FnOnce(&dyn vcluster_core::Translator, &K) -> vcluster_core::Result<K>,
+) -> Result<VirtualOnly<K>, SyncError> {
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(VirtualOnly::Skip);
+    }
+    let host = translate(ctx.translator.as_ref(), object)
+        .map_err(translation_error(kind, &key_of(object)))?;
+    Ok(VirtualOnly::CreateHost(host))
 }
 
 /// A translation failure of `kind` `key`, as a [`SyncError`].

@@ -58,10 +58,11 @@ use serde_json::{json, Map, Value};
 use vcluster_core::{MarkerScope, Translator, TranslatorExt, VirtualKey};
 
 use super::service_addresses::Reservations;
-use super::{encode, key_of, owned_patch, status_patch, translation_error};
+use super::{create_on_host, encode, key_of, owned_patch, status_patch, translation_error};
 use crate::error::{has_code, Side, SyncError};
-use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
-use crate::writes::post_params;
+use crate::memory::Memory;
+use crate::syncer::{Action, HostOnly, SyncContext, Syncer, VirtualOnly};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "services";
 
@@ -297,13 +298,10 @@ impl Syncer for ServiceSyncer {
         service: &Service,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<Service>, SyncError> {
-        let key = key_of(service);
-        if is_api_service(&key) || service.metadata.deletion_timestamp.is_some() {
+        if is_api_service(&key_of(service)) {
             return Ok(VirtualOnly::Skip);
         }
-        let host = host_service(ctx.translator.as_ref(), service)
-            .map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(KIND, ctx, service, host_service)
     }
 
     async fn both(
@@ -453,7 +451,7 @@ impl ServiceSyncer {
         );
         let params = PostParams {
             dry_run: true,
-            ..post_params()
+            ..FieldManager::SYNCER.post_params()
         };
         match api.create(&params, &probe).await {
             Ok(_) => {

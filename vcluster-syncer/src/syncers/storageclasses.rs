@@ -18,15 +18,13 @@ use async_trait::async_trait;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
-use vcluster_core::{HostKey, VirtualKey};
 
-use super::{encode, is_from_host, FROM_HOST_LABEL};
+use super::{encode, imported_copy_orphaned, is_from_host, FROM_HOST_LABEL};
 use crate::error::SyncError;
-use crate::metadata::map_patch;
+use crate::labels_annotations::map_patch;
+use crate::memory::Memory;
 use crate::patch::diff;
-use crate::syncer::{
-    Action, Direction, HostOnly, HostWatch, Memory, SyncContext, Syncer, VirtualOnly,
-};
+use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "storageclasses";
 
@@ -103,31 +101,14 @@ impl Syncer for StorageClassSyncer {
         false
     }
 
-    /// Every host class (host classes carry no marker of ours).
-    fn host_watch(&self, _ctx: &SyncContext) -> HostWatch {
-        HostWatch::default()
-    }
-
-    /// Same name on both sides.
-    fn host_key(&self, _ctx: &SyncContext, key: &VirtualKey) -> Result<HostKey, SyncError> {
-        Ok(HostKey::cluster(key.name()))
-    }
-
-    fn virtual_key(&self, _ctx: &SyncContext, host: &StorageClass) -> Option<VirtualKey> {
-        host.metadata.name.as_deref().map(VirtualKey::cluster)
-    }
-
+    /// The host class is gone: so goes its copy.
     async fn virtual_only(
         &self,
         _ctx: &SyncContext,
-        class: &StorageClass,
+        copy: &StorageClass,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<StorageClass>, SyncError> {
-        Ok(if is_from_host(&class.metadata) {
-            VirtualOnly::DeleteVirtual
-        } else {
-            VirtualOnly::Skip
-        })
+        Ok(imported_copy_orphaned(&copy.metadata))
     }
 
     async fn both(
