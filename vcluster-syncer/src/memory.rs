@@ -20,7 +20,7 @@ pub struct Memory {
     /// The pair as last found in step: the virtual and host
     /// resourceVersions and a fingerprint of the namespace labels. While
     /// nothing of that changed, a kind whose decisions depend only on the
-    /// pair ([`Syncer::pair_decides`]) needs no reconcile; this is what
+    /// pair ([`Syncer::pair_decides`](crate::Syncer::pair_decides)) needs no reconcile; this is what
     /// makes the watch echo of the syncer's own create free.
     pub in_step: Option<InStep>,
     /// What the last reconcile wrote, until the stores show it.

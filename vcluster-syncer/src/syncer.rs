@@ -249,7 +249,7 @@ pub trait Syncer: Send + Sync + 'static {
 
     /// Both exist: the changes to the objects' bodies that bring them in
     /// step (none when in step). Labels and annotations of kinds that flow
-    /// to the host are handled by the engine (see [`crate::labels_annotations`]).
+    /// to the host are handled by the engine, the same for every kind.
     async fn both(
         &self,
         ctx: &SyncContext,

@@ -32,6 +32,7 @@ impl<S: Syncer> Inner<S> {
         key: &VirtualKey,
         host_key: &HostKey,
         virt: &S::Object,
+        memory: Option<Memory>,
         decision: VirtualOnly<S::Object>,
     ) -> Result<Outcome, SyncError> {
         match decision {
@@ -46,7 +47,9 @@ impl<S: Syncer> Inner<S> {
                         self.remember_created(key, virt, &created).await;
                         Ok(Outcome::Done)
                     }
-                    Err(err) if has_code(&err, 409) => self.name_taken(key, host_key, virt).await,
+                    Err(err) if has_code(&err, 409) => {
+                        self.name_taken(key, host_key, virt, memory).await
+                    }
                     Err(err) => Err(self.api_error(key, "create", Side::Host, err)),
                 }
             }

@@ -81,6 +81,7 @@ impl Default for EngineConfig {
 const STORE_LAG_RETRY: Duration = Duration::from_millis(500);
 
 /// What a reconcile asks of the queue afterwards.
+#[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Done,
     RequeueAfter(Duration),
@@ -330,8 +331,8 @@ impl<S: Syncer> Inner<S> {
         }
     }
 
-    /// Queues every key either cluster knows about.
-
+    /// A failed request, as the [`SyncError`] that says which key, side
+    /// and operation it was.
     fn api_error(
         &self,
         key: &VirtualKey,
@@ -376,3 +377,6 @@ impl<S: Syncer> EngineHandle for SyncEngine<S> {
         SyncEngine::metrics(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,7 +58,7 @@ impl<S: Syncer> Inner<S> {
         }
     }
 
-    async fn reconcile(&self, key: &VirtualKey) -> Result<Outcome, SyncError> {
+    pub(super) async fn reconcile(&self, key: &VirtualKey) -> Result<Outcome, SyncError> {
         let virtual_object = self.virtual_store.get(&self.virtual_ref(key));
         let host_key = self.syncer.host_key(&self.ctx, key)?;
         let host_object = self.host_store.get(&self.host_ref(&host_key));
@@ -85,7 +85,7 @@ impl<S: Syncer> Inner<S> {
                     .syncer
                     .virtual_only(&self.ctx, &virt, memory.as_ref())
                     .await?;
-                self.apply_virtual_only(key, &host_key, &virt, decision)
+                self.apply_virtual_only(key, &host_key, &virt, memory, decision)
                     .await
             }
             (Some(virt), Some(host)) => {
@@ -191,18 +191,22 @@ impl<S: Syncer> Inner<S> {
         Ok(Outcome::Done)
     }
 
-    /// A create found the host name taken. Either our host store has not
-    /// seen our own earlier create yet (look again shortly), or the name
-    /// belongs to an object that is not this key's copy: one without our
-    /// markers, which the label-filtered host watch never shows, or another
-    /// virtual cluster's copy. The store cannot tell, so the ownership check
-    /// runs on the object itself; a foreign object is left alone and
-    /// reported as an error, which counts it and retries with backoff.
+    /// A create found the host name taken. The name may belong to an object
+    /// that is not this key's copy: one without our markers, which the
+    /// label-filtered host watch never shows, or another virtual cluster's
+    /// copy. The store cannot tell, so the ownership check runs on the live
+    /// object; a foreign object is left alone and reported as an error,
+    /// which counts it and retries with backoff. Our own copy (a create
+    /// whose answer was lost, the host watch not there yet) is taken as
+    /// the existing host copy and reconciled as a pair at once: waiting for
+    /// the store would try the same create again and again for as long as
+    /// the host watch lags.
     pub(super) async fn name_taken(
         &self,
         key: &VirtualKey,
         host_key: &HostKey,
-        _virt: &S::Object,
+        virt: &S::Object,
+        memory: Option<Memory>,
     ) -> Result<Outcome, SyncError> {
         match self
             .host_api(host_key.namespace())
@@ -216,8 +220,13 @@ impl<S: Syncer> Inner<S> {
                     host: host_key.to_string(),
                 })
             }
-            // Ours (or gone again): the watch brings the news.
-            Ok(_) => Ok(Outcome::RequeueAfter(STORE_LAG_RETRY)),
+            Ok(Some(host)) => {
+                tracing::debug!(%key, "the host copy exists already; reconciling with it");
+                self.reconcile_pair(key, host_key, virt, &host, memory)
+                    .await
+            }
+            // Gone again: the next reconcile creates it.
+            Ok(None) => Ok(Outcome::RequeueAfter(STORE_LAG_RETRY)),
             Err(err) => Err(self.api_error(key, "get", Side::Host, err)),
         }
     }

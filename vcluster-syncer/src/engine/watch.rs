@@ -15,6 +15,7 @@ use crate::error::Side;
 use crate::syncer::Syncer;
 
 impl<S: Syncer> Inner<S> {
+    /// Queues every key either cluster knows about.
     pub(super) fn enqueue_all(&self) {
         for object in self.virtual_store.state() {
             if let Some(key) = VirtualKey::of(object.as_ref()) {

@@ -1,8 +1,8 @@
 //! The built-in syncers. Each file holds one kind's field rules; the
 //! engine ([`crate::engine`]) does the rest. Labels and annotations of
-//! every kind synced *to* the host follow the three-way rules of
-//! [`crate::labels_annotations`] (virtual wins, host additions survive). On by default
-//! unless marked optional ([`EnabledSyncers`](crate::EnabledSyncers)).
+//! every kind synced *to* the host follow the engine's three-way rules
+//! (virtual wins, host additions survive; see `docs/syncer.md`). On by
+//! default unless marked optional ([`EnabledSyncers`](crate::EnabledSyncers)).
 //!
 //! | syncer | direction | virtual -> host | host -> virtual |
 //! | --- | --- | --- | --- |

@@ -1,7 +1,7 @@
 //! Pods: the objects that really run. The host copy is the translated
 //! pod (see [`translate`]); its status and node flow back.
 //!
-//! - A pod the host isolation [`policy`](crate::policy) forbids (host namespaces,
+//! - A pod the host isolation [`policy`] forbids (host namespaces,
 //!   privileged containers, `hostPath`... at the configured Pod Security
 //!   Standards level) is never created on the host: the virtual pod gets a
 //!   `PodScheduled=False` condition with reason [`SYNC_BLOCKED`] and a
