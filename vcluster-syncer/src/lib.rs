@@ -58,5 +58,5 @@ pub use runner::{ConfigError, EnabledSyncers, Selection, SyncConfig, VirtualClus
 pub use scope::ApiScope;
 pub use syncer::{
     Action, Blocked, Direction, HostOnly, HostWatch, SyncContext, Syncer, VirtualOnly,
-    DEFAULT_WATCH_TIMEOUT,
+    DEFAULT_WATCH_TIMEOUT, FROM_HOST_LABEL,
 };

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use vcluster_core::{HostKey, MarkerScope, Translator, VirtualKey};
+use vcluster_core::{HostKey, MarkerScope, Translator, TranslatorExt, VirtualKey};
 
 use crate::error::SyncError;
 use crate::memory::Memory;
@@ -106,6 +107,54 @@ pub struct Blocked {
     pub status: Value,
     /// When to look again (`None`: when the object changes).
     pub retry_after: Option<Duration>,
+}
+
+/// The label that marks virtual objects the syncer created from host
+/// objects (nodes, storage classes): only those are updated or deleted
+/// when the host changes, so a tenant's own objects of the same name are
+/// never touched.
+pub const FROM_HOST_LABEL: &str = "vcluster.loft.sh/synced-from-host";
+
+/// Whether a virtual object was created by a from-host syncer.
+pub(crate) fn is_from_host(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
+}
+
+/// The decision of a kind imported from the host when the host object is
+/// gone: the virtual copy goes too, unless the virtual object is a
+/// tenant's own (without [`FROM_HOST_LABEL`]), which is never touched.
+pub(crate) fn imported_copy_orphaned<K>(meta: &ObjectMeta) -> VirtualOnly<K> {
+    if is_from_host(meta) {
+        VirtualOnly::DeleteVirtual
+    } else {
+        VirtualOnly::Skip
+    }
+}
+
+/// The usual decision of a kind synced to the host when only the virtual
+/// object exists: its translation (by `translate`) is created on the host,
+/// unless the virtual object is being deleted (a copy made now would only
+/// be deleted again).
+pub(crate) fn create_on_host<K: Resource>(
+    kind: &'static str,
+    ctx: &SyncContext,
+    object: &K,
+    translate: impl FnOnce(&dyn Translator, &K) -> vcluster_core::Result<K>,
+) -> Result<VirtualOnly<K>, SyncError> {
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(VirtualOnly::Skip);
+    }
+    let host = translate(ctx.translator.as_ref(), object).map_err(|source| {
+        let name = object.meta().name.as_deref().unwrap_or_default();
+        SyncError::Translation {
+            kind,
+            key: VirtualKey::new(object.meta().namespace.as_deref(), name),
+            source: Box::new(source),
+        }
+    })?;
+    Ok(VirtualOnly::CreateHost(host))
 }
 
 /// The decision when only a host object (managed by us) exists.
@@ -239,13 +288,27 @@ pub trait Syncer: Send + Sync + 'static {
         ctx.translator.owner_of(host.meta())
     }
 
-    /// Only the virtual object exists.
+    /// Only the virtual object exists. Default: for kinds to the host, a
+    /// copy with the same body and host metadata is created (unless the
+    /// virtual object is being deleted); for kinds from the host, the host
+    /// object is gone, so the copy the syncer made is deleted (a tenant's
+    /// own object, without [`FROM_HOST_LABEL`], is left alone).
     async fn virtual_only(
         &self,
         ctx: &SyncContext,
         virtual_object: &Self::Object,
-        memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<Self::Object>, SyncError>;
+        _memory: Option<&Memory>,
+    ) -> Result<VirtualOnly<Self::Object>, SyncError> {
+        match self.direction() {
+            Direction::FromHost => Ok(imported_copy_orphaned(virtual_object.meta())),
+            Direction::ToHost => {
+                let dt = self.dynamic_type();
+                create_on_host(self.name(), ctx, virtual_object, |translator, object| {
+                    translator.host_object_with(object, &dt, None)
+                })
+            }
+        }
+    }
 
     /// Both exist: the changes to the objects' bodies that bring them in
     /// step (none when in step). Labels and annotations of kinds that flow

@@ -138,7 +138,7 @@ fn host_addresses(
 }
 
 /// The host copy of virtual endpoints.
-pub fn host_endpoints(
+pub(crate) fn host_endpoints(
     translator: &dyn Translator,
     endpoints: &Endpoints,
 ) -> vcluster_core::Result<Endpoints> {

@@ -59,7 +59,7 @@ impl EndpointSliceSyncer {
 }
 
 /// Whether a virtual slice is the tenant's own (not a controller's).
-pub fn is_synced(slice: &EndpointSlice) -> bool {
+pub(crate) fn is_synced(slice: &EndpointSlice) -> bool {
     let managed_by = slice
         .metadata
         .labels
@@ -72,7 +72,7 @@ pub fn is_synced(slice: &EndpointSlice) -> bool {
 const SERVICE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The service a slice belongs to (its `kubernetes.io/service-name`).
-pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
+pub(crate) fn service_of(slice: &EndpointSlice) -> Option<&str> {
     slice
         .metadata
         .labels
@@ -102,7 +102,7 @@ async fn service_copy(ctx: &SyncContext, slice: &EndpointSlice) -> Result<HostCo
 }
 
 /// The host copy of a virtual slice.
-pub fn host_slice(
+pub(crate) fn host_slice(
     translator: &dyn Translator,
     slice: &EndpointSlice,
 ) -> vcluster_core::Result<EndpointSlice> {

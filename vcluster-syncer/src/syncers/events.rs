@@ -170,7 +170,11 @@ impl EngineHandle for EventSyncer {
 
 /// The name of the virtual event for host event `host_event` about the
 /// host object `host_object`, which is the copy of virtual `virtual_name`.
-pub fn virtual_event_name(host_event: &str, host_object: &str, virtual_name: &str) -> String {
+pub(crate) fn virtual_event_name(
+    host_event: &str,
+    host_object: &str,
+    virtual_name: &str,
+) -> String {
     match host_event.strip_prefix(host_object) {
         Some(rest) if rest.starts_with('.') => format!("{virtual_name}{rest}"),
         _ => format!("{virtual_name}.{}", hash_hex10(host_event).as_str()),

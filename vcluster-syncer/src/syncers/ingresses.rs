@@ -52,7 +52,7 @@ impl IngressSyncer {
 }
 
 /// The names of the TLS secrets an ingress uses (in its namespace).
-pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
+pub(crate) fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
     ingress
         .spec
         .iter()
@@ -63,7 +63,7 @@ pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
 }
 
 /// The names of the services an ingress routes to (in its namespace).
-pub fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
+pub(crate) fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
     let Some(spec) = ingress.spec.as_ref() else {
         return BTreeSet::new();
     };
@@ -120,7 +120,7 @@ fn host_backend(
 }
 
 /// The host copy of a virtual ingress.
-pub fn host_ingress(
+pub(crate) fn host_ingress(
     translator: &dyn Translator,
     ingress: &Ingress,
 ) -> vcluster_core::Result<Ingress> {

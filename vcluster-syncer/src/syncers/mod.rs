@@ -29,7 +29,8 @@ use serde::Serialize;
 use vcluster_core::VirtualKey;
 
 use crate::error::SyncError;
-use crate::syncer::VirtualOnly;
+pub use crate::syncer::FROM_HOST_LABEL;
+pub(crate) use crate::syncer::{create_on_host, is_from_host};
 
 pub mod data;
 pub mod endpoints;
@@ -62,52 +63,6 @@ pub(crate) fn encode<K: Resource + Serialize>(
         key: key_of(object),
         message: format!("cannot be encoded as JSON: {e}"),
     })
-}
-
-/// The label that marks virtual objects the syncer created from host
-/// objects (nodes, storage classes): only those are updated or deleted
-/// when the host changes, so a tenant's own objects of the same name are
-/// never touched.
-pub const FROM_HOST_LABEL: &str = "vcluster.loft.sh/synced-from-host";
-
-/// Whether a virtual object was created by a from-host syncer.
-pub(crate) fn is_from_host(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    meta.labels
-        .as_ref()
-        .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
-}
-
-/// The decision of a kind imported from the host when the host object is
-/// gone: the virtual copy goes too, unless the virtual object is a
-/// tenant's own (without [`FROM_HOST_LABEL`]), which is never touched.
-pub(crate) fn imported_copy_orphaned<K>(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> VirtualOnly<K> {
-    if is_from_host(meta) {
-        VirtualOnly::DeleteVirtual
-    } else {
-        VirtualOnly::Skip
-    }
-}
-
-/// The usual decision of a kind synced to the host when only the virtual
-/// object exists: its translation (by `translate`) is created on the host,
-/// unless the virtual object is being deleted (a copy made now would only
-/// be deleted again).
-pub(crate) fn create_on_host<K: Resource>(
-    kind: &'static str,
-    ctx: &crate::syncer::SyncContext,
-    object: &K,
-    translate: impl FnOnce(&dyn vcluster_core::Translator, &K) -> vcluster_core::Result<K>,
-) -> Result<VirtualOnly<K>, SyncError> {
-    if object.meta().deletion_timestamp.is_some() {
-        return Ok(VirtualOnly::Skip);
-    }
-    let host = translate(ctx.translator.as_ref(), object)
-        .map_err(translation_error(kind, &key_of(object)))?;
-    Ok(VirtualOnly::CreateHost(host))
 }
 
 /// A translation failure of `kind` `key`, as a [`SyncError`].

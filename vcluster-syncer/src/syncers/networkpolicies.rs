@@ -65,7 +65,7 @@ fn merge_selectors(a: LabelSelector, b: LabelSelector) -> LabelSelector {
 }
 
 /// A peer of a policy in virtual `namespace` as a host peer.
-pub fn host_peer(
+pub(crate) fn host_peer(
     translator: &dyn Translator,
     namespace: &str,
     peer: &NetworkPolicyPeer,
@@ -98,7 +98,7 @@ pub fn host_peer(
 }
 
 /// The host copy of a virtual network policy.
-pub fn host_policy(
+pub(crate) fn host_policy(
     translator: &dyn Translator,
     policy: &NetworkPolicy,
 ) -> vcluster_core::Result<NetworkPolicy> {

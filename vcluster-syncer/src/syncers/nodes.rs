@@ -39,12 +39,12 @@ use kube::runtime::reflector::Store;
 use serde_json::json;
 use vcluster_core::VirtualKey;
 
-use super::{imported_copy_orphaned, is_from_host, status_patch, FROM_HOST_LABEL};
+use super::{is_from_host, status_patch, FROM_HOST_LABEL};
 use crate::engine::Listed;
 use crate::error::SyncError;
 use crate::labels_annotations::map_patch;
 use crate::memory::Memory;
-use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer};
 
 const KIND: &str = "nodes";
 
@@ -170,7 +170,7 @@ fn real_labels(host: &Node) -> BTreeMap<String, String> {
 }
 
 /// A copy of a host node: name, labels (plus the marker) and status.
-pub fn real_node(host: &Node) -> Node {
+pub(crate) fn real_node(host: &Node) -> Node {
     Node {
         metadata: ObjectMeta {
             name: host.metadata.name.clone(),
@@ -183,7 +183,7 @@ pub fn real_node(host: &Node) -> Node {
 }
 
 /// A fake node called `name` with `capacity`.
-pub fn fake_node(name: &str, capacity: &BTreeMap<String, Quantity>) -> Node {
+pub(crate) fn fake_node(name: &str, capacity: &BTreeMap<String, Quantity>) -> Node {
     let labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_owned(), name.to_owned()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
@@ -227,16 +227,6 @@ impl Syncer for NodeSyncer {
 
     fn namespaced(&self) -> bool {
         false
-    }
-
-    /// The host node is gone: so goes its copy.
-    async fn virtual_only(
-        &self,
-        _ctx: &SyncContext,
-        copy: &Node,
-        _memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<Node>, SyncError> {
-        Ok(imported_copy_orphaned(&copy.metadata))
     }
 
     async fn both(
@@ -301,6 +291,8 @@ mod tests {
     use kube::runtime::reflector;
     use kube::runtime::watcher;
     use vcluster_core::TranslatorExt;
+
+    use crate::syncer::VirtualOnly;
 
     fn host_node() -> Node {
         serde_json::from_value(json!({

@@ -33,7 +33,7 @@ use vcluster_core::FieldManager;
 
 /// How long a reservation protects a host copy whose virtual service is not
 /// stored yet: well past the virtual API server's wait for the provider.
-pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
+pub(crate) const RESERVATION_TTL: Duration = Duration::from_secs(30);
 
 /// Host copies created for virtual services that may not be stored yet, by
 /// host name, with when, and the host uid.

@@ -37,7 +37,7 @@ impl ServiceAccountSyncer {
 }
 
 /// The host copy of a virtual service account.
-pub fn host_account(
+pub(crate) fn host_account(
     translator: &dyn Translator,
     account: &ServiceAccount,
 ) -> vcluster_core::Result<ServiceAccount> {

@@ -32,7 +32,7 @@
 //! deleting anything the syncer asks the virtual API server, with a dry-run
 //! create, whether it would accept the host's address; if it would not,
 //! the virtual service keeps its own address (a warning is logged, and the
-//! question is asked again after [`RECREATE_RETRY`]), so a misconfigured
+//! question is asked again after five minutes), so a misconfigured
 //! range never loses a tenant's service.
 //!
 //! The node ports are copied before the address (an in-place update that
@@ -68,7 +68,7 @@ const KIND: &str = "services";
 
 /// How long a refused re-create (the virtual API server would not take the
 /// host's address) is not attempted again for the same address.
-pub const RECREATE_RETRY: Duration = Duration::from_secs(300);
+pub(crate) const RECREATE_RETRY: Duration = Duration::from_secs(300);
 
 /// Spec fields the virtual service owns and writes only when it sets them
 /// (the host may default them).
@@ -132,7 +132,7 @@ fn has_node_ports(service_type: Option<&str>) -> bool {
 }
 
 /// The host copy of a virtual service (see the module docs).
-pub fn host_service(
+pub(crate) fn host_service(
     translator: &dyn Translator,
     service: &Service,
 ) -> vcluster_core::Result<Service> {

@@ -19,12 +19,12 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
-use super::{encode, imported_copy_orphaned, is_from_host, FROM_HOST_LABEL};
+use super::{encode, is_from_host, FROM_HOST_LABEL};
 use crate::error::SyncError;
 use crate::labels_annotations::map_patch;
 use crate::memory::Memory;
 use crate::patch::diff;
-use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer};
 
 const KIND: &str = "storageclasses";
 
@@ -65,7 +65,7 @@ fn annotations_of(host: &StorageClass) -> BTreeMap<String, String> {
 }
 
 /// The virtual copy of a host storage class.
-pub fn virtual_class(host: &StorageClass) -> StorageClass {
+pub(crate) fn virtual_class(host: &StorageClass) -> StorageClass {
     StorageClass {
         metadata: ObjectMeta {
             name: host.metadata.name.clone(),
@@ -99,16 +99,6 @@ impl Syncer for StorageClassSyncer {
 
     fn namespaced(&self) -> bool {
         false
-    }
-
-    /// The host class is gone: so goes its copy.
-    async fn virtual_only(
-        &self,
-        _ctx: &SyncContext,
-        copy: &StorageClass,
-        _memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<StorageClass>, SyncError> {
-        Ok(imported_copy_orphaned(&copy.metadata))
     }
 
     async fn both(
