@@ -65,8 +65,8 @@ use vcluster::apiserver::{ApiServer, ApiServerConfig};
 use vcluster::core::prelude::*;
 use vcluster::core::{SingleNamespaceTranslator, VirtualKey};
 use vcluster::syncer::engine::MetricsSnapshot;
-use vcluster::syncer::runner::{EngineHandle, Selection, SyncConfig, VirtualClusterSyncer};
 use vcluster::syncer::syncers::pods::translate::host_pod;
+use vcluster::syncer::{EngineHandle, Selection, SyncConfig, VirtualClusterSyncer};
 use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 #[global_allocator]

@@ -21,8 +21,8 @@ use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
-use vcluster_syncer::runner::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 use vcluster_syncer::syncers::nodes::NodeSelection;
+use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 
 pub mod kubeconfig;
 pub mod node_logs;

@@ -45,7 +45,7 @@ use crate::meta::{
 use crate::pods;
 use crate::runtime::{drive, Shared};
 use crate::statefulset::REVISION_LABEL;
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 const KIND: &str = "DaemonSet";
 /// The reporting controller of its events.
@@ -428,7 +428,7 @@ async fn reconcile(obj: Arc<DaemonSet>, shared: Arc<Shared>) -> Result<Action> {
         for node in &to_create {
             let pod = daemon_pod(&ds, &namespace, node, &revision)?;
             let created = pod_api
-                .create(&post_params(), &pod)
+                .create(&FieldManager::CONTROLLERS.post_params(), &pod)
                 .await
                 .context("create", "Pod", &key)?;
             let pod_name = created.metadata.name.unwrap_or_default();
@@ -462,7 +462,7 @@ async fn reconcile(obj: Arc<DaemonSet>, shared: Arc<Shared>) -> Result<Action> {
     if ds.status.as_ref() != Some(&status) {
         let mut updated_ds = ds.clone();
         updated_ds.status = Some(status);
-        api.replace_status(&name, &post_params(), &updated_ds)
+        api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated_ds)
             .await
             .context("update status of", KIND, &key)?;
     }

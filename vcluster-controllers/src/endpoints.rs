@@ -43,7 +43,7 @@ use crate::error::{ignore_not_found, ApiContext, Result};
 use crate::meta::{controller_ref, labels, name_of, namespace_of};
 use crate::pods;
 use crate::runtime::{drive, Shared};
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 const KIND: &str = "Service";
 /// The label tying a slice to its service.
@@ -645,7 +645,10 @@ async fn sync_endpoints(
                 },
                 subsets: subsets_field,
             };
-            match api.create(&post_params(), &endpoints).await {
+            match api
+                .create(&FieldManager::CONTROLLERS.post_params(), &endpoints)
+                .await
+            {
                 Ok(_) => tracing::debug!("created endpoints"),
                 Err(err) if crate::error::is_status(&err, 409) => {}
                 Err(err) => return Err(err).context("create", "Endpoints", key),
@@ -658,11 +661,9 @@ async fn sync_endpoints(
             }
             current.subsets = subsets_field;
             current.metadata.labels = (!wanted_labels.is_empty()).then_some(wanted_labels);
-            api.replace(&name, &post_params(), &current).await.context(
-                "update",
-                "Endpoints",
-                key,
-            )?;
+            api.replace(&name, &FieldManager::CONTROLLERS.post_params(), &current)
+                .await
+                .context("update", "Endpoints", key)?;
             tracing::debug!("updated endpoints");
         }
     }
@@ -707,13 +708,17 @@ async fn sync_slices(
                 slice.ports = ports_field;
                 slice.metadata.labels = Some(wanted_labels.clone());
                 let slice_name = name_of(&slice)?;
-                api.replace(&slice_name, &post_params(), &slice)
-                    .await
-                    .context(
-                        "update",
-                        "EndpointSlice",
-                        &format!("{namespace}/{slice_name}"),
-                    )?;
+                api.replace(
+                    &slice_name,
+                    &FieldManager::CONTROLLERS.post_params(),
+                    &slice,
+                )
+                .await
+                .context(
+                    "update",
+                    "EndpointSlice",
+                    &format!("{namespace}/{slice_name}"),
+                )?;
             }
             None => {
                 let slice = EndpointSlice {
@@ -728,7 +733,7 @@ async fn sync_slices(
                     endpoints,
                     ports: ports_field,
                 };
-                api.create(&post_params(), &slice)
+                api.create(&FieldManager::CONTROLLERS.post_params(), &slice)
                     .await
                     .context("create", "EndpointSlice", key)?;
             }

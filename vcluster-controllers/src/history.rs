@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::error::{ignore_not_found, ApiContext, Result};
 use crate::meta::is_controlled_by;
 use crate::statefulset::REVISION_LABEL;
-use crate::writes::{patch_params, post_params};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "ControllerRevision";
 
@@ -77,7 +77,11 @@ impl History<'_> {
                 // Back to an older template: it becomes the newest revision.
                 let patch = json!({"revision": highest + 1});
                 self.api
-                    .patch(name, &patch_params(), &Patch::Merge(&patch))
+                    .patch(
+                        name,
+                        &FieldManager::CONTROLLERS.patch_params(),
+                        &Patch::Merge(&patch),
+                    )
                     .await
                     .context("renumber", KIND, self.key)?;
                 highest + 1
@@ -86,7 +90,7 @@ impl History<'_> {
                 let created = self
                     .api
                     .create(
-                        &post_params(),
+                        &FieldManager::CONTROLLERS.post_params(),
                         &self.revision(name, hash, template, highest + 1),
                     )
                     .await;

@@ -44,7 +44,7 @@ use crate::meta::{
 use crate::pods;
 use crate::replicaset::slow_start;
 use crate::runtime::{drive, Shared};
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 const KIND: &str = "Job";
 /// The reporting controller of its events.
@@ -556,7 +556,7 @@ async fn reconcile(obj: Arc<Job>, shared: Arc<Shared>) -> Result<Action> {
                 return Ok(());
             };
             let created = pod_api
-                .create(&post_params(), pod)
+                .create(&FieldManager::CONTROLLERS.post_params(), pod)
                 .await
                 .context("create", "Pod", key)?;
             let name = created.metadata.name.unwrap_or_default();
@@ -602,7 +602,7 @@ async fn reconcile(obj: Arc<Job>, shared: Arc<Shared>) -> Result<Action> {
     if job.status.as_ref() != Some(&status) && create_error.is_none() {
         let mut updated = job.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &post_params(), &updated)
+        api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }

@@ -91,7 +91,6 @@ pub mod replicaset;
 mod runtime;
 pub mod serviceaccounts;
 pub mod statefulset;
-pub mod writes;
 
 pub use error::{Error, Result};
 pub use manager::{Clock, ControllerManager, ControllerOptions, EnabledControllers};

@@ -16,7 +16,7 @@ use vcluster_core::Selector;
 
 use crate::error::{ignore_not_found, is_status, ApiContext, Error, Result};
 use crate::runtime::key_of;
-use crate::writes::patch_params;
+use vcluster_core::FieldManager;
 
 /// The object's name, which every stored object has.
 pub(crate) fn name_of<K: Resource<DynamicType = ()>>(obj: &K) -> Result<String> {
@@ -247,8 +247,12 @@ where
         "resourceVersion": child.meta().resource_version,
     }});
     match ignore_not_found(
-        api.patch(&name, &patch_params(), &Patch::Merge(&patch))
-            .await,
+        api.patch(
+            &name,
+            &FieldManager::CONTROLLERS.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await,
     ) {
         Ok(patched) => Ok(patched),
         Err(err) if is_status(&err, 409) => Ok(None),

@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{is_status, ApiContext, Result};
 use crate::runtime::Shared;
-use crate::writes::patch_params;
+use vcluster_core::FieldManager;
 
 /// How long a deleted owner's uid is remembered, to catch dependents
 /// created right after it went.
@@ -207,7 +207,11 @@ impl Collector {
                 "resourceVersion": obj.metadata.resource_version,
             }});
             match api
-                .patch(&name, &patch_params(), &Patch::Merge(&patch))
+                .patch(
+                    &name,
+                    &FieldManager::CONTROLLERS.patch_params(),
+                    &Patch::Merge(&patch),
+                )
                 .await
             {
                 Ok(_) => {

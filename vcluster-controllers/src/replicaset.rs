@@ -26,7 +26,7 @@ use crate::meta::{
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 const KIND: &str = "ReplicaSet";
 /// The reporting controller of its events.
@@ -80,7 +80,7 @@ async fn reconcile(obj: Arc<ReplicaSet>, shared: Arc<Shared>) -> Result<Action> 
     if rs.status.as_ref() != Some(&status) {
         let mut updated = rs.clone();
         updated.status = Some(status.clone());
-        api.replace_status(&name, &post_params(), &updated)
+        api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -133,7 +133,7 @@ async fn manage_replicas(
         let pod = &pod;
         let created = slow_start(missing, || async move {
             let created = api
-                .create(&post_params(), pod)
+                .create(&FieldManager::CONTROLLERS.post_params(), pod)
                 .await
                 .context("create", "Pod", key)?;
             let name = created.metadata.name.unwrap_or_default();

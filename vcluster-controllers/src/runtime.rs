@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::manager::ControllerOptions;
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 /// The first retry delay after a failed reconcile; doubled per failure.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -93,7 +93,10 @@ impl Shared {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(err) = api.create(&post_params(), &event).await {
+        if let Err(err) = api
+            .create(&FieldManager::CONTROLLERS.post_params(), &event)
+            .await
+        {
             tracing::debug!(error = %err, reason, "could not record an event");
         }
     }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{is_status, ApiContext, Result};
 use crate::meta::name_of;
 use crate::runtime::{drive, Shared};
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -133,7 +133,10 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
                 },
                 ..ServiceAccount::default()
             };
-            match api.create(&post_params(), &account).await {
+            match api
+                .create(&FieldManager::CONTROLLERS.post_params(), &account)
+                .await
+            {
                 Ok(_) => tracing::info!("created the default service account"),
                 Err(err) if is_status(&err, 409) => {}
                 Err(err) => {
@@ -155,7 +158,10 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
             .await
             .context("get", "ConfigMap", &key)?
         {
-            None => match api.create(&post_params(), &wanted).await {
+            None => match api
+                .create(&FieldManager::CONTROLLERS.post_params(), &wanted)
+                .await
+            {
                 Ok(_) => tracing::info!("published the root CA"),
                 Err(err) if is_status(&err, 409) => {}
                 Err(err) => return Err(err).context("create", "ConfigMap", &key),
@@ -176,9 +182,13 @@ async fn reconcile(obj: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
                         .annotations
                         .get_or_insert_with(BTreeMap::new)
                         .insert("kubernetes.io/description".into(), DESCRIPTION.into());
-                    api.replace(ROOT_CA_CONFIG_MAP, &post_params(), &current)
-                        .await
-                        .context("update", "ConfigMap", &key)?;
+                    api.replace(
+                        ROOT_CA_CONFIG_MAP,
+                        &FieldManager::CONTROLLERS.post_params(),
+                        &current,
+                    )
+                    .await
+                    .context("update", "ConfigMap", &key)?;
                     tracing::info!("restored the root CA");
                 }
             }

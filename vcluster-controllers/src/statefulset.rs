@@ -46,7 +46,7 @@ use crate::meta::{
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
-use crate::writes::{patch_params, post_params};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "StatefulSet";
 /// The reporting controller of its events.
@@ -164,7 +164,7 @@ async fn reconcile(obj: Arc<StatefulSet>, shared: Arc<Shared>) -> Result<Action>
     if set.status.as_ref() != Some(&status) {
         let mut updated = set.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &post_params(), &updated)
+        api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -383,7 +383,11 @@ impl SetSync<'_> {
                 refs.push(owner.clone());
                 let patch = json!({"metadata": {"ownerReferences": refs}});
                 self.claim_api
-                    .patch(&claim, &patch_params(), &Patch::Merge(&patch))
+                    .patch(
+                        &claim,
+                        &FieldManager::CONTROLLERS.patch_params(),
+                        &Patch::Merge(&patch),
+                    )
                     .await
                     .context("hand over to its pod", "PersistentVolumeClaim", &claim)?;
             }
@@ -415,7 +419,11 @@ impl SetSync<'_> {
             self.update_revision,
         )?;
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        match self.pod_api.create(&post_params(), &pod).await {
+        match self
+            .pod_api
+            .create(&FieldManager::CONTROLLERS.post_params(), &pod)
+            .await
+        {
             Ok(_) => {
                 tracing::info!(pod = %pod_name, "created stateful pod");
                 let note = format!(
@@ -480,7 +488,11 @@ impl SetSync<'_> {
                 spec: template.spec.clone(),
                 status: None,
             };
-            match self.claim_api.create(&post_params(), &claim).await {
+            match self
+                .claim_api
+                .create(&FieldManager::CONTROLLERS.post_params(), &claim)
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(claim = %name, "created claim");
                     let note = format!(

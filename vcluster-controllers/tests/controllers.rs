@@ -185,7 +185,7 @@ async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
         !managers.is_empty()
             && managers
                 .iter()
-                .all(|m| *m == vcluster_controllers::writes::FIELD_MANAGER),
+                .all(|m| *m == vcluster_core::FieldManager::CONTROLLERS.name()),
         "{managers:?}"
     );
     let selector = &rs.spec.as_ref().expect("spec").selector;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::Resource;
+use kube_core::Resource;
 
 /// Group, version and kind of an object.
 ///
@@ -71,20 +71,20 @@ impl fmt::Display for GroupVersionKind {
     }
 }
 
-impl From<kube::core::GroupVersionKind> for GroupVersionKind {
-    fn from(gvk: kube::core::GroupVersionKind) -> Self {
+impl From<kube_core::GroupVersionKind> for GroupVersionKind {
+    fn from(gvk: kube_core::GroupVersionKind) -> Self {
         GroupVersionKind::new(gvk.group, gvk.version, gvk.kind)
     }
 }
 
-impl From<GroupVersionKind> for kube::core::GroupVersionKind {
+impl From<GroupVersionKind> for kube_core::GroupVersionKind {
     fn from(gvk: GroupVersionKind) -> Self {
-        kube::core::GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind)
+        kube_core::GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind)
     }
 }
 
-impl From<&kube::core::ApiResource> for GroupVersionKind {
-    fn from(ar: &kube::core::ApiResource) -> Self {
+impl From<&kube_core::ApiResource> for GroupVersionKind {
+    fn from(ar: &kube_core::ApiResource) -> Self {
         GroupVersionKind::new(ar.group.as_str(), ar.version.as_str(), ar.kind.as_str())
     }
 }
@@ -98,11 +98,11 @@ pub enum Scope {
     Cluster,
 }
 
-impl From<kube::core::discovery::Scope> for Scope {
-    fn from(scope: kube::core::discovery::Scope) -> Self {
+impl From<kube_core::discovery::Scope> for Scope {
+    fn from(scope: kube_core::discovery::Scope) -> Self {
         match scope {
-            kube::core::discovery::Scope::Namespaced => Scope::Namespaced,
-            kube::core::discovery::Scope::Cluster => Scope::Cluster,
+            kube_core::discovery::Scope::Namespaced => Scope::Namespaced,
+            kube_core::discovery::Scope::Cluster => Scope::Cluster,
         }
     }
 }
@@ -220,7 +220,7 @@ mod tests {
             GroupVersionKind::from_api_version("v1", "Pod").api_version(),
             "v1"
         );
-        let kube_gvk: kube::core::GroupVersionKind = gvk.clone().into();
+        let kube_gvk: kube_core::GroupVersionKind = gvk.clone().into();
         assert_eq!(GroupVersionKind::from(kube_gvk), gvk);
     }
 

@@ -94,3 +94,4 @@ pub use translate::{
     merge_host_metadata, LabelTranslator, MarkerScope, MetadataTranslator, NameTranslator,
     OwnershipTranslator, SelectorTranslator, SingleNamespaceTranslator, Translator, TranslatorExt,
 };
+pub use writes::FieldManager;

@@ -96,6 +96,6 @@ impl SyncError {
 }
 
 /// Whether a client error is an HTTP status `code`.
-pub fn has_code(err: &kube::Error, code: u16) -> bool {
+pub(crate) fn has_code(err: &kube::Error, code: u16) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == code)
 }

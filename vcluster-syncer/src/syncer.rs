@@ -1,7 +1,8 @@
 //! The [`Syncer`] trait: what one kind needs to say to be synced. The
-//! [`crate::engine::SyncEngine`] owns the plumbing (watchers, queue,
-//! retries, ownership checks, writes); a syncer is only the translation
-//! and the field rules.
+//! [`SyncEngine`](crate::SyncEngine) owns the plumbing (watchers, queue,
+//! retries, ownership checks, every write); a syncer is only the
+//! translation and the field rules, and returns decisions
+//! ([`VirtualOnly`], [`HostOnly`], [`Action`]) that the engine carries out.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -10,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use vcluster_core::{HostKey, MarkerScope, Translator, VirtualKey};
+use vcluster_core::{HostKey, MarkerScope, Translator, TranslatorExt, VirtualKey};
 
 use crate::error::SyncError;
+use crate::memory::Memory;
 
 /// What a syncer sees of the virtual cluster it serves.
 pub struct SyncContext {
@@ -55,7 +58,8 @@ impl SyncContext {
 pub enum Direction {
     /// Created by tenants, run on the host (pods, services, configmaps...).
     ToHost,
-    /// Learnt from the host, shown to tenants (nodes, storage classes).
+    /// Learnt from the host, shown to tenants (nodes, storage classes):
+    /// by default every host object is watched and keeps its name.
     FromHost,
 }
 
@@ -68,88 +72,6 @@ pub struct HostWatch {
     pub label_selector: Option<String>,
 }
 
-/// What the engine remembers of a key between reconciles: enough to tell
-/// which side changed a field that flows both ways. Lost on restart, after
-/// which the virtual side wins every difference.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Memory {
-    /// The host object existed at the last reconcile (so its absence now
-    /// means someone deleted it).
-    pub host_seen: bool,
-    /// The virtual labels as of the last successful sync.
-    pub labels: BTreeMap<String, String>,
-    /// The virtual annotations as of the last successful sync.
-    pub annotations: BTreeMap<String, String>,
-    /// The pair as last found in step: the virtual and host
-    /// resourceVersions and a fingerprint of the namespace labels. While
-    /// nothing of that changed, a kind whose decisions depend only on the
-    /// pair ([`Syncer::pair_decides`]) needs no reconcile; this is what
-    /// makes the watch echo of the syncer's own create free.
-    pub in_step: Option<InStep>,
-    /// What the last reconcile wrote, until the stores show it.
-    pub written: Written,
-}
-
-/// The versions the syncer's last writes replaced and produced, per side.
-///
-/// A watch store can lag the syncer's own write; a reconcile that still
-/// sees the replaced version would compare stale data with fresh memory
-/// and could take a tenant's new label for one the host removed. While a
-/// store shows a replaced version, the key waits for the store instead.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Written {
-    /// The host object: (resourceVersion written over, resourceVersion the
-    /// last write returned).
-    pub host: Option<(String, String)>,
-    /// The same for the virtual object.
-    pub virtual_object: Option<(String, String)>,
-}
-
-impl Written {
-    /// Whether either store still shows a version a write replaced.
-    pub fn lags(&self, virtual_version: Option<&str>, host_version: Option<&str>) -> bool {
-        let behind = |written: &Option<(String, String)>, now: Option<&str>| {
-            written
-                .as_ref()
-                .is_some_and(|(replaced, made)| replaced != made && now == Some(replaced.as_str()))
-        };
-        behind(&self.host, host_version) || behind(&self.virtual_object, virtual_version)
-    }
-
-    /// Records a write that replaced `before` and returned `after`.
-    pub(crate) fn note(
-        slot: &mut Option<(String, String)>,
-        before: Option<&str>,
-        after: Option<&str>,
-    ) {
-        let (Some(before), Some(after)) = (before, after) else {
-            return;
-        };
-        match slot {
-            // Several writes in one reconcile: the first replaced version
-            // is the stale one, the last returned the newest.
-            Some((_, made)) => *made = after.to_owned(),
-            None => *slot = Some((before.to_owned(), after.to_owned())),
-        }
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.virtual_object.is_none()
-    }
-}
-
-/// See [`Memory::in_step`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InStep {
-    /// The virtual object's resourceVersion.
-    pub virtual_version: String,
-    /// The host object's resourceVersion.
-    pub host_version: String,
-    /// A fingerprint of the virtual namespace's labels (pods carry them).
-    pub namespace_labels: u64,
-}
-
 /// The decision when only the virtual object exists.
 #[derive(Debug)]
 pub enum VirtualOnly<K> {
@@ -160,8 +82,79 @@ pub enum VirtualOnly<K> {
     DeleteVirtual,
     /// Look again later (waiting for a dependency), and why.
     Wait(Duration, String),
+    /// The object must not be synced: tell the tenant why on the virtual
+    /// object (see [`Blocked`]).
+    Blocked(Blocked),
     /// Nothing to do.
     Skip,
+}
+
+/// Why a virtual object is not synced, reported on the object itself: the
+/// engine sets condition [`Blocked::condition`] to `False` with
+/// [`Blocked::reason`] and [`Blocked::message`] in its status (once per
+/// message, keeping the other conditions) and records a `Warning` event,
+/// so `kubectl describe` tells the tenant what to fix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocked {
+    /// The condition type that says so (a pod's `PodScheduled`).
+    pub condition: &'static str,
+    /// The condition's and event's reason (`SyncBlocked`).
+    pub reason: &'static str,
+    /// What is wrong, for the tenant (cut to 1 KiB when written).
+    pub message: String,
+    /// Other status fields set with the condition (a pod's
+    /// `phase: Pending`), as a JSON object.
+    pub status: Value,
+    /// When to look again (`None`: when the object changes).
+    pub retry_after: Option<Duration>,
+}
+
+/// The label that marks virtual objects the syncer created from host
+/// objects (nodes, storage classes): only those are updated or deleted
+/// when the host changes, so a tenant's own objects of the same name are
+/// never touched.
+pub const FROM_HOST_LABEL: &str = "vcluster.loft.sh/synced-from-host";
+
+/// Whether a virtual object was created by a from-host syncer.
+pub(crate) fn is_from_host(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
+}
+
+/// The decision of a kind imported from the host when the host object is
+/// gone: the virtual copy goes too, unless the virtual object is a
+/// tenant's own (without [`FROM_HOST_LABEL`]), which is never touched.
+pub(crate) fn imported_copy_orphaned<K>(meta: &ObjectMeta) -> VirtualOnly<K> {
+    if is_from_host(meta) {
+        VirtualOnly::DeleteVirtual
+    } else {
+        VirtualOnly::Skip
+    }
+}
+
+/// The usual decision of a kind synced to the host when only the virtual
+/// object exists: its translation (by `translate`) is created on the host,
+/// unless the virtual object is being deleted (a copy made now would only
+/// be deleted again).
+pub(crate) fn create_on_host<K: Resource>(
+    kind: &'static str,
+    ctx: &SyncContext,
+    object: &K,
+    translate: impl FnOnce(&dyn Translator, &K) -> vcluster_core::Result<K>,
+) -> Result<VirtualOnly<K>, SyncError> {
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(VirtualOnly::Skip);
+    }
+    let host = translate(ctx.translator.as_ref(), object).map_err(|source| {
+        let name = object.meta().name.as_deref().unwrap_or_default();
+        SyncError::Translation {
+            kind,
+            key: VirtualKey::new(object.meta().namespace.as_deref(), name),
+            source: Box::new(source),
+        }
+    })?;
+    Ok(VirtualOnly::CreateHost(host))
 }
 
 /// The decision when only a host object (managed by us) exists.
@@ -246,8 +239,12 @@ pub trait Syncer: Send + Sync + 'static {
     }
 
     /// Which host objects to watch: by default the host namespace, only
-    /// objects carrying this virtual cluster's marker labels.
+    /// objects carrying this virtual cluster's marker labels; every host
+    /// object for kinds from the host (they carry no marker of ours).
     fn host_watch(&self, ctx: &SyncContext) -> HostWatch {
+        if self.direction() == Direction::FromHost {
+            return HostWatch::default();
+        }
         let scope = if self.namespaced() {
             MarkerScope::AllNamespaces
         } else {
@@ -266,8 +263,12 @@ pub trait Syncer: Send + Sync + 'static {
         }
     }
 
-    /// The host key of a virtual key (default: the translator's name).
+    /// The host key of a virtual key (default: the translator's name; the
+    /// same name for kinds from the host).
     fn host_key(&self, ctx: &SyncContext, key: &VirtualKey) -> Result<HostKey, SyncError> {
+        if self.direction() == Direction::FromHost {
+            return Ok(HostKey::new(key.namespace(), key.name()));
+        }
         ctx.translator
             .host_key(key)
             .map_err(|source| SyncError::Translation {
@@ -278,22 +279,40 @@ pub trait Syncer: Send + Sync + 'static {
     }
 
     /// The virtual key a host object belongs to (default: its ownership
-    /// markers); `None` for host objects that are not ours.
+    /// markers; the same name for kinds from the host); `None` for host
+    /// objects that are not ours.
     fn virtual_key(&self, ctx: &SyncContext, host: &Self::Object) -> Option<VirtualKey> {
+        if self.direction() == Direction::FromHost {
+            return VirtualKey::of(host);
+        }
         ctx.translator.owner_of(host.meta())
     }
 
-    /// Only the virtual object exists.
+    /// Only the virtual object exists. Default: for kinds to the host, a
+    /// copy with the same body and host metadata is created (unless the
+    /// virtual object is being deleted); for kinds from the host, the host
+    /// object is gone, so the copy the syncer made is deleted (a tenant's
+    /// own object, without [`FROM_HOST_LABEL`], is left alone).
     async fn virtual_only(
         &self,
         ctx: &SyncContext,
         virtual_object: &Self::Object,
-        memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<Self::Object>, SyncError>;
+        _memory: Option<&Memory>,
+    ) -> Result<VirtualOnly<Self::Object>, SyncError> {
+        match self.direction() {
+            Direction::FromHost => Ok(imported_copy_orphaned(virtual_object.meta())),
+            Direction::ToHost => {
+                let dt = self.dynamic_type();
+                create_on_host(self.name(), ctx, virtual_object, |translator, object| {
+                    translator.host_object_with(object, &dt, None)
+                })
+            }
+        }
+    }
 
     /// Both exist: the changes to the objects' bodies that bring them in
     /// step (none when in step). Labels and annotations of kinds that flow
-    /// to the host are handled by the engine ([`crate::metadata`]).
+    /// to the host are handled by the engine, the same for every kind.
     async fn both(
         &self,
         ctx: &SyncContext,
@@ -343,32 +362,5 @@ pub trait Syncer: Send + Sync + 'static {
         Ok(HostOnly::DeleteHost {
             grace_period_seconds: None,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_store_lags_while_it_shows_a_replaced_version() {
-        let mut written = Written::default();
-        assert!(!written.lags(Some("1"), Some("1")));
-        Written::note(&mut written.host, Some("22"), Some("24"));
-        Written::note(&mut written.host, Some("24"), Some("25"));
-        assert_eq!(written.host, Some(("22".into(), "25".into())));
-        assert!(
-            written.lags(Some("7"), Some("22")),
-            "the host store is behind"
-        );
-        assert!(!written.lags(Some("7"), Some("25")));
-        // Someone wrote after us: newer than ours, not stale.
-        assert!(!written.lags(Some("7"), Some("30")));
-        // A write that changed nothing (same version back) never waits.
-        let mut no_op = Written::default();
-        Written::note(&mut no_op.virtual_object, Some("9"), Some("9"));
-        assert!(!no_op.lags(Some("9"), None));
-        Written::note(&mut no_op.virtual_object, None, Some("10"));
-        assert_eq!(no_op.virtual_object, Some(("9".into(), "9".into())));
     }
 }

@@ -29,7 +29,8 @@ use vcluster_core::prelude::*;
 use vcluster_core::{safe_concat_name, SingleNamespaceTranslator, VirtualKey};
 use vcluster_syncer::runner::{Selection, SyncConfig};
 use vcluster_syncer::syncers::limits::{HostLimits, HostLimitsSyncer, HOST_LIMITS_LABEL};
-use vcluster_syncer::syncers::pods::{PodSecurityLevel, SYNC_BLOCKED};
+use vcluster_syncer::syncers::pods::SYNC_BLOCKED;
+use vcluster_syncer::PodSecurityLevel;
 
 on_both_hosts!(
     names_crafted_to_collide_never_touch_the_other_object,

@@ -37,8 +37,8 @@ use crate::meta::{
     controller_ref, delete_exact, is_controlled_by, name_of, namespace_of, time, uid_of,
 };
 use crate::runtime::{drive, Shared};
-use crate::writes::post_params;
 use schedule::{Schedule, MAX_MISSED};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "CronJob";
 /// The reporting controller of its events.
@@ -238,7 +238,7 @@ async fn reconcile(obj: Arc<CronJob>, shared: Arc<Shared>) -> Result<Action> {
     if cron_job.status.as_ref() != Some(&status) {
         let mut updated = cron_job.clone();
         updated.status = Some(status);
-        api.replace_status(&name, &post_params(), &updated)
+        api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated)
             .await
             .context("update status of", KIND, &key)?;
     }
@@ -333,7 +333,10 @@ async fn start_due_job(
         Concurrency::Start => {}
     }
     let job = job_for(cron_job, due.time, spec.time_zone.as_deref())?;
-    let created = match job_api.create(&post_params(), &job).await {
+    let created = match job_api
+        .create(&FieldManager::CONTROLLERS.post_params(), &job)
+        .await
+    {
         Ok(created) => {
             tracing::info!(job = %job_name, scheduled = %due.time, "created job");
             let note = format!("Created job {job_name}");

@@ -43,8 +43,8 @@ use crate::meta::{
     settle_claim, uid_of,
 };
 use crate::runtime::{drive, Shared};
-use crate::writes::{patch_params, post_params};
 use util::{reason, REVISION_ANNOTATION};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "Deployment";
 /// The reporting controller of its events.
@@ -313,7 +313,11 @@ impl Sync {
         }
         util::set_new_rs_annotations(&self.d, &mut rs, new_revision, false);
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
-        let (created, already_existed) = match self.rs_api.create(&post_params(), &rs).await {
+        let (created, already_existed) = match self
+            .rs_api
+            .create(&FieldManager::CONTROLLERS.post_params(), &rs)
+            .await
+        {
             Ok(created) => {
                 tracing::info!(replica_set = %rs_name, replicas, "created replica set");
                 if replicas > 0 {
@@ -411,7 +415,11 @@ impl Sync {
         let patch = json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision}}});
         self.d = self
             .api
-            .patch(&name, &patch_params(), &Patch::Merge(&patch))
+            .patch(
+                &name,
+                &FieldManager::CONTROLLERS.patch_params(),
+                &Patch::Merge(&patch),
+            )
             .await
             .context("set the revision of", KIND, &self.key)?;
         Ok(())
@@ -423,7 +431,7 @@ impl Sync {
         d.status = Some(status);
         self.d = self
             .api
-            .replace_status(&name, &post_params(), &d)
+            .replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &d)
             .await
             .context("update status of", KIND, &self.key)?;
         Ok(())
@@ -437,7 +445,11 @@ impl Sync {
     ) -> Result<ReplicaSet> {
         let name = name_of(rs)?;
         self.rs_api
-            .patch(&name, &patch_params(), &Patch::Merge(patch))
+            .patch(
+                &name,
+                &FieldManager::CONTROLLERS.patch_params(),
+                &Patch::Merge(patch),
+            )
             .await
             .context(
                 verb,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::core::Resource;
+use kube_core::Resource;
 
 use super::Translator;
 use crate::error::Result;

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Container, PersistentVolume, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
 };
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind as KubeGvk};
+use kube_core::{ApiResource, DynamicObject, GroupVersionKind as KubeGvk};
 use serde_json::json;
 use vcluster_core::markers::{
     MANAGED_ANNOTATIONS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_LABELS_ANNOTATION, NAMESPACE_LABEL,

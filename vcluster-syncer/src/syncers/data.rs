@@ -17,10 +17,11 @@ use serde::Serialize;
 use vcluster_core::TranslatorExt;
 
 use super::pods::PodReferences;
-use super::{encode, key_of};
+use super::{create_on_host, encode};
 use crate::error::SyncError;
+use crate::memory::Memory;
 use crate::patch::fields_patch;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 /// What differs between the two data kinds.
 pub trait DataKind:
@@ -149,15 +150,9 @@ impl<K: DataKind> Syncer for DataSyncer<K> {
         if !self.wanted(object) {
             return Ok(VirtualOnly::Skip);
         }
-        let host = ctx
-            .translator
-            .host_object(object)
-            .map_err(|source| SyncError::Translation {
-                kind: K::NAME,
-                key: key_of(object),
-                source: Box::new(source),
-            })?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(K::NAME, ctx, object, |translator, object| {
+            translator.host_object(object)
+        })
     }
 
     async fn both(

@@ -23,10 +23,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use vcluster_core::{Translator, TranslatorExt, VirtualKey};
 
 use super::services::is_api_service;
-use super::{encode, host_name, key_of, translation_error};
+use super::{create_on_host, encode, host_name, key_of, translation_error};
 use crate::error::{Side, SyncError};
+use crate::memory::Memory;
 use crate::patch::fields_patch;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "endpoints";
 
@@ -137,7 +138,7 @@ fn host_addresses(
 }
 
 /// The host copy of virtual endpoints.
-pub fn host_endpoints(
+pub(crate) fn host_endpoints(
     translator: &dyn Translator,
     endpoints: &Endpoints,
 ) -> vcluster_core::Result<Endpoints> {
@@ -171,9 +172,7 @@ impl Syncer for EndpointsSyncer {
         {
             return Ok(VirtualOnly::Skip);
         }
-        let host = host_endpoints(ctx.translator.as_ref(), endpoints)
-            .map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(KIND, ctx, endpoints, host_endpoints)
     }
 
     async fn both(

@@ -30,10 +30,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use vcluster_core::{Translator, TranslatorExt};
 
 use super::endpoints::{host_service_name_label, host_target_ref, SERVICE_NAME_LABEL};
-use super::{encode, host_copy, key_of, translation_error, HostCopy};
+use super::{create_on_host, encode, host_copy, key_of, translation_error, HostCopy};
 use crate::error::SyncError;
+use crate::memory::Memory;
 use crate::patch::fields_patch;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "endpointslices";
 
@@ -58,7 +59,7 @@ impl EndpointSliceSyncer {
 }
 
 /// Whether a virtual slice is the tenant's own (not a controller's).
-pub fn is_synced(slice: &EndpointSlice) -> bool {
+pub(crate) fn is_synced(slice: &EndpointSlice) -> bool {
     let managed_by = slice
         .metadata
         .labels
@@ -71,7 +72,7 @@ pub fn is_synced(slice: &EndpointSlice) -> bool {
 const SERVICE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The service a slice belongs to (its `kubernetes.io/service-name`).
-pub fn service_of(slice: &EndpointSlice) -> Option<&str> {
+pub(crate) fn service_of(slice: &EndpointSlice) -> Option<&str> {
     slice
         .metadata
         .labels
@@ -101,7 +102,7 @@ async fn service_copy(ctx: &SyncContext, slice: &EndpointSlice) -> Result<HostCo
 }
 
 /// The host copy of a virtual slice.
-pub fn host_slice(
+pub(crate) fn host_slice(
     translator: &dyn Translator,
     slice: &EndpointSlice,
 ) -> vcluster_core::Result<EndpointSlice> {
@@ -155,18 +156,19 @@ impl Syncer for EndpointSliceSyncer {
         if !is_synced(slice) {
             return Ok(VirtualOnly::Skip);
         }
-        let key = key_of(slice);
-        let host =
-            host_slice(ctx.translator.as_ref(), slice).map_err(translation_error(KIND, &key))?;
+        let decision = create_on_host(KIND, ctx, slice, host_slice)?;
+        if !matches!(decision, VirtualOnly::CreateHost(_)) {
+            return Ok(decision);
+        }
         match service_copy(ctx, slice).await? {
-            HostCopy::Ours => Ok(VirtualOnly::CreateHost(host)),
+            HostCopy::Ours => Ok(decision),
             HostCopy::Missing => Ok(VirtualOnly::Wait(
                 SERVICE_RETRY,
                 "waiting for the slice's service on the host".into(),
             )),
             HostCopy::Foreign(host) => Err(SyncError::NotOwned {
                 kind: KIND,
-                key,
+                key: key_of(slice),
                 host: format!("service {host} (named by the slice's {SERVICE_NAME_LABEL})"),
             }),
         }

@@ -54,12 +54,12 @@ use tracing::Instrument;
 use vcluster_core::naming::hash_hex10;
 use vcluster_core::VirtualKey;
 
-use crate::engine::{EngineConfig, MetricsSnapshot, SyncMetrics};
+use crate::engine::{EngineConfig, EngineHandle, MetricsSnapshot, SyncMetrics};
 use crate::error::{has_code, Side, SyncError};
 use crate::queue::WorkQueue;
-use crate::runner::EngineHandle;
+
 use crate::syncer::SyncContext;
-use crate::writes::{patch_params, post_params};
+use vcluster_core::FieldManager;
 
 const KIND: &str = "events";
 
@@ -170,7 +170,11 @@ impl EngineHandle for EventSyncer {
 
 /// The name of the virtual event for host event `host_event` about the
 /// host object `host_object`, which is the copy of virtual `virtual_name`.
-pub fn virtual_event_name(host_event: &str, host_object: &str, virtual_name: &str) -> String {
+pub(crate) fn virtual_event_name(
+    host_event: &str,
+    host_object: &str,
+    virtual_name: &str,
+) -> String {
     match host_event.strip_prefix(host_object) {
         Some(rest) if rest.starts_with('.') => format!("{virtual_name}{rest}"),
         _ => format!("{virtual_name}.{}", hash_hex10(host_event).as_str()),
@@ -386,7 +390,10 @@ impl Inner {
             self.ctx.virtual_client.clone(),
             key.namespace().unwrap_or_default(),
         );
-        match api.create(&post_params(), desired).await {
+        match api
+            .create(&FieldManager::SYNCER.post_params(), desired)
+            .await
+        {
             Ok(_) => {
                 self.metrics.wrote();
                 return Ok(());
@@ -429,9 +436,13 @@ impl Inner {
         if let (Some(map), Some(rv)) = (patch.as_object_mut(), existing.metadata.resource_version) {
             map.insert("metadata".into(), json!({ "resourceVersion": rv }));
         }
-        api.patch(key.name(), &patch_params(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| self.api_error(key, "patch", Side::Virtual, e))?;
+        api.patch(
+            key.name(),
+            &FieldManager::SYNCER.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| self.api_error(key, "patch", Side::Virtual, e))?;
         self.metrics.wrote();
         Ok(())
     }

@@ -26,10 +26,12 @@ use serde_json::json;
 use vcluster_core::{Translator, TranslatorExt};
 
 use super::{
-    encode, host_copy, host_name, key_of, owned_patch, status_patch, translation_error, HostCopy,
+    create_on_host, encode, host_copy, host_name, key_of, owned_patch, status_patch,
+    translation_error, HostCopy,
 };
 use crate::error::SyncError;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::memory::Memory;
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "ingresses";
 
@@ -50,7 +52,7 @@ impl IngressSyncer {
 }
 
 /// The names of the TLS secrets an ingress uses (in its namespace).
-pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
+pub(crate) fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
     ingress
         .spec
         .iter()
@@ -61,7 +63,7 @@ pub fn tls_secrets(ingress: &Ingress) -> BTreeSet<String> {
 }
 
 /// The names of the services an ingress routes to (in its namespace).
-pub fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
+pub(crate) fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
     let Some(spec) = ingress.spec.as_ref() else {
         return BTreeSet::new();
     };
@@ -118,7 +120,7 @@ fn host_backend(
 }
 
 /// The host copy of a virtual ingress.
-pub fn host_ingress(
+pub(crate) fn host_ingress(
     translator: &dyn Translator,
     ingress: &Ingress,
 ) -> vcluster_core::Result<Ingress> {
@@ -158,20 +160,18 @@ impl Syncer for IngressSyncer {
         ingress: &Ingress,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<Ingress>, SyncError> {
-        if ingress.metadata.deletion_timestamp.is_some() {
-            return Ok(VirtualOnly::Skip);
+        let decision = create_on_host(KIND, ctx, ingress, host_ingress)?;
+        if !matches!(decision, VirtualOnly::CreateHost(_)) {
+            return Ok(decision);
         }
-        let key = key_of(ingress);
-        let host = host_ingress(ctx.translator.as_ref(), ingress)
-            .map_err(translation_error(KIND, &key))?;
         if let Some(foreign) = foreign_reference(ctx, ingress).await? {
             return Err(SyncError::NotOwned {
                 kind: KIND,
-                key,
+                key: key_of(ingress),
                 host: foreign,
             });
         }
-        Ok(VirtualOnly::CreateHost(host))
+        Ok(decision)
     }
 
     async fn both(

@@ -32,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 use vcluster_core::markers::MANAGED_BY_LABEL;
 use vcluster_core::{safe_concat_name, VirtualKey};
 
-use crate::engine::{MetricsSnapshot, SyncMetrics};
+use crate::engine::{EngineHandle, MetricsSnapshot, SyncMetrics};
 use crate::error::{has_code, Side, SyncError};
-use crate::runner::EngineHandle;
+
 use crate::syncer::SyncContext;
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 const KIND: &str = "hostlimits";
 
@@ -306,7 +306,10 @@ impl Inner {
         };
         match existing {
             None => match api
-                .create(&post_params(), &K::build(meta, spec.clone()))
+                .create(
+                    &FieldManager::SYNCER.post_params(),
+                    &K::build(meta, spec.clone()),
+                )
                 .await
             {
                 Ok(_) => self.metrics.wrote(),
@@ -329,7 +332,11 @@ impl Inner {
                 labels.extend(self.labels());
                 meta.labels = Some(labels);
                 match api
-                    .replace(&name, &post_params(), &K::build(meta, spec.clone()))
+                    .replace(
+                        &name,
+                        &FieldManager::SYNCER.post_params(),
+                        &K::build(meta, spec.clone()),
+                    )
                     .await
                 {
                     Ok(_) => self.metrics.wrote(),

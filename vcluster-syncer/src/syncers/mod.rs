@@ -1,8 +1,8 @@
 //! The built-in syncers. Each file holds one kind's field rules; the
 //! engine ([`crate::engine`]) does the rest. Labels and annotations of
-//! every kind synced *to* the host follow the three-way rules of
-//! [`crate::metadata`] (virtual wins, host additions survive). On by default
-//! unless marked optional ([`crate::runner::EnabledSyncers`]).
+//! every kind synced *to* the host follow the engine's three-way rules
+//! (virtual wins, host additions survive; see `docs/syncer.md`). On by
+//! default unless marked optional ([`EnabledSyncers`](crate::EnabledSyncers)).
 //!
 //! | syncer | direction | virtual -> host | host -> virtual |
 //! | --- | --- | --- | --- |
@@ -21,7 +21,7 @@
 //! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
 //! | [`HostLimitsSyncer`](limits::HostLimitsSyncer) (optional) | host only | a ResourceQuota / LimitRange kept in the host namespace | - |
 //!
-//! Pods pass the host isolation policy ([`pods::policy`], Pod Security
+//! Pods pass the host isolation policy ([`crate::policy`], Pod Security
 //! Standards, default baseline) before they are created on the host.
 
 use kube::Resource;
@@ -29,6 +29,8 @@ use serde::Serialize;
 use vcluster_core::VirtualKey;
 
 use crate::error::SyncError;
+pub use crate::syncer::FROM_HOST_LABEL;
+pub(crate) use crate::syncer::{create_on_host, is_from_host};
 
 pub mod data;
 pub mod endpoints;
@@ -61,21 +63,6 @@ pub(crate) fn encode<K: Resource + Serialize>(
         key: key_of(object),
         message: format!("cannot be encoded as JSON: {e}"),
     })
-}
-
-/// The label that marks virtual objects the syncer created from host
-/// objects (nodes, storage classes): only those are updated or deleted
-/// when the host changes, so a tenant's own objects of the same name are
-/// never touched.
-pub const FROM_HOST_LABEL: &str = "vcluster.loft.sh/synced-from-host";
-
-/// Whether a virtual object was created by a from-host syncer.
-pub(crate) fn is_from_host(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    meta.labels
-        .as_ref()
-        .is_some_and(|l| l.get(FROM_HOST_LABEL).map(String::as_str) == Some("true"))
 }
 
 /// A translation failure of `kind` `key`, as a [`SyncError`].

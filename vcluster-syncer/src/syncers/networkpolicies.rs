@@ -29,9 +29,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
 use vcluster_core::{MarkerScope, Translator, TranslatorExt};
 
-use super::{encode, key_of, owned_patch, translation_error};
+use super::{create_on_host, encode, key_of, owned_patch, translation_error};
 use crate::error::SyncError;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::memory::Memory;
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "networkpolicies";
 
@@ -64,7 +65,7 @@ fn merge_selectors(a: LabelSelector, b: LabelSelector) -> LabelSelector {
 }
 
 /// A peer of a policy in virtual `namespace` as a host peer.
-pub fn host_peer(
+pub(crate) fn host_peer(
     translator: &dyn Translator,
     namespace: &str,
     peer: &NetworkPolicyPeer,
@@ -97,7 +98,7 @@ pub fn host_peer(
 }
 
 /// The host copy of a virtual network policy.
-pub fn host_policy(
+pub(crate) fn host_policy(
     translator: &dyn Translator,
     policy: &NetworkPolicy,
 ) -> vcluster_core::Result<NetworkPolicy> {
@@ -141,10 +142,7 @@ impl Syncer for NetworkPolicySyncer {
         policy: &NetworkPolicy,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<NetworkPolicy>, SyncError> {
-        let key = key_of(policy);
-        let host =
-            host_policy(ctx.translator.as_ref(), policy).map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(KIND, ctx, policy, host_policy)
     }
 
     async fn both(

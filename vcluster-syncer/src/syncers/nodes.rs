@@ -26,7 +26,7 @@
 //! Key mapping: a node has the same name on both sides (the engine's
 //! mapping is the identity), the host watch is every host node (host nodes
 //! carry no marker of ours), and the runner queues a node's key whenever a
-//! host pod bound to it changes ([`crate::engine::SyncEngine::observe_host`]
+//! host pod bound to it changes ([`SyncEngine::observe_host`](crate::SyncEngine::observe_host)
 //! on the pod syncer).
 
 use std::collections::BTreeMap;
@@ -37,15 +37,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::Store;
 use serde_json::json;
-use vcluster_core::{HostKey, VirtualKey};
+use vcluster_core::VirtualKey;
 
 use super::{is_from_host, status_patch, FROM_HOST_LABEL};
 use crate::engine::Listed;
 use crate::error::SyncError;
-use crate::metadata::map_patch;
-use crate::syncer::{
-    Action, Direction, HostOnly, HostWatch, Memory, SyncContext, Syncer, VirtualOnly,
-};
+use crate::labels_annotations::map_patch;
+use crate::memory::Memory;
+use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer};
 
 const KIND: &str = "nodes";
 
@@ -171,7 +170,7 @@ fn real_labels(host: &Node) -> BTreeMap<String, String> {
 }
 
 /// A copy of a host node: name, labels (plus the marker) and status.
-pub fn real_node(host: &Node) -> Node {
+pub(crate) fn real_node(host: &Node) -> Node {
     Node {
         metadata: ObjectMeta {
             name: host.metadata.name.clone(),
@@ -184,7 +183,7 @@ pub fn real_node(host: &Node) -> Node {
 }
 
 /// A fake node called `name` with `capacity`.
-pub fn fake_node(name: &str, capacity: &BTreeMap<String, Quantity>) -> Node {
+pub(crate) fn fake_node(name: &str, capacity: &BTreeMap<String, Quantity>) -> Node {
     let labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_owned(), name.to_owned()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
@@ -228,34 +227,6 @@ impl Syncer for NodeSyncer {
 
     fn namespaced(&self) -> bool {
         false
-    }
-
-    /// Every host node: host nodes carry no marker of ours.
-    fn host_watch(&self, _ctx: &SyncContext) -> HostWatch {
-        HostWatch::default()
-    }
-
-    /// Same name on both sides.
-    fn host_key(&self, _ctx: &SyncContext, key: &VirtualKey) -> Result<HostKey, SyncError> {
-        Ok(HostKey::cluster(key.name()))
-    }
-
-    fn virtual_key(&self, _ctx: &SyncContext, host: &Node) -> Option<VirtualKey> {
-        host.metadata.name.as_deref().map(VirtualKey::cluster)
-    }
-
-    async fn virtual_only(
-        &self,
-        _ctx: &SyncContext,
-        node: &Node,
-        _memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<Node>, SyncError> {
-        // The host node is gone.
-        Ok(if is_from_host(&node.metadata) {
-            VirtualOnly::DeleteVirtual
-        } else {
-            VirtualOnly::Skip
-        })
     }
 
     async fn both(
@@ -320,6 +291,8 @@ mod tests {
     use kube::runtime::reflector;
     use kube::runtime::watcher;
     use vcluster_core::TranslatorExt;
+
+    use crate::syncer::VirtualOnly;
 
     fn host_node() -> Node {
         serde_json::from_value(json!({

@@ -25,10 +25,11 @@ use k8s_openapi::api::core::v1::{
 use serde_json::{json, Value};
 use vcluster_core::{MarkerScope, Translator, TranslatorExt};
 
-use super::{encode, host_name, key_of, status_patch, translation_error};
+use super::{create_on_host, encode, host_name, status_patch};
 use crate::error::SyncError;
+use crate::memory::Memory;
 use crate::patch::diff;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "persistentvolumeclaims";
 
@@ -124,13 +125,7 @@ impl Syncer for PersistentVolumeClaimSyncer {
         claim: &PersistentVolumeClaim,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<PersistentVolumeClaim>, SyncError> {
-        if claim.metadata.deletion_timestamp.is_some() {
-            return Ok(VirtualOnly::Skip);
-        }
-        let key = key_of(claim);
-        let host =
-            host_claim(ctx.translator.as_ref(), claim).map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(KIND, ctx, claim, host_claim)
     }
 
     async fn both(

@@ -29,11 +29,11 @@ use vcluster_core::service_addresses::{
 use vcluster_core::{SingleNamespaceTranslator, Translator, VirtualKey};
 
 use super::services::{host_service, is_api_service};
-use crate::writes::post_params;
+use vcluster_core::FieldManager;
 
 /// How long a reservation protects a host copy whose virtual service is not
 /// stored yet: well past the virtual API server's wait for the provider.
-pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
+pub(crate) const RESERVATION_TTL: Duration = Duration::from_secs(30);
 
 /// Host copies created for virtual services that may not be stored yet, by
 /// host name, with when, and the host uid.
@@ -144,7 +144,11 @@ impl ServiceAddressProvider for HostServiceAddresses {
         // Marked before the create, so the syncer never sees the copy
         // unprotected.
         self.reservations.add(host_name.clone(), None);
-        match self.api().create(&post_params(), &host).await {
+        match self
+            .api()
+            .create(&FieldManager::SYNCER.post_params(), &host)
+            .await
+        {
             Ok(created) => {
                 self.reservations
                     .add(host_name, created.metadata.uid.clone());

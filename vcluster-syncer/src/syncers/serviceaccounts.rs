@@ -18,9 +18,10 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use serde_json::json;
 use vcluster_core::{Translator, TranslatorExt};
 
-use super::{key_of, translation_error};
+use super::create_on_host;
 use crate::error::SyncError;
-use crate::syncer::{Action, Memory, SyncContext, Syncer, VirtualOnly};
+use crate::memory::Memory;
+use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
 
 const KIND: &str = "serviceaccounts";
 
@@ -36,7 +37,7 @@ impl ServiceAccountSyncer {
 }
 
 /// The host copy of a virtual service account.
-pub fn host_account(
+pub(crate) fn host_account(
     translator: &dyn Translator,
     account: &ServiceAccount,
 ) -> vcluster_core::Result<ServiceAccount> {
@@ -62,10 +63,7 @@ impl Syncer for ServiceAccountSyncer {
         account: &ServiceAccount,
         _memory: Option<&Memory>,
     ) -> Result<VirtualOnly<ServiceAccount>, SyncError> {
-        let key = key_of(account);
-        let host = host_account(ctx.translator.as_ref(), account)
-            .map_err(translation_error(KIND, &key))?;
-        Ok(VirtualOnly::CreateHost(host))
+        create_on_host(KIND, ctx, account, host_account)
     }
 
     async fn both(

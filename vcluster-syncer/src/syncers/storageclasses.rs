@@ -18,15 +18,13 @@ use async_trait::async_trait;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
-use vcluster_core::{HostKey, VirtualKey};
 
 use super::{encode, is_from_host, FROM_HOST_LABEL};
 use crate::error::SyncError;
-use crate::metadata::map_patch;
+use crate::labels_annotations::map_patch;
+use crate::memory::Memory;
 use crate::patch::diff;
-use crate::syncer::{
-    Action, Direction, HostOnly, HostWatch, Memory, SyncContext, Syncer, VirtualOnly,
-};
+use crate::syncer::{Action, Direction, HostOnly, SyncContext, Syncer};
 
 const KIND: &str = "storageclasses";
 
@@ -67,7 +65,7 @@ fn annotations_of(host: &StorageClass) -> BTreeMap<String, String> {
 }
 
 /// The virtual copy of a host storage class.
-pub fn virtual_class(host: &StorageClass) -> StorageClass {
+pub(crate) fn virtual_class(host: &StorageClass) -> StorageClass {
     StorageClass {
         metadata: ObjectMeta {
             name: host.metadata.name.clone(),
@@ -101,33 +99,6 @@ impl Syncer for StorageClassSyncer {
 
     fn namespaced(&self) -> bool {
         false
-    }
-
-    /// Every host class (host classes carry no marker of ours).
-    fn host_watch(&self, _ctx: &SyncContext) -> HostWatch {
-        HostWatch::default()
-    }
-
-    /// Same name on both sides.
-    fn host_key(&self, _ctx: &SyncContext, key: &VirtualKey) -> Result<HostKey, SyncError> {
-        Ok(HostKey::cluster(key.name()))
-    }
-
-    fn virtual_key(&self, _ctx: &SyncContext, host: &StorageClass) -> Option<VirtualKey> {
-        host.metadata.name.as_deref().map(VirtualKey::cluster)
-    }
-
-    async fn virtual_only(
-        &self,
-        _ctx: &SyncContext,
-        class: &StorageClass,
-        _memory: Option<&Memory>,
-    ) -> Result<VirtualOnly<StorageClass>, SyncError> {
-        Ok(if is_from_host(&class.metadata) {
-            VirtualOnly::DeleteVirtual
-        } else {
-            VirtualOnly::Skip
-        })
     }
 
     async fn both(

@@ -342,7 +342,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use vcluster_syncer::engine::MetricsSnapshot;
-use vcluster_syncer::runner::EngineHandle;
+use vcluster_syncer::EngineHandle;
 
 impl Cluster {
     /// The server's loopback address (what a proxy forwards to).

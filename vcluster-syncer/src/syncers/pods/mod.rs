@@ -25,10 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::Patch;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 use serde_json::{json, Value};
@@ -36,23 +35,19 @@ use vcluster_core::VirtualKey;
 
 use super::key_of;
 use crate::error::{Side, SyncError};
+use crate::memory::Memory;
 use crate::patch::diff;
-use crate::syncer::{Action, HostOnly, Memory, SyncContext, Syncer, VirtualOnly};
-use crate::writes::{patch_params, post_params};
+use crate::policy::{self, PodPolicy};
+use crate::syncer::{Action, Blocked, HostOnly, SyncContext, Syncer, VirtualOnly};
 
-pub mod policy;
 mod references;
 pub mod translate;
 
-pub use policy::{AllowList, PodPolicy, PodSecurityLevel};
 pub use references::PodReferences;
 pub use translate::PodEnvironment;
 
 /// The reason of the condition and event of a pod that is not synced.
 pub const SYNC_BLOCKED: &str = "SyncBlocked";
-
-/// The longest condition or event message written (events.k8s.io's limit).
-const MAX_MESSAGE: usize = 1024;
 
 /// How long a pod waits before looking again for a missing dependency.
 const DEPENDENCY_RETRY: Duration = Duration::from_millis(500);
@@ -240,127 +235,17 @@ fn readiness(
     }
 }
 
-/// Cuts `message` to [`MAX_MESSAGE`] bytes at a character boundary.
-fn bounded(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE {
-        return message.to_owned();
-    }
-    let mut end = MAX_MESSAGE - 3;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &message[..end])
-}
-
-/// Tells the tenant that `pod` is not synced and why: a `PodScheduled`
-/// condition with status `False` and reason [`SYNC_BLOCKED`] (written once
-/// per message), and a warning event.
-async fn report_blocked(ctx: &SyncContext, pod: &Pod, message: &str) -> Result<(), SyncError> {
-    let key = key_of(pod);
-    let message = bounded(message);
-    let conditions = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
-    let already = conditions.iter().any(|c| {
-        c.type_ == "PodScheduled"
-            && c.status == "False"
-            && c.reason.as_deref() == Some(SYNC_BLOCKED)
-            && c.message.as_deref() == Some(message.as_str())
-    });
-    if already {
-        return Ok(());
-    }
-    tracing::warn!(%key, reason = %message, "pod not synced to the host");
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let mut kept: Vec<Value> = Vec::new();
-    for condition in conditions.iter().filter(|c| c.type_ != "PodScheduled") {
-        let value = serde_json::to_value(condition).map_err(|e| SyncError::Invalid {
-            kind: "pods",
-            key: key.clone(),
-            message: format!("a condition cannot be encoded: {e}"),
-        })?;
-        kept.push(value);
-    }
-    kept.push(json!({
-        "type": "PodScheduled",
-        "status": "False",
-        "reason": SYNC_BLOCKED,
-        "message": message,
-        "lastTransitionTime": now.to_string(),
-    }));
-    let namespace = key.namespace().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(ctx.virtual_client.clone(), namespace);
-    let patch = json!({
-        "metadata": {"resourceVersion": pod.metadata.resource_version},
-        "status": {"phase": "Pending", "conditions": kept},
-    });
-    match api
-        .patch_status(key.name(), &patch_params(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => {}
-        Err(err) if crate::error::has_code(&err, 404) => return Ok(()),
-        Err(source) => {
-            return Err(SyncError::Api {
-                kind: "pods",
-                key,
-                operation: "report a blocked pod",
-                side: Side::Virtual,
-                source: Box::new(source),
-            })
-        }
-    }
-    // The condition is what counts; the event is for `kubectl describe`
-    // and `get events`, written once along with the condition.
-    let events: Api<Event> = Api::namespaced(ctx.virtual_client.clone(), namespace);
-    if let Err(err) = events
-        .create(&post_params(), &blocked_event(pod, &message, now))
-        .await
-    {
-        tracing::warn!(%key, error = %err, "could not record the blocked pod's event");
-    }
-    Ok(())
-}
-
-/// The warning event of a pod that is not synced.
-fn blocked_event(pod: &Pod, message: &str, now: k8s_openapi::jiff::Timestamp) -> Event {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    // Event names are DNS subdomains of at most 253 characters.
-    let base: String = name.chars().take(230).collect();
-    let base = base.trim_end_matches(['-', '.']);
-    let suffix = now.as_nanosecond().unsigned_abs();
-    let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
-    Event {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{base}.{suffix:x}")),
-            namespace: pod.metadata.namespace.clone(),
-            ..Default::default()
-        },
-        involved_object: k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: Some(name),
-            namespace: pod.metadata.namespace.clone(),
-            uid: pod.metadata.uid.clone(),
-            resource_version: pod.metadata.resource_version.clone(),
-            ..Default::default()
-        },
-        reason: Some(SYNC_BLOCKED.into()),
-        message: Some(message.to_owned()),
-        type_: Some("Warning".into()),
-        count: Some(1),
-        first_timestamp: Some(time.clone()),
-        last_timestamp: Some(time),
-        source: Some(k8s_openapi::api::core::v1::EventSource {
-            component: Some("vcluster-syncer".into()),
-            host: None,
-        }),
-        reporting_component: Some("vcluster-syncer".into()),
-        reporting_instance: Some("vcluster-syncer".into()),
-        ..Default::default()
-    }
+/// The decision for a pod that must not run on the host: the tenant sees
+/// why in a `PodScheduled=False` condition with reason [`SYNC_BLOCKED`]
+/// (the pod stays `Pending`) and a warning event.
+fn blocked(message: String, retry_after: Option<Duration>) -> VirtualOnly<Pod> {
+    VirtualOnly::Blocked(Blocked {
+        condition: "PodScheduled",
+        reason: SYNC_BLOCKED,
+        message,
+        status: json!({"phase": "Pending"}),
+        retry_after,
+    })
 }
 
 /// The JSON patch ops that set the host containers' images to the
@@ -465,8 +350,7 @@ impl Syncer for PodSyncer {
                 self.policy.level,
                 policy::describe(&violations)
             );
-            report_blocked(ctx, pod, &message).await?;
-            return Ok(VirtualOnly::Skip);
+            return Ok(blocked(message, None));
         }
         match self.check_references(ctx, pod).await? {
             Readiness::Ready => Ok(VirtualOnly::CreateHost(host)),
@@ -474,11 +358,11 @@ impl Syncer for PodSyncer {
                 DEPENDENCY_RETRY,
                 format!("waiting for {missing} on the host"),
             )),
-            Readiness::Foreign(why) => {
-                report_blocked(ctx, pod, &format!("not synced to the host: {why}")).await?;
-                // Looked at again later: the name may be freed.
-                Ok(VirtualOnly::Wait(FOREIGN_RETRY, why))
-            }
+            // Looked at again later: the name may be freed.
+            Readiness::Foreign(why) => Ok(blocked(
+                format!("not synced to the host: {why}"),
+                Some(FOREIGN_RETRY),
+            )),
         }
     }
 

@@ -18,7 +18,7 @@ use vcluster_core::markers::parse_managed_keys;
 use vcluster_core::markers::{MANAGED_ANNOTATIONS_ANNOTATION, MANAGED_LABELS_ANNOTATION};
 use vcluster_core::{merge_host_metadata, GroupVersionKind, Translator};
 
-use crate::syncer::Memory;
+use crate::memory::Memory;
 
 /// The metadata changes of one reconcile.
 #[derive(Debug, Default, PartialEq)]
@@ -108,31 +108,12 @@ fn metadata_patch(labels: Option<Value>, annotations: Option<Value>) -> Option<V
 
 /// Plans the label and annotation changes between a virtual object and its
 /// host copy. `namespace_labels` are the virtual namespace's labels for
-/// kinds that carry them (pods).
+/// kinds that carry them (pods); `overrides` are labels whose host value
+/// the syncer sets itself (by virtual key; see
+/// [`Syncer::host_label_overrides`](crate::Syncer::host_label_overrides)):
+/// the host copy gets the override and the key never flows back, whatever
+/// the host holds.
 pub fn plan(
-    translator: &dyn Translator,
-    kind: &GroupVersionKind,
-    virtual_meta: &ObjectMeta,
-    host_meta: &ObjectMeta,
-    memory: Option<&Memory>,
-    namespace_labels: Option<&Strings>,
-) -> Result<MetadataPlan, vcluster_core::Error> {
-    plan_with_overrides(
-        translator,
-        kind,
-        virtual_meta,
-        host_meta,
-        memory,
-        namespace_labels,
-        None,
-    )
-}
-
-/// [`plan`], with labels whose host value the syncer sets itself
-/// (`overrides`, by virtual key; see
-/// [`crate::syncer::Syncer::host_label_overrides`]): the host copy gets the
-/// override and the key never flows back, whatever the host holds.
-pub fn plan_with_overrides(
     translator: &dyn Translator,
     kind: &GroupVersionKind,
     virtual_meta: &ObjectMeta,
@@ -267,7 +248,7 @@ mod tests {
             .insert("webhook".into(), "added".into());
         virt.labels = Some(strings(&[("app", "api")]));
         let memory = synced_labels(&[("app", "web")]);
-        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
+        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None, None).expect("plan");
         assert_eq!(
             plan.host_patch,
             Some(json!({"metadata": {"labels": {"app": "api"}}}))
@@ -283,7 +264,7 @@ mod tests {
             .get_or_insert_default()
             .insert("app".into(), "changed-on-host".into());
         let memory = synced_labels(&[("app", "web")]);
-        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
+        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None, None).expect("plan");
         assert_eq!(
             plan.virtual_patch,
             Some(json!({"metadata": {"labels": {"app": "changed-on-host"}}}))
@@ -301,7 +282,7 @@ mod tests {
             .insert("app".into(), "host-value".into());
         virt.labels = Some(strings(&[("app", "virtual-value")]));
         let memory = synced_labels(&[("app", "web")]);
-        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None).expect("plan");
+        let plan = plan(&translator, &kind, &virt, &host, Some(&memory), None, None).expect("plan");
         assert_eq!(plan.virtual_patch, None);
         assert_eq!(
             plan.host_patch,
@@ -313,7 +294,7 @@ mod tests {
     fn without_memory_virtual_wins_and_in_step_objects_need_nothing() {
         let (translator, kind, virt) = setup();
         let host = translator.host_metadata(&virt, &kind, None).expect("host");
-        let plan = plan(&translator, &kind, &virt, &host, None, None).expect("plan");
+        let plan = plan(&translator, &kind, &virt, &host, None, None, None).expect("plan");
         assert_eq!((plan.host_patch, plan.virtual_patch), (None, None));
     }
 
@@ -327,7 +308,7 @@ mod tests {
             .get_or_insert_default()
             .insert("kubernetes.io/service-name".into(), "stale".into());
         let memory = synced_labels(&[("kubernetes.io/service-name", "db")]);
-        let plan = plan_with_overrides(
+        let plan = super::plan(
             &translator,
             &kind,
             &virt,
@@ -351,7 +332,7 @@ mod tests {
             "kubernetes.io/service-name".into(),
             "db-x-default-x-vc".into(),
         );
-        let plan = plan_with_overrides(
+        let plan = super::plan(
             &translator,
             &kind,
             &virt,
