@@ -37,14 +37,13 @@ use tokio_util::sync::CancellationToken;
 use crate::deployment::util::scaled_value;
 use crate::error::{ApiContext, Error, Result};
 use crate::hash::template_hash;
-use crate::history::{History, DEFAULT_HISTORY_LIMIT};
+use crate::history::{History, DEFAULT_HISTORY_LIMIT, REVISION_LABEL};
 use crate::meta::{
     classify, controller_ref, delete_exact, labels, name_of, namespace_of, selector_of,
     settle_claim, uid_of,
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
-use crate::statefulset::REVISION_LABEL;
 use crate::writes::post_params;
 
 const KIND: &str = "DaemonSet";

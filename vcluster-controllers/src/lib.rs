@@ -18,14 +18,13 @@
 //! | [`cronjob`] | cronjob | CronJobs | a Job per start time |
 //! | [`endpoints`] | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | [`serviceaccounts`] | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
-//! | [`orphans`] | garbage collector (stand-in) | deleted owners | deleted dependents |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
 //! ones [`EnabledControllers`] lists against one client and stops them
 //! with one `CancellationToken`. Everything a controller creates carries
-//! a controller owner reference, so garbage collection removes it with
-//! its owner.
+//! a controller owner reference, so the API server's garbage collector
+//! removes it with its owner (this crate has no collector of its own).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -85,7 +84,7 @@ pub mod history;
 pub mod job;
 pub mod manager;
 mod meta;
-pub mod orphans;
+pub mod options;
 pub mod pods;
 pub mod replicaset;
 mod runtime;
@@ -94,4 +93,5 @@ pub mod statefulset;
 pub mod writes;
 
 pub use error::{Error, Result};
-pub use manager::{Clock, ControllerManager, ControllerOptions, EnabledControllers};
+pub use manager::ControllerManager;
+pub use options::{Clock, ControllerOptions, EnabledControllers};
