@@ -10,14 +10,14 @@
 //!
 //! | module | controller | turns | into |
 //! | --- | --- | --- | --- |
-//! | [`deployment`] | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
-//! | [`replicaset`] | replicaset | ReplicaSets | Pods (and ready/available counts) |
-//! | [`statefulset`] | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
-//! | [`daemonset`] | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
-//! | [`job`] | job, ttl-after-finished | Jobs | Pods until enough succeed |
-//! | [`cronjob`] | cronjob | CronJobs | a Job per start time |
-//! | [`endpoints`] | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
-//! | [`serviceaccounts`] | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
+//! | `deployment` | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
+//! | `replicaset` | replicaset | ReplicaSets | Pods (and ready/available counts) |
+//! | `statefulset` | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
+//! | `daemonset` | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
+//! | `job` | job, ttl-after-finished | Jobs | Pods until enough succeed |
+//! | `cronjob` | cronjob | CronJobs | a Job per start time |
+//! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
+//! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
@@ -74,22 +74,22 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod cronjob;
+mod cronjob;
 pub mod daemonset;
 pub mod deployment;
-pub mod endpoints;
-pub mod error;
+mod endpoints;
+mod error;
 pub mod hash;
-pub mod history;
-pub mod job;
-pub mod manager;
+mod history;
+mod job;
+mod manager;
 mod meta;
-pub mod options;
+mod options;
 pub mod pods;
-pub mod replicaset;
+mod replicaset;
 mod runtime;
-pub mod serviceaccounts;
-pub mod statefulset;
+mod serviceaccounts;
+mod statefulset;
 pub mod writes;
 
 pub use error::{Error, Result};
