@@ -56,15 +56,17 @@
 //! file fails fast instead of splitting the watch stream.
 //!
 //! # Where each part lives
-//! - [`open`]: options, opening a file (lock, pragmas, schema checks) and
+//! - `open.rs`: options, opening a file (lock, pragmas, schema checks) and
 //!   why an open can fail.
-//! - [`schema`]: the tables and how revisions and keys are stored in them.
-//! - [`readers`]: the pool of read-only connections, point reads and lists.
-//! - [`writer`]: the single writer thread, its batches and compaction.
-//! - [`watch`]: watch streams over the log and the live channel.
-//! - [`store`]: [`SqliteStorage`], which ties them to the [`Storage`] trait.
+//! - `schema.rs`: the tables and how revisions and keys are stored in them.
+//! - `readers.rs`: the pool of read-only connections, point reads and lists.
+//! - `writer.rs`: the single writer thread, its batches and compaction.
+//! - `watch.rs`: watch streams over the log and the live channel.
+//! - `store.rs`: [`SqliteStorage`], which ties them to the [`Storage`] trait.
 //!
+//! [`Revision`]: super::Revision
 //! [`Storage`]: super::Storage
+//! [`StorageError`]: super::StorageError
 
 mod open;
 mod readers;

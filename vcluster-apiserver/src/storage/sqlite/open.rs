@@ -40,7 +40,7 @@ impl Synchronous {
     }
 }
 
-/// How a [`SqliteStorage`] keeps its history and syncs its commits.
+/// How a [`SqliteStorage`](super::SqliteStorage) keeps its history and syncs its commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Revisions kept for watches and old-revision reads (at least one);
