@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::calls::{revision, ERR_COMPACTED};
 use super::EtcdStorage;
-use crate::storage::{EventKind, Revision, StorageError, WatchEvent, WatchStream};
+use crate::storage::{EventKind, PendingEvents, Revision, StorageError, WatchEvent, WatchStream};
 
 impl EtcdStorage {
     /// Opens an etcd watch from `start` (inclusive) under a prepared range.
@@ -47,8 +47,7 @@ pub(super) async fn start(
         stream: Some(stream),
         opened: Instant::now(),
         outage: None,
-        last: after,
-        pending: VecDeque::new(),
+        pending: PendingEvents::new(after, VecDeque::new()),
         done: false,
     };
     Ok(Box::pin(futures::stream::unfold(watch, EtcdWatch::next)))
@@ -65,9 +64,8 @@ struct EtcdWatch {
     opened: Instant,
     /// The running outage: when it began and the next back-off.
     outage: Option<(Instant, Duration)>,
-    /// Revision of the last event handed out (or the starting point).
-    last: Revision,
-    pending: VecDeque<WatchEvent>,
+    /// Events yet to hand out, and the last revision handed out.
+    pending: PendingEvents,
     done: bool,
 }
 
@@ -83,12 +81,8 @@ impl EtcdWatch {
     /// The next event, resuming the stream when it broke.
     async fn next(mut self) -> Option<(Result<WatchEvent, StorageError>, Self)> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                if event.revision > self.last {
-                    self.last = event.revision;
-                    return Some((Ok(event), self));
-                }
-                continue;
+            if let Some(event) = self.pending.next_new() {
+                return Some((Ok(event), self));
             }
             if self.done {
                 return None;
@@ -106,7 +100,7 @@ impl EtcdWatch {
                     if !events.is_empty() {
                         self.outage = None;
                     }
-                    self.pending.extend(events);
+                    self.pending.queue.extend(events);
                 }
                 Step::Fail(err) => {
                     self.done = true;
@@ -128,15 +122,15 @@ impl EtcdWatch {
         if resp.canceled() {
             if resp.compact_revision() > 0 {
                 return Step::Fail(StorageError::Expired {
-                    requested: self.last,
+                    requested: self.pending.last,
                     oldest: revision(resp.compact_revision()),
                 });
             }
             let reason = resp.cancel_reason();
             if reason.contains(ERR_COMPACTED) {
-                let oldest = self.last + 1;
+                let oldest = self.pending.last + 1;
                 return Step::Fail(StorageError::Expired {
-                    requested: self.last,
+                    requested: self.pending.last,
                     oldest,
                 });
             }
@@ -199,7 +193,11 @@ impl EtcdWatch {
         };
         let deadline = began + window;
         let mut last_error = reason.to_owned();
-        tracing::warn!(reason, last = self.last, "etcd watch broke; resuming");
+        tracing::warn!(
+            reason,
+            last = self.pending.last,
+            "etcd watch broke; resuming"
+        );
         loop {
             if Instant::now() + delay > deadline {
                 return Err(self.store.backend(
@@ -211,7 +209,11 @@ impl EtcdWatch {
             delay = (delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
             match self
                 .store
-                .open_watch(self.start_key.clone(), self.end.clone(), self.last + 1)
+                .open_watch(
+                    self.start_key.clone(),
+                    self.end.clone(),
+                    self.pending.last + 1,
+                )
                 .await
             {
                 Ok(stream) => {

@@ -3,7 +3,6 @@
 //! that channel it reads the log again from its last revision, so a slow
 //! watcher never loses an event.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use tokio::sync::broadcast;
 use super::readers::{read, snapshot_revisions, Shared};
 use super::schema::{key_at, prefix_end, revision_at, to_sql};
 use super::{backend, sql};
-use crate::storage::{EventKind, Revision, StorageError, WatchEvent, WatchStream};
+use crate::storage::{EventKind, PendingEvents, Revision, StorageError, WatchEvent, WatchStream};
 
 /// Rows a catching-up watcher reads from the log per query.
 const WATCH_PAGE: usize = 512;
@@ -36,9 +35,8 @@ pub(super) async fn start(
     let watch = SqliteWatch {
         shared: shared.clone(),
         prefix: prefix.to_owned(),
-        last: after,
         catching_up: first.len() == WATCH_PAGE,
-        pending: first.into(),
+        pending: PendingEvents::new(after, first.into()),
         receiver,
         done: false,
     };
@@ -116,9 +114,8 @@ fn read_events(
 struct SqliteWatch {
     shared: Arc<Shared>,
     prefix: String,
-    /// Revision of the last event handed out (or the starting point).
-    last: Revision,
-    pending: VecDeque<WatchEvent>,
+    /// Events yet to hand out, and the last revision handed out.
+    pending: PendingEvents,
     /// Reading the log (the channel may hold only part of what is missing).
     catching_up: bool,
     receiver: broadcast::Receiver<Arc<WatchEvent>>,
@@ -129,19 +126,15 @@ impl SqliteWatch {
     /// The next event, reading the log or waiting on the channel as needed.
     async fn next(mut self) -> Option<(Result<WatchEvent, StorageError>, Self)> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                if event.revision > self.last {
-                    self.last = event.revision;
-                    return Some((Ok(event), self));
-                }
-                continue;
+            if let Some(event) = self.pending.next_new() {
+                return Some((Ok(event), self));
             }
             if self.done {
                 return None;
             }
             if self.catching_up {
                 let prefix = self.prefix.clone();
-                let after = self.last;
+                let after = self.pending.last;
                 match read(&self.shared, "watch", move |conn| {
                     read_events(conn, &prefix, after, WATCH_PAGE)
                 })
@@ -149,7 +142,7 @@ impl SqliteWatch {
                 {
                     Ok(page) => {
                         self.catching_up = page.len() == WATCH_PAGE;
-                        self.pending.extend(page);
+                        self.pending.queue.extend(page);
                     }
                     Err(err) => {
                         self.done = true;
@@ -160,9 +153,7 @@ impl SqliteWatch {
             }
             match self.receiver.recv().await {
                 Ok(event) => {
-                    if event.revision > self.last && event.key.starts_with(&self.prefix) {
-                        self.pending.push_back(WatchEvent::clone(&event));
-                    }
+                    self.pending.push_live(&event, &self.prefix);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Resubscribe first, then read the log from where we
