@@ -87,7 +87,7 @@ where
 }
 
 /// The latest row of a key, tombstones included.
-pub(super) struct Row {
+pub(super) struct LatestRow {
     pub(super) revision: Revision,
     pub(super) create_revision: Revision,
     pub(super) value: Vec<u8>,
@@ -95,13 +95,13 @@ pub(super) struct Row {
 }
 
 /// The latest row of `key` (tombstones included), if the key was ever written.
-pub(super) fn latest_row(conn: &Connection, key: &str) -> rusqlite::Result<Option<Row>> {
+pub(super) fn latest_row(conn: &Connection, key: &str) -> rusqlite::Result<Option<LatestRow>> {
     conn.prepare_cached(
         "SELECT revision, create_revision, value, deleted FROM log
          WHERE key = ?1 ORDER BY revision DESC LIMIT 1",
     )?
     .query_row([key.as_bytes()], |row| {
-        Ok(Row {
+        Ok(LatestRow {
             revision: revision_at(row, 0)?,
             create_revision: revision_at(row, 1)?,
             value: row.get(2)?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rusqlite::{params, Connection};
 
-use super::readers::latest_row;
+use super::readers::{latest_row, LatestRow};
 use super::schema::to_sql;
 use crate::storage::{Deleted, EventKind, KeyValue, Revision, StorageError, WatchEvent};
 
@@ -65,6 +65,29 @@ fn append(
 /// which abort the whole batch.
 pub(super) type OpResult = rusqlite::Result<Result<WriteOutcome, StorageError>>;
 
+/// The latest row of `key` for a change guarded by `expected`: `NotFound`
+/// when the key does not exist (or is deleted), `Conflict` when its
+/// revision is not the expected one.
+fn live_row(
+    tx: &Connection,
+    key: &str,
+    expected: Option<Revision>,
+) -> rusqlite::Result<Result<LatestRow, StorageError>> {
+    let Some(row) = latest_row(tx, key)?.filter(|row| !row.deleted) else {
+        return Ok(Err(StorageError::NotFound {
+            key: key.to_owned(),
+        }));
+    };
+    match expected {
+        Some(expected) if row.revision != expected => Ok(Err(StorageError::Conflict {
+            key: key.to_owned(),
+            expected,
+            current: row.revision,
+        })),
+        _ => Ok(Ok(row)),
+    }
+}
+
 /// Creates `key`, unless it exists.
 pub(super) fn create(
     tx: &Connection,
@@ -103,21 +126,10 @@ pub(super) fn update(
     value: &Bytes,
     expected: Revision,
 ) -> OpResult {
-    let row = match latest_row(tx, key)? {
-        Some(row) if !row.deleted => row,
-        _ => {
-            return Ok(Err(StorageError::NotFound {
-                key: key.to_owned(),
-            }))
-        }
+    let row = match live_row(tx, key, Some(expected))? {
+        Ok(row) => row,
+        Err(refusal) => return Ok(Err(refusal)),
     };
-    if row.revision != expected {
-        return Ok(Err(StorageError::Conflict {
-            key: key.to_owned(),
-            expected,
-            current: row.revision,
-        }));
-    }
     let revision = append(
         tx,
         applied,
@@ -149,23 +161,10 @@ pub(super) fn delete(
     key: &str,
     expected: Option<Revision>,
 ) -> OpResult {
-    let row = match latest_row(tx, key)? {
-        Some(row) if !row.deleted => row,
-        _ => {
-            return Ok(Err(StorageError::NotFound {
-                key: key.to_owned(),
-            }))
-        }
+    let row = match live_row(tx, key, expected)? {
+        Ok(row) => row,
+        Err(refusal) => return Ok(Err(refusal)),
     };
-    if let Some(expected) = expected {
-        if row.revision != expected {
-            return Ok(Err(StorageError::Conflict {
-                key: key.to_owned(),
-                expected,
-                current: row.revision,
-            }));
-        }
-    }
     // The tombstone keeps the last value, so the delete event needs no join.
     let revision = append(
         tx,
