@@ -13,7 +13,7 @@
 //!   `controller-revision-hash`) at most `maxUnavailable` at a time.
 //! - Status: desired/current/misscheduled/ready/available/updated counts.
 //! - Each template is recorded as a ControllerRevision `<set>-<template
-//!   hash>` ([`crate::history`]) for `kubectl rollout history` and `undo`.
+//!   hash>` (`history`) for `kubectl rollout history` and `undo`.
 //!
 //! Virtual nodes exist only where something creates them (a node syncer,
 //! a test): with none, a DaemonSet has no pods. The syncer's
@@ -37,21 +37,20 @@ use tokio_util::sync::CancellationToken;
 use crate::deployment::util::scaled_value;
 use crate::error::{ApiContext, Error, Result};
 use crate::hash::template_hash;
-use crate::history::{History, DEFAULT_HISTORY_LIMIT};
+use crate::history::{History, DEFAULT_HISTORY_LIMIT, REVISION_LABEL};
 use crate::meta::{
     classify, controller_ref, delete_exact, labels, name_of, namespace_of, selector_of,
     settle_claim, uid_of,
 };
 use crate::pods;
 use crate::runtime::{drive, Shared};
-use crate::statefulset::REVISION_LABEL;
 use vcluster_core::FieldManager;
 
 const KIND: &str = "DaemonSet";
 /// The reporting controller of its events.
 const CONTROLLER: &str = "daemonset-controller";
 /// The deprecated label with the DaemonSet generation a pod came from.
-pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
+pub(crate) const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 
 /// Runs the daemonset controller until `cancel` fires.
 pub(crate) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
@@ -79,7 +78,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
 
 /// The taints daemon pods tolerate out of the box (upstream's
 /// `AddOrUpdateDaemonPodTolerations`).
-pub fn default_tolerations(host_network: bool) -> Vec<Toleration> {
+pub(crate) fn default_tolerations(host_network: bool) -> Vec<Toleration> {
     let toleration = |key: &str, effect: &str| Toleration {
         key: Some(key.into()),
         operator: Some("Exists".into()),
@@ -164,7 +163,7 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
 }
 
 /// Whether a pod of `ds` should run on `node`.
-pub fn should_run_on(ds: &DaemonSet, node: &Node) -> bool {
+pub(crate) fn should_run_on(ds: &DaemonSet, node: &Node) -> bool {
     if node.metadata.deletion_timestamp.is_some() {
         return false;
     }
@@ -232,7 +231,12 @@ pub fn target_node(pod: &Pod) -> Option<String> {
 
 /// The daemon pod for `node`: the template, labelled with its revision,
 /// pinned to the node by affinity, with the default tolerations.
-pub fn daemon_pod(ds: &DaemonSet, namespace: &str, node: &str, revision: &str) -> Result<Pod> {
+pub(crate) fn daemon_pod(
+    ds: &DaemonSet,
+    namespace: &str,
+    node: &str,
+    revision: &str,
+) -> Result<Pod> {
     let spec = ds.spec.clone().unwrap_or_default();
     let mut pod = pods::from_template(&spec.template, namespace, controller_ref(ds)?);
     pod.metadata.generate_name = Some(pods::generate_name(&name_of(ds)?));

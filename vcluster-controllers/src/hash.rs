@@ -24,7 +24,7 @@ const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// The hash of `template`, with `collision_count` mixed in (upstream's
 /// `ComputeHash`): at most 10 characters of `bcdfghjklmnpqrstvwxz2456789`.
-pub fn template_hash<T: Serialize>(template: &T, collision_count: Option<i32>) -> String {
+pub(crate) fn template_hash<T: Serialize>(template: &T, collision_count: Option<i32>) -> String {
     let value = serde_json::to_value(template).unwrap_or(Value::Null);
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
@@ -47,7 +47,7 @@ fn fnv32a(mut hash: u32, bytes: &[u8]) -> u32 {
 
 /// Upstream's `rand.SafeEncodeString`: each character mapped into
 /// upstream's vowel-free alphabet, so decimal digits never spell words.
-pub fn safe_encode(text: &str) -> String {
+pub(crate) fn safe_encode(text: &str) -> String {
     text.chars()
         .map(|c| char::from(ALPHANUMS[(c as usize) % ALPHANUMS.len()]))
         .collect()
@@ -90,7 +90,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// the ReplicaSet of its current template, including an old one it rolls
 /// back to. Like upstream's semantic equality, an empty list or map equals
 /// a missing one.
-pub fn templates_equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+pub(crate) fn templates_equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     normalized_template(a) == normalized_template(b)
 }
 

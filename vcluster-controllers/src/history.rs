@@ -24,10 +24,12 @@ use serde_json::json;
 
 use crate::error::{ignore_not_found, ApiContext, Result};
 use crate::meta::is_controlled_by;
-use crate::statefulset::REVISION_LABEL;
 use vcluster_core::FieldManager;
 
 const KIND: &str = "ControllerRevision";
+
+/// The label with the revision a pod was created from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// Upstream's default `revisionHistoryLimit` for both kinds.
 pub const DEFAULT_HISTORY_LIMIT: i32 = 10;

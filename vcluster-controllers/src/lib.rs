@@ -10,22 +10,21 @@
 //!
 //! | module | controller | turns | into |
 //! | --- | --- | --- | --- |
-//! | [`deployment`] | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
-//! | [`replicaset`] | replicaset | ReplicaSets | Pods (and ready/available counts) |
-//! | [`statefulset`] | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
-//! | [`daemonset`] | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
-//! | [`job`] | job, ttl-after-finished | Jobs | Pods until enough succeed |
-//! | [`cronjob`] | cronjob | CronJobs | a Job per start time |
-//! | [`endpoints`] | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
-//! | [`serviceaccounts`] | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
-//! | [`orphans`] | garbage collector (stand-in) | deleted owners | deleted dependents |
+//! | `deployment` | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
+//! | `replicaset` | replicaset | ReplicaSets | Pods (and ready/available counts) |
+//! | `statefulset` | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
+//! | `daemonset` | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
+//! | `job` | job, ttl-after-finished | Jobs | Pods until enough succeed |
+//! | `cronjob` | cronjob | CronJobs | a Job per start time |
+//! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
+//! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
 //! ones [`EnabledControllers`] lists against one client and stops them
 //! with one `CancellationToken`. Everything a controller creates carries
-//! a controller owner reference, so garbage collection removes it with
-//! its owner.
+//! a controller owner reference, so the API server's garbage collector
+//! removes it with its owner (this crate has no collector of its own).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -75,22 +74,23 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod cronjob;
+mod cronjob;
 pub mod daemonset;
 pub mod deployment;
-pub mod endpoints;
-pub mod error;
+mod endpoints;
+mod error;
 pub mod hash;
-pub mod history;
-pub mod job;
-pub mod manager;
+mod history;
+mod job;
+mod manager;
 mod meta;
-pub mod orphans;
+mod options;
 pub mod pods;
-pub mod replicaset;
+mod replicaset;
 mod runtime;
-pub mod serviceaccounts;
-pub mod statefulset;
+mod serviceaccounts;
+mod statefulset;
 
 pub use error::{Error, Result};
-pub use manager::{Clock, ControllerManager, ControllerOptions, EnabledControllers};
+pub use manager::ControllerManager;
+pub use options::{Clock, ControllerOptions, EnabledControllers};

@@ -1,166 +1,13 @@
 //! [`ControllerManager`]: the enabled controllers, started together
 //! against one `kube::Client` and stopped by one `CancellationToken`.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::options::ControllerOptions;
 use crate::runtime::Shared;
-
-/// A source of "now": the system clock, or a test's.
-///
-/// CronJobs, Job deadlines, TTLs and `minReadySeconds` all compare times;
-/// tests move this clock instead of waiting for minutes to pass.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Self {
-        Self(Arc::new(jiff::Timestamp::now))
-    }
-
-    /// A clock that asks `now` (a test's fake or offset clock).
-    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Self {
-        Self(Arc::new(now))
-    }
-
-    /// The current time by this clock.
-    pub fn now(&self) -> jiff::Timestamp {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::system()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Clock").field(&self.now()).finish()
-    }
-}
-
-/// Which controllers run. All of them by default; turn one off when
-/// something else (a real kube-controller-manager, a test) does its job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnabledControllers {
-    /// Deployments -> ReplicaSets.
-    pub deployments: bool,
-    /// ReplicaSets -> Pods.
-    pub replica_sets: bool,
-    /// StatefulSets -> Pods and PersistentVolumeClaims.
-    pub stateful_sets: bool,
-    /// DaemonSets -> one Pod per Node.
-    pub daemon_sets: bool,
-    /// Jobs -> Pods, and their TTL after finishing.
-    pub jobs: bool,
-    /// CronJobs -> Jobs.
-    pub cron_jobs: bool,
-    /// Services -> Endpoints.
-    pub endpoints: bool,
-    /// Services -> EndpointSlices.
-    pub endpoint_slices: bool,
-    /// The `default` ServiceAccount of every namespace.
-    pub service_accounts: bool,
-    /// The `kube-root-ca.crt` ConfigMap of every namespace (needs
-    /// [`ControllerOptions::root_ca_pem`]).
-    pub root_ca_config_maps: bool,
-    /// Deletes dependents whose owners are gone, until the API server
-    /// has a garbage collector (see [`crate::orphans`]).
-    pub orphan_collector: bool,
-}
-
-impl EnabledControllers {
-    /// Every controller.
-    pub fn all() -> Self {
-        Self {
-            deployments: true,
-            replica_sets: true,
-            stateful_sets: true,
-            daemon_sets: true,
-            jobs: true,
-            cron_jobs: true,
-            endpoints: true,
-            endpoint_slices: true,
-            service_accounts: true,
-            root_ca_config_maps: true,
-            orphan_collector: true,
-        }
-    }
-
-    /// No controller (turn on the ones you want).
-    pub fn none() -> Self {
-        Self {
-            deployments: false,
-            replica_sets: false,
-            stateful_sets: false,
-            daemon_sets: false,
-            jobs: false,
-            cron_jobs: false,
-            endpoints: false,
-            endpoint_slices: false,
-            service_accounts: false,
-            root_ca_config_maps: false,
-            orphan_collector: false,
-        }
-    }
-}
-
-impl Default for EnabledControllers {
-    fn default() -> Self {
-        Self::all()
-    }
-}
-
-/// Settings of the controllers.
-#[derive(Clone, Debug)]
-pub struct ControllerOptions {
-    /// Which controllers run.
-    pub enabled: EnabledControllers,
-    /// The virtual cluster's CA certificate (PEM), published as `ca.crt`
-    /// of the `kube-root-ca.crt` ConfigMap in every namespace, so pods can
-    /// verify the API server. `None`: no such ConfigMaps.
-    pub root_ca_pem: Option<String>,
-    /// The delay before a Job replaces its first failed pod; doubled per
-    /// further failure (upstream: 10 s).
-    pub job_backoff: Duration,
-    /// The longest such delay (upstream: 6 min).
-    pub job_backoff_max: Duration,
-    /// How often the orphan collector looks for dependents whose owners
-    /// disappeared while nothing watched.
-    pub orphan_sweep_interval: Duration,
-    /// How often every object is reconciled even when nothing changed.
-    pub resync: Duration,
-    /// Where "now" comes from.
-    pub clock: Clock,
-}
-
-impl Default for ControllerOptions {
-    fn default() -> Self {
-        Self {
-            enabled: EnabledControllers::all(),
-            root_ca_pem: None,
-            job_backoff: Duration::from_secs(10),
-            job_backoff_max: Duration::from_secs(360),
-            orphan_sweep_interval: Duration::from_secs(30),
-            resync: Duration::from_secs(600),
-            clock: Clock::system(),
-        }
-    }
-}
-
-impl ControllerOptions {
-    /// Defaults, publishing `pem` as the cluster's root CA.
-    pub fn with_root_ca(mut self, pem: impl Into<String>) -> Self {
-        self.root_ca_pem = Some(pem.into());
-        self
-    }
-}
 
 /// The virtual cluster's controller manager: what kube-controller-manager
 /// is to a real cluster, for the controllers this crate has.
@@ -204,7 +51,6 @@ impl ControllerManager {
                 || (enabled.root_ca_config_maps && shared.options.root_ca_pem.is_some()),
             serviceaccounts
         );
-        start!(enabled.orphan_collector, orphans);
         tracing::info!(?enabled, "controllers started");
         cancel.cancelled().await;
         let stopping = async { while tasks.join_next().await.is_some() {} };

@@ -15,7 +15,6 @@ use serde_json::json;
 use vcluster_core::Selector;
 
 use crate::error::{ignore_not_found, is_status, ApiContext, Error, Result};
-use crate::runtime::key_of;
 use vcluster_core::FieldManager;
 
 /// The object's name, which every stored object has.
@@ -112,6 +111,16 @@ pub(crate) fn selector_of(
         key: key.to_owned(),
         message: format!("invalid spec.selector: {e}"),
     })
+}
+
+/// `namespace/name` of an object (`name` when cluster-scoped).
+pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or("<unnamed>");
+    match meta.namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
 }
 
 /// A timestamp as Kubernetes stores it (whole seconds), so comparing a

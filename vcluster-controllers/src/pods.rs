@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 /// Whether the pod still counts toward its controller: not finished
 /// (`Succeeded`/`Failed`) and not being deleted.
-pub fn is_active(pod: &Pod) -> bool {
+pub(crate) fn is_active(pod: &Pod) -> bool {
     !matches!(phase(pod), "Succeeded" | "Failed") && pod.metadata.deletion_timestamp.is_none()
 }
 
@@ -28,7 +28,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// Since when the pod has been ready, if it is.
-pub fn ready_since(pod: &Pod) -> Option<jiff::Timestamp> {
+pub(crate) fn ready_since(pod: &Pod) -> Option<jiff::Timestamp> {
     ready_condition(pod)
         .filter(|c| c.status == "True")
         .and_then(|c| c.last_transition_time.as_ref())
@@ -46,7 +46,7 @@ fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodConditio
 
 /// Whether the pod has been ready for at least `min_ready_seconds` at
 /// `now` (upstream's `IsPodAvailable`).
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
+pub(crate) fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
     if !is_ready(pod) {
         return false;
     }
@@ -59,14 +59,14 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> 
 
 /// When a ready-but-not-yet-available pod becomes available, so the
 /// controller can look again then.
-pub fn available_at(pod: &Pod, min_ready_seconds: i32) -> Option<jiff::Timestamp> {
+pub(crate) fn available_at(pod: &Pod, min_ready_seconds: i32) -> Option<jiff::Timestamp> {
     let since = ready_since(pod)?;
     jiff::Timestamp::from_second(since.as_second() + i64::from(min_ready_seconds) + 1).ok()
 }
 
 /// The sum of the restart counts of the pod's containers (init
 /// containers included).
-pub fn restart_count(pod: &Pod) -> i32 {
+pub(crate) fn restart_count(pod: &Pod) -> i32 {
     let Some(status) = pod.status.as_ref() else {
         return 0;
     };
@@ -81,7 +81,11 @@ pub fn restart_count(pod: &Pod) -> i32 {
 /// A new pod from `template`: its labels, annotations and spec, owned by
 /// `owner` (a controller reference), in `namespace`. The caller sets the
 /// name (or `generateName`) and any labels of its own.
-pub fn from_template(template: &PodTemplateSpec, namespace: &str, owner: OwnerReference) -> Pod {
+pub(crate) fn from_template(
+    template: &PodTemplateSpec,
+    namespace: &str,
+    owner: OwnerReference,
+) -> Pod {
     let source = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -98,7 +102,7 @@ pub fn from_template(template: &PodTemplateSpec, namespace: &str, owner: OwnerRe
 }
 
 /// The `generateName` prefix of a controller's pods (`<controller>-`).
-pub fn generate_name(controller: &str) -> String {
+pub(crate) fn generate_name(controller: &str) -> String {
     // Leave room for the 5-character random suffix within 63 characters.
     let max = 63 - 5 - 1;
     let prefix: String = controller.chars().take(max).collect();
@@ -119,7 +123,7 @@ fn phase_rank(pod: &Pod) -> u8 {
 /// ready for less time before longer, more restarts before fewer, newer
 /// before older (upstream's ranking for scale-down, without the
 /// per-node co-location rank).
-pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
+pub(crate) fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
     let scheduled = |p: &Pod| {
         p.spec
             .as_ref()

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::manager::ControllerOptions;
+use crate::meta::{key_of, time};
+use crate::options::ControllerOptions;
 use vcluster_core::FieldManager;
 
 /// The first retry delay after a failed reconcile; doubled per failure.
@@ -70,7 +71,7 @@ impl Shared {
             regarding.name.as_deref().unwrap_or(controller),
             now.as_nanosecond()
         );
-        let time = crate::meta::time(now);
+        let time = time(now);
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name),
@@ -125,16 +126,6 @@ impl Shared {
 impl AsRef<Shared> for Shared {
     fn as_ref(&self) -> &Shared {
         self
-    }
-}
-
-/// `namespace/name` of an object (`name` when cluster-scoped).
-pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
-    let meta = obj.meta();
-    let name = meta.name.as_deref().unwrap_or("<unnamed>");
-    match meta.namespace.as_deref() {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_owned(),
     }
 }
 

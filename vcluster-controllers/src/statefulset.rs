@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{is_status, ApiContext, Result};
 use crate::hash::template_hash;
-use crate::history::{History, DEFAULT_HISTORY_LIMIT};
+use crate::history::{History, DEFAULT_HISTORY_LIMIT, REVISION_LABEL};
 use crate::meta::{
     classify, controller_ref, delete_exact, name_of, namespace_of, selector_of, settle_claim,
     uid_of,
@@ -55,9 +55,6 @@ const CONTROLLER: &str = "statefulset-controller";
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// The label with a stateful pod's ordinal.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
-/// The label with the revision a pod was created from.
-pub const REVISION_LABEL: &str = "controller-revision-hash";
-
 /// Runs the statefulset controller until `cancel` fires.
 pub(crate) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let client = shared.client.clone();

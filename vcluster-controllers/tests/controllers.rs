@@ -1670,8 +1670,10 @@ async fn deleting_a_deployment_deletes_its_replica_sets_and_pods() {
 }
 
 #[tokio::test]
-async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() {
-    let cluster = Cluster::start_with(|server, _| server.garbage_collector = None).await;
+async fn deleting_an_owner_collects_its_dependents_and_drops_dangling_references() {
+    // The API server's garbage collector (the only one): dependents of the
+    // controllers' objects go with their owner.
+    let cluster = Cluster::start().await;
     let api: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -1681,8 +1683,8 @@ async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() 
         .await;
     rolled_out(&api, "web", 2).await;
     // Config maps owned by the deployment: one only by it (collected),
-    // one also by an owner of a kind the collector cannot check (only the
-    // dangling reference goes).
+    // one also by an owner of a kind the server does not serve, which
+    // cannot be checked (only the dangling reference goes).
     let config_maps: Api<ConfigMap> = cluster.api();
     let d = api.get("web").await.expect("get");
     let by_deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": d.metadata.uid});

@@ -190,9 +190,9 @@ pub fn safe_concat_name_eq(parts: &[&str], candidate: &str) -> bool {
 /// The hashed label key vCluster writes for `key`:
 /// `safe_concat_name([prefix, vcluster, "x", hash_hex10(key)])`.
 ///
-/// With [`crate::markers::LABEL_PREFIX`] this is how reserved label keys are
-/// stored on the host; with [`crate::markers::NAMESPACE_LABEL_PREFIX`] it is
-/// how virtual namespace labels are copied onto host pods.
+/// With the prefix `vcluster.loft.sh/label` this is how reserved label keys
+/// are stored on the host; with `vcluster.loft.sh/ns-label` it is how virtual
+/// namespace labels are copied onto host pods (the markers module names both).
 pub fn hashed_label_key(prefix: &str, vcluster: &str, key: &str) -> String {
     let hash = hash_hex10(key);
     safe_concat_name(&[prefix, vcluster, "x", hash.as_str()])

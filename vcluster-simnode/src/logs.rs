@@ -4,7 +4,7 @@
 //! here or a container that has not started).
 //!
 //! Served two ways: by an embedded API server's log source (the demo's),
-//! and by the node's kubelet endpoint ([`crate::kubelet`]), which a real
+//! and by the node's kubelet endpoint (the `kubelet` module), which a real
 //! kube-apiserver calls for `kubectl logs`.
 
 use jiff::Timestamp;

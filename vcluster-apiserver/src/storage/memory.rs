@@ -16,8 +16,8 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::{
-    Deleted, EventKind, KeyValue, ListRequest, ListResponse, Revision, Storage, StorageError,
-    WatchEvent, WatchStream,
+    Deleted, EventKind, KeyValue, ListRequest, ListResponse, PendingEvents, Revision, Storage,
+    StorageError, WatchEvent, WatchStream,
 };
 
 /// How many writes the memory store remembers for watches and old-revision
@@ -374,8 +374,7 @@ impl Storage for MemoryStorage {
         let watch = MemoryWatch {
             store: self.clone(),
             prefix: prefix.to_owned(),
-            last: after,
-            pending: backlog,
+            pending: PendingEvents::new(after, backlog),
             receiver,
             failed: false,
         };
@@ -402,9 +401,8 @@ impl Storage for MemoryStorage {
 struct MemoryWatch {
     store: MemoryStorage,
     prefix: String,
-    /// Revision of the last event handed out (or the starting point).
-    last: Revision,
-    pending: VecDeque<WatchEvent>,
+    /// Events yet to hand out, and the last revision handed out.
+    pending: PendingEvents,
     receiver: broadcast::Receiver<Arc<WatchEvent>>,
     failed: bool,
 }
@@ -412,28 +410,22 @@ struct MemoryWatch {
 impl MemoryWatch {
     async fn next(mut self) -> Option<(Result<WatchEvent, StorageError>, Self)> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                if event.revision > self.last {
-                    self.last = event.revision;
-                    return Some((Ok(event), self));
-                }
-                continue;
+            if let Some(event) = self.pending.next_new() {
+                return Some((Ok(event), self));
             }
             if self.failed {
                 return None;
             }
             match self.receiver.recv().await {
                 Ok(event) => {
-                    if event.revision > self.last && event.key.starts_with(&self.prefix) {
-                        self.pending.push_back(WatchEvent::clone(&event));
-                    }
+                    self.pending.push_live(&event, &self.prefix);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Fell behind the live channel: continue from the
                     // history, which is larger, or fail if it is gone too.
-                    match self.store.subscribe(&self.prefix, self.last) {
+                    match self.store.subscribe(&self.prefix, self.pending.last) {
                         Ok((backlog, receiver)) => {
-                            self.pending = backlog;
+                            self.pending.queue = backlog;
                             self.receiver = receiver;
                         }
                         Err(err) => {

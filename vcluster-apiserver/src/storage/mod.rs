@@ -21,6 +21,7 @@
 //!   need was compacted it fails with [`StorageError::Expired`], which the
 //!   HTTP layer turns into `410 Gone`.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -133,6 +134,41 @@ pub struct WatchEvent {
 /// when the backend can no longer guarantee an unbroken history (for
 /// example [`StorageError::Expired`]); the consumer must re-list then.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StorageError>> + Send>>;
+
+/// What a backend's watch stream has yet to hand out. A backend that
+/// replays history and then follows live events can meet one event twice;
+/// handing out only events after the last one keeps every event exactly
+/// once and in revision order.
+struct PendingEvents {
+    /// Revision of the last event handed out (or the watch's start).
+    last: Revision,
+    queue: VecDeque<WatchEvent>,
+}
+
+impl PendingEvents {
+    /// A watch that starts after revision `last` with `queue` to replay.
+    fn new(last: Revision, queue: VecDeque<WatchEvent>) -> Self {
+        Self { last, queue }
+    }
+
+    /// The next event after the last one handed out, dropping duplicates.
+    fn next_new(&mut self) -> Option<WatchEvent> {
+        while let Some(event) = self.queue.pop_front() {
+            if event.revision > self.last {
+                self.last = event.revision;
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Queues a live event if it is new and under `prefix`.
+    fn push_live(&mut self, event: &WatchEvent, prefix: &str) {
+        if event.revision > self.last && event.key.starts_with(prefix) {
+            self.queue.push_back(event.clone());
+        }
+    }
+}
 
 /// Why a storage call failed. Each variant maps to one Kubernetes status
 /// reason in the HTTP layer.

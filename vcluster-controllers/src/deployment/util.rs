@@ -18,12 +18,12 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// Earlier revisions a ReplicaSet had before a rollback reused it.
 pub const REVISION_HISTORY_ANNOTATION: &str = "deployment.kubernetes.io/revision-history";
 /// The Deployment's `replicas` when it last scaled this ReplicaSet.
-pub const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-replicas";
+pub(crate) const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-replicas";
 /// `replicas + maxSurge` when it last scaled this ReplicaSet (the base of
 /// proportional scaling).
-pub const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
+pub(crate) const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
 /// Longest `revision-history` annotation kept.
-pub const MAX_REV_HISTORY_CHARS: usize = 2000;
+pub(crate) const MAX_REV_HISTORY_CHARS: usize = 2000;
 
 /// Deployment annotations never copied to its ReplicaSets.
 const ANNOTATIONS_TO_SKIP: [&str; 6] = [
@@ -37,7 +37,7 @@ const ANNOTATIONS_TO_SKIP: [&str; 6] = [
 
 /// Condition types and reasons, as upstream spells them (tools match on
 /// them: `kubectl rollout status` looks for `ProgressDeadlineExceeded`).
-pub mod reason {
+pub(crate) mod reason {
     /// Condition type: enough pods are available.
     pub const AVAILABLE: &str = "Available";
     /// Condition type: the rollout is moving (or done, or stuck).
@@ -67,22 +67,22 @@ pub mod reason {
 }
 
 /// `spec.replicas` of a Deployment (1 when unset, as defaulted).
-pub fn replicas(d: &Deployment) -> i32 {
+pub(crate) fn replicas(d: &Deployment) -> i32 {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
 }
 
 /// `spec.replicas` of a ReplicaSet (1 when unset, as defaulted).
-pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
 }
 
 /// `status.replicas` of a ReplicaSet (its pods).
-pub fn rs_actual(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_actual(rs: &ReplicaSet) -> i32 {
     rs.status.as_ref().map(|s| s.replicas).unwrap_or(0)
 }
 
 /// `status.availableReplicas` of a ReplicaSet.
-pub fn rs_available(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_available(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.available_replicas)
@@ -90,7 +90,7 @@ pub fn rs_available(rs: &ReplicaSet) -> i32 {
 }
 
 /// `status.readyReplicas` of a ReplicaSet.
-pub fn rs_ready(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_ready(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.ready_replicas)
@@ -98,12 +98,12 @@ pub fn rs_ready(rs: &ReplicaSet) -> i32 {
 }
 
 /// Whether the Deployment uses the RollingUpdate strategy (the default).
-pub fn is_rolling(d: &Deployment) -> bool {
+pub(crate) fn is_rolling(d: &Deployment) -> bool {
     strategy_type(d) != "Recreate"
 }
 
 /// The strategy type (`RollingUpdate` when unset).
-pub fn strategy_type(d: &Deployment) -> &str {
+pub(crate) fn strategy_type(d: &Deployment) -> &str {
     d.spec
         .as_ref()
         .and_then(|s| s.strategy.as_ref())
@@ -113,7 +113,7 @@ pub fn strategy_type(d: &Deployment) -> &str {
 
 /// Upstream's `GetScaledValueFromIntOrPercent`: an integer as is, or a
 /// percentage of `total` rounded up or down.
-pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
+pub(crate) fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
     match value {
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(text) => {
@@ -140,7 +140,7 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
 /// `desired` replicas, surge rounded up and unavailability down; when both
 /// come out zero, one pod may be unavailable (or the rollout could never
 /// move).
-pub fn resolve_fenceposts(
+pub(crate) fn resolve_fenceposts(
     max_surge: Option<&IntOrString>,
     max_unavailable: Option<&IntOrString>,
     desired: i32,
@@ -156,7 +156,7 @@ pub fn resolve_fenceposts(
 
 /// The Deployment's resolved fenceposts (defaults 25%/25%, as the API
 /// server defaults a RollingUpdate strategy).
-pub fn fenceposts(d: &Deployment) -> Result<(i32, i32), String> {
+pub(crate) fn fenceposts(d: &Deployment) -> Result<(i32, i32), String> {
     let rolling = d
         .spec
         .as_ref()
@@ -173,7 +173,7 @@ pub fn fenceposts(d: &Deployment) -> Result<(i32, i32), String> {
 }
 
 /// `maxSurge` in pods (0 for Recreate).
-pub fn max_surge(d: &Deployment) -> i32 {
+pub(crate) fn max_surge(d: &Deployment) -> i32 {
     if !is_rolling(d) {
         return 0;
     }
@@ -182,7 +182,7 @@ pub fn max_surge(d: &Deployment) -> i32 {
 
 /// `maxUnavailable` in pods, at most `replicas` (0 for Recreate or no
 /// replicas).
-pub fn max_unavailable(d: &Deployment) -> i32 {
+pub(crate) fn max_unavailable(d: &Deployment) -> i32 {
     let desired = replicas(d);
     if !is_rolling(d) || desired == 0 {
         return 0;
@@ -192,22 +192,22 @@ pub fn max_unavailable(d: &Deployment) -> i32 {
 }
 
 /// The sum of `spec.replicas` over ReplicaSets.
-pub fn total_replicas<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
+pub(crate) fn total_replicas<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
     rss.into_iter().map(rs_replicas).sum()
 }
 
 /// The sum of `status.replicas` (pods that exist).
-pub fn total_actual<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
+pub(crate) fn total_actual<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
     rss.into_iter().map(rs_actual).sum()
 }
 
 /// The sum of `status.availableReplicas`.
-pub fn total_available<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
+pub(crate) fn total_available<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
     rss.into_iter().map(rs_available).sum()
 }
 
 /// The sum of `status.readyReplicas`.
-pub fn total_ready<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
+pub(crate) fn total_ready<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
     rss.into_iter().map(rs_ready).sum()
 }
 
@@ -215,7 +215,7 @@ pub fn total_ready<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
 /// `NewRSNewReplicas`): for RollingUpdate, grow until all ReplicaSets
 /// together reach `replicas + maxSurge`, never past `replicas`; for
 /// Recreate, straight to `replicas`.
-pub fn new_rs_new_replicas(
+pub(crate) fn new_rs_new_replicas(
     d: &Deployment,
     all: &[&ReplicaSet],
     new_rs: &ReplicaSet,
@@ -239,7 +239,11 @@ pub fn new_rs_new_replicas(
 /// `reconcileOldReplicaSets` budget): everything above
 /// `replicas - maxUnavailable`, minus the new ReplicaSet's pods that are
 /// not available yet.
-pub fn old_scale_down_budget(d: &Deployment, all: &[&ReplicaSet], new_rs: &ReplicaSet) -> i32 {
+pub(crate) fn old_scale_down_budget(
+    d: &Deployment,
+    all: &[&ReplicaSet],
+    new_rs: &ReplicaSet,
+) -> i32 {
     let all_pods = total_replicas(all.iter().copied());
     let min_available = replicas(d) - max_unavailable(d);
     let new_unavailable = rs_replicas(new_rs) - rs_available(new_rs);
@@ -249,7 +253,7 @@ pub fn old_scale_down_budget(d: &Deployment, all: &[&ReplicaSet], new_rs: &Repli
 /// How many available pods may go (upstream's
 /// `scaleDownOldReplicaSetsForRollingUpdate`): available pods beyond
 /// `replicas - maxUnavailable`.
-pub fn available_surplus(d: &Deployment, all: &[&ReplicaSet]) -> i32 {
+pub(crate) fn available_surplus(d: &Deployment, all: &[&ReplicaSet]) -> i32 {
     let min_available = replicas(d) - max_unavailable(d);
     total_available(all.iter().copied()) - min_available
 }
@@ -260,7 +264,7 @@ fn int_annotation(rs: &ReplicaSet, key: &str) -> Option<i32> {
 }
 
 /// The ReplicaSet's revision (0 when missing or unreadable).
-pub fn revision(rs: &ReplicaSet) -> i64 {
+pub(crate) fn revision(rs: &ReplicaSet) -> i64 {
     rs.metadata
         .annotations
         .as_ref()
@@ -270,12 +274,12 @@ pub fn revision(rs: &ReplicaSet) -> i64 {
 }
 
 /// The highest revision among `rss`.
-pub fn max_revision<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
+pub(crate) fn max_revision<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
     rss.into_iter().map(revision).max().unwrap_or(0)
 }
 
 /// Oldest first; ties by name (upstream's `ReplicaSetsByCreationTimestamp`).
-pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+pub(crate) fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
     created(a)
         .cmp(&created(b))
@@ -283,21 +287,21 @@ pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
 }
 
 /// Lowest revision first; ties oldest first.
-pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+pub(crate) fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     revision(a)
         .cmp(&revision(b))
         .then_with(|| by_creation(a, b))
 }
 
 /// Whether the ReplicaSet wants pods.
-pub fn is_active(rs: &ReplicaSet) -> bool {
+pub(crate) fn is_active(rs: &ReplicaSet) -> bool {
     rs_replicas(rs) > 0
 }
 
 /// The single ReplicaSet to scale when only one is active, or the newest
 /// when none is (upstream's `FindActiveOrLatest`); `None` when several
 /// are active.
-pub fn find_active_or_latest<'a>(
+pub(crate) fn find_active_or_latest<'a>(
     new_rs: Option<&'a ReplicaSet>,
     old: &[&'a ReplicaSet],
 ) -> Option<&'a ReplicaSet> {
@@ -321,7 +325,7 @@ pub fn find_active_or_latest<'a>(
 
 /// Whether the new ReplicaSet already has all the Deployment's replicas,
 /// available (upstream's `IsSaturated`).
-pub fn is_saturated(d: &Deployment, new_rs: Option<&ReplicaSet>) -> bool {
+pub(crate) fn is_saturated(d: &Deployment, new_rs: Option<&ReplicaSet>) -> bool {
     let Some(rs) = new_rs else {
         return false;
     };
@@ -332,7 +336,7 @@ pub fn is_saturated(d: &Deployment, new_rs: Option<&ReplicaSet>) -> bool {
 }
 
 /// The share of `to_add` for one ReplicaSet (upstream's `GetProportion`).
-pub fn proportion(d: &Deployment, rs: &ReplicaSet, to_add: i32, added: i32) -> i32 {
+pub(crate) fn proportion(d: &Deployment, rs: &ReplicaSet, to_add: i32, added: i32) -> i32 {
     if rs_replicas(rs) == 0 || to_add == 0 || to_add == added {
         return 0;
     }
@@ -370,7 +374,7 @@ fn replica_set_fraction(d: &Deployment, rs: &ReplicaSet) -> i32 {
 /// scaling): the difference to `replicas + maxSurge` is shared in
 /// proportion to their sizes, leftovers go to the first (largest). `rss`
 /// must be the active ReplicaSets; the result is by name.
-pub fn proportional_sizes(d: &Deployment, rss: &[&ReplicaSet]) -> BTreeMap<String, i32> {
+pub(crate) fn proportional_sizes(d: &Deployment, rss: &[&ReplicaSet]) -> BTreeMap<String, i32> {
     let desired = replicas(d);
     let allowed = if desired > 0 {
         desired + max_surge(d)
@@ -415,7 +419,7 @@ pub fn proportional_sizes(d: &Deployment, rss: &[&ReplicaSet]) -> BTreeMap<Strin
 }
 
 /// Whether the ReplicaSet's desired/max annotations are out of date.
-pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32) -> bool {
+pub(crate) fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32) -> bool {
     int_annotation(rs, DESIRED_REPLICAS_ANNOTATION) != Some(desired)
         || int_annotation(rs, MAX_REPLICAS_ANNOTATION) != Some(max)
 }
@@ -427,7 +431,7 @@ pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32)
 /// one in the revision history when a rollback reuses it), and, for a
 /// ReplicaSet about to be created, the replica annotations. Returns
 /// whether anything changed.
-pub fn set_new_rs_annotations(
+pub(crate) fn set_new_rs_annotations(
     d: &Deployment,
     rs: &mut ReplicaSet,
     new_revision: i64,
@@ -488,7 +492,10 @@ pub fn set_new_rs_annotations(
 }
 
 /// A condition of the Deployment's status.
-pub fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
+pub(crate) fn condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
     status
         .conditions
         .as_deref()
@@ -498,7 +505,7 @@ pub fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a De
 }
 
 /// A new condition stamped `now`.
-pub fn new_condition(
+pub(crate) fn new_condition(
     type_: &str,
     status: &str,
     reason: &str,
@@ -518,7 +525,7 @@ pub fn new_condition(
 /// Sets a condition (upstream's `SetDeploymentCondition`): unchanged when
 /// status and reason are the same; keeps the transition time when only
 /// the reason changes.
-pub fn set_condition(status: &mut DeploymentStatus, mut condition: DeploymentCondition) {
+pub(crate) fn set_condition(status: &mut DeploymentStatus, mut condition: DeploymentCondition) {
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     if let Some(current) = conditions.iter().find(|c| c.type_ == condition.type_) {
         if current.status == condition.status && current.reason == condition.reason {
@@ -533,7 +540,7 @@ pub fn set_condition(status: &mut DeploymentStatus, mut condition: DeploymentCon
 }
 
 /// Removes a condition.
-pub fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
+pub(crate) fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
     if let Some(conditions) = status.conditions.as_mut() {
         conditions.retain(|c| c.type_ != type_);
         if conditions.is_empty() {
@@ -543,7 +550,7 @@ pub fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
 }
 
 /// Whether `progressDeadlineSeconds` is set to something finite.
-pub fn has_progress_deadline(d: &Deployment) -> bool {
+pub(crate) fn has_progress_deadline(d: &Deployment) -> bool {
     d.spec
         .as_ref()
         .and_then(|s| s.progress_deadline_seconds)
@@ -553,7 +560,7 @@ pub fn has_progress_deadline(d: &Deployment) -> bool {
 /// Whether the rollout is done: every replica updated and available, and
 /// the status describes the current generation (upstream's
 /// `DeploymentComplete`).
-pub fn is_complete(d: &Deployment, status: &DeploymentStatus) -> bool {
+pub(crate) fn is_complete(d: &Deployment, status: &DeploymentStatus) -> bool {
     let desired = replicas(d);
     status.updated_replicas.unwrap_or(0) == desired
         && status.replicas.unwrap_or(0) == desired
@@ -563,7 +570,7 @@ pub fn is_complete(d: &Deployment, status: &DeploymentStatus) -> bool {
 
 /// Whether `new` shows progress over the Deployment's current status
 /// (upstream's `DeploymentProgressing`).
-pub fn is_progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
+pub(crate) fn is_progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
     let old = d.status.clone().unwrap_or_default();
     let old_old = old.replicas.unwrap_or(0) - old.updated_replicas.unwrap_or(0);
     let new_old = new.replicas.unwrap_or(0) - new.updated_replicas.unwrap_or(0);
@@ -575,7 +582,11 @@ pub fn is_progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
 
 /// Whether the rollout has made no progress for `progressDeadlineSeconds`
 /// (upstream's `DeploymentTimedOut`).
-pub fn is_timed_out(d: &Deployment, status: &DeploymentStatus, now: jiff::Timestamp) -> bool {
+pub(crate) fn is_timed_out(
+    d: &Deployment,
+    status: &DeploymentStatus,
+    now: jiff::Timestamp,
+) -> bool {
     if !has_progress_deadline(d) {
         return false;
     }

@@ -74,7 +74,6 @@ impl Cluster {
         let mut options = ControllerOptions::default()
             .with_root_ca("-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n");
         options.job_backoff = Duration::ZERO;
-        options.orphan_sweep_interval = Duration::from_secs(5);
         options.clock = Clock::from_fn(move || {
             let now = jiff::Timestamp::now();
             let offset = jiff::SignedDuration::from_secs(offset.load(Ordering::SeqCst));
