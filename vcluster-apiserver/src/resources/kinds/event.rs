@@ -40,13 +40,19 @@ impl Strategy for Events {
     }
 
     fn field_value(&self, object: &Value, field: &str) -> String {
-        match field {
-            "source" => object::path_str(object, "source.component").to_owned(),
-            _ => generic_field_value(object, field),
-        }
+        event_field_value(object, field)
     }
 
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(columns::EVENT, cluster::core_event))
+    }
+}
+
+/// An event's field as field selectors read it: `source` is the reporting
+/// component, as upstream selects it (both events APIs).
+pub(super) fn event_field_value(object: &Value, field: &str) -> String {
+    match field {
+        "source" => object::path_str(object, "source.component").to_owned(),
+        _ => generic_field_value(object, field),
     }
 }

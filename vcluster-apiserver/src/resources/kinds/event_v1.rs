@@ -6,10 +6,9 @@ use k8s_openapi::api::events as events_api;
 use serde_json::Value;
 
 use super::{BuiltinKind};
-use crate::object;
 use crate::resources::events;
 use crate::resources::Typed;
-use crate::resources::strategy::{generic_field_value, Strategy};
+use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
 
 /// The Event kind.
@@ -32,10 +31,7 @@ impl Strategy for EventsV1 {
     }
 
     fn field_value(&self, object: &Value, field: &str) -> String {
-        match field {
-            "source" => object::path_str(object, "source.component").to_owned(),
-            _ => generic_field_value(object, field),
-        }
+        super::event::event_field_value(object, field)
     }
 
     fn printer(&self) -> Option<Printer> {

@@ -12,6 +12,7 @@ use super::{ResourceInfo, Typed};
 mod config_data;
 mod fields;
 mod pod_spec;
+mod volume;
 mod workload;
 
 /// Declares the kind modules and [`BUILTIN`], their catalog, from one
