@@ -2,13 +2,14 @@
 //! that selects the template.
 
 use k8s_openapi::api::apps;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::{fields::default_field, workload, BuiltinKind};
-use crate::error::FieldCause;
-use crate::resources::Typed;
-use crate::resources::strategy::Strategy;
+use super::fields::default_field;
+use super::workload::Workload;
+use super::BuiltinKind;
+use crate::resources::strategy::NAME_AND_NAMESPACE;
 use crate::resources::table::{columns, workloads, Printer};
+use crate::resources::Typed;
 
 /// The DaemonSet kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -16,37 +17,26 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
     "daemonsets",
     "DaemonSet",
     Typed::of::<apps::v1::DaemonSet>(),
-    &DaemonSets,
+    &STRATEGY,
 )
 .short_names(&["ds"])
 .in_all()
 .with_status();
 
 /// The rules of DaemonSet objects.
-#[derive(Debug)]
-struct DaemonSets;
+const STRATEGY: Workload = Workload {
+    replicas: false,
+    spec_defaults,
+    selectable_fields: NAME_AND_NAMESPACE,
+    printer: Printer::new(columns::DAEMON_SET, workloads::daemon_set),
+};
 
-impl Strategy for DaemonSets {
-    fn default(&self, object: &mut Value) {
-        workload::default(object, false, |spec| {
-            default_field(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
-            );
-            default_field(spec, "revisionHistoryLimit", json!(10));
-        });
-    }
-
-    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate(object, causes);
-    }
-
-    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate_update(old, new, causes);
-    }
-
-    fn printer(&self) -> Option<Printer> {
-        Some(Printer::new(columns::DAEMON_SET, workloads::daemon_set))
-    }
+/// The DaemonSet's own spec defaults.
+fn spec_defaults(spec: &mut Map<String, Value>) {
+    default_field(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+    );
+    default_field(spec, "revisionHistoryLimit", json!(10));
 }

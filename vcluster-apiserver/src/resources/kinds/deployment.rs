@@ -2,13 +2,14 @@
 //! selector that selects the template and never changes.
 
 use k8s_openapi::api::apps;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::{fields::default_field, workload, BuiltinKind};
-use crate::error::FieldCause;
-use crate::resources::Typed;
-use crate::resources::strategy::Strategy;
+use super::fields::default_field;
+use super::workload::Workload;
+use super::BuiltinKind;
+use crate::resources::strategy::NAME_AND_NAMESPACE;
 use crate::resources::table::{columns, workloads, Printer};
+use crate::resources::Typed;
 
 /// The Deployment kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -16,40 +17,29 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
     "deployments",
     "Deployment",
     Typed::of::<apps::v1::Deployment>(),
-    &Deployments,
+    &STRATEGY,
 )
 .short_names(&["deploy"])
 .in_all()
 .with_scale();
 
 /// The rules of Deployment objects.
-#[derive(Debug)]
-struct Deployments;
+const STRATEGY: Workload = Workload {
+    replicas: true,
+    spec_defaults,
+    selectable_fields: NAME_AND_NAMESPACE,
+    printer: Printer::new(columns::DEPLOYMENT, workloads::deployment),
+};
 
-impl Strategy for Deployments {
-    fn default(&self, object: &mut Value) {
-        workload::default(object, true, |spec| {
-            default_field(
-                spec,
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-            );
-            default_field(spec, "revisionHistoryLimit", json!(10));
-            default_field(spec, "progressDeadlineSeconds", json!(600));
-        });
-    }
-
-    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate(object, causes);
-    }
-
-    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate_update(old, new, causes);
-    }
-
-    fn printer(&self) -> Option<Printer> {
-        Some(Printer::new(columns::DEPLOYMENT, workloads::deployment))
-    }
+/// The Deployment's own spec defaults.
+fn spec_defaults(spec: &mut Map<String, Value>) {
+    default_field(
+        spec,
+        "strategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+    );
+    default_field(spec, "revisionHistoryLimit", json!(10));
+    default_field(spec, "progressDeadlineSeconds", json!(600));
 }
 
 #[cfg(test)]

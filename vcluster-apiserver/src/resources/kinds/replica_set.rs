@@ -2,13 +2,12 @@
 //! selects the template, selectable by `status.replicas`.
 
 use k8s_openapi::api::apps;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{workload, BuiltinKind};
-use crate::error::FieldCause;
-use crate::resources::Typed;
-use crate::resources::strategy::Strategy;
+use super::workload::Workload;
+use super::BuiltinKind;
 use crate::resources::table::{columns, workloads, Printer};
+use crate::resources::Typed;
 
 /// The ReplicaSet kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -16,34 +15,19 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
     "replicasets",
     "ReplicaSet",
     Typed::of::<apps::v1::ReplicaSet>(),
-    &ReplicaSets,
+    &STRATEGY,
 )
 .short_names(&["rs"])
 .in_all()
 .with_scale();
 
 /// The rules of ReplicaSet objects.
-#[derive(Debug)]
-struct ReplicaSets;
+const STRATEGY: Workload = Workload {
+    replicas: true,
+    spec_defaults,
+    selectable_fields: &["metadata.name", "metadata.namespace", "status.replicas"],
+    printer: Printer::new(columns::REPLICA_SET, workloads::replica_set),
+};
 
-impl Strategy for ReplicaSets {
-    fn default(&self, object: &mut Value) {
-        workload::default(object, true, |_| {});
-    }
-
-    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate(object, causes);
-    }
-
-    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate_update(old, new, causes);
-    }
-
-    fn selectable_fields(&self) -> &'static [&'static str] {
-        &["metadata.name", "metadata.namespace", "status.replicas"]
-    }
-
-    fn printer(&self) -> Option<Printer> {
-        Some(Printer::new(columns::REPLICA_SET, workloads::replica_set))
-    }
-}
+/// None beyond what every workload gets.
+fn spec_defaults(_spec: &mut Map<String, Value>) {}

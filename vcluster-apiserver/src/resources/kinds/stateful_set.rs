@@ -2,13 +2,14 @@
 //! rolling updates by default, an immutable selector.
 
 use k8s_openapi::api::apps;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::{fields::default_field, workload, BuiltinKind};
-use crate::error::FieldCause;
-use crate::resources::Typed;
-use crate::resources::strategy::Strategy;
+use super::fields::default_field;
+use super::workload::Workload;
+use super::BuiltinKind;
+use crate::resources::strategy::NAME_AND_NAMESPACE;
 use crate::resources::table::{columns, workloads, Printer};
+use crate::resources::Typed;
 
 /// The StatefulSet kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -16,43 +17,32 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
     "statefulsets",
     "StatefulSet",
     Typed::of::<apps::v1::StatefulSet>(),
-    &StatefulSets,
+    &STRATEGY,
 )
 .short_names(&["sts"])
 .in_all()
 .with_scale();
 
 /// The rules of StatefulSet objects.
-#[derive(Debug)]
-struct StatefulSets;
+const STRATEGY: Workload = Workload {
+    replicas: true,
+    spec_defaults,
+    selectable_fields: NAME_AND_NAMESPACE,
+    printer: Printer::new(columns::STATEFUL_SET, workloads::stateful_set),
+};
 
-impl Strategy for StatefulSets {
-    fn default(&self, object: &mut Value) {
-        workload::default(object, true, |spec| {
-            default_field(spec, "podManagementPolicy", json!("OrderedReady"));
-            default_field(
-                spec,
-                "persistentVolumeClaimRetentionPolicy",
-                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-            );
-            default_field(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
-            default_field(spec, "revisionHistoryLimit", json!(10));
-        });
-    }
-
-    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate(object, causes);
-    }
-
-    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        workload::validate_update(old, new, causes);
-    }
-
-    fn printer(&self) -> Option<Printer> {
-        Some(Printer::new(columns::STATEFUL_SET, workloads::stateful_set))
-    }
+/// The StatefulSet's own spec defaults.
+fn spec_defaults(spec: &mut Map<String, Value>) {
+    default_field(spec, "podManagementPolicy", json!("OrderedReady"));
+    default_field(
+        spec,
+        "persistentVolumeClaimRetentionPolicy",
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+    );
+    default_field(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+    );
+    default_field(spec, "revisionHistoryLimit", json!(10));
 }

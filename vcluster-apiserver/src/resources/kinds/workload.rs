@@ -2,20 +2,54 @@
 //! sets, daemon sets): a selector that must select the pod template, is
 //! immutable, and a pod template with pod defaults.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::fields::{default_field, obj_mut};
 use super::pod_spec;
 use crate::error::FieldCause;
 use crate::object;
+use crate::resources::strategy::Strategy;
+use crate::resources::table::Printer;
+
+/// The rules of one `apps` workload kind: what the four share, with the
+/// kind's own spec defaults, selectable fields and printer.
+#[derive(Debug)]
+pub(super) struct Workload {
+    /// Whether `spec.replicas` defaults to 1 (daemon sets have none).
+    pub(super) replicas: bool,
+    /// The kind's own spec defaults (rollout strategy, history limit...).
+    pub(super) spec_defaults: fn(&mut Map<String, Value>),
+    /// The fields a list may select on.
+    pub(super) selectable_fields: &'static [&'static str],
+    /// How `kubectl get` shows it.
+    pub(super) printer: Printer,
+}
+
+impl Strategy for Workload {
+    fn default(&self, object: &mut Value) {
+        default(object, self.replicas, self.spec_defaults);
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        validate(object, causes);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        validate_update(old, new, causes);
+    }
+
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        self.selectable_fields
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some(self.printer)
+    }
+}
 
 /// Sets `spec.replicas` (1) and the pod template's defaults; `more` adds
 /// the kind's own spec defaults.
-pub(super) fn default(
-    object: &mut Value,
-    replicas: bool,
-    more: impl FnOnce(&mut serde_json::Map<String, Value>),
-) {
+fn default(object: &mut Value, replicas: bool, more: fn(&mut Map<String, Value>)) {
     let Some(spec) = obj_mut(object, "spec") else {
         return;
     };
@@ -27,7 +61,7 @@ pub(super) fn default(
 }
 
 /// A selector is required, not empty, and selects the template's labels.
-pub(super) fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
+fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
     let Some(selector) = object::path(object, "spec.selector") else {
         causes.push(FieldCause::required("spec.selector"));
         return;
@@ -63,7 +97,7 @@ pub(super) fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
 }
 
 /// `spec.selector` never changes after create.
-pub(super) fn validate_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+fn validate_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
     if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
         causes.push(FieldCause::immutable("spec.selector"));
     }
