@@ -35,7 +35,11 @@ use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+pub mod demo;
 pub mod etcd;
+pub mod http;
+pub mod kubectl;
 pub mod pki;
 pub mod process;
 pub mod python;
@@ -44,6 +48,8 @@ pub mod upstream;
 
 /// How long a test waits for any one condition before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How often a wait looks again.
+pub const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `condition` until it returns `Some`, or fails the test after
 /// [`DEADLINE`] saying what was awaited.
@@ -61,16 +67,62 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    eventually_explained(deadline, what, || {
+        let attempt = condition();
+        async { attempt.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// The one polling loop: runs `condition` every [`POLL`] until it returns
+/// `Ok`, or fails the test after `deadline` with what was awaited and the
+/// last `Err` (say, the output that did not match), so a timeout explains
+/// itself.
+pub async fn eventually_explained<T, F, Fut>(deadline: Duration, what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let start = Instant::now();
     loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
+        let last = match condition().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
         if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for: {what}");
+            if last.is_empty() {
+                panic!("timed out after {deadline:?} waiting for: {what}");
+            }
+            panic!("timed out after {deadline:?} waiting for: {what}; last: {last}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
+}
+
+/// Bounds any future by [`DEADLINE`]: a request or a stop that could hang
+/// fails the test instead.
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?}: {what}"))
+}
+
+/// Logs of the code under test in the test's output (shown for a failing
+/// test) at the level `RUST_LOG` asks for, else `default_filter`; once per
+/// test binary.
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// One loopback port nobody listens on right now (see [`free_ports`]).
+pub fn free_port() -> u16 {
+    let [port] = free_ports();
+    port
 }
 
 /// `N` distinct loopback ports nobody listens on right now: the kernel's

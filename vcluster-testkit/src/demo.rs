@@ -1,0 +1,117 @@
+//! The demo binary (the facade's `examples/demo`) as a child process, for
+//! the end-to-end tests that drive it with the real kubectl
+//! ([`crate::kubectl::run`]): started on loopback ports, waited for by its
+//! banner, stopped by a signal as a user would, killed if a test fails
+//! half-way.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the demo (its start, its stop, what it serves): it is
+/// a whole virtual cluster and its host, on a busy machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The demo example, built by `cargo test` next to the test binaries.
+pub fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let debug_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
+    let binary = debug_dir.join("examples").join("demo");
+    assert!(
+        binary.is_file(),
+        "{} is missing: cargo test builds examples; run `cargo build --example demo`",
+        binary.display()
+    );
+    binary
+}
+
+/// A running demo process; killed if a test fails half-way.
+pub struct DemoProcess {
+    child: Child,
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DemoProcess {
+    /// Starts the demo on `data_dir` and the given ports, with `extra`
+    /// arguments, and waits for its banner.
+    pub fn start(data_dir: &Path, listen: u16, host_listen: u16, extra: &[&str]) -> Self {
+        let mut child = Command::new(demo_binary())
+            .args(["--name", "demo", "--log-level", "warn"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--host-listen", &format!("127.0.0.1:{host_listen}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the demo");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Keep reading to the end, even once nobody listens: a closed pipe
+        // would make the demo's next print fail.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let start = Instant::now();
+        loop {
+            match rx.recv_timeout(DEADLINE.saturating_sub(start.elapsed())) {
+                Ok(line) if line.contains("export KUBECONFIG=") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the demo did not print its banner within {DEADLINE:?}");
+                }
+            }
+        }
+        Self { child }
+    }
+
+    /// Stops it as Ctrl-C would and waits for a clean exit.
+    pub fn interrupt(self) {
+        self.stop_with("INT");
+    }
+
+    /// Stops it as `kill`, systemd or a container runtime would (SIGTERM)
+    /// and waits for a clean exit.
+    pub fn terminate(self) {
+        self.stop_with("TERM");
+    }
+
+    fn stop_with(mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "the demo exited with {status} after SIG{signal}"
+                );
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the demo did not stop after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
