@@ -112,7 +112,7 @@ async fn host_events_about_tenant_objects_reach_the_virtual_cluster(host: HostKi
     .await;
 
     // Only the tenant's event arrived, in every namespace.
-    let all: kube::Api<Event> = kube::Api::all(env.virtual_cluster.client.clone());
+    let all: kube::Api<Event> = kube::Api::all(env.virtual_cluster.client());
     let names: Vec<String> = all
         .list(&ListParams::default())
         .await

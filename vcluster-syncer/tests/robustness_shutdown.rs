@@ -10,11 +10,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use common::{
-    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Fault, Host,
-    HostKind,
+    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Host, HostKind,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, PostParams};
+use vcluster_testkit::fault_proxy::Fault;
 
 on_both_hosts!(
     cancelling_a_busy_syncer_stops_every_engine_promptly,
@@ -66,7 +66,7 @@ async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
     proxy.set(Fault::Delay(Duration::from_millis(10)));
     create(&virtual_cluster, 0, 40).await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config("busy", host_namespace),
     );
@@ -99,7 +99,7 @@ async fn cancelling_while_the_host_hangs_stops_every_engine_promptly(kind: HostK
     host.create_namespace(host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config("hung", host_namespace),
     );

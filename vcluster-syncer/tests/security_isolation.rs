@@ -58,7 +58,8 @@ impl Tenant {
         configure: impl FnOnce(&mut SyncConfig),
     ) -> Self {
         let cluster =
-            Cluster::start_with(|c| c.extra_service_cidrs = vec![HOST_SERVICE_CIDR.into()]).await;
+            Cluster::start_configured(|c| c.extra_service_cidrs = vec![HOST_SERVICE_CIDR.into()])
+                .await;
         Self::start_on(cluster, name, host, host_namespace, configure)
     }
 
@@ -71,7 +72,7 @@ impl Tenant {
     ) -> Self {
         let mut sync_config = config(name, host_namespace);
         configure(&mut sync_config);
-        let syncer = start_metered_syncer(cluster.client.clone(), host.client.clone(), sync_config);
+        let syncer = start_metered_syncer(cluster.client(), host.client.clone(), sync_config);
         Self {
             cluster,
             syncer,
@@ -474,7 +475,7 @@ async fn owner_references_to_host_objects_are_never_copied(kind: HostKind) {
 
     // The virtual cluster does not collect garbage, so its objects keep
     // references to owners it does not have.
-    let virtual_cluster = Cluster::start_with(|c| {
+    let virtual_cluster = Cluster::start_configured(|c| {
         c.garbage_collector = None;
         c.extra_service_cidrs = vec![HOST_SERVICE_CIDR.into()];
     })
@@ -753,7 +754,7 @@ async fn namespace_names_cannot_escape_the_host_namespace(kind: HostKind) {
 
     // Names that are not DNS labels never become namespaces, and nothing can
     // be created in them.
-    let namespaces: Api<Namespace> = Api::all(tenant.cluster.client.clone());
+    let namespaces: Api<Namespace> = Api::all(tenant.cluster.client());
     for bad in ["a.b", "victim.vcluster-vc", "UPPER", &"n".repeat(64), "-x-"] {
         let mut namespace = Namespace::default();
         namespace.metadata.name = Some(bad.to_owned());

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 pub mod cluster;
 pub mod demo;
 pub mod etcd;
+pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
 pub mod pki;
