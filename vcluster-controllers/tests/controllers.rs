@@ -1,5 +1,5 @@
 //! The controllers end to end against the real API server (in memory,
-//! in process), with a fake kubelet standing in for the syncer and the
+//! in process), with the test kit's scripted kubelet standing in for the syncer and the
 //! host node.
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use common::{finish, pods, set_ready, wait_for, Cluster, HOLD, MANUAL_READY, OUTCOME};
+use common::{finish, pods, set_ready, ControlPlane, DEADLINE, HOLD, MANUAL_READY, OUTCOME};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
@@ -22,6 +22,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 use vcluster_controllers::deployment::util::{REVISION_ANNOTATION, REVISION_HISTORY_ANNOTATION};
 use vcluster_controllers::hash::POD_TEMPLATE_HASH_LABEL;
+use vcluster_testkit::eventually_within;
 
 fn deployment(
     name: &str,
@@ -51,7 +52,8 @@ fn rolling(surge: serde_json::Value, unavailable: serde_json::Value) -> serde_js
 /// Waits until the Deployment's rollout is complete as `kubectl rollout
 /// status` judges it, and returns it.
 async fn rolled_out(api: &Api<Deployment>, name: &str, replicas: i32) -> Deployment {
-    wait_for(
+    eventually_within(
+        DEADLINE,
         &format!("deployment {name} rolled out with {replicas} replicas"),
         || async {
             let d = api.get(name).await.ok()?;
@@ -129,7 +131,7 @@ fn revision(rs: &ReplicaSet) -> Option<String> {
 
 #[tokio::test]
 async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let created: Deployment = cluster
         .create(
@@ -234,7 +236,7 @@ async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
     }
     // What `kubectl describe` shows: core/v1 events from the controllers.
     let events: Api<k8s_openapi::api::core::v1::Event> = cluster.api();
-    let scaled = wait_for("a ScalingReplicaSet event", || async {
+    let scaled = eventually_within(DEADLINE, "a ScalingReplicaSet event", || async {
         let list = events
             .list(
                 &ListParams::default()
@@ -274,7 +276,7 @@ async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
 
 #[tokio::test]
 async fn scaling_a_deployment_adds_and_removes_pods() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -301,7 +303,7 @@ async fn scaling_a_deployment_adds_and_removes_pods() {
     .await
     .expect("scale down");
     rolled_out(&api, "web", 1).await;
-    wait_for("one pod left", || async {
+    eventually_within(DEADLINE, "one pod left", || async {
         (pods(&cluster.client, "app=web").await.len() == 1).then_some(())
     })
     .await;
@@ -318,7 +320,7 @@ async fn scaling_a_deployment_adds_and_removes_pods() {
 
 #[tokio::test]
 async fn a_rolling_update_stays_within_surge_and_unavailability() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let created: Deployment = cluster
         .create(
@@ -357,7 +359,7 @@ async fn a_rolling_update_stays_within_surge_and_unavailability() {
         })
     };
     set_image(&api, "web", "nginx:2").await;
-    wait_for("all pods on nginx:2", || async {
+    eventually_within(DEADLINE, "all pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
         (current.len() == 4 && images(&current).iter().all(|i| i == "nginx:2")).then_some(())
     })
@@ -400,7 +402,7 @@ async fn a_rolling_update_stays_within_surge_and_unavailability() {
 #[tokio::test]
 async fn percentages_round_like_upstream_during_a_rollout() {
     // 10 replicas, 25% surge = 3 (up), 25% unavailable = 2 (down).
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -431,7 +433,7 @@ async fn percentages_round_like_upstream_during_a_rollout() {
         })
     };
     set_image(&api, "web", "nginx:2").await;
-    wait_for("all pods on nginx:2", || async {
+    eventually_within(DEADLINE, "all pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
         (current.len() == 10 && images(&current).iter().all(|i| i == "nginx:2")).then_some(())
     })
@@ -444,7 +446,7 @@ async fn percentages_round_like_upstream_during_a_rollout() {
 
 #[tokio::test]
 async fn recreate_removes_old_pods_before_starting_new_ones() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -474,7 +476,7 @@ async fn recreate_removes_old_pods_before_starting_new_ones() {
         })
     };
     set_image(&api, "web", "nginx:2").await;
-    wait_for("3 pods on nginx:2", || async {
+    eventually_within(DEADLINE, "3 pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
         (current.len() == 3 && images(&current).iter().all(|i| i == "nginx:2")).then_some(())
     })
@@ -489,7 +491,7 @@ async fn recreate_removes_old_pods_before_starting_new_ones() {
 
 #[tokio::test]
 async fn rolling_back_reuses_the_old_replica_set_and_keeps_its_history() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let created: Deployment = cluster
         .create(
@@ -499,7 +501,7 @@ async fn rolling_back_reuses_the_old_replica_set_and_keeps_its_history() {
         .await;
     rolled_out(&api, "web", 2).await;
     set_image(&api, "web", "nginx:2").await;
-    wait_for("revision 2", || async {
+    eventually_within(DEADLINE, "revision 2", || async {
         let d = api.get("web").await.ok()?;
         (d.metadata.annotations?.get(REVISION_ANNOTATION)? == "2").then_some(())
     })
@@ -539,7 +541,7 @@ async fn rolling_back_reuses_the_old_replica_set_and_keeps_its_history() {
     )
     .await
     .expect("undo");
-    wait_for("pods back on nginx:1", || async {
+    eventually_within(DEADLINE, "pods back on nginx:1", || async {
         let current = pods(&cluster.client, "app=web").await;
         (current.len() == 2 && images(&current).iter().all(|i| i == "nginx:1")).then_some(())
     })
@@ -574,7 +576,7 @@ async fn rolling_back_reuses_the_old_replica_set_and_keeps_its_history() {
 
 #[tokio::test]
 async fn old_replica_sets_beyond_the_history_limit_are_deleted() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let mut spec = deployment("web", 1, "nginx:1", rolling(json!(1), json!(0)));
     spec["spec"]["revisionHistoryLimit"] = json!(1);
@@ -583,14 +585,14 @@ async fn old_replica_sets_beyond_the_history_limit_are_deleted() {
     let uid = created.metadata.uid.expect("uid");
     for image in ["nginx:2", "nginx:3"] {
         set_image(&api, "web", image).await;
-        wait_for(&format!("pods on {image}"), || async {
+        eventually_within(DEADLINE, &format!("pods on {image}"), || async {
             let current = pods(&cluster.client, "app=web").await;
             (current.len() == 1 && images(&current).iter().all(|i| i == image)).then_some(())
         })
         .await;
         rolled_out(&api, "web", 1).await;
     }
-    let rss = wait_for("one old ReplicaSet kept", || async {
+    let rss = eventually_within(DEADLINE, "one old ReplicaSet kept", || async {
         let rss = owned_replica_sets(&cluster.api(), &uid).await;
         (rss.len() == 2).then_some(rss)
     })
@@ -602,7 +604,7 @@ async fn old_replica_sets_beyond_the_history_limit_are_deleted() {
 
 #[tokio::test]
 async fn a_paused_deployment_scales_but_does_not_roll_out() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let created: Deployment = cluster
         .create(
@@ -618,7 +620,7 @@ async fn a_paused_deployment_scales_but_does_not_roll_out() {
     )
     .await
     .expect("pause");
-    wait_for("the paused condition", || async {
+    eventually_within(DEADLINE, "the paused condition", || async {
         let d = api.get("web").await.ok()?;
         (condition(&d, "Progressing")?.reason.as_deref() == Some("DeploymentPaused")).then_some(())
     })
@@ -631,7 +633,7 @@ async fn a_paused_deployment_scales_but_does_not_roll_out() {
     )
     .await
     .expect("scale");
-    wait_for("3 pods while paused", || async {
+    eventually_within(DEADLINE, "3 pods while paused", || async {
         let d = api.get("web").await.ok()?;
         let observed = d.status.as_ref()?.observed_generation;
         (pods(&cluster.client, "app=web").await.len() == 3 && observed == d.metadata.generation)
@@ -653,7 +655,7 @@ async fn a_paused_deployment_scales_but_does_not_roll_out() {
     )
     .await
     .expect("resume");
-    wait_for("the rollout after resuming", || async {
+    eventually_within(DEADLINE, "the rollout after resuming", || async {
         let current = pods(&cluster.client, "app=web").await;
         (current.len() == 3 && images(&current).iter().all(|i| i == "nginx:2")).then_some(())
     })
@@ -663,7 +665,7 @@ async fn a_paused_deployment_scales_but_does_not_roll_out() {
 
 #[tokio::test]
 async fn a_replica_set_replaces_deleted_pods_and_waits_for_min_ready_seconds() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<ReplicaSet> = cluster.api();
     cluster
         .create(&api, json!({
@@ -676,7 +678,7 @@ async fn a_replica_set_replaces_deleted_pods_and_waits_for_min_ready_seconds() {
             },
         }))
         .await;
-    let ready_not_available = wait_for("ready pods", || async {
+    let ready_not_available = eventually_within(DEADLINE, "ready pods", || async {
         let status = api.get("cache").await.ok()?.status?;
         (status.ready_replicas == Some(2)).then_some(status.available_replicas)
     })
@@ -685,7 +687,7 @@ async fn a_replica_set_replaces_deleted_pods_and_waits_for_min_ready_seconds() {
         ready_not_available.unwrap_or(0) < 2,
         "not available before minReadySeconds"
     );
-    wait_for("available after minReadySeconds", || async {
+    eventually_within(DEADLINE, "available after minReadySeconds", || async {
         (api.get("cache").await.ok()?.status?.available_replicas == Some(2)).then_some(())
     })
     .await;
@@ -696,7 +698,7 @@ async fn a_replica_set_replaces_deleted_pods_and_waits_for_min_ready_seconds() {
         .delete(&victim_name, &DeleteParams::default())
         .await
         .expect("delete pod");
-    wait_for("a replacement pod", || async {
+    eventually_within(DEADLINE, "a replacement pod", || async {
         let current = pods(&cluster.client, "app=cache").await;
         (current.len() == 2
             && current
@@ -711,7 +713,7 @@ async fn a_replica_set_replaces_deleted_pods_and_waits_for_min_ready_seconds() {
 
 #[tokio::test]
 async fn a_stateful_set_creates_ordered_pods_with_claims_and_scales_down_from_the_top() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<StatefulSet> = cluster.api();
     cluster
         .create(&api, json!({
@@ -729,7 +731,7 @@ async fn a_stateful_set_creates_ordered_pods_with_claims_and_scales_down_from_th
     // OrderedReady: each ordinal waits for the previous one to be Ready.
     for ordinal in 0..3 {
         let name = format!("db-{ordinal}");
-        wait_for(&format!("{name} running"), || async {
+        eventually_within(DEADLINE, &format!("{name} running"), || async {
             let current = pods(client, "app=db").await;
             let running = current.iter().any(|p| {
                 p.metadata.name.as_deref() == Some(&name)
@@ -775,7 +777,7 @@ async fn a_stateful_set_creates_ordered_pods_with_claims_and_scales_down_from_th
         .filter_map(|c| c.metadata.name)
         .collect();
     assert_eq!(claims, ["data-db-0", "data-db-1", "data-db-2"]);
-    let status = wait_for("status with 3 ready", || async {
+    let status = eventually_within(DEADLINE, "status with 3 ready", || async {
         let status = api.get("db").await.ok()?.status?;
         (status.ready_replicas == Some(3)).then_some(status)
     })
@@ -790,7 +792,7 @@ async fn a_stateful_set_creates_ordered_pods_with_claims_and_scales_down_from_th
     )
     .await
     .expect("scale down");
-    wait_for("only db-0 left", || async {
+    eventually_within(DEADLINE, "only db-0 left", || async {
         let names: Vec<String> = pods(client, "app=db")
             .await
             .into_iter()
@@ -810,7 +812,7 @@ async fn a_stateful_set_creates_ordered_pods_with_claims_and_scales_down_from_th
 
 #[tokio::test]
 async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<StatefulSet> = cluster.api();
     cluster
         .create(&api, json!({
@@ -823,7 +825,7 @@ async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
             },
         }))
         .await;
-    wait_for("3 ready", || async {
+    eventually_within(DEADLINE, "3 ready", || async {
         (api.get("web").await.ok()?.status?.ready_replicas == Some(3)).then_some(())
     })
     .await;
@@ -835,7 +837,7 @@ async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
     )
     .await
     .expect("update");
-    let status = wait_for("the update rolled out", || async {
+    let status = eventually_within(DEADLINE, "the update rolled out", || async {
         let set = api.get("web").await.ok()?;
         let status = set.status?;
         let current = pods(&cluster.client, "app=web").await;
@@ -891,7 +893,7 @@ async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
         .await
         .expect("undo");
     let first_name = first.metadata.name.clone().unwrap_or_default();
-    wait_for("the undo rolled out", || async {
+    eventually_within(DEADLINE, "the undo rolled out", || async {
         let status = api.get("web").await.ok()?.status?;
         let current = pods(&cluster.client, "app=web").await;
         (status.update_revision.as_deref() == Some(first_name.as_str())
@@ -917,7 +919,7 @@ async fn a_stateful_set_rolls_updates_from_the_highest_ordinal() {
 
 #[tokio::test]
 async fn a_daemon_set_runs_one_pod_per_eligible_node() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     cluster
         .add_node("linux-a", json!({"kubernetes.io/os": "linux"}))
         .await;
@@ -952,19 +954,19 @@ async fn a_daemon_set_runs_one_pod_per_eligible_node() {
         nodes.sort();
         nodes
     };
-    wait_for("a pod on each linux node", || async {
+    eventually_within(DEADLINE, "a pod on each linux node", || async {
         (nodes_of(pods(&cluster.client, "app=agent").await) == ["linux-a", "linux-b"]).then_some(())
     })
     .await;
     cluster
         .add_node("linux-c", json!({"kubernetes.io/os": "linux"}))
         .await;
-    wait_for("a pod on the new node", || async {
+    eventually_within(DEADLINE, "a pod on the new node", || async {
         (nodes_of(pods(&cluster.client, "app=agent").await) == ["linux-a", "linux-b", "linux-c"])
             .then_some(())
     })
     .await;
-    let status = wait_for("status of 3 ready", || async {
+    let status = eventually_within(DEADLINE, "status of 3 ready", || async {
         let status = api.get("agent").await.ok()?.status?;
         (status.number_ready == 3 && status.desired_number_scheduled == 3).then_some(status)
     })
@@ -983,7 +985,7 @@ async fn a_daemon_set_runs_one_pod_per_eligible_node() {
         )
         .await
         .expect("relabel");
-    wait_for("the pod leaves the relabelled node", || async {
+    eventually_within(DEADLINE, "the pod leaves the relabelled node", || async {
         (nodes_of(pods(&cluster.client, "app=agent").await) == ["linux-a", "linux-c"]).then_some(())
     })
     .await;
@@ -1019,12 +1021,12 @@ fn job_condition(job: &Job, type_: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_job_runs_to_completion() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Job> = cluster.api();
     let created: Job = cluster
         .create(&api, job("pi", 3, 2, json!({"app": "pi"})))
         .await;
-    let done = wait_for("the job complete", || async {
+    let done = eventually_within(DEADLINE, "the job complete", || async {
         let j = api.get("pi").await.ok()?;
         job_condition(&j, "Complete").map(|_| j)
     })
@@ -1057,7 +1059,7 @@ async fn a_job_runs_to_completion() {
 
 #[tokio::test]
 async fn a_job_whose_pods_fail_stops_at_its_backoff_limit() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Job> = cluster.api();
     cluster
         .create(
@@ -1065,7 +1067,7 @@ async fn a_job_whose_pods_fail_stops_at_its_backoff_limit() {
             job("doomed", 1, 1, json!({"app": "doomed", OUTCOME: "Failed"})),
         )
         .await;
-    let failed = wait_for("the job failed", || async {
+    let failed = eventually_within(DEADLINE, "the job failed", || async {
         let j = api.get("doomed").await.ok()?;
         job_condition(&j, "Failed").map(|reason| (j, reason))
     })
@@ -1078,16 +1080,16 @@ async fn a_job_whose_pods_fail_stops_at_its_backoff_limit() {
 
 #[tokio::test]
 async fn a_finished_job_is_deleted_after_its_ttl_with_its_pods() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Job> = cluster.api();
     let mut spec = job("once", 1, 1, json!({"app": "once"}));
     spec["spec"]["ttlSecondsAfterFinished"] = json!(0);
     cluster.create(&api, spec).await;
-    wait_for("the job deleted", || async {
+    eventually_within(DEADLINE, "the job deleted", || async {
         api.get_opt("once").await.ok()?.is_none().then_some(())
     })
     .await;
-    wait_for("its pods deleted", || async {
+    eventually_within(DEADLINE, "its pods deleted", || async {
         pods(&cluster.client, "app=once")
             .await
             .is_empty()
@@ -1100,7 +1102,7 @@ async fn a_finished_job_is_deleted_after_its_ttl_with_its_pods() {
 
 #[tokio::test]
 async fn a_cron_job_starts_jobs_on_schedule_and_keeps_its_history() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<CronJob> = cluster.api();
     cluster
         .create(&api, json!({
@@ -1146,7 +1148,7 @@ async fn a_cron_job_starts_jobs_on_schedule_and_keeps_its_history() {
     };
     cluster.advance_clock(61);
     nudge(1).await;
-    let first = wait_for("the first job", || async {
+    let first = eventually_within(DEADLINE, "the first job", || async {
         list_jobs().await.into_iter().next()
     })
     .await;
@@ -1167,7 +1169,7 @@ async fn a_cron_job_starts_jobs_on_schedule_and_keeps_its_history() {
             .map(|r| r[0].kind.as_str()),
         Some("CronJob")
     );
-    let status = wait_for("lastScheduleTime and a success", || async {
+    let status = eventually_within(DEADLINE, "lastScheduleTime and a success", || async {
         let status = api.get("tick").await.ok()?.status?;
         (status.last_schedule_time.is_some()
             && status.last_successful_time.is_some()
@@ -1180,12 +1182,16 @@ async fn a_cron_job_starts_jobs_on_schedule_and_keeps_its_history() {
     // The next minute: a second job; the history limit keeps only one.
     cluster.advance_clock(60);
     nudge(2).await;
-    let second = wait_for("the second job, the first one deleted", || async {
-        let names = list_jobs().await;
-        (names.len() == 1 && names[0] != first).then(|| names[0].clone())
-    })
+    let second = eventually_within(
+        DEADLINE,
+        "the second job, the first one deleted",
+        || async {
+            let names = list_jobs().await;
+            (names.len() == 1 && names[0] != first).then(|| names[0].clone())
+        },
+    )
     .await;
-    wait_for("the second job complete", || async {
+    eventually_within(DEADLINE, "the second job complete", || async {
         job_condition(&jobs.get(&second).await.ok()?, "Complete").map(|_| ())
     })
     .await;
@@ -1193,7 +1199,7 @@ async fn a_cron_job_starts_jobs_on_schedule_and_keeps_its_history() {
 
 #[tokio::test]
 async fn a_forbidding_cron_job_waits_for_the_running_job() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<CronJob> = cluster.api();
     cluster
         .create(&api, json!({
@@ -1251,7 +1257,7 @@ async fn a_forbidding_cron_job_waits_for_the_running_job() {
     let jobs: Api<Job> = cluster.api();
     cluster.advance_clock(61);
     nudge(1).await;
-    let first = wait_for("the first job running", || async {
+    let first = eventually_within(DEADLINE, "the first job running", || async {
         let job = jobs
             .list(&ListParams::default())
             .await
@@ -1263,7 +1269,7 @@ async fn a_forbidding_cron_job_waits_for_the_running_job() {
     })
     .await;
     let first_name = first.metadata.name.clone().expect("name");
-    wait_for("the job in the active list", || async {
+    eventually_within(DEADLINE, "the job in the active list", || async {
         (api.get("slow").await.ok()?.status?.active?.len() == 1).then_some(())
     })
     .await;
@@ -1276,7 +1282,7 @@ async fn a_forbidding_cron_job_waits_for_the_running_job() {
     for pod in &held {
         finish(&cluster.client, pod.metadata.name.as_deref().unwrap_or("")).await;
     }
-    let second = wait_for("a second job", || async {
+    let second = eventually_within(DEADLINE, "a second job", || async {
         jobs.list(&ListParams::default())
             .await
             .ok()?
@@ -1286,7 +1292,7 @@ async fn a_forbidding_cron_job_waits_for_the_running_job() {
             .find(|n| *n != first_name)
     })
     .await;
-    wait_for("the observer to see the second job", || async {
+    eventually_within(DEADLINE, "the observer to see the second job", || async {
         history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1313,7 +1319,7 @@ async fn a_forbidding_cron_job_waits_for_the_running_job() {
 
 #[tokio::test]
 async fn a_replacing_cron_job_deletes_the_running_job() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<CronJob> = cluster.api();
     cluster
         .create(&api, json!({
@@ -1348,7 +1354,7 @@ async fn a_replacing_cron_job_deletes_the_running_job() {
     )
     .await
     .expect("nudge");
-    let first = wait_for("the first job", || async {
+    let first = eventually_within(DEADLINE, "the first job", || async {
         names().await.into_iter().next()
     })
     .await;
@@ -1360,12 +1366,12 @@ async fn a_replacing_cron_job_deletes_the_running_job() {
     )
     .await
     .expect("nudge");
-    let second = wait_for("the first job replaced", || async {
+    let second = eventually_within(DEADLINE, "the first job replaced", || async {
         let current = names().await;
         (current.len() == 1 && current[0] != first).then(|| current[0].clone())
     })
     .await;
-    let active = wait_for("the new job active", || async {
+    let active = eventually_within(DEADLINE, "the new job active", || async {
         let active = api.get("fresh").await.ok()?.status?.active?;
         (active.len() == 1).then_some(active)
     })
@@ -1377,7 +1383,7 @@ async fn a_replacing_cron_job_deletes_the_running_job() {
 
 #[tokio::test]
 async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let deployments: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -1402,7 +1408,7 @@ async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
     ips.sort();
     assert_eq!(ips.len(), 3);
     let endpoints: Api<Endpoints> = cluster.api();
-    let ep = wait_for("endpoints with the pods' IPs", || async {
+    let ep = eventually_within(DEADLINE, "endpoints with the pods' IPs", || async {
         let ep = endpoints.get("web").await.ok()?;
         let subset = ep.subsets.as_ref()?.first()?.clone();
         let mut found: Vec<String> = subset
@@ -1436,19 +1442,23 @@ async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
     );
 
     let slices: Api<EndpointSlice> = cluster.api();
-    let slice = wait_for("an endpoint slice with 3 ready endpoints", || async {
-        let list = slices
-            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
-            .await
-            .ok()?;
-        let slice = list.items.into_iter().next()?;
-        let ready = slice
-            .endpoints
-            .iter()
-            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-            .count();
-        (ready == 3).then_some(slice)
-    })
+    let slice = eventually_within(
+        DEADLINE,
+        "an endpoint slice with 3 ready endpoints",
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .ok()?;
+            let slice = list.items.into_iter().next()?;
+            let ready = slice
+                .endpoints
+                .iter()
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count();
+            (ready == 3).then_some(slice)
+        },
+    )
     .await;
     assert_eq!(slice.address_type, "IPv4");
     assert_eq!(
@@ -1478,7 +1488,7 @@ async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
         .patch_status(&victim, &PatchParams::default(), &Patch::Merge(&unready))
         .await
         .expect("unready");
-    wait_for("the unready pod in notReadyAddresses", || async {
+    eventually_within(DEADLINE, "the unready pod in notReadyAddresses", || async {
         let ep = endpoints.get("web").await.ok()?;
         let not_ready: Vec<String> = ep
             .subsets?
@@ -1497,11 +1507,13 @@ async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
         .delete("web", &DeleteParams::default())
         .await
         .expect("delete service");
-    wait_for("the endpoints deleted with the service", || async {
-        endpoints.get_opt("web").await.ok()?.is_none().then_some(())
-    })
+    eventually_within(
+        DEADLINE,
+        "the endpoints deleted with the service",
+        || async { endpoints.get_opt("web").await.ok()?.is_none().then_some(()) },
+    )
     .await;
-    wait_for("the slices deleted with the service", || async {
+    eventually_within(DEADLINE, "the slices deleted with the service", || async {
         slices
             .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
             .await
@@ -1515,7 +1527,7 @@ async fn a_service_gets_endpoints_and_slices_of_its_ready_pods() {
 
 #[tokio::test]
 async fn pods_leaving_a_selector_leave_the_endpoints() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let services: Api<Service> = cluster.api();
     cluster
         .create(
@@ -1557,7 +1569,7 @@ async fn pods_leaving_a_selector_leave_the_endpoints() {
         names.sort();
         names
     };
-    wait_for("both pods", || async {
+    eventually_within(DEADLINE, "both pods", || async {
         (names().await == ["api-a", "api-b"]).then_some(())
     })
     .await;
@@ -1569,7 +1581,7 @@ async fn pods_leaving_a_selector_leave_the_endpoints() {
         )
         .await
         .expect("relabel");
-    wait_for("only api-a", || async {
+    eventually_within(DEADLINE, "only api-a", || async {
         (names().await == ["api-a"]).then_some(())
     })
     .await;
@@ -1579,7 +1591,7 @@ async fn pods_leaving_a_selector_leave_the_endpoints() {
 
 #[tokio::test]
 async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     namespaces
         .create(
@@ -1590,11 +1602,11 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
         .expect("create namespace");
     let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), "team-a");
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "team-a");
-    wait_for("the default service account", || async {
+    eventually_within(DEADLINE, "the default service account", || async {
         accounts.get_opt("default").await.ok()?.map(|_| ())
     })
     .await;
-    let ca = wait_for("kube-root-ca.crt", || async {
+    let ca = eventually_within(DEADLINE, "kube-root-ca.crt", || async {
         config_maps.get_opt("kube-root-ca.crt").await.ok()?
     })
     .await;
@@ -1605,7 +1617,7 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
         .is_some_and(|pem| pem.contains("BEGIN CERTIFICATE")));
     // Also in the namespaces that existed before.
     let default_accounts: Api<ServiceAccount> = cluster.api();
-    wait_for("default/default", || async {
+    eventually_within(DEADLINE, "default/default", || async {
         default_accounts.get_opt("default").await.ok()?.map(|_| ())
     })
     .await;
@@ -1622,11 +1634,11 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
         )
         .await
         .expect("tamper");
-    wait_for("the account back", || async {
+    eventually_within(DEADLINE, "the account back", || async {
         accounts.get_opt("default").await.ok()?.map(|_| ())
     })
     .await;
-    wait_for("the CA restored", || async {
+    eventually_within(DEADLINE, "the CA restored", || async {
         let cm = config_maps.get("kube-root-ca.crt").await.ok()?;
         cm.data?
             .get("ca.crt")?
@@ -1640,7 +1652,7 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
 
 #[tokio::test]
 async fn deleting_a_deployment_deletes_its_replica_sets_and_pods() {
-    let cluster = Cluster::start().await;
+    let cluster = ControlPlane::start().await;
     let api: Api<Deployment> = cluster.api();
     let created: Deployment = cluster
         .create(
@@ -1653,14 +1665,14 @@ async fn deleting_a_deployment_deletes_its_replica_sets_and_pods() {
         .await
         .expect("delete");
     let uid = created.metadata.uid.expect("uid");
-    wait_for("no replica sets", || async {
+    eventually_within(DEADLINE, "no replica sets", || async {
         owned_replica_sets(&cluster.api(), &uid)
             .await
             .is_empty()
             .then_some(())
     })
     .await;
-    wait_for("no pods", || async {
+    eventually_within(DEADLINE, "no pods", || async {
         pods(&cluster.client, "app=web")
             .await
             .is_empty()
@@ -1671,7 +1683,7 @@ async fn deleting_a_deployment_deletes_its_replica_sets_and_pods() {
 
 #[tokio::test]
 async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() {
-    let cluster = Cluster::start_with(|server, _| server.garbage_collector = None).await;
+    let cluster = ControlPlane::start_with(|server, _| server.garbage_collector = None).await;
     let api: Api<Deployment> = cluster.api();
     cluster
         .create(
@@ -1692,7 +1704,7 @@ async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() 
     api.delete("web", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for("the pods collected", || async {
+    eventually_within(DEADLINE, "the pods collected", || async {
         pods(&cluster.client, "app=web")
             .await
             .is_empty()
@@ -1706,7 +1718,8 @@ async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() 
         .expect("list")
         .items;
     assert!(rss.is_empty(), "replica sets collected: {rss:?}");
-    wait_for(
+    eventually_within(
+        DEADLINE,
         "the config map owned by the deployment alone collected",
         || async {
             config_maps
@@ -1718,7 +1731,7 @@ async fn the_orphan_collector_works_without_the_api_servers_garbage_collector() 
         },
     )
     .await;
-    let shared = wait_for("the dangling reference removed", || async {
+    let shared = eventually_within(DEADLINE, "the dangling reference removed", || async {
         let cm = config_maps.get_opt("shared").await.ok()??;
         (cm.metadata.owner_references.as_ref()?.len() == 1).then_some(cm)
     })

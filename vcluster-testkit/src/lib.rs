@@ -41,6 +41,7 @@ pub mod etcd;
 pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
+pub mod kubelet;
 pub mod pki;
 pub mod process;
 pub mod python;
