@@ -42,6 +42,7 @@ pub mod fault_proxy;
 pub mod http;
 pub mod kubectl;
 pub mod kubelet;
+pub mod node;
 pub mod pki;
 pub mod process;
 pub mod python;

@@ -3,6 +3,7 @@
 use kube::api::Api;
 use vcluster_testkit::cluster::{create_namespace, Cluster};
 use vcluster_testkit::fault_proxy::{FaultProxy, Upstream};
+use vcluster_testkit::node::RunningNode;
 use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 use super::{eventually, HOST_SERVICE_CIDR};
@@ -121,6 +122,19 @@ impl Host {
     pub fn serve_quota_kinds(&self) {
         if let Some(cluster) = &self.ours {
             cluster.serve_quota_kinds();
+        }
+    }
+
+    /// The node that runs this host's pods, by name: on our host a
+    /// simulated node started here (it runs while the returned guard
+    /// lives), on the real host the one it always runs.
+    pub async fn node(&self) -> (String, Option<RunningNode>) {
+        match self.kind {
+            HostKind::Ours => {
+                let node = RunningNode::start(self.client.clone(), "node-1").await;
+                (node.name.clone(), Some(node))
+            }
+            HostKind::Real => (self.real().node_name().to_owned(), None),
         }
     }
 
