@@ -284,6 +284,29 @@ fn column_starts(header: &str) -> Vec<usize> {
 }
 
 /// Runs `kubectl --kubeconfig <kubeconfig> args...` with a bounded request
+/// timeout; the process is killed (and the test fails) if it does not
+/// finish within [`KUBECTL_TIMEOUT`].
+pub async fn run_async(kubeconfig: &Path, args: &[&str]) -> Output {
+    let child = Command::new(kubectl_path())
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--request-timeout={KUBECTL_REQUEST_TIMEOUT}"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start kubectl {args:?}: {e}"));
+    match tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await {
+        Ok(output) => output.unwrap_or_else(|e| panic!("kubectl {args:?} failed: {e}")),
+        Err(_) => {
+            panic!("kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?} and was killed")
+        }
+    }
+}
+
+/// Runs `kubectl --kubeconfig <kubeconfig> args...` with a bounded request
 /// timeout, blocking the calling thread.
 pub fn run(kubeconfig: &Path, args: &[&str]) -> Output {
     std::process::Command::new(kubectl_path())
