@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vcluster_testkit::eventually_gone;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -549,10 +550,7 @@ async fn a_controller_with_a_finalizer_cleans_up_before_the_object_goes() {
         .left()
         .expect("marked, not gone");
     assert!(deleted.metadata.deletion_timestamp.is_some());
-    eventually("the object to go after the cleanup", || async {
-        cms.get_opt("managed").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the object to go after the cleanup", &cms, "managed").await;
     let seen = cleaned.lock().expect("lock").clone();
     assert_eq!(
         seen,
@@ -716,15 +714,7 @@ async fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
         .delete("web", &DeleteParams::orphan())
         .await
         .expect("delete");
-    eventually("the deployment to go", || async {
-        deployments
-            .get_opt("web")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the deployment to go", &deployments, "web").await;
     let rs = replica_sets
         .get("web-1")
         .await
@@ -765,9 +755,11 @@ async fn owner_references_resolve_in_the_dependents_namespace_only() {
     pods.create(&PostParams::default(), &stray)
         .await
         .expect("create");
-    eventually("the cross-namespace dependent to be collected", || async {
-        pods.get_opt("stray").await.ok()?.is_none().then_some(())
-    })
+    eventually_gone(
+        "the cross-namespace dependent to be collected",
+        &pods,
+        "stray",
+    )
     .await;
     // A dependent with one live and one gone owner only loses the gone one.
     let two: ConfigMap = serde_json::from_value(json!({

@@ -10,6 +10,7 @@ use common::{eventually, Environment, HostKind};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(deleting_a_bound_virtual_pod_waits_for_the_host_and_then_completes,);
 
@@ -46,17 +47,6 @@ async fn deleting_a_bound_virtual_pod_waits_for_the_host_and_then_completes(host
     assert_eq!(answer.metadata.deletion_grace_period_seconds, Some(30));
     // ...the syncer deletes the host pod, the node finishes it, and the
     // syncer then removes the virtual pod.
-    eventually("the host pod gone", || async {
-        hpods
-            .get_opt(&host_name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    eventually("the virtual pod gone", || async {
-        vpods.get_opt("web").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the host pod gone", &hpods, &host_name).await;
+    eventually_gone("the virtual pod gone", &vpods, "web").await;
 }

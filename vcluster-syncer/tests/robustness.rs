@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{
-    config, copies_by_virtual_key, eventually, start_metered_syncer, test_config_map, test_pod,
-    Cluster, Host, HostKind, MeteredSyncer,
+    clusters, config, copies_by_virtual_key, eventually, start_metered_syncer, test_config_map,
+    test_pod, Cluster, Host, HostKind, MeteredSyncer,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -178,10 +178,8 @@ fn total_errors(syncer: &MeteredSyncer) -> u64 {
 async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans(kind: HostKind) {
     const N: usize = 50;
     const VC: &str = "restart";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-restart";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hpods = host.api::<Pod>(host_namespace);
@@ -490,10 +488,8 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
 
 async fn a_flaky_host_loses_nothing_once_it_recovers(kind: HostKind) {
     const VC: &str = "flaky";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-flaky";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client(),
@@ -653,10 +649,8 @@ async fn a_flaky_host_loses_nothing_once_it_recovers(kind: HostKind) {
 async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: HostKind) {
     const VC: &str = "hot";
     const UPDATES: usize = 200;
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hot";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     // Every host write takes a while, so updates pile up behind it.
     let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(40)));
@@ -729,10 +723,8 @@ async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: Host
 
 async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod(kind: HostKind) {
     const VC: &str = "lag";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-lag";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client(),
@@ -797,10 +789,8 @@ async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod(kind: HostKind
 
 async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
     const VC: &str = "void";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-void";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
@@ -865,10 +855,8 @@ async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
 
 async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostKind) {
     const VC: &str = "late";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-late";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     vcms.create(
@@ -923,10 +911,8 @@ async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostK
 
 async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) {
     const VC: &str = "silent";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-silent";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.config_maps = Selection::Off;
@@ -978,10 +964,8 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) 
 
 async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label(kind: HostKind) {
     const VC: &str = "stale";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-stale";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;

@@ -10,7 +10,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use common::{
-    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Host, HostKind,
+    clusters, config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster,
+    HostKind,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, PostParams};
@@ -58,10 +59,8 @@ async fn create(cluster: &Cluster, from: usize, count: usize) {
 
 async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-busy";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(10)));
     create(&virtual_cluster, 0, 40).await;
@@ -93,10 +92,8 @@ async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
 
 async fn cancelling_while_the_host_hangs_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hung";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
         virtual_cluster.client(),

@@ -30,6 +30,7 @@ use vcluster_core::{safe_concat_name, SingleNamespaceTranslator, VirtualKey};
 use vcluster_syncer::runner::{Selection, SyncConfig};
 use vcluster_syncer::syncers::limits::{HostLimits, HostLimitsSyncer, HOST_LIMITS_LABEL};
 use vcluster_syncer::syncers::pods::{PodSecurityLevel, SYNC_BLOCKED};
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(
     names_crafted_to_collide_never_touch_the_other_object,
@@ -250,13 +251,11 @@ async fn names_crafted_to_collide_never_touch_the_other_object(kind: HostKind) {
         .delete("a-x-b", &DeleteParams::default())
         .await
         .expect("delete the first object");
-    eventually("the first copy deleted with its object", || async {
-        hcms.get_opt("a-x-b-x-c-x-vc")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    eventually_gone(
+        "the first copy deleted with its object",
+        &hcms,
+        "a-x-b-x-c-x-vc",
+    )
     .await;
     tenant.syncer.stop_within(Duration::from_secs(10)).await;
 }
@@ -1417,15 +1416,7 @@ async fn slices_and_ingresses_cannot_attach_to_another_tenants_service(kind: Hos
         .delete("own", &DeleteParams::default())
         .await
         .expect("delete alpha's service");
-    eventually("the orphaned slice removed", || async {
-        hslices
-            .get_opt("mine-x-b-x-a")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the orphaned slice removed", &hslices, "mine-x-b-x-a").await;
 
     // Beta's service is still beta's (beta's own syncer may have updated it).
     let beta_now = hservices

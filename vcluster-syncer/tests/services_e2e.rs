@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
+use vcluster_testkit::eventually_gone;
 use vcluster_testkit::fault_proxy::Fault;
 
 on_both_hosts!(
@@ -185,10 +186,7 @@ async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses
     vsvc.delete("web", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the host service gone", || async {
-        hsvc.get_opt(&host_name).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the host service gone", &hsvc, &host_name).await;
 }
 
 async fn headless_and_external_name_services_keep_their_kind_of_address(host: HostKind) {

@@ -304,6 +304,20 @@ impl Cluster {
         kube::Client::try_from(config).expect("build a kube client")
     }
 
+    /// The served `v1` resource `plural` of `group`; fails the test if the
+    /// server does not serve it.
+    fn served(
+        &self,
+        group: &str,
+        plural: &str,
+    ) -> Arc<vcluster_apiserver::resources::ResourceInfo> {
+        self.server
+            .registry()
+            .catalog()
+            .get(group, "v1", plural)
+            .unwrap_or_else(|| panic!("{plural}.{group} is not served"))
+    }
+
     /// Reads an object straight from the registry (the stored state).
     pub async fn stored(
         &self,
@@ -312,12 +326,7 @@ impl Cluster {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let resource = self
-            .server
-            .registry()
-            .catalog()
-            .get(group, "v1", plural)
-            .unwrap_or_else(|| panic!("{plural}.{group} is not served"));
+        let resource = self.served(group, plural);
         self.server
             .registry()
             .get(&ObjectAddress {
@@ -335,12 +344,7 @@ impl Cluster {
         plural: &str,
         namespace: Option<&str>,
     ) -> Vec<String> {
-        let resource = self
-            .server
-            .registry()
-            .catalog()
-            .get(group, "v1", plural)
-            .unwrap_or_else(|| panic!("{plural}.{group} is not served"));
+        let resource = self.served(group, plural);
         let page = self
             .server
             .registry()

@@ -86,17 +86,11 @@ impl Cluster {
     /// Runs `kubectl args...` with another kubeconfig (bounded like
     /// [`Cluster::kubectl`]).
     pub async fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
-        let child = self
-            .kubectl_command_with(kubeconfig, args, KUBECTL_REQUEST_TIMEOUT)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start kubectl {args:?}: {e}"));
-        match tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await {
-            Ok(output) => output.unwrap_or_else(|e| panic!("kubectl {args:?} failed: {e}")),
-            // Dropping the future drops the child, which kills it.
-            Err(_) => {
-                panic!("kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?} and was killed")
-            }
-        }
+        bounded(
+            self.kubectl_command_with(kubeconfig, args, KUBECTL_REQUEST_TIMEOUT),
+            args,
+        )
+        .await
     }
 
     /// Runs `kubectl args...`, requires success, returns its stdout.
@@ -287,7 +281,8 @@ fn column_starts(header: &str) -> Vec<usize> {
 /// timeout; the process is killed (and the test fails) if it does not
 /// finish within [`KUBECTL_TIMEOUT`].
 pub async fn run_async(kubeconfig: &Path, args: &[&str]) -> Output {
-    let child = Command::new(kubectl_path())
+    let mut command = Command::new(kubectl_path());
+    command
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--request-timeout={KUBECTL_REQUEST_TIMEOUT}"))
         .args(args)
@@ -295,11 +290,19 @@ pub async fn run_async(kubeconfig: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    bounded(command, args).await
+}
+
+/// Runs a kubectl `command` (made with `kill_on_drop`) to its end, or
+/// kills it and fails the test after [`KUBECTL_TIMEOUT`].
+async fn bounded(mut command: Command, args: &[&str]) -> Output {
+    let child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start kubectl {args:?}: {e}"));
     match tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await {
         Ok(output) => output.unwrap_or_else(|e| panic!("kubectl {args:?} failed: {e}")),
+        // Dropping the future drops the child, which kills it.
         Err(_) => {
             panic!("kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?} and was killed")
         }

@@ -102,6 +102,18 @@ where
     }
 }
 
+/// Waits until `api` has no object `name` (a failed read counts as "not
+/// yet"), failing the test after [`DEADLINE`] saying `what`.
+pub async fn eventually_gone<K>(what: &str, api: &kube::Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(what, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+}
+
 /// Bounds any future by [`DEADLINE`]: a request or a stop that could hang
 /// fails the test instead.
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {

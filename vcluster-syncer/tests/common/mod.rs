@@ -252,6 +252,16 @@ impl Environment {
     }
 }
 
+/// Where a robustness scenario starts: a fresh virtual cluster and a host
+/// of `kind` with `host_namespace` made; the scenario starts its own
+/// syncer (metered, often through a fault proxy).
+pub async fn clusters(kind: HostKind, host_namespace: &str) -> (Cluster, Host) {
+    let virtual_cluster = Cluster::start().await;
+    let host = Host::start(kind).await;
+    host.create_namespace(host_namespace).await;
+    (virtual_cluster, host)
+}
+
 /// Logs to the test's output when `RUST_LOG` asks for it (shown for a
 /// failing test).
 pub fn init_logging() {
