@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::cluster::Cluster;
-use crate::{eventually_explained, DEADLINE};
+use crate::{eventually_every, eventually_explained, DEADLINE};
 
 /// Hard limit of one `kubectl` process; it is killed after this.
 pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -348,14 +348,17 @@ pub fn eventually_prints(
         .enable_time()
         .build()
         .expect("a runtime for a blocking wait");
-    runtime.block_on(eventually_explained(deadline, what, || async {
-        let out = run(kubeconfig, args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && check(&stdout) {
-            return Ok(stdout);
-        }
-        // kubectl is a process a try: look again less often than a client.
-        tokio::time::sleep(Duration::from_millis(180)).await;
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }))
+    runtime.block_on(eventually_every(
+        deadline,
+        Duration::from_millis(200),
+        what,
+        || async {
+            let out = run(kubeconfig, args);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && check(&stdout) {
+                return Ok(stdout);
+            }
+            Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+        },
+    ))
 }

@@ -35,6 +35,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
+pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod etcd;
@@ -77,11 +78,14 @@ where
     .await
 }
 
-/// The one polling loop: runs `condition` every [`POLL`] until it returns
-/// `Ok`, or fails the test after `deadline` with what was awaited and the
-/// last `Err` (say, the output that did not match), so a timeout explains
-/// itself.
-pub async fn eventually_explained<T, F, Fut>(deadline: Duration, what: &str, mut condition: F) -> T
+/// The one polling loop behind every wait, [`eventually`] and its
+/// variants: runs `condition` every `interval` until it returns `Ok`;
+/// after `deadline` returns the last `Err` instead.
+pub async fn poll<T, F, Fut>(
+    deadline: Duration,
+    interval: Duration,
+    mut condition: F,
+) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -89,16 +93,43 @@ where
     let start = Instant::now();
     loop {
         let last = match condition().await {
-            Ok(value) => return value,
+            Ok(value) => return Ok(value),
             Err(last) => last,
         };
         if start.elapsed() > deadline {
-            if last.is_empty() {
-                panic!("timed out after {deadline:?} waiting for: {what}");
-            }
-            panic!("timed out after {deadline:?} waiting for: {what}; last: {last}");
+            return Err(last);
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Polls `condition` every [`POLL`] until it returns `Ok`, or fails the
+/// test after `deadline` with what was awaited and the last `Err` (say,
+/// the output that did not match), so a timeout explains itself.
+pub async fn eventually_explained<T, F, Fut>(deadline: Duration, what: &str, condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    eventually_every(deadline, POLL, what, condition).await
+}
+
+/// [`eventually_explained`] looking again only every `interval`, for
+/// conditions that are costly to check (a kubectl process each time).
+pub async fn eventually_every<T, F, Fut>(
+    deadline: Duration,
+    interval: Duration,
+    what: &str,
+    condition: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    match poll(deadline, interval, condition).await {
+        Ok(value) => value,
+        Err(last) if last.is_empty() => panic!("timed out after {deadline:?} waiting for: {what}"),
+        Err(last) => panic!("timed out after {deadline:?} waiting for: {what}; last: {last}"),
     }
 }
 
