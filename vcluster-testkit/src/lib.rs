@@ -1,15 +1,24 @@
-//! Test harnesses shared by the workspace's tests and benchmarks, so a test
+//! The one test kit of the workspace's tests and benchmarks, so a test
 //! reads as the scenario it checks:
 //!
-//! - [`etcd::EtcdServer`]: a real, throw-away etcd on loopback.
+//! - [`cluster::Cluster`]: our API server in memory on loopback, with its
+//!   kubeconfigs and clients; [`kubectl`] and [`http`] drive it as the
+//!   real kubectl and a raw HTTP/1.1 client.
 //! - [`real_host::RealHost`]: a real Kubernetes control plane (upstream
 //!   kube-apiserver, kube-controller-manager and etcd, built from their Go
 //!   modules by `tools/upstream/build`) with a simulated node, the reference
 //!   host every syncer behaviour is proven against.
-//! - [`pki::ClusterPki`]: a throw-away CA, serving and admin certificates,
-//!   service-account keys, and the admin's kubeconfig and TLS connector.
+//! - [`node::RunningNode`]: the simulated node on any cluster;
+//!   [`kubelet`]: the scripted kubelet of the controllers' scenarios.
+//! - [`fault_proxy::FaultProxy`]: faults between a component and its API
+//!   server.
+//! - [`etcd::EtcdServer`]: a real, throw-away etcd on loopback.
+//! - [`pki`]: throw-away CAs, certificates and kubeconfigs.
 //! - [`python::interpreter`]: the official Python client's interpreter.
-//! - [`eventually`]: bounded polling, the only way tests wait.
+//! - [`demo`]: the demo binary as a child process.
+//! - [`bench`]: the benchmarks' harness.
+//! - [`eventually`] and its variants over one loop ([`poll`]): bounded
+//!   polling, the only way tests wait.
 //! - [`free_ports`]: loopback ports nobody listens on.
 //!
 //! Everything binds to 127.0.0.1 only, and every process started here is

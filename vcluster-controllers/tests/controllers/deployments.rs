@@ -3,6 +3,27 @@
 
 use super::*;
 
+/// Calls `look` with the pods labelled `selector` (in `default`) after
+/// every change to any of them, until the returned task is aborted: how a
+/// scenario sees each intermediate state of a rollout.
+fn on_every_pod_change(
+    client: &kube::Client,
+    selector: &'static str,
+    mut look: impl FnMut(Vec<Pod>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let stream = watcher(api, watcher::Config::default().labels(selector))
+            .default_backoff()
+            .touched_objects();
+        futures::pin_mut!(stream);
+        while stream.next().await.is_some() {
+            look(pods(&client, selector).await);
+        }
+    })
+}
+
 #[tokio::test]
 async fn a_deployment_runs_its_replicas_and_reports_a_complete_rollout() {
     let cluster = ControlPlane::start().await;
@@ -207,31 +228,22 @@ async fn a_rolling_update_stays_within_surge_and_unavailability() {
     // Watch the pods while rolling: never more than 4 + 1, never fewer
     // than 4 - 0 ready.
     let seen = Arc::new(Mutex::new((0usize, usize::MAX)));
-    let observer = {
+    let observer = on_every_pod_change(&cluster.client, "app=web", {
         let seen = seen.clone();
-        let client = cluster.client.clone();
-        tokio::spawn(async move {
-            let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-            let stream = watcher(api.clone(), watcher::Config::default().labels("app=web"))
-                .default_backoff()
-                .touched_objects();
-            futures::pin_mut!(stream);
-            while stream.next().await.is_some() {
-                let current = pods(&client, "app=web").await;
-                let alive: Vec<&Pod> = current
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .collect();
-                let ready = alive
-                    .iter()
-                    .filter(|p| vcluster_controllers::pods::is_ready(p))
-                    .count();
-                let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
-                s.0 = s.0.max(alive.len());
-                s.1 = s.1.min(ready);
-            }
-        })
-    };
+        move |current| {
+            let alive: Vec<&Pod> = current
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let ready = alive
+                .iter()
+                .filter(|p| vcluster_controllers::pods::is_ready(p))
+                .count();
+            let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+            s.0 = s.0.max(alive.len());
+            s.1 = s.1.min(ready);
+        }
+    });
     set_image(&api, "web", "nginx:2").await;
     eventually_within(DEADLINE, "all pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
@@ -286,26 +298,17 @@ async fn percentages_round_like_upstream_during_a_rollout() {
         .await;
     rolled_out(&api, "web", 10).await;
     let max_seen = Arc::new(Mutex::new(0usize));
-    let observer = {
+    let observer = on_every_pod_change(&cluster.client, "app=web", {
         let max_seen = max_seen.clone();
-        let client = cluster.client.clone();
-        tokio::spawn(async move {
-            let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-            let stream = watcher(api, watcher::Config::default().labels("app=web"))
-                .default_backoff()
-                .touched_objects();
-            futures::pin_mut!(stream);
-            while stream.next().await.is_some() {
-                let n = pods(&client, "app=web")
-                    .await
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .count();
-                let mut m = max_seen.lock().unwrap_or_else(|p| p.into_inner());
-                *m = (*m).max(n);
-            }
-        })
-    };
+        move |current| {
+            let n = current
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .count();
+            let mut m = max_seen.lock().unwrap_or_else(|p| p.into_inner());
+            *m = (*m).max(n);
+        }
+    });
     set_image(&api, "web", "nginx:2").await;
     eventually_within(DEADLINE, "all pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
@@ -330,25 +333,15 @@ async fn recreate_removes_old_pods_before_starting_new_ones() {
         .await;
     rolled_out(&api, "web", 3).await;
     let overlap = Arc::new(Mutex::new(false));
-    let observer = {
+    let observer = on_every_pod_change(&cluster.client, "app=web", {
         let overlap = overlap.clone();
-        let client = cluster.client.clone();
-        tokio::spawn(async move {
-            let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-            let stream = watcher(api, watcher::Config::default().labels("app=web"))
-                .default_backoff()
-                .touched_objects();
-            futures::pin_mut!(stream);
-            while stream.next().await.is_some() {
-                let set: BTreeSet<String> = images(&pods(&client, "app=web").await)
-                    .into_iter()
-                    .collect();
-                if set.len() > 1 {
-                    *overlap.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                }
+        move |current| {
+            let set: BTreeSet<String> = images(&current).into_iter().collect();
+            if set.len() > 1 {
+                *overlap.lock().unwrap_or_else(|p| p.into_inner()) = true;
             }
-        })
-    };
+        }
+    });
     set_image(&api, "web", "nginx:2").await;
     eventually_within(DEADLINE, "3 pods on nginx:2", || async {
         let current = pods(&cluster.client, "app=web").await;
