@@ -24,8 +24,6 @@
 //! operation), then `name=apiserver_ratio` lines (each backend against
 //! memory, in-process against TCP).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,10 +31,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
-use support::http::{for_each_line, number_after, send_all, Request, Target, JSON};
-use support::report::{note, Line};
-use support::servers::{Backend, LocalServer, Stores, Transport};
-use support::stats::{per_second, Latencies, Spread};
+use vcluster_testkit::bench::http::{for_each_line, number_after, send_all, Request, Target, JSON};
+use vcluster_testkit::bench::report::{note, Line};
+use vcluster_testkit::bench::servers::{Backend, LocalServer, Stores, Transport};
+use vcluster_testkit::bench::stats::{per_second, Latencies, Spread};
 use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 /// What to run.
@@ -57,13 +55,19 @@ struct Params {
 
 impl Params {
     fn from_env() -> Self {
-        let quick = support::quick();
+        let quick = vcluster_testkit::bench::quick();
         Self {
-            concurrency: support::env_usize("VCLUSTER_BENCH_CONCURRENCY", 8),
-            samples: support::env_usize("VCLUSTER_BENCH_SAMPLES", if quick { 2 } else { 5 }),
-            objects: support::env_usize("VCLUSTER_BENCH_OBJECTS", if quick { 200 } else { 1_000 }),
+            concurrency: vcluster_testkit::bench::env_usize("VCLUSTER_BENCH_CONCURRENCY", 8),
+            samples: vcluster_testkit::bench::env_usize(
+                "VCLUSTER_BENCH_SAMPLES",
+                if quick { 2 } else { 5 },
+            ),
+            objects: vcluster_testkit::bench::env_usize(
+                "VCLUSTER_BENCH_OBJECTS",
+                if quick { 200 } else { 1_000 },
+            ),
             lists: if quick { 10 } else { 40 },
-            watchers: support::env_usize(
+            watchers: vcluster_testkit::bench::env_usize(
                 "VCLUSTER_BENCH_WATCHERS",
                 if quick { 100 } else { 1_000 },
             ),
@@ -115,7 +119,11 @@ async fn crud_sample(
         let requests: Vec<Request> = match op {
             "create" => (0..n)
                 .map(|i| {
-                    let body = support::fixtures::config_map_body(namespace, &name(i), i as u64);
+                    let body = vcluster_testkit::bench::fixtures::config_map_body(
+                        namespace,
+                        &name(i),
+                        i as u64,
+                    );
                     Request::json(Method::POST, path.clone(), body)
                 })
                 .collect(),
@@ -130,7 +138,11 @@ async fn crud_sample(
             "update" => (0..n)
                 .map(|i| {
                     let seq = (n + i) as u64;
-                    let body = support::fixtures::config_map_body(namespace, &name(i), seq);
+                    let body = vcluster_testkit::bench::fixtures::config_map_body(
+                        namespace,
+                        &name(i),
+                        seq,
+                    );
                     Request::json(Method::PUT, format!("{path}/{}", name(i)), body)
                 })
                 .collect(),
@@ -244,7 +256,7 @@ async fn fanout_sample(
             &path,
             Some((
                 JSON,
-                support::fixtures::config_map_body(namespace, "target", 1_000_000),
+                vcluster_testkit::bench::fixtures::config_map_body(namespace, "target", 1_000_000),
             )),
         )
         .await
@@ -298,7 +310,9 @@ async fn fanout_sample(
                 &format!("{path}/target"),
                 Some((
                     JSON,
-                    support::fixtures::config_map_body(namespace, "target", seq as u64),
+                    vcluster_testkit::bench::fixtures::config_map_body(
+                        namespace, "target", seq as u64,
+                    ),
                 )),
             )
             .await
@@ -415,7 +429,7 @@ fn main() {
     let params = Params::from_env();
     let backends = Backend::from_env();
     let upstream = upstream();
-    support::runtime().block_on(async {
+    vcluster_testkit::bench::runtime().block_on(async {
         let mut stores = Stores::default();
         stores.external_etcd = upstream.as_ref().map(|h| h.etcd_endpoint().to_owned());
         let mut transports = vec![Transport::Tcp, Transport::InProcess];

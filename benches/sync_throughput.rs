@@ -40,8 +40,6 @@
 //! for profiling, `VCLUSTER_BENCH_MODES=live` and
 //! `VCLUSTER_BENCH_PARTS=throughput` (of `throughput,memory,status,real_host`).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,11 +51,6 @@ use http::Method;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{json, Value};
-use support::http::{contains, for_each_line, send_all, Request, Target, JSON, MERGE_PATCH};
-use support::memory::{cpu_time, rss_bytes, CountingAlloc};
-use support::report::{note, Line};
-use support::servers::{child_role, run_child, serve_child_server, ChildServer};
-use support::stats::{per_second, Latencies, Spread};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use vcluster::apiserver::storage::MemoryStorage;
@@ -67,6 +60,13 @@ use vcluster::core::{SingleNamespaceTranslator, VirtualKey};
 use vcluster::syncer::engine::MetricsSnapshot;
 use vcluster::syncer::syncers::pods::translate::host_pod;
 use vcluster::syncer::{EngineHandle, Selection, SyncConfig, VirtualClusterSyncer};
+use vcluster_testkit::bench::http::{
+    contains, for_each_line, send_all, Request, Target, JSON, MERGE_PATCH,
+};
+use vcluster_testkit::bench::memory::{cpu_time, rss_bytes, CountingAlloc};
+use vcluster_testkit::bench::report::{note, Line};
+use vcluster_testkit::bench::servers::{child_role, run_child, serve_child_server, ChildServer};
+use vcluster_testkit::bench::stats::{per_second, Latencies, Spread};
 use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
 #[global_allocator]
@@ -95,7 +95,7 @@ struct Params {
 
 impl Params {
     fn from_env() -> Self {
-        let quick = support::quick();
+        let quick = vcluster_testkit::bench::quick();
         let kinds = std::env::var("VCLUSTER_BENCH_KINDS")
             .unwrap_or_else(|_| "configmaps,pods".into())
             .split(',')
@@ -112,11 +112,17 @@ impl Params {
         };
         Self {
             kinds,
-            sizes: support::env_sizes("VCLUSTER_BENCH_SIZES", default_sizes),
-            samples: support::env_usize("VCLUSTER_BENCH_SAMPLES", if quick { 2 } else { 5 }),
-            large_samples: support::env_usize("VCLUSTER_BENCH_SAMPLES", if quick { 2 } else { 3 }),
-            concurrency: support::env_usize("VCLUSTER_BENCH_CONCURRENCY", 8),
-            status_pods: support::env_usize(
+            sizes: vcluster_testkit::bench::env_sizes("VCLUSTER_BENCH_SIZES", default_sizes),
+            samples: vcluster_testkit::bench::env_usize(
+                "VCLUSTER_BENCH_SAMPLES",
+                if quick { 2 } else { 5 },
+            ),
+            large_samples: vcluster_testkit::bench::env_usize(
+                "VCLUSTER_BENCH_SAMPLES",
+                if quick { 2 } else { 3 },
+            ),
+            concurrency: vcluster_testkit::bench::env_usize("VCLUSTER_BENCH_CONCURRENCY", 8),
+            status_pods: vcluster_testkit::bench::env_usize(
                 "VCLUSTER_BENCH_STATUS_PODS",
                 if quick { 200 } else { 1_000 },
             ),
@@ -173,9 +179,13 @@ impl Kind {
     /// The tenant's object `name`, as JSON.
     fn virtual_object(self, name: &str) -> Value {
         match self {
-            Kind::ConfigMaps => support::fixtures::config_map_json(NAMESPACE, name, 1),
-            Kind::Pods => serde_json::to_value(support::fixtures::pod(NAMESPACE, name))
-                .expect("a pod encodes as JSON"),
+            Kind::ConfigMaps => {
+                vcluster_testkit::bench::fixtures::config_map_json(NAMESPACE, name, 1)
+            }
+            Kind::Pods => {
+                serde_json::to_value(vcluster_testkit::bench::fixtures::pod(NAMESPACE, name))
+                    .expect("a pod encodes as JSON")
+            }
         }
     }
 
@@ -468,7 +478,7 @@ impl RunningSyncer {
     /// row.
     async fn wait_idle(&self) {
         let mut quiet = 0;
-        let idle = support::wait_until(DEADLINE, || {
+        let idle = vcluster_testkit::bench::wait_until(DEADLINE, || {
             let busy = self.engines.iter().any(|e| {
                 let m = e.metrics();
                 m.queue_depth > 0 || m.in_flight > 0
@@ -1102,13 +1112,13 @@ fn main() {
             let kind = Kind::from_name(kind).expect("a known kind in the child role");
             let n = n.parse().expect("a size in the child role");
             let concurrency = Params::from_env().concurrency;
-            return support::runtime().block_on(memory_child(kind, n, concurrency));
+            return vcluster_testkit::bench::runtime().block_on(memory_child(kind, n, concurrency));
         }
         None => {}
     }
     let params = Params::from_env();
     let part = |name: &str| params.parts.iter().any(|p| p == name);
-    support::runtime().block_on(async {
+    vcluster_testkit::bench::runtime().block_on(async {
         if part("throughput") {
             for kind in &params.kinds {
                 for n in &params.sizes {
@@ -1150,7 +1160,7 @@ fn real_host(params: &Params) {
             return;
         }
     };
-    support::runtime().block_on(async {
+    vcluster_testkit::bench::runtime().block_on(async {
         let mut round = 0;
         for kind in &params.kinds {
             for n in &params.sizes {

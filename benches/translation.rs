@@ -7,18 +7,16 @@
 //! `cargo bench --bench translation`; `VCLUSTER_BENCH_QUICK=1` for a short
 //! run. One `BENCH name=translation case=...` line per case.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use support::memory::CountingAlloc;
-use support::report::{note, Line};
-use support::stats::Spread;
 use vcluster::core::prelude::*;
 use vcluster::core::{safe_concat_name, SingleNamespaceTranslator, VirtualKey};
 use vcluster::syncer::syncers::pods::translate::{host_pod, PodEnvironment};
+use vcluster_testkit::bench::memory::CountingAlloc;
+use vcluster_testkit::bench::report::{note, Line};
+use vcluster_testkit::bench::stats::Spread;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
@@ -32,11 +30,14 @@ struct Timing {
 
 impl Timing {
     fn from_env() -> Self {
-        let quick = support::quick();
+        let quick = vcluster_testkit::bench::quick();
         Self {
             warm_up: Duration::from_millis(if quick { 50 } else { 300 }),
             sample: Duration::from_millis(if quick { 20 } else { 200 }),
-            samples: support::env_usize("VCLUSTER_BENCH_SAMPLES", if quick { 3 } else { 10 }),
+            samples: vcluster_testkit::bench::env_usize(
+                "VCLUSTER_BENCH_SAMPLES",
+                if quick { 3 } else { 10 },
+            ),
         }
     }
 }
@@ -171,7 +172,7 @@ fn main() {
     });
 
     // Whole objects.
-    let config_map = support::fixtures::config_map("default", "settings", 1);
+    let config_map = vcluster_testkit::bench::fixtures::config_map("default", "settings", 1);
     case(&timing, "configmap_full", ("configmaps", 1), |_| {
         black_box(
             translator
@@ -179,7 +180,7 @@ fn main() {
                 .expect("a configmap translates"),
         );
     });
-    let pod = support::fixtures::rich_pod("default", "web-5d8f7c9b6-x2x7k");
+    let pod = vcluster_testkit::bench::fixtures::rich_pod("default", "web-5d8f7c9b6-x2x7k");
     let namespace_labels: BTreeMap<String, String> = [(
         "kubernetes.io/metadata.name".to_owned(),
         "default".to_owned(),

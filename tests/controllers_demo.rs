@@ -5,12 +5,12 @@
 //! forward and back, Services get endpoints, Jobs complete, and deleting
 //! a Deployment takes its pods with it.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Output;
 
-use support::{eventually, free_port, kubectl, kubectl_ok, DemoProcess};
+use vcluster_testkit::demo::{DemoProcess, DEADLINE};
+use vcluster_testkit::free_port;
+use vcluster_testkit::kubectl::{eventually_prints, run as kubectl, run_ok as kubectl_ok};
 
 const HOST_NAMESPACE: &str = "vcluster-demo";
 
@@ -58,13 +58,13 @@ impl Demo {
 
     /// Runs kubectl (virtual side) until its output satisfies `check`.
     fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
-        eventually(&self.kubeconfig, args, what, check)
+        eventually_prints(DEADLINE, &self.kubeconfig, args, what, check)
     }
 
     fn host_eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
         let mut all = vec!["-n", HOST_NAMESPACE];
         all.extend_from_slice(args);
-        eventually(&self.host, &all, what, check)
+        eventually_prints(DEADLINE, &self.host, &all, what, check)
     }
 }
 

@@ -2,12 +2,12 @@
 //! real kubectl through the kubeconfigs it writes, stopped with SIGINT (or
 //! SIGTERM) and started again on the same data directory.
 
-mod support;
-
 use std::net::TcpListener;
 use std::process::Command;
 
-use support::{demo_binary, eventually, free_port, kubectl_ok, DemoProcess};
+use vcluster_testkit::demo::{demo_binary, DemoProcess, DEADLINE};
+use vcluster_testkit::free_port;
+use vcluster_testkit::kubectl::{eventually_prints, run_ok as kubectl_ok};
 
 #[test]
 fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
@@ -20,10 +20,16 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
 
     kubectl_ok(&kubeconfig, &["run", "web", "--image=nginx"]);
     kubectl_ok(&kubeconfig, &["expose", "pod", "web", "--port", "80"]);
-    let pods = eventually(&kubeconfig, &["get", "pods"], "web Running", |out| {
-        out.lines()
-            .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
-    });
+    let pods = eventually_prints(
+        DEADLINE,
+        &kubeconfig,
+        &["get", "pods"],
+        "web Running",
+        |out| {
+            out.lines()
+                .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
+        },
+    );
     assert!(pods.starts_with("NAME"), "kubectl prints a table: {pods}");
     // The syncer's counters are scraped from the virtual API server.
     let metrics = kubectl_ok(&kubeconfig, &["get", "--raw", "/metrics"]);
@@ -47,7 +53,8 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
         &host,
         &["-n", host_ns, "get", "pod", "web-x-default-x-demo"],
     );
-    let host_ip = eventually(
+    let host_ip = eventually_prints(
+        DEADLINE,
         &host,
         &[
             "-n",
@@ -62,7 +69,8 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
         |out| !out.trim().is_empty(),
     );
     // kubectl get svc shows the cluster IP the host assigned.
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &kubeconfig,
         &["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"],
         "the virtual service with the host's cluster IP",
@@ -73,7 +81,8 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
 
     // Deleting the virtual pod removes the host pod.
     kubectl_ok(&kubeconfig, &["delete", "pod", "web", "--wait=true"]);
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &host,
         &["-n", host_ns, "get", "pods", "-o", "name"],
         "the host pod gone",
@@ -82,7 +91,8 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
 
     // A pod created now must be there after a restart on the same data dir.
     kubectl_ok(&kubeconfig, &["run", "keep", "--image=nginx"]);
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &kubeconfig,
         &["get", "pod", "keep"],
         "keep Running",
@@ -96,13 +106,15 @@ fn the_demo_runs_a_pod_end_to_end_and_survives_a_restart() {
         pods.lines().any(|l| l.starts_with("keep ")),
         "the pod survived the restart: {pods}"
     );
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &kubeconfig,
         &["get", "pod", "keep"],
         "keep Running again",
         |out| out.contains("Running"),
     );
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &host,
         &["-n", host_ns, "get", "pods", "-o", "name"],
         "keep re-created on the host",

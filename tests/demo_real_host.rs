@@ -3,9 +3,9 @@
 //! with the real kubectl, as a user pointing `--host-kubeconfig` at their
 //! cluster would.
 
-mod support;
-
-use support::{eventually, free_port, kubectl_ok, DemoProcess};
+use vcluster_testkit::demo::{DemoProcess, DEADLINE};
+use vcluster_testkit::free_port;
+use vcluster_testkit::kubectl::{eventually_prints, run_ok as kubectl_ok};
 use vcluster_testkit::real_host::RealHost;
 
 #[test]
@@ -42,10 +42,16 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
         ],
     );
     // The real host's scheduler stand-in and kubelet stand-in run it.
-    eventually(&kubeconfig, &["get", "pods"], "web Running", |out| {
-        out.lines()
-            .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
-    });
+    eventually_prints(
+        DEADLINE,
+        &kubeconfig,
+        &["get", "pods"],
+        "web Running",
+        |out| {
+            out.lines()
+                .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains("1/1"))
+        },
+    );
     let node = kubectl_ok(
         &kubeconfig,
         &["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"],
@@ -115,7 +121,8 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
     // Deleting the virtual pod removes the host pod (graceful on a real
     // host: the simulated kubelet confirms it).
     kubectl_ok(&kubeconfig, &["delete", "pod", "web", "--wait=true"]);
-    eventually(
+    eventually_prints(
+        DEADLINE,
         host_kubeconfig,
         &["-n", host_ns, "get", "pods", "-o", "name"],
         "the host pod gone",
@@ -124,7 +131,8 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
 
     // A pod created now is there after a restart on the same data dir.
     kubectl_ok(&kubeconfig, &["run", "keep", "--image=nginx"]);
-    eventually(
+    eventually_prints(
+        DEADLINE,
         &kubeconfig,
         &["get", "pod", "keep"],
         "keep Running",
@@ -138,7 +146,8 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
         pods.lines().any(|l| l.starts_with("keep ")),
         "the pod survived the restart: {pods}"
     );
-    eventually(
+    eventually_prints(
+        DEADLINE,
         host_kubeconfig,
         &["-n", host_ns, "get", "pods", "-o", "name"],
         "keep on the host",
@@ -146,7 +155,8 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
     );
     kubectl_ok(&kubeconfig, &["delete", "pod", "keep", "--wait=true"]);
     kubectl_ok(&kubeconfig, &["delete", "svc", "web"]);
-    eventually(
+    eventually_prints(
+        DEADLINE,
         host_kubeconfig,
         &["-n", host_ns, "get", "svc", "-o", "name"],
         "the host service gone",

@@ -5,28 +5,10 @@
 //! Started in-process through the library, on loopback ports.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::Duration;
 
 use vcluster::demo::{self, DemoOptions};
-
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    let child = tokio::process::Command::new("kubectl")
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg("--request-timeout=10s")
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl must be on PATH");
-    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 30s"))
-        .expect("kubectl output")
-}
+use vcluster_testkit::free_port;
+use vcluster_testkit::kubectl::run_async as kubectl;
 
 async fn ok(kubeconfig: &Path, args: &[&str]) -> String {
     let out = kubectl(kubeconfig, args).await;
@@ -50,13 +32,6 @@ fn with_user(kubeconfig: &Path, target: &Path, user: &str) {
         serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).expect("read")).expect("yaml");
     config["users"][0]["user"] = serde_yaml::from_str(user).expect("user yaml");
     std::fs::write(target, serde_yaml::to_string(&config).expect("yaml")).expect("write");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn options(dir: &Path) -> DemoOptions {

@@ -2,11 +2,10 @@
 //! `metav1.Status` with the right code and reason, nothing is stored (the
 //! store's revision does not move), and the server keeps serving.
 
-mod common;
-
-use common::{RawResponse, TestServer};
 use serde_json::{json, Value};
 use vcluster_apiserver::storage::Storage;
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::http::RawResponse;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -23,7 +22,7 @@ type BodyCase = (
 type NameCase<'a> = (&'a str, &'a str, Value, &'a str, &'a str, &'a str);
 
 fn valid_pod(name: &str) -> Value {
-    common::pod_json(name, &[("app", "web")])
+    vcluster_testkit::http::pod_json(name, &[("app", "web")])
 }
 
 /// Checks a failure answer: status line, JSON content type and a
@@ -57,17 +56,17 @@ fn assert_status(response: &RawResponse, code: u16, reason: &str, what: &str) ->
 
 /// The store's revision: it moves on every write, so an unchanged
 /// revision proves that nothing was stored.
-async fn revision(t: &TestServer) -> u64 {
+async fn revision(t: &Cluster) -> u64 {
     t.storage.current_revision().await.unwrap()
 }
 
-async fn post(t: &TestServer, path: &str, content_type: (&str, &str), body: &[u8]) -> RawResponse {
+async fn post(t: &Cluster, path: &str, content_type: (&str, &str), body: &[u8]) -> RawResponse {
     t.raw("POST", path, &[content_type], body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_and_yaml_are_400_bad_request() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let billion_laughs = "a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
     let cases: Vec<BodyCase> = vec![
@@ -174,7 +173,7 @@ async fn malformed_json_and_yaml_are_400_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_api_version_name_and_namespace_must_match_the_url() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let mut wrong_kind = valid_pod("x");
     wrong_kind["kind"] = json!("Service");
@@ -252,7 +251,7 @@ async fn kind_api_version_name_and_namespace_must_match_the_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_three_mebibytes_are_413() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let limit = 3 * 1024 * 1024;
     // A valid object just over the limit, with Content-Length and chunked.
@@ -330,7 +329,7 @@ async fn bodies_over_three_mebibytes_are_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_names_are_422_with_causes() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let long = "a".repeat(254);
     let cases: Vec<NameCase> = vec![
@@ -393,7 +392,7 @@ async fn invalid_names_are_422_with_causes() {
         (
             "a bad label key",
             PODS,
-            common::pod_json("labelled", &[("bad key", "v")]),
+            vcluster_testkit::http::pod_json("labelled", &[("bad key", "v")]),
             "Pod",
             "metadata.labels",
             "FieldValueInvalid",
@@ -442,7 +441,7 @@ async fn invalid_names_are_422_with_causes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_content_types_are_415() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let body = valid_pod("x").to_string();
     for content_type in [
@@ -479,7 +478,7 @@ async fn unsupported_content_types_are_415() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_documents_are_400() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     let depth = 100_000;
     let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
@@ -509,7 +508,7 @@ async fn deeply_nested_documents_are_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_fields_follow_field_validation() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let mut pod = valid_pod("web");
     pod["spec"]["bogus"] = json!(1);
     pod["metadata"]["extra"] = json!("x");
@@ -609,7 +608,7 @@ async fn unknown_fields_follow_field_validation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_query_parameters_paths_and_methods_are_statuses() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     for query in [
         "limit=-1",
         "limit=many",
@@ -678,7 +677,7 @@ async fn bad_query_parameters_paths_and_methods_are_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_wire_does_not_wedge_the_server() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let before = revision(&t).await;
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
@@ -687,7 +686,7 @@ async fn garbage_on_the_wire_does_not_wedge_the_server() {
         b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nContent-Length: nope\r\n\r\n{}",
         b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ] {
-        let answer = common::within("an answer to garbage", async {
+        let answer = vcluster_testkit::within("an answer to garbage", async {
             let mut stream = tokio::net::TcpStream::connect(t.addr).await.unwrap();
             stream.write_all(garbage).await.unwrap();
             let _ = stream.shutdown().await;
@@ -705,7 +704,7 @@ async fn garbage_on_the_wire_does_not_wedge_the_server() {
     }
     // A request with a huge header is refused or served, but answered.
     let big = "a".repeat(1024 * 1024);
-    let answer = common::within("an answer to a huge header", async {
+    let answer = vcluster_testkit::within("an answer to a huge header", async {
         let mut stream = tokio::net::TcpStream::connect(t.addr).await.unwrap();
         let request = format!(
             "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"

@@ -4,9 +4,6 @@
 //! through `events.k8s.io/v1`, and selectors, watches and deletes work
 //! across the two.
 
-mod common;
-
-use common::{within, TestServer};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Pod};
 use k8s_openapi::api::events::v1::Event as NewerEvent;
@@ -14,6 +11,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchPara
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Resource;
 use serde_json::json;
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::within;
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
@@ -40,7 +39,7 @@ fn core_event(name: &str, pod: &Pod, message: &str) -> CoreEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_events_apis_show_the_same_events() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.server.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let web = pods
@@ -169,7 +168,7 @@ async fn both_events_apis_show_the_same_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_deletes_its_events_once() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.server.client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut ns = Namespace::default();

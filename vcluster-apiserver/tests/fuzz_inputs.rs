@@ -8,8 +8,6 @@
 //! `VCLUSTER_FUZZ_CASES` sets the number of proptest cases per family
 //! (default 1000); the run prints one `FUZZ ...` line per family.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use common::{raw_request, within, TestServer};
 use futures::StreamExt;
 use http::{Method, Request};
 use http_body_util::BodyExt;
@@ -32,6 +29,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tower::ServiceExt;
 use vcluster_apiserver::auth::UserInfo;
 use vcluster_apiserver::storage::{MemoryStorage, Storage};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::http::raw_request;
+use vcluster_testkit::within;
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 
@@ -44,10 +44,10 @@ fn cases() -> u32 {
 
 /// A server for in-process fuzzing: no garbage collector, so nothing but
 /// the requests themselves writes to the store.
-async fn quiet_server() -> TestServer {
-    TestServer::start_with(common::Options {
+async fn quiet_server() -> Cluster {
+    Cluster::start_with(vcluster_testkit::cluster::Options {
         configure: Box::new(|c| c.garbage_collector = None),
-        ..common::Options::default()
+        ..vcluster_testkit::cluster::Options::default()
     })
     .await
 }
@@ -117,7 +117,7 @@ const YAML_TYPE: &str = "application/yaml";
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 fn targets() -> Vec<Target> {
-    let pod = common::pod_json("fuzzed", &[("app", "web")]);
+    let pod = vcluster_testkit::http::pod_json("fuzzed", &[("app", "web")]);
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fuzzed", "labels": {"a": "b"}, "annotations": {"n": "v"}}, "data": {"k": "v"}, "binaryData": {"b": "AAE="}});
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fuzzed"}, "spec": {
         "replicas": 1, "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]},
@@ -495,7 +495,7 @@ fn request() -> impl Strategy<Value = (Method, String, Option<String>, Vec<u8>)>
 
 /// Runs `cases` requests built by `strategy` against `t`; returns
 /// (requests, failures answered with a Status).
-fn fuzz<S>(t: &TestServer, name: &str, strategy: S) -> (usize, usize)
+fn fuzz<S>(t: &Cluster, name: &str, strategy: S) -> (usize, usize)
 where
     S: Strategy<Value = (Method, String, Option<String>, Vec<u8>)>,
 {
@@ -550,9 +550,9 @@ where
     (served, failed)
 }
 
-async fn seed_objects(t: &TestServer) {
+async fn seed_objects(t: &Cluster) {
     let router = t.server.router();
-    let pod = common::pod_json("seed", &[("app", "web")]);
+    let pod = vcluster_testkit::http::pod_json("seed", &[("app", "web")]);
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "seed"}, "spec": {
         "replicas": 1, "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
@@ -819,12 +819,12 @@ async fn healthy(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_headers_are_refused_by_explicit_limits() {
-    let t = TestServer::start_with(common::Options {
+    let t = Cluster::start_with(vcluster_testkit::cluster::Options {
         configure: Box::new(|c| {
             c.http.max_header_bytes = 64 * 1024;
             c.http.max_headers = 50;
         }),
-        ..common::Options::default()
+        ..vcluster_testkit::cluster::Options::default()
     })
     .await;
     let request = |extra: &str| {
@@ -862,9 +862,9 @@ async fn huge_headers_are_refused_by_explicit_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_sent_byte_by_byte_times_out_with_408_and_stores_nothing() {
-    let t = TestServer::start_with(common::Options {
+    let t = Cluster::start_with(vcluster_testkit::cluster::Options {
         configure: Box::new(|c| c.http.body_read_timeout = Duration::from_millis(800)),
-        ..common::Options::default()
+        ..vcluster_testkit::cluster::Options::default()
     })
     .await;
     let before = t.storage.current_revision().await.expect("revision");
@@ -908,7 +908,7 @@ async fn a_body_sent_byte_by_byte_times_out_with_408_and_stores_nothing() {
     })
     .await;
     trickle.abort();
-    let response = common::parse_response(&answer);
+    let response = vcluster_testkit::http::parse_response(&answer);
     assert_eq!(
         response.status,
         408,
@@ -950,9 +950,9 @@ async fn open_watch(addr: SocketAddr, local: Option<&str>, path: &str) -> (TcpSt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_user_cannot_take_every_watch() {
-    let t = TestServer::start_with(common::Options {
+    let t = Cluster::start_with(vcluster_testkit::cluster::Options {
         configure: Box::new(|c| c.watch.max_watchers_per_user = 4),
-        ..common::Options::default()
+        ..vcluster_testkit::cluster::Options::default()
     })
     .await;
     let path = format!("{CONFIGMAPS}?watch=true");
@@ -983,7 +983,7 @@ async fn one_user_cannot_take_every_watch() {
     healthy(t.addr).await;
     // A closed watch frees its slot.
     drop(open.pop());
-    common::wait_for("the slot freed", || async {
+    vcluster_testkit::eventually("the slot freed", || async {
         (hub.open_watchers_by_user().get("peer:127.0.0.1") == Some(&3)).then_some(())
     })
     .await;
@@ -1022,7 +1022,7 @@ async fn one_user_cannot_take_every_watch() {
     assert_eq!(response.status(), 200);
     assert_eq!(hub.open_watchers_by_user().get("user:alice"), Some(&4));
     drop(bodies);
-    common::wait_for("alice's slots freed", || async {
+    vcluster_testkit::eventually("alice's slots freed", || async {
         (!hub.open_watchers_by_user().contains_key("user:alice")).then_some(())
     })
     .await;
@@ -1045,13 +1045,13 @@ fn rss() -> u64 {
 async fn a_watch_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
     const BUFFER: usize = 64;
     const WRITES: usize = 1_500;
-    let t = TestServer::start_with(common::Options {
+    let t = Cluster::start_with(vcluster_testkit::cluster::Options {
         storage: MemoryStorage::new(),
         configure: Box::new(|c| {
             c.watch.client_buffer = BUFFER;
             c.garbage_collector = None;
         }),
-        ..common::Options::default()
+        ..vcluster_testkit::cluster::Options::default()
     })
     .await;
     let hub = t.server.registry().hub().clone();
@@ -1087,7 +1087,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
             }
         })
     };
-    common::wait_for("both watches open", || async {
+    vcluster_testkit::eventually("both watches open", || async {
         (hub.open_watchers() >= 2).then_some(())
     })
     .await;
@@ -1114,11 +1114,11 @@ async fn a_watch_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
         .await;
     let write_time = started.elapsed();
     // The reader has everything; the stalled client was cut off.
-    common::wait_for("the reading client has every object", || async {
+    vcluster_testkit::eventually("the reading client has every object", || async {
         (seen.lock().unwrap_or_else(|p| p.into_inner()).len() == WRITES).then_some(())
     })
     .await;
-    common::wait_for("the stalled watch cut off", || async {
+    vcluster_testkit::eventually("the stalled watch cut off", || async {
         (hub.live_watchers() == 1).then_some(())
     })
     .await;

@@ -3,13 +3,10 @@
 //! watches (every event, bookmarks, streaming lists), the runtime watcher's
 //! recovery from `410 Gone`, and slow watch clients being cut off.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_for, within, Options, TestServer};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -22,9 +19,13 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vcluster_apiserver::storage::{MemoryStorage, Storage};
 use vcluster_apiserver::watch_cache::WatchLimits;
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
+use vcluster_testkit::eventually;
+use vcluster_testkit::within;
 
 fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
-    serde_json::from_value(common::pod_json(name, labels)).expect("a valid pod")
+    serde_json::from_value(vcluster_testkit::http::pod_json(name, labels)).expect("a valid pod")
 }
 
 fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
@@ -73,7 +74,7 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_create_get_list_replace_delete() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
 
     let created = pods
@@ -179,7 +180,7 @@ async fn pods_create_get_list_replace_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_and_not_found_are_api_errors() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     let first = pods
         .create(&PostParams::default(), &pod("web", &[]))
@@ -265,7 +266,7 @@ async fn conflicts_and_not_found_are_api_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_are_one_consistent_snapshot() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     let mut expected = BTreeSet::new();
     for i in 0..23 {
@@ -349,7 +350,7 @@ async fn list_pages_are_one_consistent_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_and_field_selectors_filter_lists() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     for (name, labels) in [
         ("a", vec![("app", "web"), ("tier", "fe")]),
@@ -427,7 +428,7 @@ async fn label_and_field_selectors_filter_lists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_are_cluster_scoped() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let namespaces: Api<Namespace> = Api::all(t.client());
     let names: BTreeSet<String> = namespaces
         .list(&ListParams::default())
@@ -498,18 +499,7 @@ async fn namespaces_are_cluster_scoped() {
         .unwrap();
     // The namespace goes once its content is gone, which the server's
     // namespace deletion does in the background.
-    wait_for("namespace team-a to go", || {
-        let namespaces = namespaces.clone();
-        async move {
-            namespaces
-                .get_opt("team-a")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await;
+    vcluster_testkit::eventually_gone("namespace team-a to go", &namespaces, "team-a").await;
     assert!(all
         .list(&ListParams::default())
         .await
@@ -520,7 +510,7 @@ async fn namespaces_are_cluster_scoped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_subresource_keeps_spec_and_status_apart() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let deployments: Api<Deployment> = Api::namespaced(t.client(), "default");
     let created = deployments
         .create(&PostParams::default(), &deployment("web", 1))
@@ -633,7 +623,7 @@ async fn status_subresource_keeps_spec_and_status_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_delivers_every_event_in_order() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     let list = pods.list(&ListParams::default()).await.unwrap();
     let from = list.metadata.resource_version.unwrap();
@@ -752,7 +742,7 @@ async fn watch_delivers_every_event_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_watcher_sees_every_change_and_matches_a_fresh_list() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     for i in 0..3 {
         pods.create(&PostParams::default(), &pod(&format!("seed{i}"), &[]))
@@ -803,7 +793,7 @@ async fn runtime_watcher_sees_every_change_and_matches_a_fresh_list() {
         }
     }
     let total = 5 + expected.len();
-    let seen = wait_for("every watcher event", || {
+    let seen = eventually("every watcher event", || {
         let events = events.lock().unwrap().clone();
         async move { (events.len() >= total).then_some(events) }
     })
@@ -850,7 +840,7 @@ async fn watcher_recovers_from_410(expiry: Expiry) {
         Expiry::SmallHistory => MemoryStorage::with_history(32),
         Expiry::Compaction => MemoryStorage::new(),
     };
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         storage,
         configure: Box::new(|config| {
             config.watch = WatchLimits {
@@ -904,7 +894,7 @@ async fn watcher_recovers_from_410(expiry: Expiry) {
     // Stop polling. Once the server has ended that watch, write far more
     // than the history holds.
     let hub = t.server.registry().hub().clone();
-    wait_for("the server to end the one-second watch", || {
+    eventually("the server to end the one-second watch", || {
         let open = hub.open_watchers();
         async move { (open == 0).then_some(()) }
     })
@@ -980,7 +970,7 @@ async fn runtime_watcher_relists_after_compaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sends_bookmarks_when_asked() {
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         configure: Box::new(|config| {
             config.http.bookmark_interval = Duration::from_millis(100);
         }),
@@ -1042,7 +1032,7 @@ async fn watch_sends_bookmarks_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_lists_send_initial_events_then_changes() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     for i in 0..4 {
         pods.create(&PostParams::default(), &pod(&format!("seed{i}"), &[]))
@@ -1148,7 +1138,7 @@ async fn streaming_lists_send_initial_events_then_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         configure: Box::new(|config| {
             config.watch = WatchLimits {
                 client_buffer: 8,
@@ -1181,7 +1171,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
     )
     .await
     .unwrap();
-    wait_for("the slow watch to open", || {
+    eventually("the slow watch to open", || {
         let open = hub.open_watchers();
         async move { (open == 1).then_some(()) }
     })
@@ -1204,7 +1194,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
             sink.lock().unwrap().push(line);
         }
     });
-    wait_for("the normal watch to open", || {
+    eventually("the normal watch to open", || {
         let open = hub.open_watchers();
         async move { (open == 2).then_some(()) }
     })
@@ -1225,7 +1215,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
             )
             .await
             .unwrap();
-        wait_for("the normal watcher to keep up", || {
+        eventually("the normal watcher to keep up", || {
             let got = received.lock().unwrap().len();
             async move { (got > i).then_some(()) }
         })
@@ -1247,7 +1237,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
             let n = slow.read(&mut buffer).await.unwrap();
             raw.extend_from_slice(&buffer[..n]);
             if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                let (body, complete) = common::dechunk(&raw[split + 4..]);
+                let (body, complete) = vcluster_testkit::http::dechunk(&raw[split + 4..]);
                 if complete {
                     return body;
                 }
@@ -1263,7 +1253,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
         String::from_utf8_lossy(&raw[..raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap()])
             .into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let lines = common::watch_lines(&body);
+    let lines = vcluster_testkit::http::watch_lines(&body);
     let (last, events) = lines.split_last().expect("some frames");
     assert!(
         events.len() < N,
@@ -1288,12 +1278,12 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
         .create(&PostParams::default(), &config_map("after", &[]))
         .await
         .unwrap();
-    wait_for("the normal watcher to see one more", || {
+    eventually("the normal watcher to see one more", || {
         let last = received.lock().unwrap().last().cloned();
         async move { (last.as_deref() == Some("after")).then_some(()) }
     })
     .await;
-    wait_for("the slow watch to be released", || {
+    eventually("the slow watch to be released", || {
         let open = hub.open_watchers();
         async move { (open == 1).then_some(()) }
     })
@@ -1303,7 +1293,7 @@ async fn a_watch_client_that_never_reads_is_cut_off_without_blocking_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_client_over_tls() {
-    let t = TestServer::start_tls().await;
+    let t = Cluster::start_tls().await;
     let pods: Api<Pod> = Api::namespaced(t.client(), "default");
     let created = pods
         .create(&PostParams::default(), &pod("secure", &[]))

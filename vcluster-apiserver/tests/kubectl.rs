@@ -1,15 +1,15 @@
 //! End-to-end tests with the real `kubectl` against a server on a loopback
 //! port: every test checks what kubectl printed and what the server stored.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use common::{Options, Table, TestServer};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
+use vcluster_testkit::kubectl::Table;
 
 const MANIFESTS: &str = r#"apiVersion: v1
 kind: Namespace
@@ -90,8 +90,8 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 /// A server whose services get addresses from 10.77.0.0/24.
-async fn server_with_small_service_range() -> TestServer {
-    TestServer::start_with(Options {
+async fn server_with_small_service_range() -> Cluster {
+    Cluster::start_with(Options {
         configure: Box::new(|config| config.service_cidr = "10.77.0.0/24".into()),
         ..Options::default()
     })
@@ -247,7 +247,7 @@ async fn create_from_yaml_then_get_prints_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_prints_yaml_json_names_and_jsonpath() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let file = t.write_file("pod.yaml", &pod_yaml("web", "app: web"));
     t.kubectl_ok(&["create", "-f", file.to_str().unwrap()])
         .await;
@@ -303,14 +303,14 @@ async fn get_prints_yaml_json_names_and_jsonpath() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_filters_with_label_and_field_selectors() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.server.client(), "default");
     for (name, labels, node) in [
         ("a", json!({"app": "web", "tier": "fe"}), None),
         ("b", json!({"app": "web", "tier": "be"}), None),
         ("c", json!({"app": "db"}), Some("node-1")),
     ] {
-        let mut pod = common::pod_json(name, &[]);
+        let mut pod = vcluster_testkit::http::pod_json(name, &[]);
         pod["metadata"]["labels"] = labels;
         if let Some(node) = node {
             pod["spec"]["nodeName"] = json!(node);
@@ -381,7 +381,7 @@ async fn get_filters_with_label_and_field_selectors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_updates_the_stored_object_and_refuses_stale_versions() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let manifest =
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: slow\n";
     let file = t.write_file("cm.yaml", manifest);
@@ -553,11 +553,12 @@ async fn delete_removes_objects_from_storage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_changes_made_meanwhile() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let pods: Api<Pod> = Api::namespaced(t.server.client(), "default");
     pods.create(
         &PostParams::default(),
-        &serde_json::from_value(common::pod_json("web", &[("app", "web")])).unwrap(),
+        &serde_json::from_value(vcluster_testkit::http::pod_json("web", &[("app", "web")]))
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -584,7 +585,7 @@ async fn get_watch_prints_changes_made_meanwhile() {
     .unwrap();
     pods.create(
         &PostParams::default(),
-        &serde_json::from_value(common::pod_json("late", &[])).unwrap(),
+        &serde_json::from_value(vcluster_testkit::http::pod_json("late", &[])).unwrap(),
     )
     .await
     .unwrap();
@@ -636,7 +637,7 @@ async fn get_watch_prints_changes_made_meanwhile() {
         .await;
     pods.create(
         &PostParams::default(),
-        &serde_json::from_value(common::pod_json("later", &[])).unwrap(),
+        &serde_json::from_value(vcluster_testkit::http::pod_json("later", &[])).unwrap(),
     )
     .await
     .unwrap();
@@ -650,7 +651,7 @@ async fn get_watch_prints_changes_made_meanwhile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_resources_and_api_versions_list_what_is_served() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let table = Table::parse(&t.kubectl_ok(&["api-resources"]).await);
     assert_eq!(
         table.header,
@@ -755,7 +756,7 @@ async fn api_resources_and_api_versions_list_what_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_and_annotate_patch_the_stored_object() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let file = t.write_file("pod.yaml", &pod_yaml("web", "app: web"));
     t.kubectl_ok(&["create", "-f", file.to_str().unwrap()])
         .await;
@@ -813,7 +814,7 @@ async fn label_and_annotate_patch_the_stored_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_reported_with_kubectls_error_text() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
 
     // 422 for an invalid name, with the field cause kubectl prints.
     let bad = t.write_file("bad.yaml", &pod_yaml("Bad_Name", "app: web"));
@@ -886,7 +887,7 @@ async fn bad_input_is_reported_with_kubectls_error_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_works_over_tls_with_a_self_signed_certificate() {
-    let t = TestServer::start_tls().await;
+    let t = Cluster::start_tls().await;
     assert!(t.url.starts_with("https://127.0.0.1:"));
     let table = Table::parse(&t.kubectl_ok(&["get", "namespaces"]).await);
     assert_eq!(table.rows.len(), 4, "{:?}", table.rows);
@@ -921,7 +922,7 @@ async fn kubectl_works_over_tls_with_a_self_signed_certificate() {
 /// `kubectl create namespace|configmap|deployment` send protobuf bodies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imperative_create_commands_send_protobuf() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let out = t.kubectl_ok(&["create", "namespace", "team-b"]).await;
     assert_eq!(stdout_lines(&out), ["namespace/team-b created"]);
     let ns = t.stored("", "namespaces", None, "team-b").await.unwrap();

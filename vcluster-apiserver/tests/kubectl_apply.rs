@@ -3,15 +3,13 @@
 //! conflicts, `edit` through an editor script, `patch` of every type, `set
 //! image`, `explain` (OpenAPI schemas), and every kube-rs `Patch` variant.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::TestServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
+use vcluster_testkit::cluster::Cluster;
 
 fn deployment_yaml(replicas: u32, image: &str, labels: &str, extra_container: bool) -> String {
     let mut yaml = format!(
@@ -72,7 +70,7 @@ fn owns(object: &Value, manager: &str, pointer: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_apply_merges_three_ways() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let first = t.write_file(
         "v1.yaml",
         &deployment_yaml(2, "nginx:1.27", "app: web, tier: front", false),
@@ -142,7 +140,7 @@ async fn client_side_apply_merges_three_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_tracks_managers_and_conflicts() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let base = t.write_file(
         "base.yaml",
         &deployment_yaml(2, "nginx:1.27", "app: web", false),
@@ -247,7 +245,7 @@ async fn server_side_apply_tracks_managers_and_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edit_runs_the_editor_and_patches() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let file = t.write_file(
         "d.yaml",
         &deployment_yaml(1, "nginx:1.27", "app: web", false),
@@ -283,7 +281,7 @@ async fn edit_runs_the_editor_and_patches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_of_every_type_and_set_image() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let file = t.write_file(
         "d.yaml",
         &deployment_yaml(1, "nginx:1.27", "app: web", false),
@@ -370,7 +368,7 @@ async fn patch_of_every_type_and_set_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reads_the_openapi_schemas() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let out = t.kubectl_ok(&["explain", "pod.spec.containers"]).await;
     assert!(out.contains("KIND:") && out.contains("Pod"), "{out}");
     assert!(
@@ -417,7 +415,7 @@ async fn explain_reads_the_openapi_schemas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_patches_of_every_variant() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(client, "default");

@@ -4,12 +4,10 @@
 //! CustomResourceDefinitions, driven by the real `kubectl` and by kube-rs
 //! (including a `kube::runtime::Controller` with a finalizer).
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vcluster_testkit::eventually_gone;
 
-use common::{wait_for, within, Options, Table, TestServer};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -20,6 +18,11 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use vcluster_apiserver::storage::{MemoryStorage, Storage};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
+use vcluster_testkit::eventually;
+use vcluster_testkit::kubectl::Table;
+use vcluster_testkit::within;
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -114,7 +117,7 @@ fn stderr(output: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     t.kubectl_ok(&["create", "namespace", "team"]).await;
     t.kubectl_ok(&[
         "create",
@@ -140,7 +143,7 @@ async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
         .spawn()
         .expect("start kubectl delete");
 
-    wait_for("the namespace to be Terminating", || async {
+    eventually("the namespace to be Terminating", || async {
         let ns = t.stored("", "namespaces", None, "team").await.ok()?;
         (ns["status"]["phase"] == "Terminating" && ns["metadata"]["deletionTimestamp"].is_string())
             .then_some(())
@@ -169,7 +172,7 @@ async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
     assert_eq!(raw.json()["reason"], "Forbidden");
 
     // What has no finalizer goes; the held configmap waits, marked.
-    wait_for("the unheld contents to go", || async {
+    eventually("the unheld contents to go", || async {
         let cms = t.stored_names("", "configmaps", Some("team")).await;
         let pods = t.stored_names("", "pods", Some("team")).await;
         (cms == ["held"] && pods.is_empty()).then_some(())
@@ -180,7 +183,7 @@ async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
         .await
         .expect("held");
     assert!(held_cm["metadata"]["deletionTimestamp"].is_string());
-    let ns = wait_for("the namespace conditions", || async {
+    let ns = eventually("the namespace conditions", || async {
         let ns = t.stored("", "namespaces", None, "team").await.ok()?;
         let conditions = ns["status"]["conditions"].as_array()?.clone();
         conditions
@@ -228,7 +231,7 @@ async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_serves_a_crd_and_its_custom_resources_then_deletes_them() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let crd = t.write_file("crd.yaml", CRD);
     let crd = crd.display().to_string();
     t.kubectl_ok(&["apply", "-f", &crd]).await;
@@ -357,7 +360,7 @@ async fn kubectl_serves_a_crd_and_its_custom_resources_then_deletes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_delete_pod_is_graceful_for_bound_pods_only() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     t.kubectl_ok(&["run", "loose", "--image=nginx"]).await;
     t.kubectl_ok(&["run", "bound", "--image=nginx"]).await;
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"}, "target": {"kind": "Node", "name": "node-1"}});
@@ -427,7 +430,7 @@ async fn kubectl_delete_pod_is_graceful_for_bound_pods_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalizers_hold_an_object_until_removed_and_cannot_be_added_late() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client(), "default");
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("held".into());
@@ -490,7 +493,7 @@ type Context = Arc<(Api<ConfigMap>, Cleaned)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_with_a_finalizer_cleans_up_before_the_object_goes() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     const FINALIZER: &str = "example.com/cleanup";
@@ -534,7 +537,7 @@ async fn a_controller_with_a_finalizer_cleans_up_before_the_object_goes() {
     cms.create(&PostParams::default(), &cm)
         .await
         .expect("create");
-    wait_for("the controller to add its finalizer", || async {
+    eventually("the controller to add its finalizer", || async {
         let cm = cms.get("managed").await.ok()?;
         cm.finalizers().iter().any(|f| f == FINALIZER).then_some(())
     })
@@ -547,10 +550,7 @@ async fn a_controller_with_a_finalizer_cleans_up_before_the_object_goes() {
         .left()
         .expect("marked, not gone");
     assert!(deleted.metadata.deletion_timestamp.is_some());
-    wait_for("the object to go after the cleanup", || async {
-        cms.get_opt("managed").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the object to go after the cleanup", &cms, "managed").await;
     let seen = cleaned.lock().expect("lock").clone();
     assert_eq!(
         seen,
@@ -633,7 +633,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_deletion_collects_the_whole_chain() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     chain(&client, "default", false).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -645,7 +645,7 @@ async fn background_deletion_collects_the_whole_chain() {
         .await
         .expect("delete");
     assert!(deployments.get_opt("web").await.expect("get").is_none());
-    wait_for("the replicaset and pods to be collected", || async {
+    eventually("the replicaset and pods to be collected", || async {
         (names(&replica_sets).await.is_empty() && names(&pods).await.is_empty()).then_some(())
     })
     .await;
@@ -653,7 +653,7 @@ async fn background_deletion_collects_the_whole_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     let made = chain(&client, "default", true).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -673,7 +673,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 
     // The unheld pod goes; the held one is marked; the replicaset and the
     // deployment wait for it.
-    wait_for(
+    eventually(
         "the unheld pod to go and the held one to be marked",
         || async {
             let left = names(&pods).await;
@@ -692,7 +692,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     pods.patch("web-1-0", &PatchParams::default(), &Patch::Merge(&release))
         .await
         .expect("release");
-    wait_for("the chain to be gone", || async {
+    eventually("the chain to be gone", || async {
         let gone = deployments.get_opt("web").await.ok()?.is_none()
             && names(&replica_sets).await.is_empty()
             && names(&pods).await.is_empty();
@@ -704,7 +704,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     let made = chain(&client, "default", false).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -714,15 +714,7 @@ async fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
         .delete("web", &DeleteParams::orphan())
         .await
         .expect("delete");
-    wait_for("the deployment to go", || async {
-        deployments
-            .get_opt("web")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the deployment to go", &deployments, "web").await;
     let rs = replica_sets
         .get("web-1")
         .await
@@ -746,7 +738,7 @@ async fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_references_resolve_in_the_dependents_namespace_only() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.client();
     t.kubectl_ok(&["create", "namespace", "other"]).await;
     let made = chain(&client, "default", false).await;
@@ -763,9 +755,11 @@ async fn owner_references_resolve_in_the_dependents_namespace_only() {
     pods.create(&PostParams::default(), &stray)
         .await
         .expect("create");
-    wait_for("the cross-namespace dependent to be collected", || async {
-        pods.get_opt("stray").await.ok()?.is_none().then_some(())
-    })
+    eventually_gone(
+        "the cross-namespace dependent to be collected",
+        &pods,
+        "stray",
+    )
     .await;
     // A dependent with one live and one gone owner only loses the gone one.
     let two: ConfigMap = serde_json::from_value(json!({
@@ -778,7 +772,7 @@ async fn owner_references_resolve_in_the_dependents_namespace_only() {
     cms.create(&PostParams::default(), &two)
         .await
         .expect("create");
-    wait_for("the dangling reference to be dropped", || async {
+    eventually("the dangling reference to be dropped", || async {
         let cm = cms.get("two-owners").await.ok()?;
         (cm.owner_references().len() == 1 && cm.owner_references()[0].uid == rs_uid).then_some(())
     })
@@ -800,7 +794,7 @@ async fn owner_references_resolve_in_the_dependents_namespace_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_rebuilds_its_index_after_a_restart() {
     let storage = MemoryStorage::new();
-    let first = TestServer::start_with(Options {
+    let first = Cluster::start_with(Options {
         storage: storage.clone(),
         ..Options::default()
     })
@@ -839,12 +833,12 @@ async fn the_collector_rebuilds_its_index_after_a_restart() {
 
     // A new server over the same store rebuilds the index from a full list
     // and collects the orphans of the owner deleted while it was down.
-    let second = TestServer::start_with(Options {
+    let second = Cluster::start_with(Options {
         storage,
         ..Options::default()
     })
     .await;
-    wait_for("the orphans to be collected after the restart", || async {
+    eventually("the orphans to be collected after the restart", || async {
         let rs = second
             .stored_names("apps", "replicasets", Some("default"))
             .await;
@@ -859,7 +853,7 @@ async fn the_collector_rebuilds_its_index_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminating_crd_refuses_new_objects_and_waits_for_finalizers() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let crd = t.write_file("crd.yaml", CRD).display().to_string();
     t.kubectl_ok(&["create", "-f", &crd]).await;
     let held = json!({
@@ -945,7 +939,7 @@ async fn a_terminating_crd_refuses_new_objects_and_waits_for_finalizers() {
         .as_str()
         .unwrap_or("")
         .contains("not allowed while custom resource definition is terminating"));
-    wait_for("the held object to be marked", || async {
+    eventually("the held object to be marked", || async {
         let cr = t
             .stored("stable.example.com", "crontabs", Some("default"), "held")
             .await
@@ -969,7 +963,7 @@ async fn a_terminating_crd_refuses_new_objects_and_waits_for_finalizers() {
         "{}",
         String::from_utf8_lossy(&release.body)
     );
-    wait_for("the CRD to go", || async {
+    eventually("the CRD to go", || async {
         t.stored(
             "apiextensions.k8s.io",
             "customresourcedefinitions",
@@ -992,7 +986,7 @@ async fn a_terminating_crd_refuses_new_objects_and_waits_for_finalizers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crds_are_discovered_watched_and_served_again_after_a_restart() {
     let storage = MemoryStorage::new();
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         storage: storage.clone(),
         ..Options::default()
     })
@@ -1080,7 +1074,7 @@ async fn crds_are_discovered_watched_and_served_again_after_a_restart() {
     drop(t);
 
     // A new server over the same store serves the CRD from the start.
-    let again = TestServer::start_with(Options {
+    let again = Cluster::start_with(Options {
         storage,
         ..Options::default()
     })

@@ -1,15 +1,14 @@
 //! `/metrics`: the server's gauges and the embedder's extra text, for
 //! authorized users only.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Options, TestServer};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_servers_gauges_and_the_embedders_text() {
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         secure: true,
         configure: Box::new(|config| {
             config.metrics.push(Arc::new(|| "embedder_up 1".to_owned()));

@@ -3,18 +3,17 @@
 //! `PodLogs` source, `--limit-bytes` and RBAC on `pods/log` hold, and a
 //! server without a source says so, as exec, attach and port-forward do.
 
-mod common;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{Options, TestServer};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use vcluster_apiserver::error::ApiError;
 use vcluster_apiserver::logs::{LogStream, PodLogRequest, PodLogs};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
 
 /// Three lines naming the pod and container, and how they were asked for.
 struct ThreeLines;
@@ -38,7 +37,7 @@ impl PodLogs for ThreeLines {
     }
 }
 
-async fn with_pod(t: &TestServer) {
+async fn with_pod(t: &Cluster) {
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"containers": [{"name": "app", "image": "nginx"}, {"name": "proxy", "image": "envoy"}]},
@@ -59,7 +58,7 @@ fn with_source() -> Options {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_reads_the_configured_source() {
-    let t = TestServer::start_with(with_source()).await;
+    let t = Cluster::start_with(with_source()).await;
     with_pod(&t).await;
 
     let out = t.kubectl_ok(&["logs", "web", "-c", "proxy"]).await;
@@ -105,7 +104,7 @@ async fn kubectl_logs_reads_the_configured_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_source_logs_are_unavailable() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     with_pod(&t).await;
     let err = t.kubectl_err(&["logs", "web", "-c", "app"]).await;
     assert!(err.contains("no source of container logs"), "{err}");
@@ -113,7 +112,7 @@ async fn without_a_source_logs_are_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_logs_needs_get_on_pods_log() {
-    let t = TestServer::start_with(Options {
+    let t = Cluster::start_with(Options {
         secure: true,
         ..with_source()
     })
@@ -158,7 +157,7 @@ async fn reading_logs_needs_get_on_pods_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_streams_say_they_are_not_served() {
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     with_pod(&t).await;
     let err = t
         .kubectl_err(&["exec", "web", "-c", "app", "--", "ls"])

@@ -5,19 +5,18 @@
 //! The interpreter comes from `VCLUSTER_E2E_PYTHON` (CI points it at a
 //! virtualenv with the `kubernetes` package; see `.ci/run`).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_for, TestServer};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::eventually;
 
 const ENV: &str = vcluster_testkit::python::PYTHON_ENV;
 /// The whole script may take this long before it is killed.
@@ -30,14 +29,15 @@ fn python() -> PathBuf {
 }
 
 fn pod(name: &str, role: &str) -> Pod {
-    serde_json::from_value(common::pod_json(name, &[("role", role)])).expect("a valid pod")
+    serde_json::from_value(vcluster_testkit::http::pod_json(name, &[("role", role)]))
+        .expect("a valid pod")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_lists_creates_and_watches_pods() {
     let python = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/pods.py");
-    let t = TestServer::start().await;
+    let t = Cluster::start().await;
     let client = t.server.client();
     let mut ns = Namespace::default();
     ns.metadata.name = Some("py".into());
@@ -82,7 +82,7 @@ async fn python_client_lists_creates_and_watches_pods() {
         text
     });
 
-    let ready = wait_for("the script to print READY", || {
+    let ready = eventually("the script to print READY", || {
         let ready = lines
             .lock()
             .unwrap()

@@ -3,13 +3,14 @@
 //! kubeconfigs — the admin (`system:masters`), `alice` with a Role that
 //! lets her read pods in `team` only, and no credentials at all.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::kubectl::Table;
+use vcluster_testkit::pki::TestCa;
+use vcluster_testkit::within;
 
 const TEAM: &str = r#"
 apiVersion: v1
@@ -34,8 +35,8 @@ subjects:
 
 /// A secure server with `team`, alice's Role and binding, and a pod in
 /// `team` and in `default`.
-async fn team_server() -> TestServer {
-    let server = TestServer::start_secure().await;
+async fn team_server() -> Cluster {
+    let server = Cluster::start_secure().await;
     let manifest = server.write_file("team.yaml", TEAM);
     server
         .kubectl_ok(&["apply", "-f", &manifest.display().to_string()])
@@ -49,7 +50,7 @@ async fn team_server() -> TestServer {
 }
 
 /// `kubectl auth can-i ...`: "yes" (exit 0) or "no" (exit 1).
-async fn can_i(server: &TestServer, kubeconfig: &Path, args: &[&str]) -> bool {
+async fn can_i(server: &Cluster, kubeconfig: &Path, args: &[&str]) -> bool {
     let mut all = vec!["auth", "can-i"];
     all.extend_from_slice(args);
     let output = server.kubectl_as(kubeconfig, &all).await;
@@ -251,7 +252,7 @@ async fn requests_without_credentials_are_unauthorized() {
     ));
 }
 
-async fn can_i_fails(server: &TestServer, kubeconfig: &Path) -> bool {
+async fn can_i_fails(server: &Cluster, kubeconfig: &Path) -> bool {
     let output = server
         .kubectl_as(kubeconfig, &["auth", "can-i", "list", "pods"])
         .await;
@@ -261,8 +262,8 @@ async fn can_i_fails(server: &TestServer, kubeconfig: &Path) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
-    let server = TestServer::start_secure().await;
-    let other = TestPki::new();
+    let server = Cluster::start_secure().await;
+    let other = TestCa::new();
     let (cert, key) = other.client_cert("admin", &["system:masters"]);
     let kubeconfig = server.write_file(
         "foreign.kubeconfig",

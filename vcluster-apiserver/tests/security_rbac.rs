@@ -3,9 +3,6 @@
 //! subresources and resource names of upstream's request attributes, how
 //! policy changes take effect, and which listeners enforce what.
 
-mod common;
-
-use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -16,6 +13,11 @@ use serde_json::json;
 use vcluster_apiserver::auth::{AuthMode, StaticTokens};
 use vcluster_apiserver::registry::WriteOptions;
 use vcluster_apiserver::UserInfo;
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
+use vcluster_testkit::eventually;
+use vcluster_testkit::http::pod_json;
+use vcluster_testkit::within;
 
 fn api_error<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String) {
     match result {
@@ -51,7 +53,7 @@ subjects:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_cannot_grant_more_than_their_writer_holds() {
-    let server = TestServer::start_secure().await;
+    let server = Cluster::start_secure().await;
     let manifest = server.write_file("carol.yaml", CAROL);
     server
         .kubectl_ok(&["apply", "-f", &manifest.display().to_string()])
@@ -309,7 +311,7 @@ async fn roles_cannot_grant_more_than_their_writer_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impersonation_needs_the_impersonate_verb() {
-    let server = TestServer::start_secure().await;
+    let server = Cluster::start_secure().await;
     server.kubectl_ok(&["create", "namespace", "team"]).await;
     server
         .kubectl_ok(&[
@@ -415,7 +417,7 @@ async fn impersonation_needs_the_impersonate_verb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_reviews_answer_for_other_users() {
-    let server = TestServer::start_secure().await;
+    let server = Cluster::start_secure().await;
     server.kubectl_ok(&["create", "namespace", "team"]).await;
     server
         .kubectl_ok(&[
@@ -511,7 +513,7 @@ async fn access_reviews_answer_for_other_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verbs_subresources_and_names_are_authorized_like_upstream() {
-    let server = TestServer::start_secure().await;
+    let server = Cluster::start_secure().await;
     let admin = server.server.client();
     let erin = server.server.client_as(UserInfo::new("erin", &[]));
     server.kubectl_ok(&["create", "namespace", "team"]).await;
@@ -632,7 +634,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: erin}]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_written_around_the_api_takes_effect_too() {
-    let server = TestServer::start_secure().await;
+    let server = Cluster::start_secure().await;
     let frank = server.server.client_as(UserInfo::new("frank", &[]));
     let pods: Api<Pod> = Api::namespaced(frank, "default");
     assert_eq!(api_error(pods.list(&ListParams::default()).await).0, 403);
@@ -657,7 +659,7 @@ async fn policy_written_around_the_api_takes_effect_too() {
         )
         .await
         .expect("create the binding");
-    wait_for("frank's new binding to apply", || {
+    eventually("frank's new binding to apply", || {
         let pods = pods.clone();
         async move { pods.list(&ListParams::default()).await.ok() }
     })
@@ -667,7 +669,7 @@ async fn policy_written_around_the_api_takes_effect_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modes_decide_which_requests_are_checked() {
     // Plain HTTP by default: served as before (no credentials needed).
-    let open = TestServer::start().await;
+    let open = Cluster::start().await;
     let response = open
         .raw("GET", "/api/v1/namespaces/default/pods", &[], b"")
         .await;
@@ -688,7 +690,7 @@ async fn modes_decide_which_requests_are_checked() {
     assert_eq!(api_error(nobody.list(&ListParams::default()).await).0, 403);
 
     // `Always`: plain HTTP needs a bearer token.
-    let strict = TestServer::start_with(Options {
+    let strict = Cluster::start_with(Options {
         configure: Box::new(|config| {
             config.auth.mode = AuthMode::Always;
             config.auth.static_tokens = StaticTokens::from_csv(
@@ -752,7 +754,7 @@ async fn modes_decide_which_requests_are_checked() {
     assert_eq!(response.status, 200);
 
     // `Never`: a verifying TLS listener serves everyone.
-    let never = TestServer::start_with(Options {
+    let never = Cluster::start_with(Options {
         secure: true,
         configure: Box::new(|config| config.auth.mode = AuthMode::Never),
         ..Options::default()

@@ -3,23 +3,23 @@
 //! tokens that must be refused (expired, forged, tampered, for another
 //! audience, of a deleted service account).
 
-mod common;
-
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::*;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 use vcluster_apiserver::auth::{ServiceAccountKey, StaticTokens, DEFAULT_ISSUER};
+use vcluster_testkit::cluster::Cluster;
+use vcluster_testkit::cluster::Options;
+use vcluster_testkit::within;
 
 const TOKEN_FILE: &str = "# token,user,uid,groups\nbob-secret-token,bob,uid-bob,\"devs,qa\"\n";
 
 /// A secure server with a token file and a signing key the test knows.
-async fn token_server(key: ServiceAccountKey) -> TestServer {
-    TestServer::start_with(Options {
+async fn token_server(key: ServiceAccountKey) -> Cluster {
+    Cluster::start_with(Options {
         secure: true,
         configure: Box::new(move |config| {
             config.auth.static_tokens = StaticTokens::from_csv(TOKEN_FILE).expect("token file");
@@ -31,7 +31,7 @@ async fn token_server(key: ServiceAccountKey) -> TestServer {
 }
 
 /// Whether kubectl was refused as unauthenticated (401).
-async fn unauthenticated(server: &TestServer, kubeconfig: &Path) -> bool {
+async fn unauthenticated(server: &Cluster, kubeconfig: &Path) -> bool {
     let output = server.kubectl_as(kubeconfig, &["get", "pods"]).await;
     !output.status.success()
         && String::from_utf8_lossy(&output.stderr)

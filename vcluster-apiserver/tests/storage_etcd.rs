@@ -1,8 +1,6 @@
 //! The etcd backend against a real etcd server: the shared conformance
 //! suite, tenant isolation by key prefix, and error mapping.
 
-mod common;
-
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -238,7 +236,7 @@ fn write_pki(
     std::path::PathBuf,
     std::path::PathBuf,
 ) {
-    let pki = common::TestPki::new();
+    let pki = vcluster_testkit::pki::TestCa::new();
     let (server_cert, server_key) = pki.server_cert();
     let (client_cert, client_key) = pki.client_cert("vcluster", &[]);
     let write = |name: &str, pem: &str| {

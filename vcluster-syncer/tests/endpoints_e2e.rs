@@ -10,6 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::OBJECT_NAME_ANNOTATION;
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(
     endpoints_of_services_without_selector_are_synced,
@@ -219,13 +220,5 @@ async fn hand_made_endpoint_slices_name_the_host_service(host: HostKind) {
         .delete("db-manual", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the host slice gone", || async {
-        hslices
-            .get_opt(&host_name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the host slice gone", &hslices, &host_name).await;
 }

@@ -8,6 +8,7 @@ use common::{eventually, object, Environment, HostKind};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(host_events_about_tenant_objects_reach_the_virtual_cluster,);
 
@@ -112,7 +113,7 @@ async fn host_events_about_tenant_objects_reach_the_virtual_cluster(host: HostKi
     .await;
 
     // Only the tenant's event arrived, in every namespace.
-    let all: kube::Api<Event> = kube::Api::all(env.virtual_cluster.client.clone());
+    let all: kube::Api<Event> = kube::Api::all(env.virtual_cluster.client());
     let names: Vec<String> = all
         .list(&ListParams::default())
         .await
@@ -128,13 +129,5 @@ async fn host_events_about_tenant_objects_reach_the_virtual_cluster(host: HostKi
         .delete(&event_name, &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the virtual event gone", || async {
-        vevents
-            .get_opt("web.17a0000000000002")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the virtual event gone", &vevents, "web.17a0000000000002").await;
 }

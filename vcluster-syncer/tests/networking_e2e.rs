@@ -11,6 +11,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(
     an_ingress_routes_to_host_services_with_its_tls_secret,
@@ -113,15 +114,7 @@ async fn an_ingress_routes_to_host_services_with_its_tls_secret(host: HostKind) 
         .delete("shop", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the host ingress gone", || async {
-        hingresses
-            .get_opt(&host_name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the host ingress gone", &hingresses, &host_name).await;
 }
 
 async fn a_network_policy_selects_only_the_tenants_pods(host: HostKind) {

@@ -10,6 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use vcluster_syncer::syncers::nodes::{NodeMode, FAKE_NODE_LABEL};
 use vcluster_syncer::syncers::FROM_HOST_LABEL;
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(
     nodes_running_tenant_pods_are_shown_while_they_do,
@@ -162,15 +163,7 @@ async fn nodes_running_tenant_pods_are_shown_while_they_do(host: HostKind) {
         Err(kube::Error::Api(status)) if status.code == 404 => {}
         Err(err) => panic!("kubelet-style delete: {err}"),
     }
-    eventually("the virtual node gone", || async {
-        vnodes
-            .get_opt("worker-1")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the virtual node gone", &vnodes, "worker-1").await;
     assert!(vnodes.get_opt("own").await.expect("get").is_some());
 }
 

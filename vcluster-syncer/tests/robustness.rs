@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{
-    config, copies_by_virtual_key, eventually, start_metered_syncer, test_config_map, test_pod,
-    Cluster, Fault, FaultProxy, Host, HostKind, MeteredSyncer,
+    clusters, config, copies_by_virtual_key, eventually, start_metered_syncer, test_config_map,
+    test_pod, Cluster, Host, HostKind, MeteredSyncer,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -23,6 +23,7 @@ use vcluster_core::markers::{
 use vcluster_syncer::queue::Backoff;
 use vcluster_syncer::runner::Selection;
 use vcluster_testkit::eventually_within;
+use vcluster_testkit::fault_proxy::{Fault, FaultProxy};
 
 on_both_hosts!(
     a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans,
@@ -177,10 +178,8 @@ fn total_errors(syncer: &MeteredSyncer) -> u64 {
 async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphans(kind: HostKind) {
     const N: usize = 50;
     const VC: &str = "restart";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-restart";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hpods = host.api::<Pod>(host_namespace);
@@ -191,7 +190,7 @@ async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphan
     let slow = host.fault_proxy().await;
     slow.set(Fault::Delay(Duration::from_millis(15)));
     let first = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         slow.client(),
         config(VC, host_namespace),
     );
@@ -259,7 +258,7 @@ async fn a_syncer_restarted_in_the_middle_converges_without_duplicates_or_orphan
 
     // A new syncer (straight to the host) takes over and converges.
     let second = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         host.client.clone(),
         config(VC, host_namespace),
     );
@@ -339,8 +338,8 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
     config_a.syncers.config_maps = Selection::All;
     let mut config_b = config(VC_B, shared);
     config_b.syncers.config_maps = Selection::All;
-    let syncer_a = start_metered_syncer(vc_a.client.clone(), host.client.clone(), config_a);
-    let syncer_b = start_metered_syncer(vc_b.client.clone(), host.client.clone(), config_b);
+    let syncer_a = start_metered_syncer(vc_a.client(), host.client.clone(), config_a);
+    let syncer_b = start_metered_syncer(vc_b.client(), host.client.clone(), config_b);
 
     let (a_pods, a_cms) = (vc_a.api::<Pod>("default"), vc_a.api::<ConfigMap>("default"));
     let (b_pods, b_cms) = (vc_b.api::<Pod>("default"), vc_b.api::<ConfigMap>("default"));
@@ -408,7 +407,7 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
         .await
         .expect("create unmarked");
     let errors_before = syncer_a.metrics_of("configmaps").errors;
-    let namespaces: Api<Namespace> = Api::all(vc_a.client.clone());
+    let namespaces: Api<Namespace> = Api::all(vc_a.client());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some("default-x-beta".into());
     namespaces
@@ -489,13 +488,11 @@ async fn two_virtual_clusters_in_one_host_namespace_never_touch_each_others_obje
 
 async fn a_flaky_host_loses_nothing_once_it_recovers(kind: HostKind) {
     const VC: &str = "flaky";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-flaky";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config(VC, host_namespace),
     );
@@ -652,10 +649,8 @@ async fn a_flaky_host_loses_nothing_once_it_recovers(kind: HostKind) {
 async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: HostKind) {
     const VC: &str = "hot";
     const UPDATES: usize = 200;
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hot";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     // Every host write takes a while, so updates pile up behind it.
     let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(40)));
@@ -663,7 +658,7 @@ async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: Host
     config.syncers.pods = false;
     config.syncers.config_maps = Selection::All;
     config.syncers.secrets = Selection::Off;
-    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    let syncer = start_metered_syncer(virtual_cluster.client(), proxy.client(), config);
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hcms = host.api::<ConfigMap>(host_namespace);
     vcms.create(&PostParams::default(), &test_config_map("hot", "v0", &[]))
@@ -728,13 +723,11 @@ async fn rapid_updates_of_one_key_are_coalesced_and_the_last_one_wins(kind: Host
 
 async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod(kind: HostKind) {
     const VC: &str = "lag";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-lag";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config(VC, host_namespace),
     );
@@ -796,10 +789,8 @@ async fn a_lagging_host_watch_is_not_taken_for_a_deleted_host_pod(kind: HostKind
 
 async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
     const VC: &str = "void";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-void";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
@@ -814,7 +805,7 @@ async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
         base: Duration::from_millis(5),
         max: Duration::from_secs(2),
     };
-    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    let syncer = start_metered_syncer(virtual_cluster.client(), proxy.client(), config);
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hcms = host.api::<ConfigMap>(host_namespace);
     vcms.create(&PostParams::default(), &test_config_map("first", "v1", &[]))
@@ -864,10 +855,8 @@ async fn requests_that_never_return_are_abandoned_and_retried(kind: HostKind) {
 
 async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostKind) {
     const VC: &str = "late";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-late";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let vpods = virtual_cluster.api::<Pod>("default");
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     vcms.create(
@@ -901,7 +890,7 @@ async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostK
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
-    let slow_pages = FaultProxy::start(virtual_cluster.addr()).await;
+    let slow_pages = FaultProxy::start(virtual_cluster.addr).await;
     slow_pages.set(Fault::DelayPath("continue=", Duration::from_millis(500)));
     let syncer = start_metered_syncer(
         slow_pages.client(),
@@ -922,10 +911,8 @@ async fn configmaps_of_pods_listed_late_at_start_up_are_still_synced(kind: HostK
 
 async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) {
     const VC: &str = "silent";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-silent";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.config_maps = Selection::Off;
@@ -937,7 +924,7 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) 
     // the network dropped and wait on it forever: reads time out, as a
     // production host client should be configured.
     let host_client = proxy.client_with_read_timeout(Duration::from_secs(4));
-    let syncer = start_metered_syncer(virtual_cluster.client.clone(), host_client, config);
+    let syncer = start_metered_syncer(virtual_cluster.client(), host_client, config);
     let vpods = virtual_cluster.api::<Pod>("default");
     let hpods = host.api::<Pod>(host_namespace);
     vpods
@@ -977,17 +964,15 @@ async fn a_host_watch_on_a_silently_dead_connection_is_replaced(kind: HostKind) 
 
 async fn a_lagging_host_store_never_undoes_a_tenants_fresh_label(kind: HostKind) {
     const VC: &str = "stale";
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-stale";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let mut config = config(VC, host_namespace);
     config.syncers.pods = false;
     config.syncers.config_maps = Selection::All;
     // Every key is looked at again often, as a resync would.
     config.engine.resync_interval = Duration::from_millis(200);
-    let syncer = start_metered_syncer(virtual_cluster.client.clone(), proxy.client(), config);
+    let syncer = start_metered_syncer(virtual_cluster.client(), proxy.client(), config);
     let vcms = virtual_cluster.api::<ConfigMap>("default");
     let hcms = host.api::<ConfigMap>(host_namespace);
     vcms.create(

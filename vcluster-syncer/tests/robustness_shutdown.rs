@@ -10,11 +10,12 @@ use std::sync::Once;
 use std::time::Duration;
 
 use common::{
-    config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster, Fault, Host,
+    clusters, config, eventually, start_metered_syncer, test_config_map, test_pod, Cluster,
     HostKind,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, PostParams};
+use vcluster_testkit::fault_proxy::Fault;
 
 on_both_hosts!(
     cancelling_a_busy_syncer_stops_every_engine_promptly,
@@ -58,15 +59,13 @@ async fn create(cluster: &Cluster, from: usize, count: usize) {
 
 async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-busy";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     proxy.set(Fault::Delay(Duration::from_millis(10)));
     create(&virtual_cluster, 0, 40).await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config("busy", host_namespace),
     );
@@ -93,13 +92,11 @@ async fn cancelling_a_busy_syncer_stops_every_engine_promptly(kind: HostKind) {
 
 async fn cancelling_while_the_host_hangs_stops_every_engine_promptly(kind: HostKind) {
     count_panics();
-    let virtual_cluster = Cluster::start().await;
-    let host = Host::start(kind).await;
     let host_namespace = "vcluster-hung";
-    host.create_namespace(host_namespace).await;
+    let (virtual_cluster, host) = clusters(kind, host_namespace).await;
     let proxy = host.fault_proxy().await;
     let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
+        virtual_cluster.client(),
         proxy.client(),
         config("hung", host_namespace),
     );

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    config, eventually, object, start_syncer_to, Cluster, Environment, Fault, Host, HostKind,
+    config, eventually, object, start_syncer_to, Cluster, Environment, Host, HostKind,
     HOST_SERVICE_CIDR,
 };
 use futures::StreamExt;
@@ -17,6 +17,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
+use vcluster_testkit::eventually_gone;
+use vcluster_testkit::fault_proxy::Fault;
 
 on_both_hosts!(
     a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses,
@@ -184,10 +186,7 @@ async fn a_service_runs_on_the_host_and_the_virtual_one_takes_the_host_addresses
     vsvc.delete("web", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the host service gone", || async {
-        hsvc.get_opt(&host_name).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the host service gone", &hsvc, &host_name).await;
 }
 
 async fn headless_and_external_name_services_keep_their_kind_of_address(host: HostKind) {
@@ -437,7 +436,7 @@ async fn a_host_unreachable_at_create_falls_back_and_says_so(kind: HostKind) {
     let provider = sync_config
         .host_service_addresses(proxy.client())
         .expect("provider");
-    let virtual_cluster = Cluster::start_with(|v| {
+    let virtual_cluster = Cluster::start_configured(|v| {
         v.extra_service_cidrs = vec![HOST_SERVICE_CIDR.to_owned()];
         v.service_addresses = Some(Arc::new(provider));
     })

@@ -64,8 +64,8 @@ async fn many_clients_writing_and_watching_while_the_syncer_runs() {
     let watchers = env("VCLUSTER_SOAK_WATCHERS", 8);
 
     let virtual_cluster =
-        Cluster::start_with(|c| c.extra_service_cidrs = vec![HOST_SERVICE_CIDR.into()]).await;
-    let host = Cluster::start_with(|h| h.service_cidr = HOST_SERVICE_CIDR.into()).await;
+        Cluster::start_configured(|c| c.extra_service_cidrs = vec![HOST_SERVICE_CIDR.into()]).await;
+    let host = Cluster::start_configured(|h| h.service_cidr = HOST_SERVICE_CIDR.into()).await;
     let host_ns = "vcluster-soak";
     host.create_namespace(host_ns).await;
     for ns in NAMESPACES {
@@ -73,11 +73,7 @@ async fn many_clients_writing_and_watching_while_the_syncer_runs() {
     }
     let mut sync_config = config("soak", host_ns);
     sync_config.syncers.config_maps = Selection::All;
-    let syncer = start_metered_syncer(
-        virtual_cluster.client.clone(),
-        host.client.clone(),
-        sync_config,
-    );
+    let syncer = start_metered_syncer(virtual_cluster.client(), host.client(), sync_config);
 
     let counters = Arc::new(Counters::default());
     let expected_cms: Arc<Mutex<BTreeMap<(String, String), Expected>>> = Arc::default();
@@ -89,7 +85,7 @@ async fn many_clients_writing_and_watching_while_the_syncer_runs() {
     // over its own connection, re-watching whenever a watch ends.
     let mut tasks = Vec::new();
     for w in 0..watchers {
-        let client = common::client_for(&virtual_cluster.url);
+        let client = virtual_cluster.client();
         let counters = counters.clone();
         tasks.push(tokio::spawn(async move {
             let cms = watcher(
@@ -120,7 +116,7 @@ async fn many_clients_writing_and_watching_while_the_syncer_runs() {
     // Writers: each owns a pool of keys, and creates, updates and deletes
     // configmaps and pods on them, remembering what was acknowledged.
     for w in 0..writers {
-        let client = common::client_for(&virtual_cluster.url);
+        let client = virtual_cluster.client();
         let counters = counters.clone();
         let expected_cms = expected_cms.clone();
         let expected_pods = expected_pods.clone();

@@ -10,6 +10,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use vcluster_syncer::syncers::FROM_HOST_LABEL;
+use vcluster_testkit::eventually_gone;
 
 on_both_hosts!(
     a_claim_is_provisioned_on_the_host_and_pods_wait_for_it,
@@ -139,15 +140,7 @@ async fn a_claim_is_provisioned_on_the_host_and_pods_wait_for_it(host: HostKind)
         .delete("data", &DeleteParams::default())
         .await
         .expect("delete claim");
-    eventually("the host claim gone", || async {
-        hclaims
-            .get_opt(&claim_name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the host claim gone", &hclaims, &claim_name).await;
 }
 
 fn class(name: &str, provisioner: &str, expansion: bool) -> StorageClass {
@@ -250,9 +243,6 @@ async fn host_storage_classes_are_shown_to_tenants(host: HostKind) {
         .delete("mine", &DeleteParams::default())
         .await
         .expect("host delete");
-    eventually("the copy gone", || async {
-        vclasses.get_opt("fast").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the copy gone", &vclasses, "fast").await;
     assert!(vclasses.get_opt("mine").await.expect("get").is_some());
 }

@@ -7,6 +7,7 @@ use common::{eventually, Environment, HostKind};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use vcluster_testkit::eventually_gone;
 
 fn pod(name: &str, config_map: Option<&str>) -> Pod {
     let mut spec = json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
@@ -147,15 +148,7 @@ async fn a_pod_and_its_configmap_reach_the_host_and_status_flows_back(host: Host
         .delete("web", &DeleteParams::default())
         .await
         .expect("delete");
-    eventually("the host pod gone", || async {
-        hpods
-            .get_opt(&host_pod_name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone("the host pod gone", &hpods, &host_pod_name).await;
 }
 
 async fn a_host_pod_deleted_behind_the_syncers_back_deletes_the_virtual_pod(host: HostKind) {
@@ -177,8 +170,5 @@ async fn a_host_pod_deleted_behind_the_syncers_back_deletes_the_virtual_pod(host
         .delete(&host_pod_name, &DeleteParams::default())
         .await
         .expect("host delete");
-    eventually("the virtual pod gone", || async {
-        vpods.get_opt("job").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    eventually_gone("the virtual pod gone", &vpods, "job").await;
 }

@@ -1,7 +1,8 @@
 //! A throw-away PKI for a test cluster: a CA, a serving certificate for
 //! loopback and the in-cluster names, an admin client certificate
 //! (`O=system:masters`) and a service-account signing key; plus the
-//! kubeconfig that uses them.
+//! kubeconfig that uses them. [`TestCa`] is the same CA kept in memory, for
+//! our own API server and its users.
 
 use std::fs;
 use std::net::IpAddr;
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 /// PEM files of a cluster's PKI, written into one folder.
@@ -43,20 +44,8 @@ impl ClusterPki {
             path
         };
 
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        let mut ca_name = DistinguishedName::new();
-        ca_name.push(DnType::CommonName, "vcluster-rs test CA");
-        ca_params.distinguished_name = ca_name;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let ca_pem = ca_cert.pem();
-        let issuer = Issuer::new(ca_params, ca_key);
+        let ca = TestCa::try_new()?;
+        let (ca_pem, issuer) = (ca.ca_pem.clone(), &ca.issuer);
 
         let server_key = KeyPair::generate()?;
         let mut server_params = CertificateParams::new(vec![
@@ -76,18 +65,9 @@ impl ClusterPki {
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = server_params.signed_by(&server_key, &issuer)?;
+        let server_cert = server_params.signed_by(&server_key, issuer)?;
 
-        let admin_key = KeyPair::generate()?;
-        let mut admin_params = CertificateParams::new(Vec::<String>::new())?;
-        admin_params
-            .distinguished_name
-            .push(DnType::CommonName, "admin");
-        admin_params
-            .distinguished_name
-            .push(DnType::OrganizationName, "system:masters");
-        admin_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let admin_cert = admin_params.signed_by(&admin_key, &issuer)?;
+        let (admin_cert, admin_key) = ca.try_client_cert("admin", &["system:masters"])?;
 
         let service_account_key = KeyPair::generate()?;
 
@@ -95,8 +75,8 @@ impl ClusterPki {
             ca_cert: write("ca.crt", ca_pem),
             server_cert: write("server.crt", server_cert.pem()),
             server_key: write("server.key", server_key.serialize_pem()),
-            admin_cert: write("admin.crt", admin_cert.pem()),
-            admin_key: write("admin.key", admin_key.serialize_pem()),
+            admin_cert: write("admin.crt", admin_cert),
+            admin_key: write("admin.key", admin_key),
             service_account_key: write("sa.key", service_account_key.serialize_pem()),
             service_account_public_key: write("sa.pub", service_account_key.public_key_pem()),
         })
@@ -157,5 +137,98 @@ impl ClusterPki {
         });
         // JSON is YAML: kubectl and kube-rs read it as a kubeconfig.
         fs::write(path, config.to_string())
+    }
+}
+
+/// A CA in memory for our own secure API server (see
+/// [`crate::cluster::Options::secure`]): its serving certificate and client
+/// certificates for any user and groups, so RBAC tests can act as anyone.
+pub struct TestCa {
+    /// The CA certificate, PEM: clients trust it and the server verifies
+    /// client certificates with it.
+    pub ca_pem: String,
+    /// The same, DER.
+    pub ca_der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    /// A fresh CA.
+    pub fn new() -> Self {
+        Self::try_new().expect("a test CA")
+    }
+
+    fn try_new() -> Result<Self, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "vcluster-rs test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            ca_pem: cert.pem(),
+            ca_der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A serving certificate for 127.0.0.1 and localhost and its key (PEM).
+    pub fn server_cert(&self) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vcluster-rs test");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client certificate with CN `user` and an O per group, and its
+    /// key (PEM).
+    pub fn client_cert(&self, user: &str, groups: &[&str]) -> (String, String) {
+        self.try_client_cert(user, groups)
+            .expect("a client certificate")
+    }
+
+    fn try_client_cert(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<(String, String), rcgen::Error> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, user);
+        for (i, group) in groups.iter().enumerate() {
+            // rcgen keeps one value per attribute type: further O's go in
+            // as the same OID (2.5.4.10) spelled as a custom type.
+            let ty = if i == 0 {
+                rcgen::DnType::OrganizationName
+            } else {
+                rcgen::DnType::CustomDnType(vec![2, 5, 4, 10])
+            };
+            params.distinguished_name.push(ty, *group);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
     }
 }

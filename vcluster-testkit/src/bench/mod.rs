@@ -3,8 +3,8 @@
 //! API servers (in this process or in a child process), raw HTTP clients
 //! and the objects the benchmarks write.
 //!
-//! Every bench binary compiles this module but uses only part of it.
-#![allow(dead_code)]
+//! The benchmarks are `harness = false` binaries of the facade
+//! (`benches/`); see docs/benchmarks.md.
 
 pub mod fixtures;
 pub mod http;
@@ -57,15 +57,20 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime can be built")
 }
 
-/// Polls `done` every few milliseconds until it holds or `deadline`
-/// passes; returns whether it held.
+/// Polls `done` every few milliseconds (fine enough to time how soon
+/// work settles) until it holds or `deadline` passes; returns whether it
+/// held. A bench reports a failure itself, so this does not panic.
 pub async fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while !done() {
-        if start.elapsed() > deadline {
-            return false;
+    crate::poll(deadline, Duration::from_millis(5), || {
+        let held = done();
+        async move {
+            if held {
+                Ok(())
+            } else {
+                Err(String::new())
+            }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
+    })
+    .await
+    .is_ok()
 }

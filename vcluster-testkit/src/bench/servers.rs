@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 #[cfg(feature = "etcd")]
-use vcluster::apiserver::storage::EtcdStorage;
-use vcluster::apiserver::storage::{MemoryStorage, SqliteStorage, Storage};
-use vcluster::apiserver::{ApiServer, ApiServerConfig};
+use vcluster_apiserver::storage::EtcdStorage;
+use vcluster_apiserver::storage::{MemoryStorage, SqliteStorage, Storage};
+use vcluster_apiserver::{ApiServer, ApiServerConfig};
 
 use super::http::Target;
 
 // The test kit's etcd launcher: a throw-away etcd on free loopback ports
 // with a temporary data directory, killed on drop.
 #[cfg(feature = "etcd")]
-use vcluster_testkit::etcd;
+use crate::etcd;
 
 /// A storage backend of the API server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,10 +186,10 @@ impl LocalServer {
     /// Starts a server over `store` that also serves TLS with `pki`'s
     /// serving certificate and requires its clients' certificates (so
     /// every request is authenticated and authorized).
-    pub async fn start_with_tls(store: Store, pki: &vcluster_testkit::pki::ClusterPki) -> Self {
+    pub async fn start_with_tls(store: Store, pki: &crate::pki::ClusterPki) -> Self {
         let mut local = Self::start(store).await;
         let read = |path: &std::path::Path| std::fs::read(path).expect("a PKI file");
-        let tls = vcluster::apiserver::TlsConfig::from_pem_with_client_ca(
+        let tls = vcluster_apiserver::TlsConfig::from_pem_with_client_ca(
             &read(&pki.server_cert),
             &read(&pki.server_key),
             &read(&pki.ca_cert),

@@ -1,17 +1,17 @@
-//! Running the demo binary as a child process and driving it with the
-//! real kubectl, for the facade's end-to-end tests. Every wait has a
-//! deadline.
-
-#![allow(dead_code)]
+//! The demo binary (the facade's `examples/demo`) as a child process, for
+//! the end-to-end tests that drive it with the real kubectl
+//! ([`crate::kubectl::run`]): started on loopback ports, waited for by its
+//! banner, stopped by a signal as a user would, killed if a test fails
+//! half-way.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Longest wait for any condition.
+/// Longest wait for the demo (its start, its stop, what it serves): it is
+/// a whole virtual cluster and its host, on a busy machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The demo example, built by `cargo test` next to the test binaries.
@@ -28,14 +28,6 @@ pub fn demo_binary() -> PathBuf {
         binary.display()
     );
     binary
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A running demo process; killed if a test fails half-way.
@@ -121,51 +113,5 @@ impl DemoProcess {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-/// Runs kubectl with a kubeconfig and a request timeout.
-pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--request-timeout=10s")
-        .args(args)
-        .output()
-        .expect("kubectl must be on PATH")
-}
-
-/// Runs kubectl and returns its output, failing the test if it fails.
-pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = kubectl(kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs kubectl until its output satisfies `check`.
-pub fn eventually(
-    kubeconfig: &Path,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let start = Instant::now();
-    loop {
-        let out = kubectl(kubeconfig, args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && check(&stdout) {
-            return stdout;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; last output: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
