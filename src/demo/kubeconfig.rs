@@ -4,6 +4,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::json;
+use vcluster_apiserver::state_files;
 
 use super::tls::Certificates;
 
@@ -37,14 +38,7 @@ pub fn write(
     });
     let yaml = serde_yaml::to_string(&config).map_err(std::io::Error::other)?;
     // Owner-only: it holds the admin key.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, yaml)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, path)
+    state_files::write_private_file(path, yaml.as_bytes())
 }
 
 #[cfg(test)]

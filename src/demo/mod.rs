@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use vcluster_apiserver::auth::{ServiceAccountKey, StaticTokens};
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
-use vcluster_apiserver::{ApiServer, ApiServerConfig, TlsConfig};
+use vcluster_apiserver::{state_files, ApiServer, ApiServerConfig, TlsConfig};
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
@@ -199,11 +199,21 @@ fn data_dir_error(path: &Path, message: impl Into<String>) -> DemoError {
     }
 }
 
-/// Creates the data directory, or checks that an existing one was written
-/// by a compatible version.
+/// Creates the data directory (owner-only: it holds the admin key and
+/// every Secret), or checks that an existing one was written by a
+/// compatible version and tightens what an older build left readable by
+/// other users, naming each path in a warning.
 fn prepare_data_dir(dir: &Path) -> Result<(), DemoError> {
-    std::fs::create_dir_all(dir)
+    state_files::create_private_dir(dir)
         .map_err(|e| data_dir_error(dir, format!("cannot be created: {e}")))?;
+    let loosened = state_files::tighten(dir)
+        .map_err(|e| data_dir_error(dir, format!("cannot be made owner-only: {e}")))?;
+    for path in loosened {
+        tracing::warn!(
+            path = %path.display(),
+            "was readable by other users; made owner-only (0700 directories, 0600 files)"
+        );
+    }
     let marker = dir.join("VERSION");
     match std::fs::read_to_string(&marker) {
         Ok(found) if found.trim() == DATA_DIR_VERSION => Ok(()),
@@ -224,7 +234,7 @@ fn prepare_data_dir(dir: &Path) -> Result<(), DemoError> {
                     "is not empty and is not a demo data directory (no VERSION file); use an empty or new --data-dir",
                 ));
             }
-            std::fs::write(&marker, format!("{DATA_DIR_VERSION}\n"))
+            state_files::write_private_file(&marker, format!("{DATA_DIR_VERSION}\n").as_bytes())
                 .map_err(|e| data_dir_error(dir, format!("cannot be written: {e}")))
         }
         Err(e) => Err(data_dir_error(dir, format!("cannot be read: {e}"))),

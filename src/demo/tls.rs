@@ -5,6 +5,8 @@
 use std::fs;
 use std::path::Path;
 
+use vcluster_apiserver::state_files;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -79,9 +81,12 @@ impl Certificates {
         ];
         for (name, content) in FILES.iter().zip(contents) {
             let path = dir.join(name);
-            fs::write(&path, content).map_err(|source| TlsError::Io {
-                path: path.display().to_string(),
-                source,
+            // Keys and certificates alike: owner-only from the first byte.
+            state_files::write_private_file(&path, content.as_bytes()).map_err(|source| {
+                TlsError::Io {
+                    path: path.display().to_string(),
+                    source,
+                }
             })?;
         }
         Ok(certs)

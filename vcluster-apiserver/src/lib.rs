@@ -44,6 +44,7 @@ pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod server;
+pub mod state_files;
 pub mod storage;
 pub mod watch_cache;
 

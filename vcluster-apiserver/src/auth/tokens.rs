@@ -171,15 +171,8 @@ impl ServiceAccountKey {
             Ok(pem) => Self::from_pem(&pem),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate()?;
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, key.to_pem()).map_err(io)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                        .map_err(io)?;
-                }
-                std::fs::rename(&tmp, path).map_err(io)?;
+                crate::state_files::write_private_file(path, key.to_pem().as_bytes())
+                    .map_err(io)?;
                 Ok(key)
             }
             Err(err) => Err(io(err)),

@@ -2,7 +2,7 @@
 //! pragmas every connection gets, and the checks that refuse a file we
 //! would misread.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -174,12 +174,20 @@ pub(super) fn open_file(
     options: SqliteOptions,
 ) -> Result<OpenedFile, SqliteOpenError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| SqliteOpenError::CreateDir {
-            path: parent.to_path_buf(),
-            source,
+        crate::state_files::create_private_dir(parent).map_err(|source| {
+            SqliteOpenError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            }
         })?;
     }
     let lock = lock_file(path)?;
+    // Owner-only from the first byte: it holds every object, Secrets too.
+    // SQLite gives the `-wal` and `-shm` files the database file's mode.
+    crate::state_files::ensure_private_file(path).map_err(|source| SqliteOpenError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let step =
         |step: &'static str| move |source: rusqlite::Error| classify_open_error(path, step, source);
 
@@ -258,7 +266,7 @@ fn lock_file(path: &Path) -> Result<File, SqliteOpenError> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let lock_path = PathBuf::from(name);
-    let file = OpenOptions::new()
+    let file = crate::state_files::private_open_options()
         .create(true)
         .truncate(false)
         .write(true)
