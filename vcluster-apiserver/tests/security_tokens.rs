@@ -347,3 +347,88 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
         }
     }
 }
+
+/// kube-rs's own `create_token_request` scenario, and upstream's audience
+/// rules: a review is answered for the audiences it names (or the API
+/// server's), and its status reports the token's audiences among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reviews_answer_for_the_audiences_they_ask_about() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+
+    let server = token_server(ServiceAccountKey::generate().expect("key")).await;
+    let admin = server.client_from(&server.kubeconfig).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "fakesa"}})).expect("account");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create the service account");
+    let token_for = |audiences: Vec<String>| {
+        let accounts = accounts.clone();
+        async move {
+            let request = TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences,
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            };
+            let issued = accounts
+                .create_token_request("fakesa", &PostParams::default(), &request)
+                .await
+                .expect("token request");
+            issued.status.expect("a status").token
+        }
+    };
+    let reviews: Api<TokenReview> = Api::all(admin);
+    let review = |token: String, audiences: Option<Vec<String>>| {
+        let reviews = reviews.clone();
+        async move {
+            let review = TokenReview {
+                spec: TokenReviewSpec {
+                    token: Some(token),
+                    audiences,
+                },
+                ..TokenReview::default()
+            };
+            reviews
+                .create(&PostParams::default(), &review)
+                .await
+                .expect("token review")
+                .status
+                .expect("status")
+        }
+    };
+
+    let api = vec!["api".to_owned()];
+    let for_api = token_for(api.clone()).await;
+    let status = review(for_api.clone(), Some(api.clone())).await;
+    assert_eq!(status.authenticated, Some(true), "{status:?}");
+    assert_eq!(status.audiences, Some(api.clone()));
+    assert_eq!(status.error, None);
+    assert_eq!(
+        status.user.and_then(|u| u.username).as_deref(),
+        Some("system:serviceaccount:default:fakesa")
+    );
+    // Not meant for the API server itself: a review for its audiences says
+    // no, and the API refuses it.
+    let status = review(for_api.clone(), None).await;
+    assert_eq!(status.authenticated, Some(false), "{status:?}");
+    assert!(
+        status
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("invalid for the target audiences")),
+        "{status:?}"
+    );
+    let kubeconfig = server.token_kubeconfig("for-api", &for_api);
+    assert!(unauthenticated(&server, &kubeconfig).await);
+
+    // A token for the API server: the review reports the server's audience.
+    let default = token_for(Vec::new()).await;
+    let status = review(default, None).await;
+    assert_eq!(status.authenticated, Some(true), "{status:?}");
+    assert_eq!(status.audiences, Some(vec![DEFAULT_ISSUER.to_owned()]));
+}

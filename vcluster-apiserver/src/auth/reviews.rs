@@ -307,17 +307,36 @@ async fn token_status(auth: &Auth, spec: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let api_audiences = &auth.api_audiences;
-    // A token review for other audiences than the API's cannot be
-    // answered by the API's own authenticators.
-    if !audiences.is_empty() && !audiences.iter().any(|a| api_audiences.contains(a)) {
-        return json!({"authenticated": false, "error": "the requested audiences are not served by this API server"});
-    }
-    match super::authn::authenticate_token(auth, token).await {
-        Ok(user) => json!({
+    // As upstream: the review's audiences (or, when it names none, the
+    // API server's) are what the token must be meant for; the status
+    // reports the token's audiences among them. Static tokens have no
+    // audiences and answer for the API server's.
+    let requested = if audiences.is_empty() {
+        auth.api_audiences.clone()
+    } else {
+        audiences
+    };
+    let served: Vec<String> = requested
+        .iter()
+        .filter(|a| auth.api_audiences.contains(a))
+        .cloned()
+        .collect();
+    let authenticated = match auth.static_tokens.get(token) {
+        Some(user) if !served.is_empty() => Ok((user.clone(), served)),
+        Some(_) => Err(format!(
+            "token audiences {:?} is invalid for the target audiences {requested:?}",
+            auth.api_audiences
+        )),
+        None if token.split('.').count() == 3 => {
+            super::tokens::authenticate_for(auth, token, &requested).await
+        }
+        None => Err("unknown bearer token".to_owned()),
+    };
+    match authenticated {
+        Ok((user, audiences)) => json!({
             "authenticated": true,
             "user": user.to_json(),
-            "audiences": if audiences.is_empty() { api_audiences.clone() } else { audiences },
+            "audiences": audiences,
         }),
         Err(why) => json!({"authenticated": false, "error": why}),
     }

@@ -280,6 +280,8 @@ impl ServiceAccountKey {
 /// What a valid token's claims say.
 #[derive(Debug, PartialEq, Eq)]
 struct Claims {
+    /// The token's audiences that were asked for (upstream's intersection).
+    audiences: Vec<String>,
     namespace: String,
     name: String,
     uid: String,
@@ -309,11 +311,15 @@ fn validate_claims(
         Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !token_audiences
+    let matched: Vec<String> = audiences
         .iter()
-        .any(|a| audiences.iter().any(|b| b == a))
-    {
-        return Err("the token is not meant for this API server (audience)".into());
+        .filter(|a| token_audiences.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    if matched.is_empty() {
+        return Err(format!(
+            "token audiences {token_audiences:?} is invalid for the target audiences {audiences:?}"
+        ));
     }
     let exp = claims
         .get("exp")
@@ -352,6 +358,7 @@ fn validate_claims(
             ))
         });
     Ok(Claims {
+        audiences: matched,
         namespace: namespace.to_owned(),
         name: name.to_owned(),
         uid: k8s_str("/serviceaccount/uid").to_owned(),
@@ -383,8 +390,21 @@ async fn object_uid(
 
 /// The user a service-account token stands for, if it is valid now.
 pub(crate) async fn authenticate(auth: &Auth, token: &str) -> Result<UserInfo, String> {
+    authenticate_for(auth, token, &auth.api_audiences)
+        .await
+        .map(|(user, _)| user)
+}
+
+/// Authenticates a service-account token meant for one of `audiences`
+/// (a TokenReview asks for its own); returns the user and the token's
+/// audiences among them, which the review reports as upstream does.
+pub(crate) async fn authenticate_for(
+    auth: &Auth,
+    token: &str,
+    audiences: &[String],
+) -> Result<(UserInfo, Vec<String>), String> {
     let claims = auth.key.verify(token)?;
-    let claims = validate_claims(&claims, &auth.issuer, &auth.api_audiences, now())?;
+    let claims = validate_claims(&claims, &auth.issuer, audiences, now())?;
     let stored = object_uid(auth, "serviceaccounts", &claims.namespace, &claims.name)
         .await
         .map_err(|e| format!("the service account cannot be read: {e}"))?;
@@ -419,7 +439,7 @@ pub(crate) async fn authenticate(auth: &Auth, token: &str) -> Result<UserInfo, S
             vec![format!("JTI={}", claims.jti)],
         );
     }
-    Ok(UserInfo {
+    let user = UserInfo {
         name: format!("system:serviceaccount:{}:{}", claims.namespace, claims.name),
         uid: claims.uid,
         groups: vec![
@@ -428,7 +448,8 @@ pub(crate) async fn authenticate(auth: &Auth, token: &str) -> Result<UserInfo, S
         ],
         extra,
     }
-    .authenticated())
+    .authenticated();
+    Ok((user, claims.audiences))
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> ApiError {
