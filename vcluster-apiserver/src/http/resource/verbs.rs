@@ -86,6 +86,7 @@ pub(super) async fn get_status(
 
 /// `POST` on a collection.
 pub(super) async fn create(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let representation = negotiate::representation(call.accept.as_deref())?;
     let body = read_document(
         call.request,
         call.content_type.as_deref(),
@@ -97,10 +98,14 @@ pub(super) async fn create(state: &Arc<ApiState>, call: Call) -> Result<Response
         .registry
         .create(&call.resource, call.namespace.as_deref(), body, &call.write)
         .await?;
-    Ok(with_warnings(
-        json_response(StatusCode::CREATED, &created),
-        &warnings,
-    ))
+    let response = object_response(
+        &call.resource,
+        StatusCode::CREATED,
+        created,
+        representation,
+        &call.query,
+    )?;
+    Ok(with_warnings(response, &warnings))
 }
 
 /// `PUT` on an object or its status.
@@ -110,6 +115,7 @@ pub(super) async fn update(
     name: &str,
 ) -> Result<Response, ApiError> {
     let target = update_target(&call.resource, call.subresource.as_deref())?;
+    let representation = negotiate::representation(call.accept.as_deref())?;
     let address = call.address(name);
     let body = read_document(
         call.request,
@@ -122,10 +128,14 @@ pub(super) async fn update(
         .registry
         .update(&address, body, target, &call.write)
         .await?;
-    Ok(with_warnings(
-        json_response(StatusCode::OK, &updated),
-        &warnings,
-    ))
+    let response = object_response(
+        &call.resource,
+        StatusCode::OK,
+        updated,
+        representation,
+        &call.query,
+    )?;
+    Ok(with_warnings(response, &warnings))
 }
 
 /// `PATCH` on an object or its status, in any of the four patch types.
@@ -136,6 +146,9 @@ pub(super) async fn patch(
 ) -> Result<Response, ApiError> {
     let target: UpdateTarget = update_target(&call.resource, call.subresource.as_deref())?;
     let kind = patch_kind(call.content_type.as_deref())?;
+    // A metadata-only client (kube-rs' `patch_metadata`) asks for the
+    // answer as PartialObjectMetadata, as for any other verb.
+    let representation = negotiate::representation(call.accept.as_deref())?;
     let query = &call.query;
     if kind == PatchKind::Apply && query.field_manager.is_none() {
         return Err(registry::patch_options_invalid(
@@ -174,10 +187,14 @@ pub(super) async fn patch(
     } else {
         StatusCode::OK
     };
-    Ok(with_warnings(
-        json_response(code, &patched.object),
-        &warnings,
-    ))
+    let response = object_response(
+        &call.resource,
+        code,
+        patched.object,
+        representation,
+        &call.query,
+    )?;
+    Ok(with_warnings(response, &warnings))
 }
 
 /// `DELETE` on an object.
