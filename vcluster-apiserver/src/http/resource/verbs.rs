@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::super::{json as json_response, logs, watch, ApiState};
 use super::call::Call;
@@ -85,63 +85,64 @@ pub(super) async fn get_status(
 }
 
 /// `POST` on a collection.
-pub(super) async fn create(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+pub(super) async fn create(state: &Arc<ApiState>, mut call: Call) -> Result<Response, ApiError> {
     let representation = negotiate::representation(call.accept.as_deref())?;
-    let body = read_document(
-        call.request,
-        call.content_type.as_deref(),
-        call.body_timeout,
-    )
-    .await?;
-    let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
+    let (body, warnings) = checked_body(&mut call).await?;
     let created = state
         .registry
         .create(&call.resource, call.namespace.as_deref(), body, &call.write)
         .await?;
-    let response = object_response(
-        &call.resource,
+    answer(
+        &call,
         StatusCode::CREATED,
         created,
         representation,
-        &call.query,
-    )?;
-    Ok(with_warnings(response, &warnings))
+        &warnings,
+    )
 }
 
 /// `PUT` on an object or its status.
 pub(super) async fn update(
     state: &Arc<ApiState>,
-    call: Call,
+    mut call: Call,
     name: &str,
 ) -> Result<Response, ApiError> {
     let target = update_target(&call.resource, call.subresource.as_deref())?;
     let representation = negotiate::representation(call.accept.as_deref())?;
-    let address = call.address(name);
-    let body = read_document(
-        call.request,
-        call.content_type.as_deref(),
-        call.body_timeout,
-    )
-    .await?;
-    let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
+    let (body, warnings) = checked_body(&mut call).await?;
     let updated = state
         .registry
-        .update(&address, body, target, &call.write)
+        .update(&call.address(name), body, target, &call.write)
         .await?;
-    let response = object_response(
-        &call.resource,
-        StatusCode::OK,
-        updated,
-        representation,
-        &call.query,
-    )?;
-    Ok(with_warnings(response, &warnings))
+    answer(&call, StatusCode::OK, updated, representation, &warnings)
+}
+
+/// A write's document, read and checked against `fieldValidation`
+/// (unknown fields refused, or reported as the returned warnings).
+async fn checked_body(call: &mut Call) -> Result<(Value, Vec<String>), ApiError> {
+    let request = std::mem::take(&mut call.request);
+    let body = read_document(request, call.content_type.as_deref(), call.body_timeout).await?;
+    let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
+    Ok((body, warnings))
+}
+
+/// A write's answer: the object in the representation the client asked
+/// for (JSON, PartialObjectMetadata or a Table), with the warnings.
+fn answer(
+    call: &Call,
+    code: StatusCode,
+    object: Value,
+    representation: Representation,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
+    let response = object_response(&call.resource, code, object, representation, &call.query)?;
+    Ok(with_warnings(response, warnings))
 }
 
 /// `PATCH` on an object or its status, in any of the four patch types.
 pub(super) async fn patch(
     state: &Arc<ApiState>,
-    call: Call,
+    mut call: Call,
     name: &str,
 ) -> Result<Response, ApiError> {
     let target: UpdateTarget = update_target(&call.resource, call.subresource.as_deref())?;
@@ -168,7 +169,8 @@ pub(super) async fn patch(
     };
     let warn = query.field_validation == FieldValidation::Warn;
     let address = call.address(name);
-    let patch = read_bytes(call.request, call.body_timeout).await?;
+    let request = std::mem::take(&mut call.request);
+    let patch = read_bytes(request, call.body_timeout).await?;
     let patched = state
         .registry
         .patch(&address, kind, &patch, target, &call.write, &options)
@@ -187,14 +189,7 @@ pub(super) async fn patch(
     } else {
         StatusCode::OK
     };
-    let response = object_response(
-        &call.resource,
-        code,
-        patched.object,
-        representation,
-        &call.query,
-    )?;
-    Ok(with_warnings(response, &warnings))
+    answer(&call, code, patched.object, representation, &warnings)
 }
 
 /// `DELETE` on an object.
