@@ -248,7 +248,8 @@ fn end_frame(ended: Option<WatchEnd>) -> Option<Bytes> {
 }
 
 fn line(value: &Value) -> Bytes {
-    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut bytes = serde_json::to_vec(&crate::request::wire_order::UpstreamOrder(value))
+        .unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     Bytes::from(bytes)
 }

@@ -260,7 +260,7 @@ pub(crate) fn json_with_type(
     value: &Value,
     content_type: &'static str,
 ) -> Response {
-    match serde_json::to_vec(value) {
+    match serde_json::to_vec(&super::wire_order::UpstreamOrder(value)) {
         Ok(bytes) => (
             code,
             [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
