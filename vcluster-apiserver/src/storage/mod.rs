@@ -29,6 +29,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod conformance;
+pub mod encryption;
 /// etcd v3 backend; behind the cargo feature `etcd`, which needs `protoc` at
 /// build time (see [`url`] for what a build without it answers).
 #[cfg(feature = "etcd")]
@@ -37,6 +38,7 @@ pub mod memory;
 pub mod sqlite;
 pub mod url;
 
+pub use encryption::{EncryptedStorage, EncryptionConfig};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdStorage;
 pub use memory::MemoryStorage;
