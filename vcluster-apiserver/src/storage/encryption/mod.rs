@@ -14,7 +14,8 @@
 //! provider. A value that no configured provider and key can read is an
 //! error naming the key and what was expected, never the raw bytes.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -37,12 +38,19 @@ pub use providers::{Provider, TransformError, ENCRYPTED_PREFIX};
 pub struct EncryptedStorage {
     inner: Arc<dyn Storage>,
     config: EncryptionConfig,
+    /// Keys (and the revision) last read with a key that no longer
+    /// writes: an update must rewrite them ([`Storage::needs_rewrite`]).
+    stale: Arc<Mutex<HashMap<String, Revision>>>,
 }
 
 impl EncryptedStorage {
     /// Wraps `inner`; values are encrypted and decrypted per `config`.
     pub fn new(inner: Arc<dyn Storage>, config: EncryptionConfig) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            stale: Arc::default(),
+        }
     }
 
     fn encrypt(&self, key: &str, value: &Bytes) -> Result<Bytes, StorageError> {
@@ -55,13 +63,24 @@ impl EncryptedStorage {
         }
     }
 
-    fn decrypt(&self, key: &str, value: Bytes) -> Result<Bytes, StorageError> {
-        decrypt_with(&self.config, key, value)
+    /// Decrypts a key's current value and remembers whether it is stale.
+    fn decrypt_kv(&self, mut kv: KeyValue) -> Result<KeyValue, StorageError> {
+        let (value, stale) = decrypt_with(&self.config, &kv.key, kv.value)?;
+        kv.value = value;
+        let mut known = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+        if stale {
+            known.insert(kv.key.clone(), kv.mod_revision);
+        } else {
+            known.remove(&kv.key);
+        }
+        Ok(kv)
     }
 
-    fn decrypt_kv(&self, mut kv: KeyValue) -> Result<KeyValue, StorageError> {
-        kv.value = self.decrypt(&kv.key, kv.value)?;
-        Ok(kv)
+    fn forget(&self, key: &str) {
+        self.stale
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 
@@ -78,12 +97,18 @@ fn providers_of<'a>(config: &'a EncryptionConfig, key: &str) -> Option<&'a Arc<V
     config.providers_for(group, resource)
 }
 
-fn decrypt_with(config: &EncryptionConfig, key: &str, value: Bytes) -> Result<Bytes, StorageError> {
+/// The plain value, and whether it was written by a key that no longer
+/// writes.
+fn decrypt_with(
+    config: &EncryptionConfig,
+    key: &str,
+    value: Bytes,
+) -> Result<(Bytes, bool), StorageError> {
     match providers_of(config, key) {
         Some(list) => providers::decrypt(list, key, &value)
-            .map(Bytes::from)
+            .map(|(plain, stale)| (Bytes::from(plain), stale))
             .map_err(|e| failure("decrypt", e)),
-        None => Ok(value),
+        None => Ok((value, false)),
     }
 }
 
@@ -118,6 +143,7 @@ impl Storage for EncryptedStorage {
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StorageError> {
         let stored = self.encrypt(key, &value)?;
         let mut kv = self.inner.create(key, stored).await?;
+        self.forget(key);
         kv.value = value;
         Ok(kv)
     }
@@ -130,13 +156,16 @@ impl Storage for EncryptedStorage {
     ) -> Result<KeyValue, StorageError> {
         let stored = self.encrypt(key, &value)?;
         let mut kv = self.inner.update(key, stored, expected).await?;
+        self.forget(key);
         kv.value = value;
         Ok(kv)
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted, StorageError> {
         let mut deleted = self.inner.delete(key, expected).await?;
-        deleted.previous = self.decrypt_kv(deleted.previous)?;
+        self.forget(key);
+        let (value, _) = decrypt_with(&self.config, key, deleted.previous.value)?;
+        deleted.previous.value = value;
         Ok(deleted)
     }
 
@@ -149,10 +178,10 @@ impl Storage for EncryptedStorage {
         let config = self.config.clone();
         Ok(Box::pin(stream.map(move |event| {
             let mut event = event?;
-            event.value = decrypt_with(&config, &event.key, event.value)?;
+            event.value = decrypt_with(&config, &event.key, event.value)?.0;
             event.prev_value = event
                 .prev_value
-                .map(|prev| decrypt_with(&config, &event.key, prev))
+                .map(|prev| decrypt_with(&config, &event.key, prev).map(|(plain, _)| plain))
                 .transpose()?;
             Ok(event)
         })))
@@ -160,5 +189,13 @@ impl Storage for EncryptedStorage {
 
     async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
         self.inner.compact(revision).await
+    }
+
+    fn needs_rewrite(&self, key: &str, revision: Revision) -> bool {
+        self.stale
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|stale| *stale == revision)
     }
 }

@@ -308,20 +308,27 @@ impl Provider {
 /// Reads a stored value as upstream's prefix transformers do: every
 /// provider (and key) whose prefix the value starts with is tried in
 /// order; `identity` reads only values without the `k8s:enc:` prefix.
-pub fn decrypt(providers: &[Provider], key: &str, data: &[u8]) -> Result<Vec<u8>, TransformError> {
+/// The flag says the value is stale: not written by the first provider's
+/// first key, so an update must rewrite it even when nothing else changed
+/// (key rotation rewrites every secret that way).
+pub fn decrypt(
+    providers: &[Provider],
+    key: &str,
+    data: &[u8],
+) -> Result<(Vec<u8>, bool), TransformError> {
     let encrypted = data.starts_with(ENCRYPTED_PREFIX.as_bytes());
     let mut reasons = Vec::new();
-    for provider in providers {
+    for (index, provider) in providers.iter().enumerate() {
         if let Provider::Identity = provider {
             if !encrypted {
-                return Ok(data.to_vec());
+                return Ok((data.to_vec(), index != 0));
             }
             continue;
         }
         let Some(rest) = data.strip_prefix(provider.prefix().as_bytes()) else {
             continue;
         };
-        for named in provider.keys() {
+        for (key_index, named) in provider.keys().iter().enumerate() {
             let Some(sealed) = rest
                 .strip_prefix(named.name.as_bytes())
                 .and_then(|r| r.strip_prefix(b":"))
@@ -329,7 +336,7 @@ pub fn decrypt(providers: &[Provider], key: &str, data: &[u8]) -> Result<Vec<u8>
                 continue;
             };
             match named.cipher.open(sealed, key.as_bytes()) {
-                Ok(plain) => return Ok(plain),
+                Ok(plain) => return Ok((plain, index != 0 || key_index != 0)),
                 Err(reason) => reasons.push(format!(
                     "{} key {:?}: {reason}",
                     provider.name(),

@@ -190,7 +190,7 @@ fn each_provider_round_trips_with_upstreams_prefix_and_layout() {
         );
         assert_eq!(
             decrypt(&list, key, &stored).expect("decrypt"),
-            plain,
+            (plain.to_vec(), false),
             "{provider}"
         );
         // Fresh randomness every time.
@@ -228,11 +228,29 @@ fn reads_refuse_what_they_cannot_vouch_for() {
             && unknown.contains(r#"configured: secretbox key "k""#),
         "{unknown}"
     );
+    // Read with a key that no longer writes: stale, so updates rewrite it.
+    let rotated = providers_of(&UPSTREAM.replace("name: key1", "name: key0"));
+    let by_key2 = EncryptionConfig::parse(&UPSTREAM.replace(
+        "            - name: key1\n              secret: c2VjcmV0IGlzIHNlY3VyZQ==\n            - name: key2",
+        "            - name: key2",
+    ))
+    .expect("key2 only");
+    let by_key2 = by_key2.providers_for("", "secrets").expect("secrets");
+    let sealed = by_key2[0].encrypt(key, b"{}").expect("key2");
+    assert!(sealed.starts_with(b"k8s:enc:aesgcm:v1:key2:"));
+    assert_eq!(
+        decrypt(&rotated, key, &sealed).expect("key2 reads"),
+        (b"{}".to_vec(), true)
+    );
+    assert!(decrypt(&rotated, key, b"{}").expect("identity, last").1);
     // Identity reads plain values and refuses encrypted ones.
     let identity =
         providers_of(&UPSTREAM.replace("      - aesgcm:", "      - identity: {}\n      - aesgcm:"));
     assert_eq!(identity[0].name(), "identity");
-    assert_eq!(decrypt(&identity, key, b"{}").expect("plain"), b"{}");
+    assert_eq!(
+        decrypt(&identity, key, b"{}").expect("plain"),
+        (b"{}".to_vec(), false)
+    );
     assert_eq!(identity[0].encrypt(key, b"{}").expect("identity"), b"{}");
     let garbage = decrypt(&identity, key, b"k8s:enc:kms:v2:p:xyz").expect_err("kms");
     assert!(
