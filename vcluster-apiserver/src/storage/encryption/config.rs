@@ -42,6 +42,9 @@ pub enum EncryptionConfigError {
         /// The document's `kind`.
         kind: String,
     },
+    /// The operating system gave no random bytes for a new key.
+    #[error("cannot generate an encryption key: {0}")]
+    Random(String),
     /// Fields with invalid values, each with its path.
     #[error("invalid encryption provider configuration: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -247,14 +250,18 @@ impl EncryptionConfig {
             .or_else(|| self.providers.get(&GroupResource::any()))
     }
 
-    /// A configuration with one aesgcm key for secrets, then `identity`
-    /// so that secrets stored before encryption was turned on stay
-    /// readable (what the demo generates).
-    pub fn aesgcm_for_secrets_yaml(key_name: &str, secret: &[u8]) -> String {
+    /// A new configuration file's text: one fresh random 32-byte aesgcm
+    /// key (`key1`) for secrets, then `identity`, so that secrets stored
+    /// before encryption was turned on stay readable (what the demo writes
+    /// into its data directory).
+    pub fn generate_for_secrets() -> Result<String, EncryptionConfigError> {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret)
+            .map_err(|e| EncryptionConfigError::Random(e.to_string()))?;
         let secret = base64::engine::general_purpose::STANDARD.encode(secret);
-        format!(
-            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - aesgcm:\n          keys:\n            - name: {key_name}\n              secret: {secret}\n      - identity: {{}}\n"
-        )
+        Ok(format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n      - secrets\n    providers:\n      - aesgcm:\n          keys:\n            - name: key1\n              secret: {secret}\n      - identity: {{}}\n"
+        ))
     }
 }
 

@@ -74,6 +74,21 @@ fn upstreams_yaml_and_json_files_parse() {
 }
 
 #[test]
+fn generated_files_parse_and_differ() {
+    let a = EncryptionConfig::generate_for_secrets().expect("generate");
+    let b = EncryptionConfig::generate_for_secrets().expect("generate");
+    assert_ne!(a, b, "fresh keys");
+    let config = EncryptionConfig::parse(&a).expect("parses");
+    let names: Vec<_> = config
+        .providers_for("", "secrets")
+        .expect("secrets")
+        .iter()
+        .map(Provider::name)
+        .collect();
+    assert_eq!(names, ["aesgcm", "identity"]);
+}
+
+#[test]
 fn wildcards_resolve_like_upstream() {
     let config =
         EncryptionConfig::parse(&one("aesgcm", KEY1, r#"["*.apps", "*."]"#)).expect("wildcards");
