@@ -50,7 +50,8 @@ pub enum EncryptionConfigError {
     Invalid(Vec<String>),
 }
 
-/// One `resources[]` entry as written.
+/// The file as written; unknown fields are refused, as upstream's strict
+/// decoder does.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
