@@ -328,3 +328,34 @@ async fn the_wrapper_encrypts_configured_resources_only_and_decrypts_watches() {
         ]
     );
 }
+
+/// Values written by kube-apiserver v1.34's own transformers
+/// (`encryptionconfig.LoadEncryptionConfig` on this file, then
+/// `TransformToStorage` of `{"kind":"Secret"}` with the key as context),
+/// so the formats are checked against upstream's code, not our reading.
+#[test]
+fn values_written_by_kube_apiserver_decrypt() {
+    const FILE: &str = r#"
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm: {keys: [{name: gcm16, secret: c2VjcmV0IGlzIHNlY3VyZQ==}]}
+      - aescbc: {keys: [{name: cbc32, secret: YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY=}]}
+      - secretbox: {keys: [{name: box32, secret: YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY=}]}
+"#;
+    let written = [
+        ("/registry/core/secrets/default/x", "azhzOmVuYzphZXNnY206djE6Z2NtMTY6teHm/cJtLWTVZvA0y7K6tHOVio8uIIPaLr6xFeXlNdvjx68A6DbYs84ZiD3t"),
+        ("/registry/core/configmaps/default/x", "azhzOmVuYzphZXNjYmM6djE6Y2JjMzI6saKOph1CpUDTrJWdLay2ziEjKgxwV52q1LJKB8qGKpgjn3WKh7ccA+8jGnIr2Fqy"),
+        ("/registry/core/pods/default/x", "azhzOmVuYzpzZWNyZXRib3g6djE6Ym94MzI6R33zYCS1Ul7KXyqeUI0+DkjVamslOocP4TWmPwBym/zd7bItgeuU+5Xcx+rBl2E+g4SiiKHLiDEn"),
+    ];
+    let list = providers_of(FILE);
+    for (key, value) in written {
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .expect("base64");
+        let (plain, _) = decrypt(&list, key, &value).expect("upstream's value decrypts");
+        assert_eq!(plain, br#"{"kind":"Secret"}"#, "{key}");
+    }
+}
