@@ -173,17 +173,34 @@ impl Storage for EncryptedStorage {
         self.inner.current_revision().await
     }
 
+    /// Events carry decrypted values. An event this configuration cannot
+    /// decrypt (written with a key it lacks) is logged and skipped, not
+    /// an error: the API server follows every resource with one watch, and
+    /// one unreadable secret must not stop the watches of all the others.
+    /// Its key stays unreadable (reads fail with the reason).
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StorageError> {
         let stream = self.inner.watch(prefix, after).await?;
         let config = self.config.clone();
-        Ok(Box::pin(stream.map(move |event| {
-            let mut event = event?;
-            event.value = decrypt_with(&config, &event.key, event.value)?.0;
-            event.prev_value = event
-                .prev_value
-                .map(|prev| decrypt_with(&config, &event.key, prev).map(|(plain, _)| plain))
-                .transpose()?;
-            Ok(event)
+        Ok(Box::pin(stream.filter_map(move |event| {
+            let decrypted = event.and_then(|mut event| {
+                event.value = decrypt_with(&config, &event.key, event.value)?.0;
+                event.prev_value = event
+                    .prev_value
+                    .map(|prev| decrypt_with(&config, &event.key, prev).map(|(plain, _)| plain))
+                    .transpose()?;
+                Ok(event)
+            });
+            futures::future::ready(match decrypted {
+                Err(StorageError::Backend {
+                    backend: "encryption",
+                    message,
+                    ..
+                }) => {
+                    tracing::error!(%message, "watch event skipped: it cannot be decrypted");
+                    None
+                }
+                other => Some(other),
+            })
         })))
     }
 

@@ -359,3 +359,40 @@ resources:
         assert_eq!(plain, br#"{"kind":"Secret"}"#, "{key}");
     }
 }
+
+#[tokio::test]
+async fn an_undecryptable_watch_event_is_skipped_not_fatal() {
+    let inner: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let writer = EncryptedStorage::new(
+        inner.clone(),
+        EncryptionConfig::parse(&one("aesgcm", KEY32, r#"["secrets"]"#)).expect("writer"),
+    );
+    let reader = EncryptedStorage::new(
+        inner.clone(),
+        EncryptionConfig::parse(&one("aesgcm", KEY1, r#"["secrets"]"#)).expect("reader"),
+    );
+    let mut watch = reader.watch("/registry/", 0).await.expect("watch");
+    writer
+        .create("/registry/core/secrets/ns/s", Bytes::from_static(b"v"))
+        .await
+        .expect("secret");
+    writer
+        .create("/registry/core/configmaps/ns/c", Bytes::from_static(b"m"))
+        .await
+        .expect("map");
+    let event = watch
+        .next()
+        .await
+        .expect("open")
+        .expect("the next readable event");
+    assert_eq!(
+        (event.key.as_str(), event.value),
+        ("/registry/core/configmaps/ns/c", Bytes::from("m"))
+    );
+    let error = reader
+        .get("/registry/core/secrets/ns/s")
+        .await
+        .expect_err("unreadable")
+        .to_string();
+    assert!(error.contains("cannot decrypt the value of /registry/core/secrets/ns/s: aesgcm key \"k\": AES-GCM authentication failed"), "{error}");
+}
