@@ -81,6 +81,10 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     token_auth_file: Option<PathBuf>,
 
+    /// kube-apiserver's EncryptionConfiguration file for encryption at rest (aesgcm, aescbc, secretbox, identity; YAML or JSON), or `none` to store secrets unencrypted [default: an aesgcm key for secrets generated in <data-dir>/encryption-config.yaml (owner-only)]
+    #[arg(long, value_name = "PATH|none")]
+    encryption_provider_config: Option<demo::encryption::Encryption>,
+
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
     #[arg(long, default_value = "info", value_parser = parse_log_filter)]
     log_level: tracing_subscriber::EnvFilter,
@@ -124,6 +128,7 @@ async fn main() -> ExitCode {
     options.host_service_cidr = cli.host_service_cidr;
     options.insecure_http = cli.insecure_http;
     options.token_auth_file = cli.token_auth_file;
+    options.encryption = cli.encryption_provider_config.unwrap_or_default();
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);

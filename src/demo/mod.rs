@@ -24,6 +24,7 @@ use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
 use vcluster_syncer::syncers::nodes::NodeSelection;
 use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 
+pub mod encryption;
 pub mod kubeconfig;
 pub mod node_logs;
 pub mod tls;
@@ -69,6 +70,9 @@ pub struct DemoOptions {
     /// Static bearer tokens (kube-apiserver's `--token-auth-file` CSV:
     /// `token,user,uid,"group1,group2"`) accepted by the virtual API server.
     pub token_auth_file: Option<PathBuf>,
+    /// Secrets encrypted at rest in the virtual cluster's store (default:
+    /// a generated aesgcm key in the data directory).
+    pub encryption: encryption::Encryption,
     /// The simulated node's settings.
     pub node: SimulatedNodeConfig,
     /// Which host nodes tenants see (`None`: every node of the embedded
@@ -90,6 +94,7 @@ impl DemoOptions {
             host_service_cidr: HOST_SERVICE_CIDR.into(),
             insecure_http: false,
             token_auth_file: None,
+            encryption: encryption::Encryption::default(),
             node: SimulatedNodeConfig::default(),
             nodes: None,
         }
@@ -368,6 +373,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         message: e.to_string(),
     })?;
     let mut config = ApiServerConfig::new(storage);
+    config.encryption = options.encryption.load(&options.data_dir)?;
     config.service_cidr = VIRTUAL_SERVICE_CIDR.into();
     config.extra_service_cidrs = vec![if host_server.is_some() {
         HOST_SERVICE_CIDR.to_owned()

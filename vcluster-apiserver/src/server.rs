@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::http::{router, ApiState, HttpOptions};
 use crate::registry::{GarbageCollectorOptions, Registry, ServiceNetwork};
 use crate::resources::Catalog;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{EncryptedStorage, EncryptionConfig, Storage, StorageError};
 use crate::watch_cache::{WatchHub, WatchLimits};
 
 /// How long a client may take to send its request headers or finish TLS.
@@ -101,6 +101,10 @@ pub struct ApiServerConfig {
     /// `extra_service_cidrs`. `None`: the server allocates.
     pub service_addresses:
         Option<Arc<dyn vcluster_core::service_addresses::ServiceAddressProvider>>,
+    /// Encryption at rest (kube-apiserver's `--encryption-provider-config`):
+    /// values of the configured resources are encrypted before they reach
+    /// `storage`. `None`: stored as they are. See `docs/security.md`.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 impl ApiServerConfig {
@@ -119,6 +123,7 @@ impl ApiServerConfig {
             pod_logs: None,
             service_addresses: None,
             metrics: Vec::new(),
+            encryption: None,
         }
     }
 }
@@ -239,7 +244,10 @@ impl TlsConfig {
 impl ApiServer {
     /// Starts the watch cache, serves the stored CRDs, creates the
     /// cluster's built-in objects and starts the garbage collector.
-    pub async fn start(config: ApiServerConfig) -> Result<Self, ServerError> {
+    pub async fn start(mut config: ApiServerConfig) -> Result<Self, ServerError> {
+        if let Some(encryption) = config.encryption.take() {
+            config.storage = Arc::new(EncryptedStorage::new(config.storage, encryption));
+        }
         let shutdown = CancellationToken::new();
         let hub = WatchHub::start(
             config.storage.clone(),

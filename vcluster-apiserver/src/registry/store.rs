@@ -213,8 +213,13 @@ impl Registry {
             let allocation = self
                 .services
                 .allocate(&address.resource, &mut new, Some(&old))?;
-            if new == old {
-                // Nothing changed: no write, no new resourceVersion.
+            if new == old
+                && !self
+                    .storage
+                    .needs_rewrite(&address.key(), current.mod_revision)
+            {
+                // Nothing changed: no write, no new resourceVersion (unless
+                // the stored value is encrypted with an old key).
                 allocation.rollback(&self.services);
                 return Ok(old);
             }

@@ -29,6 +29,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod conformance;
+pub mod encryption;
 /// etcd v3 backend; behind the cargo feature `etcd`, which needs `protoc` at
 /// build time (see [`url`] for what a build without it answers).
 #[cfg(feature = "etcd")]
@@ -37,6 +38,7 @@ pub mod memory;
 pub mod sqlite;
 pub mod url;
 
+pub use encryption::{EncryptedStorage, EncryptionConfig};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdStorage;
 pub use memory::MemoryStorage;
@@ -261,6 +263,15 @@ pub trait Storage: Send + Sync + 'static {
     /// it fail with [`StorageError::Expired`] afterwards. The latest value
     /// of every key is kept.
     async fn compact(&self, revision: Revision) -> Result<(), StorageError>;
+
+    /// Whether the key's stored value at `revision` must be rewritten even
+    /// by an update that changes nothing: an encrypted value read with a
+    /// key that no longer writes (see [`encryption`]; upstream's "stale"
+    /// values, which make `kubectl replace` rotate keys). Plain backends
+    /// never need it.
+    fn needs_rewrite(&self, _key: &str, _revision: Revision) -> bool {
+        false
+    }
 }
 
 /// The storage key of an object, as kube-apiserver lays them out:
