@@ -302,13 +302,30 @@ struct Identified {
     enforced: bool,
 }
 
-/// Authenticates (and impersonates), without judging anonymity.
+/// What authentication and authorization decided about a request: put in
+/// its response's extensions by [`middleware`] (denials included), so the
+/// audit log, a layer outside this one, can say who asked and why they
+/// were let in or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthOutcome {
+    /// The authenticated user, before impersonation (`None`: failed
+    /// authentication).
+    pub user: Option<UserInfo>,
+    /// The user the request acted as, when it impersonated another.
+    pub impersonated: Option<UserInfo>,
+    /// RBAC's decision (allowed?) and reason, when authorization ran.
+    pub authorization: Option<(bool, String)>,
+}
+
+/// Authenticates (and impersonates), without judging anonymity; notes the
+/// users in `outcome`.
 async fn identify(
     auth: &Auth,
     headers: &http::HeaderMap,
     in_process: Option<UserInfo>,
     connection: Option<ConnectionAuth>,
     path: &str,
+    outcome: &mut AuthOutcome,
 ) -> Result<Identified, ApiError> {
     let (user, enforced) = if let Some(user) = in_process {
         (user, auth.mode != AuthMode::Never)
@@ -334,7 +351,20 @@ async fn identify(
         };
         (user, enforced)
     };
-    let user = authn::impersonate(auth, headers, user, enforced).await?;
+    outcome.user = Some(user.clone());
+    let impersonating = headers.contains_key("impersonate-user")
+        || headers.contains_key("impersonate-group")
+        || headers.contains_key("impersonate-uid");
+    let result = authn::impersonate(auth, headers, user, enforced).await;
+    if let Err(err) = &result {
+        if err.code == StatusCode::FORBIDDEN {
+            outcome.authorization = Some((false, err.message.clone()));
+        }
+    }
+    let user = result?;
+    if impersonating {
+        outcome.impersonated = Some(user.clone());
+    }
     Ok(Identified { user, enforced })
 }
 
@@ -347,10 +377,18 @@ fn is_public(request: &Request) -> bool {
 
 /// The layer around the whole router: authenticates, authorizes, and puts
 /// [`UserInfo`] and [`Enforcement`] into the request's extensions.
-pub async fn middleware(
-    State(auth): State<Arc<Auth>>,
+pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+    let mut outcome = AuthOutcome::default();
+    let mut response = authenticate_and_authorize(&auth, request, next, &mut outcome).await;
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+async fn authenticate_and_authorize(
+    auth: &Arc<Auth>,
     mut request: Request,
     next: Next,
+    outcome: &mut AuthOutcome,
 ) -> Response {
     let in_process = request
         .extensions()
@@ -358,7 +396,15 @@ pub async fn middleware(
         .map(|u| u.0.clone());
     let connection = request.extensions().get::<ConnectionAuth>().cloned();
     let path = request.uri().path().to_owned();
-    let identified = identify(&auth, request.headers(), in_process, connection, &path).await;
+    let identified = identify(
+        auth,
+        request.headers(),
+        in_process,
+        connection,
+        &path,
+        outcome,
+    )
+    .await;
     let Identified { user, enforced } = match identified {
         Ok(identified) => identified,
         Err(err) => return err.into_response(),
@@ -379,13 +425,26 @@ pub async fn middleware(
         }
         // `system:masters` may do anything (no policy needed, nor any
         // escalation check); everybody else is judged by RBAC.
-        if !user.in_group(SYSTEM_MASTERS) {
+        if user.in_group(SYSTEM_MASTERS) {
+            outcome.authorization = Some((true, format!("the user is in {SYSTEM_MASTERS}")));
+        } else {
             let current = match auth.policy.current(&auth.registry).await {
                 Ok(current) => current,
                 Err(err) => return err.into_response(),
             };
-            if let Decision::Deny(reason) = current.authorize(&user, &attributes) {
-                return rbac::forbidden(&user, &attributes, &reason).into_response();
+            match current.authorize(&user, &attributes) {
+                Decision::Deny(reason) => {
+                    let err = rbac::forbidden(&user, &attributes, &reason);
+                    // RBAC denies by finding no grant; the message says so.
+                    let why = if reason.is_empty() {
+                        format!("no RBAC rule allows it: {}", err.message)
+                    } else {
+                        reason
+                    };
+                    outcome.authorization = Some((false, why));
+                    return err.into_response();
+                }
+                Decision::Allow(reason) => outcome.authorization = Some((true, reason)),
             }
             policy = Some(current);
         }
