@@ -101,6 +101,9 @@ pub struct ApiServerConfig {
     /// `extra_service_cidrs`. `None`: the server allocates.
     pub service_addresses:
         Option<Arc<dyn vcluster_core::service_addresses::ServiceAddressProvider>>,
+    /// The audit log (kube-apiserver's `--audit-policy-file` and
+    /// `--audit-log-path`); `None`, the default: nothing is audited.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 impl ApiServerConfig {
@@ -119,6 +122,7 @@ impl ApiServerConfig {
             pod_logs: None,
             service_addresses: None,
             metrics: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -278,6 +282,7 @@ impl ApiServer {
             auth,
             pod_logs: config.pod_logs,
             metrics: config.metrics,
+            audit: config.audit.map(Arc::new),
         });
         crate::auth::spawn_policy_watch(state.auth.clone(), shutdown);
         Ok(Self { state })
