@@ -156,6 +156,8 @@ async fn a_kubectl_session_is_audited_as_upstream_would() {
         };
         assert_eq!(stages, expected, "{same:#?}");
         assert!(same[0].response_status.is_none(), "{:#?}", same[0]);
+        // Authorization happens after RequestReceived.
+        assert!(same[0].annotations.is_empty(), "{:#?}", same[0]);
         assert!(same
             .iter()
             .all(|e| e.request_received_timestamp == same[0].request_received_timestamp));

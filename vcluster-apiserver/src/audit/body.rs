@@ -132,3 +132,40 @@ impl<F: FnOnce() + Send + 'static> Drop for Watched<F> {
         self.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_tee_copies_up_to_its_cap_and_passes_everything() {
+        let (body, capture) = TeeBody::wrap(Body::from("hello"), 5);
+        assert_eq!(body.collect().await.expect("read").to_bytes(), "hello");
+        assert_eq!(capture.lock().expect("lock").bytes, b"hello");
+        let (body, capture) = TeeBody::wrap(Body::from("hello!"), 5);
+        assert_eq!(body.collect().await.expect("read").to_bytes(), "hello!");
+        let captured = capture.lock().expect("lock");
+        assert!(captured.overflow && captured.bytes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn watched_bodies_call_back_once_at_the_end_or_when_dropped() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let body = Watched::wrap(Body::from("x"), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(body.collect().await.expect("read").to_bytes(), "x");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let counter = calls.clone();
+        let body = Watched::wrap(Body::from("never read"), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        drop(body);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -183,15 +183,17 @@ pub async fn middleware(
     event.level = decided.level;
     event.user = EventUser::from(&user);
     event.impersonated_user = outcome.impersonated.as_ref().map(EventUser::from);
+    if decided.logs(Stage::RequestReceived) {
+        config.sink.write(&event);
+    }
+    // Authorization ran after RequestReceived (upstream's events carry
+    // its annotations from the next stage on).
     if let Some((allowed, reason)) = outcome.authorization {
         let decision = if allowed { "allow" } else { "forbid" };
         event
             .annotations
             .insert(DECISION_ANNOTATION.into(), decision.into());
         event.annotations.insert(REASON_ANNOTATION.into(), reason);
-    }
-    if decided.logs(Stage::RequestReceived) {
-        config.sink.write(&event);
     }
     let code = response.status().as_u16();
     event.response_status = Some(json!({"metadata": {}, "code": code}));
