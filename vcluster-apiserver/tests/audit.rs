@@ -128,6 +128,11 @@ async fn a_kubectl_session_is_audited_as_upstream_would() {
         .kubectl_err_as(&alice, &["get", "configmaps", ns[0], ns[1]])
         .await;
     assert!(denied.contains("forbidden"), "{denied}");
+    // The admin acting as alice: audited as the admin, impersonating her.
+    let impersonated = server
+        .kubectl_err(&["get", "configmaps", "--as", "alice", ns[0], ns[1]])
+        .await;
+    assert!(impersonated.contains("forbidden"), "{impersonated}");
     server
         .kubectl_ok(&["delete", "configmap", "settings", ns[0], ns[1]])
         .await;
@@ -275,14 +280,34 @@ async fn a_kubectl_session_is_audited_as_upstream_would() {
     assert_eq!(code(watch), 200);
     assert!(watch.request_uri.contains("watch=true"), "{watch:#?}");
 
-    // The list before the watch is admin's; alice's is refused.
+    // The list before the watch is admin's; alice's is refused, and so is
+    // the admin's as alice.
     let lists = completed(&events, "list", "configmaps", "");
-    let (forbidden, allowed): (Vec<&Event>, Vec<&Event>) =
-        lists.into_iter().partition(|e| e.user.username == "alice");
+    let of = |user: &str, acting_as: Option<&str>| -> Vec<&Event> {
+        lists
+            .iter()
+            .copied()
+            .filter(|e| e.user.username == user)
+            .filter(|e| e.impersonated_user.as_ref().map(|u| u.username.as_str()) == acting_as)
+            .collect()
+    };
+    let (forbidden, allowed, as_alice) = (
+        of("alice", None),
+        of("admin", None),
+        of("admin", Some("alice")),
+    );
     assert_eq!(
-        (forbidden.len(), allowed.len()),
-        (1, 1),
-        "{forbidden:#?} {allowed:#?}"
+        (forbidden.len(), allowed.len(), as_alice.len()),
+        (1, 1, 1),
+        "{lists:#?}"
+    );
+    assert_eq!(code(as_alice[0]), 403);
+    assert_eq!(
+        as_alice[0]
+            .annotations
+            .get("authorization.k8s.io/decision")
+            .map(String::as_str),
+        Some("forbid")
     );
     admin(allowed[0]);
     let forbidden = forbidden[0];
