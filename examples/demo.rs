@@ -85,6 +85,22 @@ struct Cli {
     #[arg(long, value_name = "PATH|none")]
     encryption_provider_config: Option<demo::encryption::Encryption>,
 
+    /// Audit policy (audit.k8s.io/v1 Policy, YAML or JSON) of the virtual API server; auditing needs it and --audit-log-path [default: off]
+    #[arg(long, value_name = "PATH")]
+    audit_policy_file: Option<PathBuf>,
+
+    /// Write the virtual API server's audit events to this file as JSON lines (created 0600) [default: off]
+    #[arg(long, value_name = "PATH")]
+    audit_log_path: Option<PathBuf>,
+
+    /// Rotate the audit log when it reaches this many megabytes (0: 100, as kube-apiserver)
+    #[arg(long = "audit-log-maxsize", value_name = "MB", default_value_t = 0)]
+    audit_log_maxsize: u64,
+
+    /// Rotated audit logs to keep (0: all)
+    #[arg(long = "audit-log-maxbackup", value_name = "N", default_value_t = 0)]
+    audit_log_maxbackup: usize,
+
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
     #[arg(long, default_value = "info", value_parser = parse_log_filter)]
     log_level: tracing_subscriber::EnvFilter,
@@ -129,6 +145,12 @@ async fn main() -> ExitCode {
     options.insecure_http = cli.insecure_http;
     options.token_auth_file = cli.token_auth_file;
     options.encryption = cli.encryption_provider_config.unwrap_or_default();
+    options.audit = demo::AuditOptions {
+        policy_file: cli.audit_policy_file,
+        log_path: cli.audit_log_path,
+        max_size_mb: cli.audit_log_maxsize,
+        max_backup: cli.audit_log_maxbackup,
+    };
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);

@@ -124,3 +124,63 @@ async fn the_demo_enforces_authentication_and_rbac() {
     assert!(names.contains("configmap/from-robot"), "{names}");
     running.shutdown().await;
 }
+
+/// `--audit-policy-file` and `--audit-log-path`: the virtual API server's
+/// requests land in an owner-only JSON-lines file, refusals included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_writes_an_audit_log_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("tokens.csv"),
+        "viewer-token,viewer,uid-viewer\n",
+    )
+    .expect("token file");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n\
+         - level: Metadata\n  resources: [{group: \"\", resources: [configmaps]}]\n",
+    )
+    .expect("policy file");
+    let log = dir.path().join("audit").join("audit.log");
+    let mut options = options(dir.path());
+    options.audit = demo::AuditOptions {
+        policy_file: Some(policy),
+        log_path: Some(log.clone()),
+        ..demo::AuditOptions::default()
+    };
+    let running = demo::start(options).await.expect("start the demo");
+    let admin = running.kubeconfig.clone();
+    ok(
+        &admin,
+        &["create", "configmap", "audited", "--from-literal=k=v"],
+    )
+    .await;
+    let viewer = dir.path().join("viewer.kubeconfig");
+    with_user(&admin, &viewer, "{token: viewer-token}");
+    err(&viewer, &["get", "configmaps"]).await;
+    running.shutdown().await;
+
+    let text = std::fs::read_to_string(&log).expect("the audit log exists");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let complete = |verb: &str, user: &str| {
+        events.iter().any(|e| {
+            e["stage"] == "ResponseComplete"
+                && e["verb"] == verb
+                && e["user"]["username"] == user
+                && e["objectRef"]["resource"] == "configmaps"
+        })
+    };
+    assert!(complete("create", "admin"), "{text}");
+    assert!(complete("list", "viewer"), "{text}");
+    assert!(!text.contains("\"k\":\"v\""), "Metadata logs no objects");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

@@ -24,6 +24,7 @@ use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
 use vcluster_syncer::syncers::nodes::NodeSelection;
 use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 
+pub mod audit;
 pub mod encryption;
 pub mod kubeconfig;
 pub mod node_logs;
@@ -32,6 +33,7 @@ pub mod tls;
 /// The embedded host's simulated node (the `vcluster-simnode` crate).
 pub use vcluster_simnode as node;
 
+pub use audit::{AuditOptions, AuditSetupError};
 use node::{SimulatedNode, SimulatedNodeConfig};
 use tls::Certificates;
 
@@ -73,6 +75,8 @@ pub struct DemoOptions {
     /// Secrets encrypted at rest in the virtual cluster's store (default:
     /// a generated aesgcm key in the data directory).
     pub encryption: encryption::Encryption,
+    /// The virtual API server's audit log (off by default).
+    pub audit: AuditOptions,
     /// The simulated node's settings.
     pub node: SimulatedNodeConfig,
     /// Which host nodes tenants see (`None`: every node of the embedded
@@ -95,6 +99,7 @@ impl DemoOptions {
             insecure_http: false,
             token_auth_file: None,
             encryption: encryption::Encryption::default(),
+            audit: AuditOptions::default(),
             node: SimulatedNodeConfig::default(),
             nodes: None,
         }
@@ -294,6 +299,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
         None => StaticTokens::default(),
     };
+    let audit = options
+        .audit
+        .config()
+        .map_err(|e| start_error("the audit log")(e.to_string()))?;
     let scheme = if options.insecure_http {
         "http"
     } else {
@@ -383,6 +392,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     config.advertised_port = options.listen.port();
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
+    config.audit = audit;
     // New services get the host's addresses at creation (the host copy is
     // made first), so they are never re-created to adopt them.
     let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod field_selector;

@@ -105,6 +105,9 @@ pub struct ApiServerConfig {
     /// values of the configured resources are encrypted before they reach
     /// `storage`. `None`: stored as they are. See `docs/security.md`.
     pub encryption: Option<EncryptionConfig>,
+    /// The audit log (kube-apiserver's `--audit-policy-file` and
+    /// `--audit-log-path`); `None`, the default: nothing is audited.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 impl ApiServerConfig {
@@ -124,6 +127,7 @@ impl ApiServerConfig {
             service_addresses: None,
             metrics: Vec::new(),
             encryption: None,
+            audit: None,
         }
     }
 }
@@ -286,6 +290,7 @@ impl ApiServer {
             auth,
             pod_logs: config.pod_logs,
             metrics: config.metrics,
+            audit: config.audit.map(Arc::new),
         });
         crate::auth::spawn_policy_watch(state.auth.clone(), shutdown);
         Ok(Self { state })

@@ -33,9 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
 use http::{header, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
@@ -47,6 +45,7 @@ use crate::request::negotiate::{self, BodyFormat, MAX_BODY_BYTES};
 pub mod attributes;
 pub mod authn;
 mod bootstrap;
+mod layer;
 pub mod rbac;
 pub mod reviews;
 pub mod tokens;
@@ -54,6 +53,7 @@ pub mod tokens;
 pub use attributes::Attributes;
 pub use authn::{StaticTokens, TokenFileError};
 pub use bootstrap::bootstrap_policy;
+pub use layer::{middleware, request_identity, AuthOutcome};
 pub use rbac::{Decision, Policy, PolicyCache, PolicyRule};
 pub use tokens::{KeyError, ServiceAccountKey};
 
@@ -294,131 +294,6 @@ impl Auth {
 /// 401, as upstream answers failed or missing authentication.
 pub fn unauthorized() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
-}
-
-/// The per-request context authentication decided.
-struct Identified {
-    user: UserInfo,
-    enforced: bool,
-}
-
-/// Authenticates (and impersonates), without judging anonymity.
-async fn identify(
-    auth: &Auth,
-    headers: &http::HeaderMap,
-    in_process: Option<UserInfo>,
-    connection: Option<ConnectionAuth>,
-    path: &str,
-) -> Result<Identified, ApiError> {
-    let (user, enforced) = if let Some(user) = in_process {
-        (user, auth.mode != AuthMode::Never)
-    } else {
-        let enforced = match &connection {
-            Some(connection) => connection.enforced,
-            None => auth.mode == AuthMode::Always,
-        };
-        let certificate = connection.and_then(|c| c.client_certificate);
-        let user = match (certificate, authn::bearer_token(headers)) {
-            (Some(user), _) => user,
-            (None, Some(token)) => match authn::authenticate_token(auth, token).await {
-                Ok(user) => user,
-                Err(why) if enforced => {
-                    tracing::info!(reason = %why, path, "authentication failed");
-                    return Err(unauthorized());
-                }
-                // Not enforced: a credential that does not verify (such as
-                // a placeholder token of a test kubeconfig) is ignored.
-                Err(_) => UserInfo::anonymous(),
-            },
-            (None, None) => UserInfo::anonymous(),
-        };
-        (user, enforced)
-    };
-    let user = authn::impersonate(auth, headers, user, enforced).await?;
-    Ok(Identified { user, enforced })
-}
-
-fn is_public(request: &Request) -> bool {
-    let path = request.uri().path();
-    let path = path.strip_suffix('/').unwrap_or(path);
-    (request.method() == http::Method::GET || request.method() == http::Method::HEAD)
-        && PUBLIC_PATHS.contains(&path)
-}
-
-/// The layer around the whole router: authenticates, authorizes, and puts
-/// [`UserInfo`] and [`Enforcement`] into the request's extensions.
-pub async fn middleware(
-    State(auth): State<Arc<Auth>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let in_process = request
-        .extensions()
-        .get::<InProcessUser>()
-        .map(|u| u.0.clone());
-    let connection = request.extensions().get::<ConnectionAuth>().cloned();
-    let path = request.uri().path().to_owned();
-    let identified = identify(&auth, request.headers(), in_process, connection, &path).await;
-    let Identified { user, enforced } = match identified {
-        Ok(identified) => identified,
-        Err(err) => return err.into_response(),
-    };
-    let attributes = Attributes::from_request(request.method(), request.uri());
-    let rbac_write = attributes.resource_request
-        && attributes.api_group == rbac::GROUP
-        && !matches!(attributes.verb.as_str(), "get" | "list" | "watch");
-    let mut policy = None;
-    if enforced && !is_public(&request) {
-        if user.is_anonymous() {
-            tracing::info!(
-                method = %request.method(),
-                path = request.uri().path(),
-                "anonymous request refused"
-            );
-            return unauthorized().into_response();
-        }
-        // `system:masters` may do anything (no policy needed, nor any
-        // escalation check); everybody else is judged by RBAC.
-        if !user.in_group(SYSTEM_MASTERS) {
-            let current = match auth.policy.current(&auth.registry).await {
-                Ok(current) => current,
-                Err(err) => return err.into_response(),
-            };
-            if let Decision::Deny(reason) = current.authorize(&user, &attributes) {
-                return rbac::forbidden(&user, &attributes, &reason).into_response();
-            }
-            policy = Some(current);
-        }
-    }
-    if rbac_write {
-        request
-            .extensions_mut()
-            .insert(rbac::admission(policy, user.clone()));
-    }
-    request.extensions_mut().insert(Enforcement(enforced));
-    request.extensions_mut().insert(user);
-    let response = next.run(request).await;
-    if rbac_write {
-        // Read-your-writes for policy changes made through the API; the
-        // watch of the policy cache catches every other change.
-        auth.policy.invalidate();
-    }
-    response
-}
-
-/// The user and enforcement of a request that went through [`middleware`]
-/// (the anonymous user, not enforced, for one that did not).
-pub fn request_identity(request: &Request) -> (UserInfo, bool) {
-    let user = request
-        .extensions()
-        .get::<UserInfo>()
-        .cloned()
-        .unwrap_or_else(UserInfo::anonymous);
-    let enforced = request
-        .extensions()
-        .get::<Enforcement>()
-        .is_some_and(|e| e.0);
-    (user, enforced)
 }
 
 /// Reads and decodes an object body (JSON, YAML or protobuf) of at most

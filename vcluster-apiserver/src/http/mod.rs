@@ -83,11 +83,13 @@ pub struct ApiState {
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
     /// Extra `/metrics` text (see [`crate::metrics`]).
     pub metrics: Vec<crate::metrics::MetricsSource>,
+    /// The audit log, if on (see [`crate::audit`]).
+    pub audit: Option<Arc<crate::audit::AuditConfig>>,
 }
 
 /// The router serving the whole API.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/version",
             get(|| async { json(StatusCode::OK, &discovery::version()) }),
@@ -106,8 +108,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
             crate::auth::middleware,
-        ))
-        .with_state(state)
+        ));
+    // The audit log is outermost: it sees requests authentication or RBAC
+    // refuse, and reads their decision from the response.
+    let router = match &state.audit {
+        Some(audit) => router.layer(axum::middleware::from_fn_with_state(
+            audit.clone(),
+            crate::audit::layer::middleware,
+        )),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 async fn openapi_root(State(state): State<Arc<ApiState>>, request: Request) -> Response {
