@@ -139,7 +139,7 @@ async fn the_demo_writes_an_audit_log_when_asked() {
     std::fs::write(
         &policy,
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n\
-         - level: Metadata\n  resources: [{group: \"\", resources: [configmaps]}]\n",
+         - level: Metadata\n  resources: [{group: \"\", resources: [configmaps, pods, pods/status]}]\n",
     )
     .expect("policy file");
     let log = dir.path().join("audit").join("audit.log");
@@ -159,6 +159,19 @@ async fn the_demo_writes_an_audit_log_when_asked() {
     let viewer = dir.path().join("viewer.kubeconfig");
     with_user(&admin, &viewer, "{token: viewer-token}");
     err(&viewer, &["get", "configmaps"]).await;
+    // The syncer's own writes go through the same server: a pod's status
+    // comes back from the host as the syncer's write.
+    ok(&admin, &["run", "web", "--image=nginx", "--restart=Never"]).await;
+    ok(
+        &admin,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "pod/web",
+            "--timeout=60s",
+        ],
+    )
+    .await;
     running.shutdown().await;
 
     let text = std::fs::read_to_string(&log).expect("the audit log exists");
@@ -176,6 +189,28 @@ async fn the_demo_writes_an_audit_log_when_asked() {
     };
     assert!(complete("create", "admin"), "{text}");
     assert!(complete("list", "viewer"), "{text}");
+    let denied = events
+        .iter()
+        .find(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == "viewer");
+    assert_eq!(
+        denied.map(|e| (
+            e["responseStatus"]["code"].clone(),
+            e["annotations"]["authorization.k8s.io/decision"].clone()
+        )),
+        Some((serde_json::json!(403), serde_json::json!("forbid"))),
+        "{text}"
+    );
+    let synced_status = events.iter().any(|e| {
+        e["stage"] == "ResponseComplete"
+            && e["user"]["username"] == "system:apiserver"
+            && e["objectRef"]["resource"] == "pods"
+            && e["objectRef"]["subresource"] == "status"
+            && e["objectRef"]["name"] == "web"
+    });
+    assert!(
+        synced_status,
+        "the syncer's status write is audited: {text}"
+    );
     assert!(!text.contains("\"k\":\"v\""), "Metadata logs no objects");
     #[cfg(unix)]
     {
