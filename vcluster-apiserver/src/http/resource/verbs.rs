@@ -120,10 +120,15 @@ pub(super) async fn update(
 /// A write's document, read and checked against `fieldValidation`
 /// (unknown fields refused, or reported as the returned warnings).
 async fn checked_body(call: &mut Call) -> Result<(Value, Vec<String>), ApiError> {
-    let request = std::mem::take(&mut call.request);
-    let body = read_document(request, call.content_type.as_deref(), call.body_timeout).await?;
+    let body = document(call).await?;
     let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
     Ok((body, warnings))
+}
+
+/// The call's body, decoded in its content type (within the body timeout).
+async fn document(call: &mut Call) -> Result<Value, ApiError> {
+    let request = std::mem::take(&mut call.request);
+    read_document(request, call.content_type.as_deref(), call.body_timeout).await
 }
 
 /// A write's answer: the object in the representation the client asked
@@ -260,16 +265,11 @@ pub(super) async fn scale(
 /// `POST pods/<name>/binding`: a scheduler assigns the pod to a node.
 pub(super) async fn bind(
     state: &Arc<ApiState>,
-    call: Call,
+    mut call: Call,
     name: &str,
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
-    let body = read_document(
-        call.request,
-        call.content_type.as_deref(),
-        call.body_timeout,
-    )
-    .await?;
+    let body = document(&mut call).await?;
     state
         .registry
         .bind_pod(&address, &body, &call.write)
@@ -283,16 +283,11 @@ pub(super) async fn bind(
 /// `PUT namespaces/<name>/finalize`: the namespace's `spec.finalizers`.
 pub(super) async fn finalize(
     state: &Arc<ApiState>,
-    call: Call,
+    mut call: Call,
     name: &str,
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
-    let body = read_document(
-        call.request,
-        call.content_type.as_deref(),
-        call.body_timeout,
-    )
-    .await?;
+    let body = document(&mut call).await?;
     let namespace = state.registry.finalize_namespace(&address, &body).await?;
     Ok(json_response(StatusCode::OK, &namespace))
 }
