@@ -207,11 +207,36 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// The user of a bearer token: a static token, else a service-account
 /// token. The error says why (for the log; clients get a bare 401).
 pub(crate) async fn authenticate_token(auth: &Auth, token: &str) -> Result<UserInfo, String> {
+    authenticate_token_for(auth, token, &auth.api_audiences)
+        .await
+        .map(|(user, _)| user)
+}
+
+/// The user of a bearer token meant for one of `audiences` (a TokenReview
+/// names its own), and the token's audiences among them, as upstream
+/// reports them. Static tokens are audience-agnostic: they answer for the
+/// API server's audiences only.
+pub(crate) async fn authenticate_token_for(
+    auth: &Auth,
+    token: &str,
+    audiences: &[String],
+) -> Result<(UserInfo, Vec<String>), String> {
     if let Some(user) = auth.static_tokens.get(token) {
-        return Ok(user.clone());
+        let served: Vec<String> = audiences
+            .iter()
+            .filter(|a| auth.api_audiences.contains(a))
+            .cloned()
+            .collect();
+        if served.is_empty() {
+            return Err(format!(
+                "token audiences {:?} is invalid for the target audiences {audiences:?}",
+                auth.api_audiences
+            ));
+        }
+        return Ok((user.clone(), served));
     }
     if token.split('.').count() == 3 {
-        return super::tokens::authenticate(auth, token).await;
+        return super::tokens::authenticate_for(auth, token, audiences).await;
     }
     Err("unknown bearer token".into())
 }

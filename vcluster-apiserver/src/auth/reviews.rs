@@ -308,30 +308,13 @@ async fn token_status(auth: &Auth, spec: &Value) -> Value {
         })
         .unwrap_or_default();
     // As upstream: the review's audiences (or, when it names none, the
-    // API server's) are what the token must be meant for; the status
-    // reports the token's audiences among them. Static tokens have no
-    // audiences and answer for the API server's.
+    // API server's) are what the token must be meant for.
     let requested = if audiences.is_empty() {
         auth.api_audiences.clone()
     } else {
         audiences
     };
-    let served: Vec<String> = requested
-        .iter()
-        .filter(|a| auth.api_audiences.contains(a))
-        .cloned()
-        .collect();
-    let authenticated = match auth.static_tokens.get(token) {
-        Some(user) if !served.is_empty() => Ok((user.clone(), served)),
-        Some(_) => Err(format!(
-            "token audiences {:?} is invalid for the target audiences {requested:?}",
-            auth.api_audiences
-        )),
-        None if token.split('.').count() == 3 => {
-            super::tokens::authenticate_for(auth, token, &requested).await
-        }
-        None => Err("unknown bearer token".to_owned()),
-    };
+    let authenticated = super::authn::authenticate_token_for(auth, token, &requested).await;
     match authenticated {
         Ok((user, audiences)) => json!({
             "authenticated": true,

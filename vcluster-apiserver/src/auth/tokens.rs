@@ -388,13 +388,6 @@ async fn object_uid(
     }
 }
 
-/// The user a service-account token stands for, if it is valid now.
-pub(crate) async fn authenticate(auth: &Auth, token: &str) -> Result<UserInfo, String> {
-    authenticate_for(auth, token, &auth.api_audiences)
-        .await
-        .map(|(user, _)| user)
-}
-
 /// Authenticates a service-account token meant for one of `audiences`
 /// (a TokenReview asks for its own); returns the user and the token's
 /// audiences among them, which the review reports as upstream does.
