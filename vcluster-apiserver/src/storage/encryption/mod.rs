@@ -65,6 +65,11 @@ impl EncryptedStorage {
 
     /// Decrypts a key's current value and remembers whether it is stale.
     fn decrypt_kv(&self, mut kv: KeyValue) -> Result<KeyValue, StorageError> {
+        if providers_of(&self.config, &kv.key).is_none() {
+            // A resource stored as it is: nothing to decrypt or remember,
+            // and no lock on the read path of every other kind.
+            return Ok(kv);
+        }
         let (value, stale) = decrypt_with(&self.config, &kv.key, kv.value)?;
         kv.value = value;
         let mut known = self.stale.lock().unwrap_or_else(|e| e.into_inner());
@@ -77,6 +82,9 @@ impl EncryptedStorage {
     }
 
     fn forget(&self, key: &str) {
+        if providers_of(&self.config, key).is_none() {
+            return;
+        }
         self.stale
             .lock()
             .unwrap_or_else(|e| e.into_inner())
