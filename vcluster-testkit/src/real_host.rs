@@ -64,6 +64,36 @@ pub struct RealHostOptions {
     pub service_cidr: String,
     /// The simulated node that runs the host's pods.
     pub node: SimulatedNodeConfig,
+    /// Whether the simulated node runs at all: a host compared answer by
+    /// answer with our API server must not have pods bound behind its back.
+    pub run_node: bool,
+    /// The controllers kube-controller-manager runs ([`CONTROLLERS`] by
+    /// default; [`QUIET_CONTROLLERS`] for a host whose objects change only
+    /// when a client changes them).
+    pub controllers: Vec<&'static str>,
+}
+
+/// The controllers of a host that is compared with our API server answer
+/// by answer: those whose work the API server itself does in ours
+/// (namespace deletion, garbage collection) and the `default` service
+/// account that pod admission needs. Nothing else writes behind a client's
+/// back (no status of workloads, no endpoints, no node).
+pub const QUIET_CONTROLLERS: &[&str] = &[
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+];
+
+impl RealHostOptions {
+    /// A host whose objects change only when a client changes them (see
+    /// [`QUIET_CONTROLLERS`]), for differential tests.
+    pub fn quiet() -> Self {
+        Self {
+            run_node: false,
+            controllers: QUIET_CONTROLLERS.to_vec(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for RealHostOptions {
@@ -80,6 +110,8 @@ impl Default for RealHostOptions {
                 kubelet_port: Some(0),
                 ..SimulatedNodeConfig::default()
             },
+            run_node: true,
+            controllers: CONTROLLERS.to_vec(),
         }
     }
 }
@@ -300,15 +332,17 @@ fn run(
         }
     };
     let cancel = CancellationToken::new();
-    let node_task = runtime.spawn(node.run(cancel.clone()));
+    let node_task = node.map(|node| runtime.spawn(node.run(cancel.clone())));
     if ready.send(Ok(ready_info)).is_err() {
         return;
     }
     // Until the owner drops its sender (a shared host: never).
     let _ = stop.recv();
     cancel.cancel();
-    let _ =
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), node_task).await });
+    if let Some(node_task) = node_task {
+        let _ = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), node_task).await });
+    }
     drop(processes);
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(dir);
@@ -333,7 +367,7 @@ async fn start_all(
     binaries: &Binaries,
     options: &RealHostOptions,
     dir: &Path,
-) -> Result<(Processes, Ready, SimulatedNode), RealHostError> {
+) -> Result<(Processes, Ready, Option<SimulatedNode>), RealHostError> {
     let mut processes = Processes {
         controller_manager: None,
         apiserver: None,
@@ -380,21 +414,31 @@ async fn start_all(
     let client = kube::Client::try_from(config.clone())
         .map_err(|e| start_error("the admin client")(e.to_string()))?;
 
-    let command = controller_manager_command(&binaries.controller_manager, &pki, &kubeconfig);
+    let command = controller_manager_command(
+        &binaries.controller_manager,
+        &options.controllers,
+        &pki,
+        &kubeconfig,
+    );
     let mut controller_manager = Process::spawn(
         "kube-controller-manager",
         command,
         &dir.join("kube-controller-manager.log"),
     )
     .map_err(start_error("kube-controller-manager"))?;
-    wait_controllers_ready(&client, &mut controller_manager)
+    wait_controllers_ready(&client, &options.controllers, &mut controller_manager)
         .await
         .map_err(start_error("kube-controller-manager"))?;
     processes.controller_manager = Some(controller_manager);
 
-    let node = SimulatedNode::register(client, options.node.clone())
-        .await
-        .map_err(|e| start_error("the simulated node")(e.to_string()))?;
+    let node = if options.run_node {
+        let node = SimulatedNode::register(client, options.node.clone())
+            .await
+            .map_err(|e| start_error("the simulated node")(e.to_string()))?;
+        Some(node)
+    } else {
+        None
+    };
     Ok((
         processes,
         Ready {
@@ -460,11 +504,16 @@ fn apiserver_command(
     command
 }
 
-fn controller_manager_command(binary: &Path, pki: &ClusterPki, kubeconfig: &Path) -> Command {
+fn controller_manager_command(
+    binary: &Path,
+    controllers: &[&str],
+    pki: &ClusterPki,
+    kubeconfig: &Path,
+) -> Command {
     let mut command = Command::new(binary);
     command
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg(format!("--controllers={}", CONTROLLERS.join(",")))
+        .arg(format!("--controllers={}", controllers.join(",")))
         .arg(format!(
             "--service-account-private-key-file={}",
             pki.service_account_key.display()
@@ -517,19 +566,29 @@ async fn wait_apiserver_ready(config: &kube::Config, process: &mut Process) -> R
 }
 
 /// Waits until the controllers did what every namespace needs before it
-/// can run a pod: the `default` service account and `kube-root-ca.crt`.
+/// can run a pod: the `default` service account and `kube-root-ca.crt`
+/// (each only when its controller runs).
 async fn wait_controllers_ready(
     client: &kube::Client,
+    controllers: &[&str],
     process: &mut Process,
 ) -> Result<(), String> {
+    let wants_account = controllers.contains(&"serviceaccount-controller");
+    let wants_root_ca = controllers.contains(&"root-ca-certificate-publisher-controller");
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let deadline = Instant::now() + READY_DEADLINE;
     loop {
         process.check_running()?;
-        let account = accounts.get_opt("default").await.ok().flatten();
-        let root_ca = config_maps.get_opt("kube-root-ca.crt").await.ok().flatten();
-        if account.is_some() && root_ca.is_some() {
+        let account = !wants_account || accounts.get_opt("default").await.ok().flatten().is_some();
+        let root_ca = !wants_root_ca
+            || config_maps
+                .get_opt("kube-root-ca.crt")
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+        if account && root_ca {
             return Ok(());
         }
         if Instant::now() >= deadline {
