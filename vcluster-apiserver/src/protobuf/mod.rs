@@ -16,6 +16,9 @@
 //! Go's time and duration strings.
 
 mod decode;
+pub(crate) use go_order::{field_message, message_of, meta_keys, GoOrdered};
+pub(crate) use schema::MessageId;
+mod go_order;
 mod gotime;
 mod schema;
 mod wire;

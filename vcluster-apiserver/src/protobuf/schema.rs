@@ -112,6 +112,7 @@ pub(crate) struct Schema {
     pub(crate) messages: Vec<Message>,
     kinds: HashMap<(Box<str>, Box<str>), MessageId>,
     any_version: HashMap<Box<str>, MessageId>,
+    by_name: HashMap<String, MessageId>,
 }
 
 /// The process-wide schema, parsed on first use.
@@ -133,6 +134,12 @@ impl Schema {
             .get(&key)
             .or_else(|| self.any_version.get(kind))
             .copied()
+    }
+
+    /// The message of a fully qualified proto name
+    /// (`k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup`).
+    pub(crate) fn message_named(&self, name: &str) -> Option<MessageId> {
+        self.by_name.get(name).copied()
     }
 
     /// Parses the generated text format.
@@ -238,6 +245,7 @@ impl Schema {
             messages,
             kinds,
             any_version,
+            by_name: ids,
         };
         schema.check_specials()?;
         Ok(schema)

@@ -1,4 +1,6 @@
-//! Objects in the order kube-apiserver writes them: `kind`, `apiVersion`,
+//! Objects in the order kube-apiserver writes them. Typed objects follow
+//! their Go structs (see `protobuf::GoOrdered`); custom resources are
+//! sorted, as Go writes unstructured objects; anything else: `kind`, `apiVersion`,
 //! `metadata` first and `status` last (Go marshals `TypeMeta` and
 //! `ObjectMeta` first, the status field last), a watch event's `type`
 //! before its `object`, and the same for every item of a list. Objects are
@@ -7,7 +9,9 @@
 //! reading `curl` output and differential tests against kube-apiserver do.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::protobuf::GoOrdered;
 
 /// Keys of an object that come first, in this order.
 const FIRST: &[&str] = &["kind", "apiVersion", "metadata"];
@@ -26,6 +30,19 @@ impl Serialize for UpstreamOrder<'_> {
         let Value::Object(map) = self.0 else {
             return self.0.serialize(serializer);
         };
+        // A typed object: every struct in Go order.
+        if let Some(message) = crate::protobuf::message_of(self.0) {
+            return GoOrdered {
+                value: self.0,
+                message,
+            }
+            .serialize(serializer);
+        }
+        // A custom resource (or list of them): kube-apiserver writes
+        // unstructured objects, whose keys Go sorts, as our maps are.
+        if is_custom(map) {
+            return self.0.serialize(serializer);
+        }
         let mut out = serializer.serialize_map(Some(map.len()))?;
         // A watch event is exactly `type` and `object` (objects may have a
         // `type` field of their own: Secrets, Events).
@@ -50,10 +67,61 @@ impl Serialize for UpstreamOrder<'_> {
                 ("object", object) if is_event => {
                     out.serialize_entry(key, &UpstreamOrder(object))?
                 }
+                // A table's columns and rows, as their Go structs.
+                ("columnDefinitions" | "rows", Value::Array(items)) => {
+                    let keys = crate::protobuf::meta_keys(if key == "rows" {
+                        "TableRow"
+                    } else {
+                        "TableColumnDefinition"
+                    });
+                    let items: Vec<ByKeys<'_>> =
+                        items.iter().map(|value| ByKeys { value, keys }).collect();
+                    out.serialize_entry(key, &items)?;
+                }
                 _ => out.serialize_entry(key, value)?,
             }
         }
         out.end()
+    }
+}
+
+/// An object with `keys` first, in that order; a row's embedded `object`
+/// is ordered as a top-level object.
+struct ByKeys<'a> {
+    value: &'a Value,
+    keys: &'static [&'static str],
+}
+
+impl Serialize for ByKeys<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(map) = self.value else {
+            return self.value.serialize(serializer);
+        };
+        let known = self.keys.iter().filter_map(|k| map.get_key_value(*k));
+        let rest = map.iter().filter(|(k, _)| !self.keys.contains(&k.as_str()));
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in known.chain(rest) {
+            if key == "object" {
+                out.serialize_entry(key, &UpstreamOrder(value))?;
+            } else {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        out.end()
+    }
+}
+
+/// An object of a kind outside the built-in API (its group is neither the
+/// core group nor `meta.k8s.io`, and the schema does not know it).
+fn is_custom(map: &Map<String, Value>) -> bool {
+    let (Some(Value::String(api_version)), Some(Value::String(_))) =
+        (map.get("apiVersion"), map.get("kind"))
+    else {
+        return false;
+    };
+    match api_version.split_once('/') {
+        Some((group, _)) => group != "meta.k8s.io",
+        None => false,
     }
 }
 

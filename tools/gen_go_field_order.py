@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Generates vcluster-apiserver/src/protobuf/go_order.txt: for every API
+struct of the pinned Kubernetes release, its JSON keys in the order Go
+declares them, which is the order kube-apiserver writes them (Go's
+encoding/json follows declaration order; `json:",inline"` fields are
+expanded in place). The API server orders typed objects by it so that
+answers read field by field like upstream's.
+
+Usage: tools/gen_go_field_order.py [GOMODCACHE]
+Reads k8s.io/api, k8s.io/apimachinery and k8s.io/apiextensions-apiserver at
+the version tools/upstream/go.mod pins, from the Go module cache (default:
+`go env GOMODCACHE`, else ~/go/pkg/mod).
+
+Output lines: `<proto message> <json key> <json key> ...`, where the proto
+message is named as in schema.txt (`k8s.io.api.apps.v1.DeploymentSpec`).
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT = os.path.join(ROOT, "vcluster-apiserver", "src", "protobuf", "go_order.txt")
+
+
+def pinned_version():
+    with open(os.path.join(HERE, "upstream", "go.mod")) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "require" and parts[1] == "k8s.io/kubernetes":
+                return "v0." + parts[2].split(".", 1)[1]
+            if len(parts) >= 2 and parts[0] == "k8s.io/kubernetes":
+                return "v0." + parts[1].split(".", 1)[1]
+    sys.exit("error: k8s.io/kubernetes is not required in tools/upstream/go.mod")
+
+
+def module_cache():
+    if len(sys.argv) > 1:
+        return sys.argv[1]
+    try:
+        out = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True)
+        if out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return os.path.expanduser("~/go/pkg/mod")
+
+
+STRUCT = re.compile(r"^type (\w+) struct \{\s*$")
+FIELD = re.compile(r'^\s+(?:(\w+)\s+)?(\S+)\s+`[^`]*json:"([^"]*)"')
+
+
+def parse_file(path):
+    """{struct: [(json key or None for inline, embedded type name)]}"""
+    structs = {}
+    current = None
+    depth = 0
+    with open(path) as f:
+        for line in f:
+            if current is None:
+                m = STRUCT.match(line)
+                if m:
+                    current, depth = m.group(1), 1
+                    structs[current] = []
+                continue
+            stripped = line.strip()
+            if stripped.startswith("//"):
+                continue
+            depth += line.count("{") - line.count("}")
+            if depth <= 0:
+                current = None
+                continue
+            if depth != 1:
+                continue
+            m = FIELD.match(line)
+            if not m:
+                continue
+            name, ty, tag = m.group(1), m.group(2), m.group(3)
+            key = tag.split(",")[0]
+            if key == "-":
+                continue
+            if ",inline" in tag or key == "":
+                structs[current].append((None, ty.split(".")[-1].lstrip("*")))
+            else:
+                structs[current].append((key, None))
+    return structs
+
+
+def main():
+    cache = module_cache()
+    version = pinned_version()
+    roots = [
+        (os.path.join(cache, f"k8s.io/api@{version}"), "k8s.io.api"),
+        (os.path.join(cache, f"k8s.io/apimachinery@{version}", "pkg/apis/meta/v1"),
+         "k8s.io.apimachinery.pkg.apis.meta.v1"),
+        (os.path.join(cache, f"k8s.io/apiextensions-apiserver@{version}", "pkg/apis/apiextensions/v1"),
+         "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1"),
+    ]
+    packages = {}
+    for root, prefix in roots:
+        if not os.path.isdir(root):
+            sys.exit(f"error: {root} is missing: `go mod download` in tools/upstream first")
+        for dirpath, _, files in os.walk(root):
+            if "testdata" in dirpath or "/internal" in dirpath:
+                continue
+            rel = os.path.relpath(dirpath, root)
+            package = prefix if rel == "." else prefix + "." + rel.replace(os.sep, ".")
+            for name in sorted(files):
+                if name.endswith(".go") and not name.endswith("_test.go") and "types" in name:
+                    packages.setdefault(package, {}).update(parse_file(os.path.join(dirpath, name)))
+
+    meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
+
+    def expand(package, struct, seen=()):
+        keys = []
+        fields = packages.get(package, {}).get(struct) or meta.get(struct) or []
+        for key, embedded in fields:
+            if key is not None:
+                keys.append(key)
+            elif embedded and embedded not in seen:
+                where = package if embedded in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
+                keys.extend(expand(where, embedded, seen + (embedded,)))
+        return keys
+
+    lines = [
+        "# JSON keys of every Kubernetes API struct in Go declaration order (the order",
+        "# kube-apiserver writes them). GENERATED by tools/gen_go_field_order.py from",
+        f"# k8s.io/api, apimachinery and apiextensions-apiserver {version}; do not edit.",
+    ]
+    for package in sorted(packages):
+        for struct in sorted(packages[package]):
+            keys = expand(package, struct)
+            if len(keys) > 1:
+                lines.append(f"{package}.{struct} {' '.join(keys)}")
+    with open(OUT, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{OUT}: {len(lines) - 3} structs")
+
+
+if __name__ == "__main__":
+    main()

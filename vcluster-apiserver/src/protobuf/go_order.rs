@@ -1,0 +1,248 @@
+//! Typed objects serialized with their keys in Go declaration order, the
+//! order kube-apiserver writes them (`encoding/json` follows the struct),
+//! instead of the sorted order of our maps: `metadata.name` before
+//! `metadata.namespace`, a Status's `message` before its `reason`, a
+//! Deployment's `replicas` before its `selector`. The order of every API
+//! struct is data generated from the Go types of the pinned release
+//! (`go_order.txt`, by `tools/gen_go_field_order.py`); which struct a
+//! nested object is comes from the protobuf schema's field types. Keys the
+//! data does not know keep their sorted order, after the known ones.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
+
+use super::schema::{schema, Cardinality, MessageId, Schema, Special, Type};
+
+/// The generated order data.
+const GO_ORDER_TEXT: &str = include_str!("go_order.txt");
+
+/// The package of the `meta.k8s.io` types every group version serves.
+const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
+
+/// Every message's keys in Go order, indexed by message.
+struct Orders {
+    schema: &'static Schema,
+    keys: Vec<Vec<&'static str>>,
+}
+
+fn orders() -> Option<&'static Orders> {
+    static ORDERS: OnceLock<Option<Orders>> = OnceLock::new();
+    ORDERS
+        .get_or_init(|| {
+            let schema = schema().ok()?;
+            let by_name: HashMap<&str, Vec<&'static str>> = GO_ORDER_TEXT
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let mut words = l.split_ascii_whitespace();
+                    Some((words.next()?, words.collect()))
+                })
+                .collect();
+            let keys = schema
+                .messages
+                .iter()
+                .map(|m| by_name.get(&*m.name).cloned().unwrap_or_default())
+                .collect();
+            Some(Orders { schema, keys })
+        })
+        .as_ref()
+}
+
+/// The Go order of a `meta.k8s.io` struct the protobuf schema does not
+/// carry (`TableColumnDefinition`, `TableRow`), by its Go name.
+pub fn meta_keys(name: &str) -> &'static [&'static str] {
+    static META_KEYS: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
+    META_KEYS
+        .get_or_init(|| {
+            GO_ORDER_TEXT
+                .lines()
+                .filter_map(|l| {
+                    let mut words = l.split_ascii_whitespace();
+                    let name = words.next()?.strip_prefix(META)?.strip_prefix('.')?;
+                    Some((name, words.collect()))
+                })
+                .collect()
+        })
+        .get(name)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The message of a top-level object, from its `apiVersion` and `kind`
+/// (the `meta.k8s.io` and discovery types by name).
+pub fn message_of(object: &Value) -> Option<MessageId> {
+    let orders = orders()?;
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    if let Some(id) = orders.schema.kind(api_version, kind) {
+        return Some(id);
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    match group {
+        "" | "meta.k8s.io" => orders.schema.message_named(&format!("{META}.{kind}")),
+        "apidiscovery.k8s.io" => orders
+            .schema
+            .message_named(&format!("k8s.io.api.apidiscovery.{version}.{kind}")),
+        _ => None,
+    }
+}
+
+/// What the field `key` of an object of `message` holds: its message
+/// (for a list or map, the item's) and whether it is a free-form map
+/// (`map[string]T`) rather than a struct. `None` when unknown.
+pub fn field_message(message: MessageId, key: &str) -> (Option<MessageId>, bool) {
+    let Some(orders) = orders() else {
+        return (None, false);
+    };
+    match child_kind(orders.schema, message, key) {
+        (Child::Message(id), cardinality) => (Some(id), cardinality == Cardinality::Map),
+        (_, cardinality) => (None, cardinality == Cardinality::Map),
+    }
+}
+
+/// `value`, an object of message `message`, in Go order.
+pub struct GoOrdered<'a> {
+    pub value: &'a Value,
+    pub message: MessageId,
+}
+
+/// What a child value is, once its field is known.
+enum Child {
+    /// A message of the schema.
+    Message(MessageId),
+    /// An embedded object (`RawExtension`): resolved by its own kind.
+    Embedded,
+    /// Anything else: written as it is.
+    Plain,
+}
+
+fn child_kind(schema: &Schema, message: MessageId, key: &str) -> (Child, Cardinality) {
+    // Scalars keep their cardinality too: `map[string]string` is a map.
+    fn cardinality_of(schema: &Schema, message: MessageId, key: &str) -> Cardinality {
+        schema
+            .messages
+            .get(message)
+            .and_then(|m| m.fields.iter().find(|f| !f.inline && &*f.json == key))
+            .map_or(Cardinality::Single, |f| f.cardinality)
+    }
+    fn find(
+        schema: &Schema,
+        message: MessageId,
+        key: &str,
+        depth: u8,
+    ) -> Option<(Type, Cardinality)> {
+        let fields = &schema.messages.get(message)?.fields;
+        if let Some(f) = fields.iter().find(|f| !f.inline && &*f.json == key) {
+            return Some((f.ty, f.cardinality));
+        }
+        if depth > 4 {
+            return None;
+        }
+        fields.iter().filter(|f| f.inline).find_map(|f| match f.ty {
+            Type::Message(inner) => find(schema, inner, key, depth + 1),
+            Type::Scalar(_) => None,
+        })
+    }
+    match find(schema, message, key, 0) {
+        Some((Type::Message(id), cardinality)) => {
+            let child = match schema.messages[id].special {
+                Special::Plain => Child::Message(id),
+                Special::RawExtension => Child::Embedded,
+                _ => Child::Plain,
+            };
+            (child, cardinality)
+        }
+        _ => (Child::Plain, cardinality_of(schema, message, key)),
+    }
+}
+
+impl Serialize for GoOrdered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (Value::Object(map), Some(orders)) = (self.value, orders()) else {
+            return self.value.serialize(serializer);
+        };
+        let order = orders
+            .keys
+            .get(self.message)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let known = order.iter().filter_map(|k| map.get_key_value(*k));
+        let rest = map.iter().filter(|(k, _)| !order.contains(&k.as_str()));
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in known.chain(rest) {
+            let (child, cardinality) = child_kind(orders.schema, self.message, key);
+            out.serialize_entry(
+                key,
+                &Typed {
+                    value,
+                    child,
+                    cardinality,
+                },
+            )?;
+        }
+        out.end()
+    }
+}
+
+/// A field's value with what the schema says it holds.
+struct Typed<'a> {
+    value: &'a Value,
+    child: Child,
+    cardinality: Cardinality,
+}
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let one = |value| One {
+            value,
+            child: &self.child,
+        };
+        match (self.cardinality, self.value) {
+            (Cardinality::Repeated, Value::Array(items)) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&one(item))?;
+                }
+                seq.end()
+            }
+            (Cardinality::Map, Value::Object(map)) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, value) in map {
+                    out.serialize_entry(key, &one(value))?;
+                }
+                out.end()
+            }
+            (_, value) => one(value).serialize(serializer),
+        }
+    }
+}
+
+/// One value of a message type (or embedded, or plain).
+struct One<'a, 'b> {
+    value: &'a Value,
+    child: &'b Child,
+}
+
+impl Serialize for One<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.child {
+            Child::Message(message) => GoOrdered {
+                value: self.value,
+                message: *message,
+            }
+            .serialize(serializer),
+            Child::Embedded => match message_of(self.value) {
+                Some(message) => GoOrdered {
+                    value: self.value,
+                    message,
+                }
+                .serialize(serializer),
+                None => self.value.serialize(serializer),
+            },
+            Child::Plain => self.value.serialize(serializer),
+        }
+    }
+}
