@@ -10,7 +10,7 @@ use http::{header, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
 
-use super::super::{json as json_response, json_with_type};
+use super::super::json as json_response;
 use crate::error::ApiError;
 use crate::field_selector::ObjectFilter;
 use crate::registry::{DeleteOptions, ListOptions, ListPage, PatchKind, Propagation, UpdateTarget};
@@ -18,8 +18,6 @@ use crate::request::negotiate::{self, BodyFormat, Representation, MAX_BODY_BYTES
 use crate::request::{FieldValidation, Query};
 use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
-
-const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
 /// Applies `fieldValidation` to a write's body: unknown fields are refused
 /// (`Strict`), reported as warnings (`Warn`) or ignored.
@@ -116,10 +114,11 @@ pub(crate) async fn read_bytes(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let body: Body = request.into_body();
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        drain(body, timeout).await;
         return Err(ApiError::too_large(MAX_BODY_BYTES));
     }
-    let body: Body = request.into_body();
     let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect())
         .await
         .map_err(|_| {
@@ -142,6 +141,28 @@ pub(crate) async fn read_bytes(
         ))),
     }
 }
+
+/// Reads and drops what a client sends beyond the limit, up to
+/// [`DRAIN_BYTES`] and within `timeout`, so that a client still writing
+/// its body reads our 413 rather than a connection reset (clients write
+/// the whole body before they read an answer).
+async fn drain(mut body: Body, timeout: std::time::Duration) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(timeout, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let read = frame.data_ref().map_or(0, |d| d.len());
+            left = left.saturating_sub(read);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// How much of a too-large body is read and dropped (see [`drain`]):
+/// beyond this a client gets its connection closed.
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
 
 /// Reads and decodes a JSON, YAML or protobuf object body.
 pub(super) async fn read_document(
@@ -276,7 +297,7 @@ pub(super) fn object_response(
                 metadata,
                 jiff::Timestamp::now(),
             );
-            Ok(json_with_type(code, &table, TABLE_CONTENT_TYPE))
+            Ok(json_response(code, &table))
         }
     }
 }
@@ -324,7 +345,7 @@ pub(super) fn list_response(
                 metadata,
                 jiff::Timestamp::now(),
             );
-            Ok(json_with_type(StatusCode::OK, &table, TABLE_CONTENT_TYPE))
+            Ok(json_response(StatusCode::OK, &table))
         }
     }
 }
