@@ -304,11 +304,12 @@ pub fn record_update(
     let node = meta.root_of(new);
     let after_set = FieldSet::of_object(&after, meta, node);
     let before_set = FieldSet::of_object(&before, meta, node);
-    let changed_paths: Vec<Vec<String>> = after_set
+    let mut changed_paths: Vec<Vec<String>> = after_set
         .paths()
         .into_iter()
         .filter(|p| changed(&before, &after, p))
         .collect();
+    changed_paths.extend(FieldSet::added_containers(&after, &before, meta, node, new));
     let removed_paths: Vec<Vec<String>> = before_set
         .paths()
         .into_iter()

@@ -230,6 +230,33 @@ impl FieldSet {
         }
     }
 
+    /// The paths of the maps and lists `after` has and `before` did not:
+    /// an ordinary write owns them as well as what is inside them (upstream
+    /// compares the two objects and records every node it adds, printed as
+    /// `".": {}`). Free-form maps, lists tracked item by item and their
+    /// items count; fields of a known struct do not, as Go writes them in
+    /// the empty object a create starts from. Untyped objects (custom
+    /// resources) have no such fields: every object they add counts.
+    /// `typed_as` is the whole object (with `apiVersion` and `kind`),
+    /// which says which struct `after` is.
+    pub fn added_containers(
+        after: &Value,
+        before: &Value,
+        meta: &PatchMeta,
+        node: Node<'_>,
+        typed_as: &Value,
+    ) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let message = crate::protobuf::message_of(typed_as);
+        let walk = Walk {
+            after,
+            before,
+            meta,
+        };
+        walk.collect(node, message, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// Adds every path of `other`.
     pub fn union_with(&mut self, other: &FieldSet) {
         self.member |= other.member;
@@ -373,6 +400,79 @@ pub fn value_at<'v>(object: &'v Value, path: &[String]) -> Option<&'v Value> {
     Some(current)
 }
 
+/// The two objects [`FieldSet::added_containers`] compares.
+struct Walk<'v> {
+    after: &'v Value,
+    before: &'v Value,
+    meta: &'v PatchMeta,
+}
+
+impl Walk<'_> {
+    /// Walks the object at `at` in `after`, of protobuf `message` when
+    /// typed (which tells maps from structs).
+    fn collect(
+        &self,
+        node: Node<'_>,
+        message: Option<crate::protobuf::MessageId>,
+        at: &mut Vec<String>,
+        out: &mut Vec<Vec<String>>,
+    ) {
+        let Some(Value::Object(map)) = value_at(self.after, at) else {
+            return;
+        };
+        for (key, value) in map {
+            let field = node.field(self.meta, key);
+            let (child, is_map) = match message {
+                Some(message) => crate::protobuf::field_message(message, key),
+                None => (None, false),
+            };
+            at.push(field_element(key));
+            let is_new = value_at(self.before, at).is_none();
+            match value {
+                Value::Object(inner) if !inner.is_empty() => {
+                    if is_new && (is_map || message.is_none()) {
+                        out.push(at.clone());
+                    }
+                    // A map's values are of the item message; a struct's
+                    // fields of its own.
+                    if is_map {
+                        for value_key in inner.keys() {
+                            at.push(field_element(value_key));
+                            if value_at(self.after, at).is_some_and(Value::is_object) {
+                                self.collect(
+                                    field.node.field(self.meta, value_key).node,
+                                    child,
+                                    at,
+                                    out,
+                                );
+                            }
+                            at.pop();
+                        }
+                    } else {
+                        self.collect(field.node, child, at, out);
+                    }
+                }
+                Value::Array(items) if !items.is_empty() && field.shape == Shape::List => {
+                    if let Some(elements) = item_elements(list_kind(&field), items) {
+                        if is_new {
+                            out.push(at.clone());
+                        }
+                        for (element, item) in elements.into_iter().zip(items) {
+                            at.push(element);
+                            if item.is_object() {
+                                self.collect(field.node, child, at, out);
+                            }
+                            at.pop();
+                        }
+                    }
+                }
+                _ => {}
+            }
+            at.pop();
+        }
+    }
+}
+
 /// Removes the value at an encoded path (a field, or a list item).
 pub fn remove_at(object: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
@@ -448,6 +548,29 @@ mod tests {
                 "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "args": ["a"]}]}},
             },
         })
+    }
+
+    #[test]
+    fn a_write_owns_the_maps_and_lists_it_adds() {
+        let meta = PatchMeta::global();
+        let object = deployment();
+        let node = meta.root_of(&object);
+        let added = FieldSet::added_containers(&object, &json!({}), meta, node, &object);
+        let has = |path: &[&str]| added.iter().any(|p| p == path);
+        assert!(has(&["f:metadata", "f:labels"]), "{added:?}");
+        assert!(
+            has(&["f:spec", "f:template", "f:spec", "f:containers"]),
+            "{added:?}"
+        );
+        // Fields of a struct are in the empty object a create starts from.
+        assert!(!has(&["f:spec"]) && !has(&["f:metadata"]), "{added:?}");
+        // What was there before is not added again.
+        let before = json!({"metadata": {"labels": {"old": "x"}}});
+        let added = FieldSet::added_containers(&object, &before, meta, node, &object);
+        assert!(
+            !added.iter().any(|p| p == &["f:metadata", "f:labels"]),
+            "{added:?}"
+        );
     }
 
     #[test]
