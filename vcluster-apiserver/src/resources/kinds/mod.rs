@@ -58,6 +58,7 @@ catalog![
     cluster_role,
     cluster_role_binding,
     storage_class,
+    api_service,
 ];
 
 /// The `all` category (`kubectl get all`).
