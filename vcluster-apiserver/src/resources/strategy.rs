@@ -64,6 +64,14 @@ pub trait Strategy: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether `DELETE` answers with the object it removed (upstream's
+    /// `ReturnDeletedObject`: pods, services, volumes and a few more)
+    /// rather than a `Status` naming it. An object that stays, waiting for
+    /// finalizers, is always answered with.
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
+
     /// Whether an object whose finalizers are all gone may be removed from
     /// storage (namespaces also wait for their `spec.finalizers`).
     fn ready_to_remove(&self, _object: &Value) -> bool {

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::registry::{self, ListPage, PatchKind, PatchOptions, UpdateTarget};
 use crate::request::negotiate::{self, Representation};
 use crate::request::FieldValidation;
+use crate::resources::ResourceInfo;
 
 /// `GET` on a collection: a list, or a watch.
 pub(super) async fn list(state: &Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
@@ -206,7 +207,43 @@ pub(super) async fn delete(
     let address = call.address(name);
     let options = delete_options(&call.query, call.request, call.body_timeout).await?;
     let deleted = state.registry.delete(&address, &options).await?;
-    Ok(json_response(StatusCode::OK, &deleted))
+    Ok(json_response(
+        StatusCode::OK,
+        &deletion_answer(&call.resource, deleted),
+    ))
+}
+
+/// What a delete answers, as kube-apiserver's store does: an object that
+/// stays (finalizers pending) or of a kind that returns what it deleted
+/// is answered as itself; anything else with a `Status` naming it.
+fn deletion_answer(resource: &ResourceInfo, deleted: Value) -> Value {
+    let pending = deleted
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if pending || resource.strategy.returns_deleted_object() {
+        return deleted;
+    }
+    let mut details = serde_json::Map::new();
+    let name = deleted.pointer("/metadata/name").cloned();
+    let uid = deleted.pointer("/metadata/uid").cloned();
+    if let Some(name) = name {
+        details.insert("name".into(), name);
+    }
+    if !resource.group.is_empty() {
+        details.insert("group".into(), resource.group.clone().into());
+    }
+    details.insert("kind".into(), resource.plural.clone().into());
+    if let Some(uid) = uid {
+        details.insert("uid".into(), uid);
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })
 }
 
 /// `DELETE` on a collection: every selected object, answered as a list.

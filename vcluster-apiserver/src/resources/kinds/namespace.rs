@@ -32,6 +32,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct Namespaces;
 
 impl Strategy for Namespaces {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn name_errors(&self, name: &str) -> Vec<String> {
         validation::dns1123_label_errors(name)
     }

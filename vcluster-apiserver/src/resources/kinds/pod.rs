@@ -24,6 +24,10 @@ pub(super) const KIND: BuiltinKind =
 struct Pods;
 
 impl Strategy for Pods {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn default(&self, object: &mut Value) {
         if let Some(spec) = object.get_mut("spec") {
             pod_spec::default(spec);

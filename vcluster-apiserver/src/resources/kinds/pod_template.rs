@@ -31,6 +31,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct PodTemplates;
 
 impl Strategy for PodTemplates {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn default(&self, object: &mut Value) {
         pod_spec::default_template(object, "/template/spec");
     }

@@ -27,6 +27,10 @@ pub(super) const KIND: BuiltinKind =
 struct Services;
 
 impl Strategy for Services {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn name_errors(&self, name: &str) -> Vec<String> {
         validation::dns1035_label_errors(name)
     }

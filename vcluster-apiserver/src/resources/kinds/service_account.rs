@@ -24,6 +24,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct ServiceAccounts;
 
 impl Strategy for ServiceAccounts {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(
             columns::SERVICE_ACCOUNT,

@@ -22,6 +22,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct StorageClass;
 
 impl Strategy for StorageClass {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(columns::STORAGE_CLASS, volumes::storage_class))
     }

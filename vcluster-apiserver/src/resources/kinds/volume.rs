@@ -13,6 +13,10 @@ use crate::resources::table::Printer;
 pub(super) struct Volumes(pub(super) Printer);
 
 impl Strategy for Volumes {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn default(&self, object: &mut Value) {
         if let Some(spec) = obj_mut(object, "spec") {
             default_field(spec, "volumeMode", json!("Filesystem"));
