@@ -473,7 +473,7 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() {
-        return Err(conflict_error(resource, object::name(config), &conflicts));
+        return Err(conflict_error(&conflicts));
     }
     // Removed fields are nobody's any more.
     let removed_paths: Vec<Vec<String>> = FieldSet::of_object(&live_view, meta, node)
@@ -533,7 +533,9 @@ fn owned_at_or_below(set: &FieldSet, path: &[String]) -> bool {
 
 /// 409 as upstream words it: `Apply failed with 1 conflict: conflict with
 /// "kubectl" using apps/v1: .spec.replicas`.
-fn conflict_error(resource: &ResourceInfo, name: &str, conflicts: &[(String, String)]) -> ApiError {
+/// The 409 of an apply that conflicts: like upstream's, its details carry
+/// the causes only (no name or kind).
+fn conflict_error(conflicts: &[(String, String)]) -> ApiError {
     let message = if let [(manager, path)] = conflicts {
         format!("Apply failed with 1 conflict: conflict with {manager}: {path}")
     } else {
@@ -553,11 +555,7 @@ fn conflict_error(resource: &ResourceInfo, name: &str, conflicts: &[(String, Str
             lines.join("\n")
         )
     };
-    let mut err = ApiError::new(http::StatusCode::CONFLICT, "Conflict", message).with_target(
-        &resource.group,
-        &resource.plural,
-        name,
-    );
+    let mut err = ApiError::new(http::StatusCode::CONFLICT, "Conflict", message);
     err.causes = conflicts
         .iter()
         .map(|(manager, path)| FieldCause {
