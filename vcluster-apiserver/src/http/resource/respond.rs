@@ -316,15 +316,29 @@ pub(super) fn list_response(
         metadata["remainingItemCount"] = json!(remaining);
     }
     match representation {
-        Representation::Object => Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "kind": resource.list_kind(),
-                "apiVersion": resource.api_version(),
-                "metadata": metadata,
-                "items": page.items,
-            }),
-        )),
+        Representation::Object => {
+            let mut items = page.items;
+            // The items of a built-in kind's list carry no `kind` and
+            // `apiVersion` (Go's typed lists leave them out); custom
+            // resources' do.
+            if resource.typed.is_some() {
+                for item in &mut items {
+                    if let Value::Object(fields) = item {
+                        fields.remove("kind");
+                        fields.remove("apiVersion");
+                    }
+                }
+            }
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": resource.list_kind(),
+                    "apiVersion": resource.api_version(),
+                    "metadata": metadata,
+                    "items": items,
+                }),
+            ))
+        }
         Representation::Metadata => {
             let items: Vec<Value> = page.items.iter().map(partial_metadata).collect();
             Ok(json_response(
