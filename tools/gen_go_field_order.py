@@ -13,6 +13,11 @@ the version tools/upstream/go.mod pins, from the Go module cache (default:
 
 Output lines: `<proto message> <json key> <json key> ...`, where the proto
 message is named as in schema.txt (`k8s.io.api.apps.v1.DeploymentSpec`).
+A key may carry flags, what server-side apply's field tracking needs:
+  !  Go always writes the field, even in an empty object (no omitempty, or
+     a struct held by value): a write never adds it
+  @  its value is atomic (`+mapType=atomic`, `+listType=atomic`, a struct
+     type marked `+structType=atomic`, an embedded raw object): owned whole
 """
 
 import os
@@ -52,21 +57,36 @@ STRUCT = re.compile(r"^type (\w+) struct \{\s*$")
 FIELD = re.compile(r'^\s+(?:(\w+)\s+)?(\S+)\s+`[^`]*json:"([^"]*)"')
 
 
-def parse_file(path):
-    """{struct: [(json key or None for inline, embedded type name)]}"""
+SCALARS = {"string", "bool", "int", "int32", "int64", "uint", "uint32", "uint64",
+           "float32", "float64", "byte", "Duration", "Time", "MicroTime",
+           "Quantity", "IntOrString", "RawExtension", "FieldsV1", "UID", "Type"}
+
+
+def parse_file(path, atomic_structs, named_scalars):
+    """{struct: [(json key or None for inline, type, omitempty, atomic)]}"""
     structs = {}
     current = None
     depth = 0
+    markers = []
     with open(path) as f:
         for line in f:
+            stripped = line.strip()
             if current is None:
                 m = STRUCT.match(line)
                 if m:
                     current, depth = m.group(1), 1
                     structs[current] = []
+                    if any("+structType=atomic" in m for m in markers):
+                        atomic_structs.add(current)
+                    markers = []
+                    continue
+                alias = re.match(r"^type (\w+) (string|int32|int64|bool|float64|\[\]byte)\b", line)
+                if alias:
+                    named_scalars.add(alias.group(1))
+                markers = markers + [stripped] if stripped.startswith("//") else []
                 continue
-            stripped = line.strip()
             if stripped.startswith("//"):
+                markers.append(stripped)
                 continue
             depth += line.count("{") - line.count("}")
             if depth <= 0:
@@ -75,6 +95,7 @@ def parse_file(path):
             if depth != 1:
                 continue
             m = FIELD.match(line)
+            field_markers, markers = markers, []
             if not m:
                 continue
             name, ty, tag = m.group(1), m.group(2), m.group(3)
@@ -82,10 +103,22 @@ def parse_file(path):
             if key == "-":
                 continue
             if ",inline" in tag or key == "":
-                structs[current].append((None, ty.split(".")[-1].lstrip("*")))
+                structs[current].append((None, ty.split(".")[-1].lstrip("*"), False, False))
             else:
-                structs[current].append((key, None))
+                atomic = any(x in " ".join(field_markers)
+                             for x in ("+mapType=atomic", "+listType=atomic", "+structType=atomic"))
+                structs[current].append((key, ty, ",omitempty" in tag or ",omitzero" in tag, atomic))
     return structs
+
+
+def element_type(ty):
+    """`*[]metav1.LabelSelector` -> `LabelSelector`."""
+    ty = ty.lstrip("*")
+    while ty.startswith("[]"):
+        ty = ty[2:].lstrip("*")
+    if ty.startswith("map["):
+        ty = ty[ty.index("]") + 1:].lstrip("*")
+    return ty.split(".")[-1]
 
 
 def main():
@@ -99,6 +132,8 @@ def main():
          "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1"),
     ]
     packages = {}
+    atomic_structs = set()
+    named_scalars = set()
     for root, prefix in roots:
         if not os.path.isdir(root):
             sys.exit(f"error: {root} is missing: `go mod download` in tools/upstream first")
@@ -109,19 +144,31 @@ def main():
             package = prefix if rel == "." else prefix + "." + rel.replace(os.sep, ".")
             for name in sorted(files):
                 if name.endswith(".go") and not name.endswith("_test.go") and "types" in name:
-                    packages.setdefault(package, {}).update(parse_file(os.path.join(dirpath, name)))
+                    packages.setdefault(package, {}).update(
+                        parse_file(os.path.join(dirpath, name), atomic_structs, named_scalars))
 
     meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
+
+    def flags(ty, omitempty, atomic):
+        base = element_type(ty)
+        by_value_struct = (not ty.startswith(("*", "[]", "map[")) and base not in SCALARS
+                           and base not in named_scalars)
+        out = ""
+        if not omitempty or by_value_struct:
+            out += "!"
+        if atomic or base in atomic_structs or base == "RawExtension":
+            out += "@"
+        return out
 
     def expand(package, struct, seen=()):
         keys = []
         fields = packages.get(package, {}).get(struct) or meta.get(struct) or []
-        for key, embedded in fields:
+        for key, ty, omitempty, atomic in fields:
             if key is not None:
-                keys.append(key)
-            elif embedded and embedded not in seen:
-                where = package if embedded in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
-                keys.extend(expand(where, embedded, seen + (embedded,)))
+                keys.append(key + flags(ty, omitempty, atomic))
+            elif ty and ty not in seen:
+                where = package if ty in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
+                keys.extend(expand(where, ty, seen + (ty,)))
         return keys
 
     lines = [

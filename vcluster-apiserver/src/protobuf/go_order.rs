@@ -26,6 +26,16 @@ const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 struct Orders {
     schema: &'static Schema,
     keys: Vec<Vec<&'static str>>,
+    /// The keys Go writes even in an empty object (`!` in the data).
+    always_written: Vec<Vec<&'static str>>,
+    /// The keys whose values are atomic (`@` in the data).
+    atomic: Vec<Vec<&'static str>>,
+}
+
+/// A key of the data without its flags, and whether it has `flag`.
+fn key_with(word: &'static str, flag: char) -> (&'static str, bool) {
+    let key = word.trim_end_matches(['!', '@']);
+    (key, word[key.len()..].contains(flag))
 }
 
 fn orders() -> Option<&'static Orders> {
@@ -41,12 +51,33 @@ fn orders() -> Option<&'static Orders> {
                     Some((words.next()?, words.collect()))
                 })
                 .collect();
+            let words =
+                |m: &super::schema::Message| by_name.get(&*m.name).cloned().unwrap_or_default();
+            let flagged = |flag: char| -> Vec<Vec<&'static str>> {
+                schema
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        words(m)
+                            .into_iter()
+                            .map(|w| key_with(w, flag))
+                            .filter(|(_, has)| *has)
+                            .map(|(k, _)| k)
+                            .collect()
+                    })
+                    .collect()
+            };
             let keys = schema
                 .messages
                 .iter()
-                .map(|m| by_name.get(&*m.name).cloned().unwrap_or_default())
+                .map(|m| words(m).into_iter().map(|w| key_with(w, '!').0).collect())
                 .collect();
-            Some(Orders { schema, keys })
+            Some(Orders {
+                schema,
+                keys,
+                always_written: flagged('!'),
+                atomic: flagged('@'),
+            })
         })
         .as_ref()
 }
@@ -62,7 +93,7 @@ pub fn meta_keys(name: &str) -> &'static [&'static str] {
                 .filter_map(|l| {
                     let mut words = l.split_ascii_whitespace();
                     let name = words.next()?.strip_prefix(META)?.strip_prefix('.')?;
-                    Some((name, words.collect()))
+                    Some((name, words.map(|w| key_with(w, '!').0).collect()))
                 })
                 .collect()
         })
@@ -90,16 +121,36 @@ pub fn message_of(object: &Value) -> Option<MessageId> {
     }
 }
 
-/// What the field `key` of an object of `message` holds: its message
-/// (for a list or map, the item's) and whether it is a free-form map
-/// (`map[string]T`) rather than a struct. `None` when unknown.
-pub fn field_message(message: MessageId, key: &str) -> (Option<MessageId>, bool) {
+/// What server-side apply's field tracking needs to know of a field.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FieldFacts {
+    /// Its message (for a list or map, the item's), when a struct.
+    pub message: Option<MessageId>,
+    /// A free-form map (`map[string]T`) rather than a struct.
+    pub is_map: bool,
+    /// Go writes it even in an empty object (no `omitempty`, or a struct
+    /// held by value), so no write ever adds it.
+    pub always_written: bool,
+    /// Owned whole (`+mapType=atomic`, `+structType=atomic`, ...).
+    pub atomic: bool,
+}
+
+/// The facts of the field `key` of an object of `message`.
+pub fn field_facts(message: MessageId, key: &str) -> FieldFacts {
     let Some(orders) = orders() else {
-        return (None, false);
+        return FieldFacts::default();
     };
-    match child_kind(orders.schema, message, key) {
-        (Child::Message(id), cardinality) => (Some(id), cardinality == Cardinality::Map),
-        (_, cardinality) => (None, cardinality == Cardinality::Map),
+    let listed =
+        |table: &Vec<Vec<&'static str>>| table.get(message).is_some_and(|keys| keys.contains(&key));
+    let (child, cardinality) = child_kind(orders.schema, message, key);
+    FieldFacts {
+        message: match child {
+            Child::Message(id) => Some(id),
+            _ => None,
+        },
+        is_map: cardinality == Cardinality::Map,
+        always_written: listed(&orders.always_written),
+        atomic: listed(&orders.atomic),
     }
 }
 

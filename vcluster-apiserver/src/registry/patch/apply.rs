@@ -302,8 +302,8 @@ pub fn record_update(
         return Ok(());
     }
     let node = meta.root_of(new);
-    let after_set = FieldSet::of_object(&after, meta, node);
-    let before_set = FieldSet::of_object(&before, meta, node);
+    let after_set = FieldSet::of_object(&after, meta, node, new);
+    let before_set = FieldSet::of_object(&before, meta, node, new);
     let mut changed_paths: Vec<Vec<String>> = after_set
         .paths()
         .into_iter()
@@ -400,7 +400,7 @@ pub fn apply(
 
     // What the manager applies, and the object with it merged in.
     let applied = tracked_view(resource, config, subresource);
-    let applied_set = FieldSet::of_object(&applied, meta, node);
+    let applied_set = FieldSet::of_object(&applied, meta, node, config);
     let mut scoped = config.clone();
     if let Some(map) = scoped.as_object_mut() {
         match subresource {
@@ -476,7 +476,7 @@ pub fn apply(
         return Err(conflict_error(&conflicts));
     }
     // Removed fields are nobody's any more.
-    let removed_paths: Vec<Vec<String>> = FieldSet::of_object(&live_view, meta, node)
+    let removed_paths: Vec<Vec<String>> = FieldSet::of_object(&live_view, meta, node, config)
         .paths()
         .into_iter()
         .filter(|p| value_at(&merged_view, p).is_none())

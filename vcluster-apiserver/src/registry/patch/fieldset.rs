@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::meta::{Field, KeyField, Node, PatchMeta, Shape};
+use crate::protobuf::{FieldFacts, MessageId};
 
 /// A set of paths into an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -183,23 +184,57 @@ impl FieldSet {
 
     /// The paths of an object's fields, as apply records what a manager
     /// sets: scalars, list items, atomic values, empty objects, and the
-    /// keys of free-form maps.
-    pub fn of_object(object: &Value, meta: &PatchMeta, node: Node<'_>) -> FieldSet {
+    /// keys of free-form maps. `typed_as` is the whole object (with
+    /// `apiVersion` and `kind`): its Go types say which values are atomic.
+    pub fn of_object(
+        object: &Value,
+        meta: &PatchMeta,
+        node: Node<'_>,
+        typed_as: &Value,
+    ) -> FieldSet {
         let mut set = FieldSet::default();
         if let Value::Object(map) = object {
-            set.add_map(map, meta, node);
+            set.add_map(map, meta, node, crate::protobuf::message_of(typed_as));
         }
         set
     }
 
-    fn add_map(&mut self, map: &Map<String, Value>, meta: &PatchMeta, node: Node<'_>) {
+    fn add_map(
+        &mut self,
+        map: &Map<String, Value>,
+        meta: &PatchMeta,
+        node: Node<'_>,
+        message: Option<MessageId>,
+    ) {
         for (key, value) in map {
             let field = node.field(meta, key);
+            let facts = message
+                .map(|m| crate::protobuf::field_facts(m, key))
+                .unwrap_or_default();
             let child = self.children.entry(field_element(key)).or_default();
+            if facts.atomic {
+                child.member = true;
+                continue;
+            }
+            // A map's values are of the map's item message.
+            let inner_message = facts.message;
             match value {
                 Value::Object(inner) if inner.is_empty() => child.member = true,
+                Value::Object(inner) if facts.is_map => {
+                    for (map_key, map_value) in inner {
+                        let entry = child.children.entry(field_element(map_key)).or_default();
+                        match map_value {
+                            Value::Object(fields) if !fields.is_empty() => {
+                                let value_node = field.node.field(meta, map_key).node;
+                                entry.add_map(fields, meta, value_node, inner_message);
+                                entry.member = true;
+                            }
+                            _ => entry.member = true,
+                        }
+                    }
+                }
                 Value::Object(inner) => {
-                    child.add_map(inner, meta, field.node);
+                    child.add_map(inner, meta, field.node, inner_message);
                     // Values of a `map[string]T` are members themselves,
                     // as upstream records keys not declared as fields.
                     if matches!(node, Node::MapOf(_)) {
@@ -218,7 +253,7 @@ impl FieldSet {
                                 let entry = child.children.entry(element).or_default();
                                 entry.member = true;
                                 if let Value::Object(inner) = item {
-                                    entry.add_map(inner, meta, field.node);
+                                    entry.add_map(inner, meta, field.node, inner_message);
                                 }
                             }
                         }
@@ -413,7 +448,7 @@ impl Walk<'_> {
     fn collect(
         &self,
         node: Node<'_>,
-        message: Option<crate::protobuf::MessageId>,
+        message: Option<MessageId>,
         at: &mut Vec<String>,
         out: &mut Vec<Vec<String>>,
     ) {
@@ -422,15 +457,23 @@ impl Walk<'_> {
         };
         for (key, value) in map {
             let field = node.field(self.meta, key);
-            let (child, is_map) = match message {
-                Some(message) => crate::protobuf::field_message(message, key),
-                None => (None, false),
-            };
+            let facts = message.map(|m| crate::protobuf::field_facts(m, key));
+            let FieldFacts {
+                message: child,
+                is_map,
+                always_written,
+                atomic,
+            } = facts.unwrap_or_default();
+            if atomic {
+                // Owned whole, as a leaf: nothing inside is tracked.
+                continue;
+            }
             at.push(field_element(key));
-            let is_new = value_at(self.before, at).is_none();
+            // A field Go writes even in an empty object was there before.
+            let is_new = value_at(self.before, at).is_none() && !always_written;
             match value {
                 Value::Object(inner) if !inner.is_empty() => {
-                    if is_new && (is_map || message.is_none()) {
+                    if is_new && (is_map || facts.is_none() || child.is_some()) {
                         out.push(at.clone());
                     }
                     // A map's values are of the item message; a struct's
@@ -558,12 +601,22 @@ mod tests {
         let added = FieldSet::added_containers(&object, &json!({}), meta, node, &object);
         let has = |path: &[&str]| added.iter().any(|p| p == path);
         assert!(has(&["f:metadata", "f:labels"]), "{added:?}");
-        assert!(
-            has(&["f:spec", "f:template", "f:spec", "f:containers"]),
-            "{added:?}"
-        );
-        // Fields of a struct are in the empty object a create starts from.
+        let container = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"nginx\"}",
+        ];
+        assert!(has(&[&container[..], &["f:ports"]].concat()), "{added:?}");
+        // Fields of a struct held by value, and fields Go writes even when
+        // empty (`containers` has no omitempty), are in the empty object a
+        // create starts from.
         assert!(!has(&["f:spec"]) && !has(&["f:metadata"]), "{added:?}");
+        assert!(!has(&container[..4]), "{added:?}");
+        // An atomic selector is owned whole, nothing inside it.
+        let selector = ["f:spec".to_owned(), "f:selector".to_owned()];
+        assert!(!added.iter().any(|p| p.starts_with(&selector)), "{added:?}");
         // What was there before is not added again.
         let before = json!({"metadata": {"labels": {"old": "x"}}});
         let added = FieldSet::added_containers(&object, &before, meta, node, &object);
@@ -577,10 +630,12 @@ mod tests {
     fn object_fields_encode_like_upstream() {
         let meta = PatchMeta::global();
         let object = deployment();
-        let set = FieldSet::of_object(&object, meta, meta.root_of(&object));
+        let set = FieldSet::of_object(&object, meta, meta.root_of(&object), &object);
         let encoded = set.to_fields_v1();
         assert_eq!(encoded["f:metadata"]["f:labels"], json!({"f:app": {}}));
         assert_eq!(encoded["f:spec"]["f:replicas"], json!({}));
+        // A label selector is atomic (`+structType=atomic`): owned whole.
+        assert_eq!(encoded["f:spec"]["f:selector"], json!({}));
         let container =
             &encoded["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
         assert_eq!(container["."], json!({}));
@@ -600,7 +655,7 @@ mod tests {
     fn sets_and_paths() {
         let meta = PatchMeta::global();
         let object = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"finalizers": ["a"]}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-        let set = FieldSet::of_object(&object, meta, meta.root_of(&object));
+        let set = FieldSet::of_object(&object, meta, meta.root_of(&object), &object);
         let paths: Vec<String> = set.paths().iter().map(|p| display_path(p)).collect();
         assert!(
             paths.contains(&".metadata.finalizers[=\"a\"]".to_owned()),
