@@ -65,7 +65,92 @@ fn version_priority(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Rev
     }
 }
 
+/// The create-only review resources the server answers outside the
+/// catalog (`auth::reviews`): group, plural, kind, namespaced.
+const REVIEWS: &[(&str, &str, &str, bool)] = &[
+    (
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+    ),
+    (
+        "authentication.k8s.io",
+        "tokenreviews",
+        "TokenReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    ),
+];
+
+/// The order kube-apiserver lists its built-in groups in (their API
+/// service priorities); other groups (custom resources) follow by name.
+const GROUP_ORDER: &[&str] = &[
+    "apiregistration.k8s.io",
+    "apps",
+    "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "node.k8s.io",
+    "discovery.k8s.io",
+    "resource.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+];
+
+/// Sorts group names in [`GROUP_ORDER`], then by name; drops repeats.
+fn sort_groups(names: &mut Vec<String>) {
+    let rank = |g: &str| {
+        GROUP_ORDER
+            .iter()
+            .position(|o| *o == g)
+            .unwrap_or(usize::MAX)
+    };
+    names.sort_by(|a, b| (rank(a), a).cmp(&(rank(b), b)));
+    names.dedup();
+}
+
+fn is_review_group(group: &str) -> bool {
+    REVIEWS.iter().any(|(g, ..)| *g == group)
+}
+
 fn group_versions(catalog: &Catalog, group: &str) -> Vec<String> {
+    if is_review_group(group) {
+        return vec!["v1".to_owned()];
+    }
     let mut versions: Vec<String> = catalog
         .group_versions()
         .into_iter()
@@ -97,8 +182,9 @@ pub fn groups(catalog: &Catalog) -> Value {
         .into_iter()
         .map(|(g, _)| g)
         .filter(|g| !g.is_empty())
+        .chain(REVIEWS.iter().map(|(g, ..)| (*g).to_owned()))
         .collect();
-    names.dedup();
+    sort_groups(&mut names);
     let groups: Vec<Value> = names.iter().map(|g| group_document(catalog, g)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
@@ -124,6 +210,27 @@ fn subresources(info: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static 
 
 /// `/api/v1` or `/apis/<group>/<version>`, if served.
 pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
+    if is_review_group(group) && version == "v1" {
+        let resources: Vec<Value> = REVIEWS
+            .iter()
+            .filter(|(g, ..)| *g == group)
+            .map(|(_, plural, kind, namespaced)| {
+                json!({
+                    "name": plural,
+                    "singularName": kind.to_ascii_lowercase(),
+                    "namespaced": namespaced,
+                    "kind": kind,
+                    "verbs": ["create"],
+                })
+            })
+            .collect();
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": format!("{group}/v1"),
+            "resources": resources,
+        }));
+    }
     if !catalog.serves(group, version) {
         return None;
     }
@@ -140,6 +247,7 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             "verbs": STANDARD_VERBS,
             "shortNames": info.short_names,
             "categories": info.categories,
+            "storageVersionHash": storage_version_hash(info),
         }));
         for (sub, kind, verbs) in subresources(info) {
             let mut entry = json!({
@@ -173,11 +281,43 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
     }))
 }
 
+/// What upstream's discovery publishes so that clients (the storage
+/// version migrator, kube-controller-manager) notice when a resource's
+/// storage version changes: the first 8 bytes of the SHA-256 of
+/// `<group>/<version>/<kind>` of the version objects are stored at, base64.
+fn storage_version_hash(info: &ResourceInfo) -> String {
+    use base64::Engine as _;
+    let version = info
+        .custom
+        .as_ref()
+        .map_or(info.version.as_str(), |c| c.storage_version.as_str());
+    let gvk = format!("{}/{}/{}", info.group, version, info.kind);
+    let digest = ring::digest::digest(&ring::digest::SHA256, gvk.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
+}
+
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
     json!({"group": group, "version": version, "kind": kind})
 }
 
 fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
+    if is_review_group(group) {
+        let resources: Vec<Value> = REVIEWS
+            .iter()
+            .filter(|(g, ..)| *g == group)
+            .map(|(_, plural, kind, namespaced)| {
+                json!({
+                    "resource": plural,
+                    "responseKind": gvk(group, "v1", kind),
+                    "scope": if *namespaced { "Namespaced" } else { "Cluster" },
+                    "singularResource": kind.to_ascii_lowercase(),
+                    "verbs": ["create"],
+                })
+            })
+            .collect();
+        let version = json!({"version": "v1", "resources": resources, "freshness": "Current"});
+        return json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": [version]});
+    }
     let versions: Vec<Value> = group_versions(catalog, group)
         .into_iter()
         .map(|version| {
@@ -223,8 +363,14 @@ pub fn aggregated(catalog: &Catalog, core: bool) -> Value {
         .into_iter()
         .map(|(g, _)| g)
         .filter(|g| g.is_empty() == core)
+        .chain(
+            REVIEWS
+                .iter()
+                .filter(|_| !core)
+                .map(|(g, ..)| (*g).to_owned()),
+        )
         .collect();
-    names.dedup();
+    sort_groups(&mut names);
     let items: Vec<Value> = names.iter().map(|g| aggregated_group(catalog, g)).collect();
     json!({
         "kind": "APIGroupDiscoveryList",

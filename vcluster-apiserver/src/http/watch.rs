@@ -400,7 +400,8 @@ fn line_with_raw(kind: &str, object: &Value) -> Bytes {
     bytes.extend_from_slice(b"{\"type\":\"");
     bytes.extend_from_slice(kind.as_bytes());
     bytes.extend_from_slice(b"\",\"object\":");
-    if serde_json::to_writer(&mut bytes, object).is_err() {
+    let ordered = crate::request::wire_order::UpstreamOrder(object);
+    if serde_json::to_writer(&mut bytes, &ordered).is_err() {
         bytes.extend_from_slice(b"{}");
     }
     bytes.extend_from_slice(b"}\n");

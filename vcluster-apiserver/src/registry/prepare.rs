@@ -255,11 +255,12 @@ pub(super) fn merge_update(
                 };
             }
             resource.strategy.prepare_for_update(old, &mut new);
-            if object::spec_view(&new) != object::spec_view(old) {
-                let generation = old_meta
-                    .get("generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+            // Only kinds that track a generation (they got one at create)
+            // count changes: a ConfigMap never has one, as upstream.
+            let tracked = old_meta.get("generation").and_then(Value::as_i64);
+            if let (Some(generation), true) =
+                (tracked, object::spec_view(&new) != object::spec_view(old))
+            {
                 object::metadata_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
             new

@@ -71,7 +71,7 @@ impl CachedEvent {
     /// thousand watchers, one serialisation instead of a thousand.
     pub fn object_json(&self) -> &bytes::Bytes {
         self.encoded.get_or_init(|| {
-            serde_json::to_vec(&self.object)
+            serde_json::to_vec(&crate::request::wire_order::UpstreamOrder(&self.object))
                 .map(bytes::Bytes::from)
                 .unwrap_or_else(|_| bytes::Bytes::from_static(b"{}"))
         })

@@ -310,11 +310,13 @@ pub fn record_update(
         .filter(|p| changed(&before, &after, p))
         .collect();
     changed_paths.extend(FieldSet::added_containers(&after, &before, meta, node, new));
-    let removed_paths: Vec<Vec<String>> = before_set
+    let mut removed_paths: Vec<Vec<String>> = before_set
         .paths()
         .into_iter()
         .filter(|p| value_at(&after, p).is_none())
         .collect();
+    // Maps and lists that are gone, which their owners held themselves.
+    removed_paths.extend(FieldSet::added_containers(&before, &after, meta, node, new));
     let changed = set_of(&changed_paths);
     let removed = set_of(&removed_paths);
     let now = Some(now());
