@@ -18,6 +18,7 @@ A key may carry flags, what server-side apply's field tracking needs:
      a struct held by value): a write never adds it
   @  its value is atomic (`+mapType=atomic`, `+listType=atomic`, a struct
      type marked `+structType=atomic`, an embedded raw object): owned whole
+  ~  its Go zero value is nil (a pointer, slice or map): written as null
 """
 
 import os
@@ -57,12 +58,13 @@ STRUCT = re.compile(r"^type (\w+) struct \{\s*$")
 FIELD = re.compile(r'^\s+(?:(\w+)\s+)?(\S+)\s+`[^`]*json:"([^"]*)"')
 
 
+# Go types that `omitempty` can omit when zero. Structs (Time, Quantity,
+# IntOrString, RawExtension...) are never omitted, whatever their tag.
 SCALARS = {"string", "bool", "int", "int32", "int64", "uint", "uint32", "uint64",
-           "float32", "float64", "byte", "Duration", "Time", "MicroTime",
-           "Quantity", "IntOrString", "RawExtension", "FieldsV1", "UID", "Type"}
+           "float32", "float64", "byte", "UID"}
 
 
-def parse_file(path, atomic_structs, named_scalars):
+def parse_file(path, atomic_structs, named_scalars, named_collections):
     """{struct: [(json key or None for inline, type, omitempty, atomic)]}"""
     structs = {}
     current = None
@@ -83,6 +85,9 @@ def parse_file(path, atomic_structs, named_scalars):
                 alias = re.match(r"^type (\w+) (string|int32|int64|bool|float64|\[\]byte)\b", line)
                 if alias:
                     named_scalars.add(alias.group(1))
+                collection = re.match(r"^type (\w+) (map\[|\[\])", line)
+                if collection:
+                    named_collections.add(collection.group(1))
                 markers = markers + [stripped] if stripped.startswith("//") else []
                 continue
             if stripped.startswith("//"):
@@ -134,6 +139,7 @@ def main():
     packages = {}
     atomic_structs = set()
     named_scalars = set()
+    named_collections = set()
     for root, prefix in roots:
         if not os.path.isdir(root):
             sys.exit(f"error: {root} is missing: `go mod download` in tools/upstream first")
@@ -145,19 +151,23 @@ def main():
             for name in sorted(files):
                 if name.endswith(".go") and not name.endswith("_test.go") and "types" in name:
                     packages.setdefault(package, {}).update(
-                        parse_file(os.path.join(dirpath, name), atomic_structs, named_scalars))
+                        parse_file(os.path.join(dirpath, name), atomic_structs, named_scalars,
+                                   named_collections))
 
     meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
 
     def flags(ty, omitempty, atomic):
         base = element_type(ty)
-        by_value_struct = (not ty.startswith(("*", "[]", "map[")) and base not in SCALARS
+        nil_able = ty.startswith(("*", "[]", "map[")) or base in named_collections
+        by_value_struct = (not nil_able and base not in SCALARS
                            and base not in named_scalars)
         out = ""
         if not omitempty or by_value_struct:
             out += "!"
         if atomic or base in atomic_structs or base == "RawExtension":
             out += "@"
+        if nil_able:
+            out += "~"
         return out
 
     def expand(package, struct, seen=()):

@@ -28,13 +28,15 @@ struct Orders {
     keys: Vec<Vec<&'static str>>,
     /// The keys Go writes even in an empty object (`!` in the data).
     always_written: Vec<Vec<&'static str>>,
+    /// The keys whose Go zero value is nil (`~`): written as `null`.
+    nilable: Vec<Vec<&'static str>>,
     /// The keys whose values are atomic (`@` in the data).
     atomic: Vec<Vec<&'static str>>,
 }
 
 /// A key of the data without its flags, and whether it has `flag`.
 fn key_with(word: &'static str, flag: char) -> (&'static str, bool) {
-    let key = word.trim_end_matches(['!', '@']);
+    let key = word.trim_end_matches(['!', '@', '~']);
     (key, word[key.len()..].contains(flag))
 }
 
@@ -77,6 +79,7 @@ fn orders() -> Option<&'static Orders> {
                 keys,
                 always_written: flagged('!'),
                 atomic: flagged('@'),
+                nilable: flagged('~'),
             })
         })
         .as_ref()
@@ -220,21 +223,95 @@ impl Serialize for GoOrdered<'_> {
             .get(self.message)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let known = order.iter().filter_map(|k| map.get_key_value(*k));
-        let rest = map.iter().filter(|(k, _)| !order.contains(&k.as_str()));
-        let mut out = serializer.serialize_map(Some(map.len()))?;
-        for (key, value) in known.chain(rest) {
+        let always = orders
+            .always_written
+            .get(self.message)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let typed = |value, key: &str| {
             let (child, cardinality) = child_kind(orders.schema, self.message, key);
-            out.serialize_entry(
-                key,
-                &Typed {
-                    value,
-                    child,
-                    cardinality,
-                },
-            )?;
+            Typed {
+                value,
+                child,
+                cardinality,
+            }
+        };
+        let mut out = serializer.serialize_map(None)?;
+        for key in order {
+            match map.get(*key) {
+                Some(value) => out.serialize_entry(key, &typed(value, key))?,
+                // Go writes a field without `omitempty` (and any struct
+                // held by value) even when it is empty: so does upstream.
+                None if always.contains(key) => {
+                    out.serialize_entry(key, &Zero::of(orders, self.message, key))?
+                }
+                None => {}
+            }
+        }
+        for (key, value) in map.iter().filter(|(k, _)| !order.contains(&k.as_str())) {
+            out.serialize_entry(key, &typed(value, key))?;
         }
         out.end()
+    }
+}
+
+/// The Go zero value of a field, as `encoding/json` writes it.
+enum Zero {
+    Null,
+    EmptyString,
+    Number,
+    False,
+    /// A struct held by value: an empty object, with its own fields that
+    /// are always written.
+    Struct(MessageId),
+}
+
+impl Zero {
+    fn of(orders: &Orders, message: MessageId, key: &str) -> Zero {
+        use super::schema::Scalar;
+        let nilable = orders
+            .nilable
+            .get(message)
+            .is_some_and(|keys| keys.contains(&key));
+        let field = orders
+            .schema
+            .messages
+            .get(message)
+            .and_then(|m| m.fields.iter().find(|f| !f.inline && &*f.json == key));
+        let Some(field) = field else {
+            return Zero::Null;
+        };
+        if nilable || field.cardinality != Cardinality::Single {
+            return Zero::Null;
+        }
+        match field.ty {
+            Type::Scalar(Scalar::String) => Zero::EmptyString,
+            Type::Scalar(Scalar::Bool) => Zero::False,
+            Type::Scalar(Scalar::Bytes) => Zero::Null,
+            Type::Scalar(_) => Zero::Number,
+            Type::Message(id) => match orders.schema.messages[id].special {
+                Special::Plain => Zero::Struct(id),
+                // Time, raw objects and the like write `null` when zero.
+                _ => Zero::Null,
+            },
+        }
+    }
+}
+
+impl Serialize for Zero {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        static EMPTY: OnceLock<Value> = OnceLock::new();
+        match self {
+            Zero::Null => serializer.serialize_unit(),
+            Zero::EmptyString => serializer.serialize_str(""),
+            Zero::Number => serializer.serialize_i64(0),
+            Zero::False => serializer.serialize_bool(false),
+            Zero::Struct(message) => GoOrdered {
+                value: EMPTY.get_or_init(|| Value::Object(serde_json::Map::new())),
+                message: *message,
+            }
+            .serialize(serializer),
+        }
     }
 }
 
