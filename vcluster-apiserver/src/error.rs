@@ -108,6 +108,10 @@ pub struct ApiError {
     pub causes: Vec<FieldCause>,
     /// Ask the client to retry after this many seconds.
     pub retry_after_seconds: Option<u32>,
+    /// Answered as Go's plain-text `404 page not found`, not a `Status`:
+    /// what kube-apiserver answers for a path outside every API group it
+    /// serves (kubectl reads it as "this group does not exist").
+    pub plain_text: bool,
 }
 
 impl ApiError {
@@ -120,6 +124,7 @@ impl ApiError {
             target: None,
             causes: Vec::new(),
             retry_after_seconds: None,
+            plain_text: false,
         }
     }
 
@@ -146,6 +151,14 @@ impl ApiError {
             format!("{} {name:?} not found", qualified(group, resource)),
         )
         .with_target(group, resource, name)
+    }
+
+    /// 404 for a path outside every group and version served (Go's
+    /// `404 page not found`, as plain text).
+    pub fn page_not_found() -> Self {
+        let mut err = Self::new(StatusCode::NOT_FOUND, "NotFound", "404 page not found");
+        err.plain_text = true;
+        err
     }
 
     /// 404 for a URL that names no resource.
@@ -231,11 +244,12 @@ impl ApiError {
     }
 
     /// 415: the body's content type cannot be decoded.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"),
+            // Upstream's words (the type sent is not repeated).
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, {}", crate::protobuf::PROTOBUF_CONTENT_TYPE),
         )
     }
 

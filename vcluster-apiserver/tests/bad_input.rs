@@ -630,10 +630,18 @@ async fn bad_query_parameters_paths_and_methods_are_statuses() {
         .raw("GET", "/api/v1/namespaces/default/unicorns", &[], b"")
         .await;
     assert_status(&response, 404, "NotFound", "unknown resource");
+    // A group the server does not serve at all gets what kube-apiserver
+    // answers there: Go's plain-text 404, not a Status.
     let response = t
         .raw("GET", "/apis/nope.example.com/v1/things", &[], b"")
         .await;
-    assert_status(&response, 404, "NotFound", "unknown group");
+    assert_eq!(response.status, 404, "unknown group");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8"),
+        "unknown group"
+    );
+    assert_eq!(response.body, b"404 page not found\n", "unknown group");
     let response = t.raw("GET", "/api/v1/pods/web", &[], b"").await;
     assert_status(
         &response,

@@ -321,9 +321,7 @@ pub(crate) async fn read_object(request: Request) -> Result<Value, ApiError> {
         BodyFormat::Json => negotiate::decode_document(&bytes, false),
         BodyFormat::Yaml => negotiate::decode_document(&bytes, true),
         BodyFormat::Protobuf => negotiate::decode_protobuf(&bytes),
-        _ => Err(ApiError::unsupported_media_type(
-            content_type.as_deref().unwrap_or(""),
-        )),
+        _ => Err(ApiError::unsupported_media_type()),
     }
 }
 

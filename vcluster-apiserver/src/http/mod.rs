@@ -219,6 +219,14 @@ async fn health() -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.plain_text {
+            return (
+                self.code,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", self.message),
+            )
+                .into_response();
+        }
         let mut response = json(self.code, &self.to_status());
         if let Some(secs) = self.retry_after_seconds {
             response
@@ -250,7 +258,7 @@ fn header_str(request: &Request, name: header::HeaderName) -> Option<&str> {
 async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiError> {
     let uri = request.uri().clone();
     let Some(route) = path::parse(uri.path()) else {
-        return Err(ApiError::no_route(uri.path()));
+        return Err(ApiError::page_not_found());
     };
     let accept = header_str(&request, header::ACCEPT).map(str::to_owned);
     let catalog = state.registry.catalog();
@@ -285,13 +293,13 @@ async fn route(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiE
         path::Route::Group(group) => {
             discovery_only(request.method())?;
             let document =
-                discovery::group(&catalog, group).ok_or_else(|| ApiError::no_route(uri.path()))?;
+                discovery::group(&catalog, group).ok_or_else(ApiError::page_not_found)?;
             Ok(json(StatusCode::OK, &document))
         }
         path::Route::Resources { group, version } => {
             discovery_only(request.method())?;
             let document = discovery::resource_list(&catalog, group, version)
-                .ok_or_else(|| ApiError::no_route(uri.path()))?;
+                .ok_or_else(ApiError::page_not_found)?;
             Ok(json(StatusCode::OK, &document))
         }
         // Reviews and `serviceaccounts/token` (see `crate::auth::reviews`).

@@ -134,7 +134,7 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
         "application/strategic-merge-patch+json" => BodyFormat::StrategicMergePatch,
         "application/apply-patch+yaml" => BodyFormat::ApplyPatch,
         crate::protobuf::PROTOBUF_CONTENT_TYPE => BodyFormat::Protobuf,
-        _ => return Err(ApiError::unsupported_media_type(essence)),
+        _ => return Err(ApiError::unsupported_media_type()),
     })
 }
 

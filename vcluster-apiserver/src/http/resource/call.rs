@@ -53,9 +53,13 @@ impl Call {
         target: ResourcePath<'_>,
         request: Request,
     ) -> Result<Self, ApiError> {
-        let resource = state
-            .registry
-            .catalog()
+        let catalog = state.registry.catalog();
+        // Outside every served group and version: Go's plain 404; a
+        // resource a served group does not have: a `Status`.
+        if !catalog.serves(target.group, target.version) {
+            return Err(ApiError::page_not_found());
+        }
+        let resource = catalog
             .get(target.group, target.version, target.plural)
             .ok_or_else(|| ApiError::no_route(request.uri().path()))?;
         let scoped_wrong = if resource.namespaced {

@@ -90,14 +90,24 @@ pub(super) fn update_target(
 }
 
 pub(super) fn patch_kind(content_type: Option<&str>) -> Result<PatchKind, ApiError> {
-    match negotiate::body_format(content_type)? {
+    let unsupported = || {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "415: Unsupported Media Type",
+        )
+    };
+    let format = match negotiate::body_format(content_type) {
+        Err(err) if err.code == StatusCode::UNSUPPORTED_MEDIA_TYPE => return Err(unsupported()),
+        other => other?,
+    };
+    match format {
         BodyFormat::JsonPatch => Ok(PatchKind::Json),
         BodyFormat::MergePatch => Ok(PatchKind::Merge),
         BodyFormat::StrategicMergePatch => Ok(PatchKind::StrategicMerge),
         BodyFormat::ApplyPatch => Ok(PatchKind::Apply),
-        BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => Err(
-            ApiError::unsupported_media_type(content_type.unwrap_or("application/json")),
-        ),
+        // What upstream answers for a patch of any other type.
+        BodyFormat::Json | BodyFormat::Yaml | BodyFormat::Protobuf => Err(unsupported()),
     }
 }
 
@@ -176,7 +186,7 @@ pub(super) async fn read_document(
         BodyFormat::Json => negotiate::decode_document(&bytes, false),
         BodyFormat::Yaml => negotiate::decode_document(&bytes, true),
         BodyFormat::Protobuf => negotiate::decode_protobuf(&bytes),
-        _ => Err(ApiError::unsupported_media_type(content_type.unwrap_or(""))),
+        _ => Err(ApiError::unsupported_media_type()),
     }
 }
 

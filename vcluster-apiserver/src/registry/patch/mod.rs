@@ -103,9 +103,7 @@ pub fn apply_patch(document: &Value, format: PatchKind, patch: &[u8]) -> Result<
                 },
             )?;
         }
-        PatchKind::Apply => return Err(ApiError::unsupported_media_type(
-            "application/apply-patch+yaml (server-side apply is not supported on this subresource)",
-        )),
+        PatchKind::Apply => return Err(ApiError::unsupported_media_type()),
     }
     Ok(patched)
 }
