@@ -413,6 +413,40 @@ async fn explain_reads_the_openapi_schemas() {
     assert!(v2.json()["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
 }
 
+/// A manifest with a kind the server does not serve: kubectl's validation
+/// reads /openapi/v2 in protobuf (the v3 document does not cover the kind)
+/// and the apply ends with upstream's answer, after applying the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_of_an_unknown_kind_says_no_matches_for_kind() {
+    let t = Cluster::start().await;
+    let manifest = t.write_file(
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n\
+         apiVersion: widgets.example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+    );
+    let err = t
+        .kubectl_err(&["apply", "-f", manifest.to_str().expect("UTF-8 path")])
+        .await;
+    assert!(
+        err.contains(r#"no matches for kind "Widget" in version "widgets.example.com/v1""#),
+        "{err}"
+    );
+    let created = t
+        .kubectl_ok(&["get", "configmap", "settings", "-o", "name"])
+        .await;
+    assert_eq!(created.trim(), "configmap/settings");
+    // The protobuf form itself, as client-go asks for it.
+    let pb = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let v2 = t.raw("GET", "/openapi/v2", &[("Accept", pb)], b"").await;
+    assert_eq!(v2.status, 200);
+    assert_eq!(
+        v2.header("content-type"),
+        Some("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+    );
+    let body = String::from_utf8_lossy(&v2.body);
+    assert!(body.contains("io.k8s.api.core.v1.Pod"), "definitions are encoded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_patches_of_every_variant() {
     let t = Cluster::start().await;

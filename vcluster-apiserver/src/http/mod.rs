@@ -136,20 +136,29 @@ async fn openapi_group_version(
     let docs = openapi::documents(&catalog);
     match docs.group_versions.get(group_version.trim_end_matches('/')) {
         Some(doc) => openapi_response(&request, doc),
-        None => ApiError::no_route(&format!("/openapi/v3/{group_version}")).into_response(),
+        // kube-apiserver answers an unknown group version here with an
+        // empty 404 (no body, no content type).
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 async fn openapi_v2(State(state): State<Arc<ApiState>>, request: Request) -> Response {
-    // client-go asks for the gnostic protobuf form only; it falls back on a
-    // 406, and every other client takes JSON.
-    let accept = header_str(&request, header::ACCEPT).unwrap_or("");
-    if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
-        return ApiError::not_acceptable("only application/json is served for /openapi/v2")
-            .into_response();
-    }
     let catalog = state.registry.catalog().clone();
     let docs = openapi::documents(&catalog);
+    // client-go (kubectl's validation) asks for gnostic's protobuf form
+    // only; everyone else takes JSON.
+    let accept = header_str(&request, header::ACCEPT).unwrap_or("");
+    if openapi::gnostic::preferred(accept) {
+        return (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(openapi::gnostic::CONTENT_TYPE),
+            )],
+            docs.v2_protobuf.clone(),
+        )
+            .into_response();
+    }
     openapi_response(&request, &docs.v2)
 }
 

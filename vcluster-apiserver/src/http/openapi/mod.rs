@@ -29,6 +29,7 @@ use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 mod custom;
+pub mod gnostic;
 
 use crate::registry::meta::{compound_keys, PatchMeta, Shape};
 use crate::resources::{Catalog, ResourceInfo};
@@ -74,6 +75,8 @@ pub struct Documents {
     pub group_versions: BTreeMap<String, Arc<Document>>,
     /// `/openapi/v2`.
     pub v2: Arc<Document>,
+    /// `/openapi/v2` in gnostic's protobuf form (see [`gnostic`]).
+    pub v2_protobuf: bytes::Bytes,
 }
 
 /// The documents of `catalog`, built on first use and again whenever the
@@ -153,6 +156,7 @@ fn build(catalog: &Catalog, fingerprint: u64) -> Documents {
         fingerprint,
         root: Arc::new(Document::new(&json!({"paths": root_paths}))),
         group_versions,
+        v2_protobuf: bytes::Bytes::from(gnostic::encode(&v2)),
         v2: Arc::new(Document::new(&v2)),
     }
 }
