@@ -413,6 +413,69 @@ async fn explain_reads_the_openapi_schemas() {
     assert!(v2.json()["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
 }
 
+/// The move every kubectl user makes from client-side to server-side
+/// apply: the first `apply --server-side` of a changed manifest takes over
+/// what the client-side applies set, without `--force-conflicts`, and
+/// kubectl's migration of the managed fields keeps every field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_takes_over_from_client_side_apply() {
+    let t = Cluster::start().await;
+    let deployment = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, labels: {{app: web}}}}\n\
+             spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n\
+             \x20 template:\n    metadata: {{labels: {{app: web}}}}\n\
+             \x20   spec: {{containers: [{{name: web, image: nginx, ports: [{{containerPort: 80}}]}}]}}\n"
+        )
+    };
+    let first = t.write_file("web.yaml", &deployment(2));
+    t.kubectl_ok(&["apply", "-f", first.to_str().expect("UTF-8 path")])
+        .await;
+    let changed = t.write_file("web-changed.yaml", &deployment(4));
+    let out = t
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            changed.to_str().expect("UTF-8 path"),
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "no conflict, no failed migration: {stderr}"
+    );
+    let replicas = t
+        .kubectl_ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.metadata.labels.app}",
+        ])
+        .await;
+    assert_eq!(replicas.trim(), "4 web");
+    // A second server-side apply changes nothing and removes nothing.
+    t.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        changed.to_str().expect("UTF-8 path"),
+    ])
+    .await;
+    let ports = t
+        .kubectl_ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}",
+        ])
+        .await;
+    assert_eq!(ports.trim(), "80");
+}
+
 /// A manifest with a kind the server does not serve: kubectl's validation
 /// reads /openapi/v2 in protobuf (the v3 document does not cover the kind)
 /// and the apply ends with upstream's answer, after applying the rest.
@@ -444,7 +507,10 @@ async fn apply_of_an_unknown_kind_says_no_matches_for_kind() {
         Some("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
     );
     let body = String::from_utf8_lossy(&v2.body);
-    assert!(body.contains("io.k8s.api.core.v1.Pod"), "definitions are encoded");
+    assert!(
+        body.contains("io.k8s.api.core.v1.Pod"),
+        "definitions are encoded"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,6 +112,10 @@ static BLANKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         ),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "<time>"),
         (
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4}",
+            "<time>",
+        ),
+        (
             r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}",
             "<time>",
         ),
@@ -120,6 +124,8 @@ static BLANKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r#""resourceVersion": "\d+""#, r#""resourceVersion": <rv>"#),
         (r"(?m)(\s)\d+(ms|s|m|h|d)(\d+(s|m|h))?(\s|$)", "$1<age>$5"),
         (r"kubectl-[a-z0-9.-]+", "kubectl"),
+        // kubectl diff's scratch folders.
+        (r"/tmp/(LIVE|MERGED)-\d+", "/tmp/$1"),
         (r"[ \t]+", " "),
     ]
     .into_iter()

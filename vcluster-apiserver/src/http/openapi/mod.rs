@@ -245,6 +245,19 @@ fn definitions(catalog: &Catalog, group: &str, version: &str) -> (Map<String, Va
         )
     });
     let mut definitions = generator.take_definitions(true);
+    // k8s-openapi's types hold `metadata` by value, so the generated
+    // schemas require it; Go's `metadata,omitempty` never is (`kubectl
+    // explain` shows `-required-` from this list).
+    for schema in definitions.values_mut() {
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|field| field != "metadata");
+            if required.is_empty() {
+                if let Some(map) = schema.as_object_mut() {
+                    map.remove("required");
+                }
+            }
+        }
+    }
     let meta = PatchMeta::global();
     for (name, schema) in definitions.iter_mut() {
         if let Some(ty) = meta.by_name(&proto_name(name)) {

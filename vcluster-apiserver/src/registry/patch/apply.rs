@@ -446,7 +446,13 @@ pub fn apply(
     for path in &dropped_paths {
         // An item keeps its key fields while it stays; when nobody else
         // owns anything in it, the item itself goes (a shorter path).
-        if !is_key_field(path) && !owned_at_or_below(&others, path) {
+        // A map or list this apply still sets something in stays (its own
+        // `.` entry may have been dropped: kubectl's migration from
+        // client-side apply writes one).
+        if !is_key_field(path)
+            && !owned_at_or_below(&others, path)
+            && !owned_at_or_below(&applied_set, path)
+        {
             fieldset::remove_at(&mut merged, path);
         }
     }
@@ -460,22 +466,35 @@ pub fn apply(
         .filter(|p| changed(&live_view, &merged_view, p))
         .collect();
     let changed_set = set_of(&changed_paths);
+    // kubectl moving from client-side to server-side apply: fields its
+    // last client-side apply set, with the live value unchanged, are not
+    // conflicts (upstream's lastAppliedManager).
+    let allowed = if manager.name == "kubectl" && !force {
+        fields_of_last_applied(live_value, meta, node, config)
+    } else {
+        Vec::new()
+    };
     let mut conflicts: Vec<(String, String)> = Vec::new();
-    for entry in entries.iter_mut().filter(|e| e.manager != manager.name) {
+    let mut clashes = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        if entry.manager == manager.name {
+            continue;
+        }
         let clash = entry.fields.intersection(&changed_set);
         if clash.is_empty() {
             continue;
         }
-        if force {
-            entry.fields.subtract(&clash);
-        } else {
-            for path in clash.paths() {
-                conflicts.push((entry.describe(), display_path(&path)));
-            }
+        for path in clash.paths().iter().filter(|p| !allowed.contains(p)) {
+            conflicts.push((entry.describe(), display_path(path)));
         }
+        clashes.push((index, clash));
     }
-    if !conflicts.is_empty() {
+    if !force && !conflicts.is_empty() {
         return Err(conflict_error(&conflicts));
+    }
+    // Forced (or every clash allowed): the others lose what was taken.
+    for (index, clash) in clashes {
+        entries[index].fields.subtract(&clash);
     }
     // Removed fields are nobody's any more.
     let removed_paths: Vec<Vec<String>> = FieldSet::of_object(&live_view, meta, node, config)
@@ -535,6 +554,39 @@ fn owned_at_or_below(set: &FieldSet, path: &[String]) -> bool {
 
 /// 409 as upstream words it: `Apply failed with 1 conflict: conflict with
 /// "kubectl" using apps/v1: .spec.replicas`.
+/// The paths kubectl's last client-side apply set
+/// (`kubectl.kubernetes.io/last-applied-configuration`) whose live values
+/// are still what it applied: kubectl's first server-side apply may take
+/// them over without `--force-conflicts`.
+fn fields_of_last_applied(
+    live: &Value,
+    meta: &PatchMeta,
+    node: Node<'_>,
+    typed_as: &Value,
+) -> Vec<Vec<String>> {
+    let Some(text) = live
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let Ok(mut last) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    if last.get("apiVersion") != live.get("apiVersion") && live.get("apiVersion").is_some() {
+        return Vec::new();
+    }
+    fill_key_defaults(&mut last, meta, node);
+    FieldSet::of_object(&last, meta, node, typed_as)
+        .paths()
+        .into_iter()
+        .filter(|path| match (value_at(&last, path), value_at(live, path)) {
+            (Some(applied), Some(current)) => same_value(applied, current),
+            _ => false,
+        })
+        .collect()
+}
+
 /// The 409 of an apply that conflicts: like upstream's, its details carry
 /// the causes only (no name or kind).
 fn conflict_error(conflicts: &[(String, String)]) -> ApiError {
