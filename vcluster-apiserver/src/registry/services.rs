@@ -249,6 +249,8 @@ impl ServiceNetwork {
 
     /// Fills a service's cluster IP and node ports for a create (`old` is
     /// `None`) or an update; any other resource passes through untouched.
+    /// Allocates what a service needs (cluster IP, node ports) and sets
+    /// the IP families that come with them.
     pub fn allocate(
         &self,
         resource: &ResourceInfo,
@@ -290,7 +292,9 @@ impl ServiceNetwork {
         } else if requested == "None" {
             allocation.freed_ips.extend(old_ip);
             service["spec"]["clusterIPs"] = json!(["None"]);
+            default_families(service);
         } else {
+            default_families(service);
             let ip = match (requested.as_str(), old_ip) {
                 ("", Some(old_ip)) => old_ip,
                 (text, Some(old_ip)) if text == old_ip.to_string() => old_ip,
@@ -433,5 +437,15 @@ impl ServiceNetwork {
         for port in node_ports(service) {
             state.ports.release(port);
         }
+    }
+}
+
+/// The single IPv4 stack this server allocates from, as a service's
+/// `ipFamilies` and `ipFamilyPolicy` say it unless the client chose.
+fn default_families(service: &mut Value) {
+    if let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("ipFamilyPolicy")
+            .or_insert_with(|| json!("SingleStack"));
+        spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
     }
 }

@@ -99,6 +99,10 @@ fn commands(manifest: &str, changed: &str) -> Vec<(&'static str, Vec<String>)> {
         ("kubectl/api-resources", args("api-resources")),
         ("kubectl/api-resources-namespaced", args("api-resources --namespaced=false -o name")),
         ("kubectl/events", args("events -n diff-kubectl")),
+        ("kubectl/rollout-history", args("rollout history deployment/web -n diff-kubectl")),
+        ("kubectl/rollout-pause", args("rollout pause deployment/web -n diff-kubectl")),
+        ("kubectl/rollout-resume", args("rollout resume deployment/web -n diff-kubectl")),
+        ("kubectl/auth-can-i-list", args("auth can-i --list -n diff-kubectl --as alice")),
         ("kubectl/delete", with_file("delete -f", manifest)),
         ("kubectl/delete-namespace", args("delete namespace diff-kubectl --wait=false")),
     ]

@@ -65,8 +65,9 @@ fn default_spec(spec: &mut Map<String, Value>) {
         default_field(spec, "externalTrafficPolicy", json!("Cluster"));
     }
     default_field(spec, "internalTrafficPolicy", json!("Cluster"));
-    default_field(spec, "ipFamilies", json!(["IPv4"]));
-    default_field(spec, "ipFamilyPolicy", json!("SingleStack"));
+    // ipFamilies and ipFamilyPolicy come with the cluster IP, when the
+    // registry allocates it (after the writer's managed fields are
+    // recorded, as upstream: the writer does not own them).
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
             default_field(port, "protocol", json!("TCP"));
