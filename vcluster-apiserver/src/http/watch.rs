@@ -88,6 +88,17 @@ pub(super) async fn serve(
         Start::After(after) => (hub.subscribe_as(user, &prefix, Some(after))?, Vec::new()),
         Start::Now => (hub.subscribe_as(user, &prefix, None)?, Vec::new()),
         Start::InitialEvents => {
+            // resourceVersion "" asks for the most recent state: the cache
+            // must first have seen every write acknowledged so far (as
+            // upstream's consistent reads from the cache), or an object
+            // created just before would be missing from the initial events.
+            if rv.is_empty() {
+                let wanted = state.registry.storage().current_revision().await?;
+                let deadline = tokio::time::Instant::now() + CACHE_CATCH_UP;
+                while hub.revision() < wanted && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
             let source = hub.subscribe_as(user, &prefix, None)?;
             let at = match &source {
                 Source::Cache(subscription) => subscription.after,
@@ -246,6 +257,11 @@ fn end_frame(ended: Option<WatchEnd>) -> Option<Bytes> {
         WatchEnd::Shutdown => None,
     }
 }
+
+/// How long a watch asking for the most recent state waits for the watch
+/// cache to reach the store's revision (beyond it, the cache's own state
+/// is served, as after a stalled storage watch).
+const CACHE_CATCH_UP: Duration = Duration::from_secs(3);
 
 fn line(value: &Value) -> Bytes {
     let mut bytes = serde_json::to_vec(&crate::request::wire_order::UpstreamOrder(value))
