@@ -57,6 +57,16 @@ CAUSES = [
         "node runs no process either way.",
     ),
     (
+        r"failed to get logs|getting pod client logs|"
+        r"unable to handle the request \(get pods",
+        lambda m: "pod logs answered 503",
+        "the test waits for its pod to succeed (the simulated node does report "
+        "Succeeded), then reads the container's log: pods/log answers 503 "
+        "(\"the server is currently unable to handle the request\"); even "
+        "served, the simulated node's log is a fixed line, not the command's "
+        "output the test checks.",
+    ),
+    (
         r"roleRef\.apiGroup: Unsupported value: \"\"",
         lambda m: "RoleBinding roleRef.apiGroup not defaulted",
         "the test creates a RoleBinding with an empty roleRef.apiGroup, which "
@@ -102,13 +112,14 @@ CAUSES = [
     ),
     (
         r"no process runs on a simulated node|in container output|"
+        r"should not be out of waiting|"
         r"Succeeded or Failed|to be \"(Succeeded|Failed)\"|success or failure",
         lambda m: "no process runs: container output or exit never comes",
         "the test waits for a container's output or exit; the simulated node "
         "reports containers Running and never runs their command.",
     ),
     (
-        r"dial tcp|connection refused|no endpoints available|"
+        r"dial tcp|connection refused|no endpoints available|not reachable|"
         r"unable to handle the request|/proxy",
         lambda m: "network or proxying to pods and services",
         "no traffic reaches simulated pods; proxy subresources and service "
