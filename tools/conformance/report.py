@@ -237,6 +237,8 @@ class Results:
             seconds = spec.get("RunTime", 0) / 1e9
             if state == "passed":
                 out[name] = ("passed", "", seconds)
+            elif state in ("timedout", "interrupted") and "suite timeout" in message.lower():
+                out[name] = ("not run", f"interrupted by the time limit after {seconds:.0f} s", seconds)
             elif state in FAILED_STATES:
                 out[name] = ("failed", first_error_line(message), seconds)
             elif state == "interrupted":
