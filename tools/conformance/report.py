@@ -59,12 +59,14 @@ CAUSES = [
     (
         r"failed to get logs|getting pod client logs|"
         r"unable to handle the request \(get pods",
-        lambda m: "pod logs answered 503",
-        "the test waits for its pod to succeed (the simulated node does report "
-        "Succeeded), then reads the container's log: pods/log answers 503 "
-        "(\"the server is currently unable to handle the request\"); even "
-        "served, the simulated node's log is a fixed line, not the command's "
-        "output the test checks.",
+        lambda m: "pod logs answered 503 (the simulated node advertises kubelet port 0)",
+        "the test reads a container's log; the host kube-apiserver dials the "
+        "node's kubelet at 127.0.0.1:10250 and is refused, because the "
+        "simulated node reports `daemonEndpoints.kubeletEndpoint.Port` 0 from "
+        "its first 30 s heartbeat on (`vcluster-simnode/src/lib.rs`: `run` "
+        "takes `self.kubelet`, and `heartbeat` then reports port 0). Served, "
+        "the log would still be a fixed line, not the command's output the "
+        "test checks.",
     ),
     (
         r"roleRef\.apiGroup: Unsupported value: \"\"",
@@ -99,6 +101,12 @@ CAUSES = [
         "virtual API server does not list.",
     ),
     (
+        r"failed to download openapi",
+        lambda m: "kubectl cannot download the OpenAPI document",
+        "kubectl validates what it sends against /openapi/v3 (or v2) and stops "
+        "when the server does not answer it as kube-apiserver does.",
+    ),
+    (
         r"served with the right OpenAPI schema|OpenAPI",
         lambda m: "CRD schemas not published in OpenAPI",
         "a CustomResourceDefinition's schema never appears in /openapi/v2 or "
@@ -112,18 +120,26 @@ CAUSES = [
     ),
     (
         r"no process runs on a simulated node|in container output|"
-        r"should not be out of waiting|"
+        r"should not be out of waiting|failed to get output for container|"
+        r"expected number of restarts|"
         r"Succeeded or Failed|to be \"(Succeeded|Failed)\"|success or failure",
         lambda m: "no process runs: container output or exit never comes",
-        "the test waits for a container's output or exit; the simulated node "
-        "reports containers Running and never runs their command.",
+        "the test waits for a container's output, exit, restart or probe; the "
+        "simulated node reports containers Running and never runs their command.",
     ),
     (
         r"dial tcp|connection refused|no endpoints available|not reachable|"
+        r"connections failed|"
         r"unable to handle the request|/proxy",
         lambda m: "network or proxying to pods and services",
         "no traffic reaches simulated pods; proxy subresources and service "
         "traffic cannot work.",
+    ),
+    (
+        r"to be running and ready|to be running, got|pods? (were|was) not (running|ready)",
+        lambda m: "pods never Running and Ready in time",
+        "the test waits for a pod to be Running and Ready; the first error "
+        "shows the pod as the virtual cluster saw it.",
     ),
     (
         r"timed out|context deadline exceeded|Timed out after|timeout",
