@@ -69,6 +69,19 @@ CAUSES = [
         "test checks.",
     ),
     (
+        r"Failed to open websocket",
+        lambda m: "WebSocket streams (pods/log, exec) not served",
+        "the test opens a pod's log or exec over a WebSocket (the protocol "
+        "kubectl now prefers); the upgrade fails.",
+    ),
+    (
+        r"CronJob|ensure job|job completion|active jobs|job \"[^\"]+\" to",
+        lambda m: "Jobs and CronJobs never reach the state the test scripts",
+        "a Job's pods are meant to fail, succeed or run in a pattern their "
+        "command decides; the simulated node runs no command, so the job and "
+        "cronjob controllers never see it.",
+    ),
+    (
         r"roleRef\.apiGroup: Unsupported value: \"\"",
         lambda m: "RoleBinding roleRef.apiGroup not defaulted",
         "the test creates a RoleBinding with an empty roleRef.apiGroup, which "
@@ -121,7 +134,8 @@ CAUSES = [
     (
         r"no process runs on a simulated node|in container output|"
         r"should not be out of waiting|failed to get output for container|"
-        r"expected number of restarts|"
+        r"expected number of restarts|became ready before|ContainerStatus|"
+        r"expected to be able to write|"
         r"Succeeded or Failed|to be \"(Succeeded|Failed)\"|success or failure",
         lambda m: "no process runs: container output or exit never comes",
         "the test waits for a container's output, exit, restart or probe; the "
@@ -136,13 +150,14 @@ CAUSES = [
         "traffic cannot work.",
     ),
     (
-        r"to be running and ready|to be running, got|pods? (were|was) not (running|ready)",
+        r"to be running and ready|to be running, got|pods? (were|was) not (running|ready)|"
+        r"Expected Pod to be in|to enter running",
         lambda m: "pods never Running and Ready in time",
         "the test waits for a pod to be Running and Ready; the first error "
         "shows the pod as the virtual cluster saw it.",
     ),
     (
-        r"timed out|context deadline exceeded|Timed out after|timeout",
+        r"timed out|context deadline exceeded|Timed out after|timeout|rate limiter Wait",
         lambda m: "a wait timed out (pods, controllers, deletion)",
         "a wait on the cluster (a pod Running or Ready, a controller's "
         "replicas, a deletion) ran out; the first error names the object.",
