@@ -31,6 +31,8 @@ FAILED_STATES = {"failed", "panicked", "timedout", "aborted"}
 # one rule sorts failures by what is missing.
 def _resource_of(path):
     """`/apis/G/V/namespaces/N/R/NAME/SUB` -> `R` or `R/SUB`."""
+    if not path.startswith("/"):
+        return path  # already a resource ("pods/exec", "pods.meta.k8s.io")
     parts = [p for p in path.split("?")[0].split("/") if p]
     if parts[:1] == ["api"]:
         parts = parts[2:]
