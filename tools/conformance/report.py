@@ -34,18 +34,17 @@ def _resource_of(path):
     if not path.startswith("/"):
         return path  # already a resource ("pods/exec", "pods.meta.k8s.io")
     parts = [p for p in path.split("?")[0].split("/") if p]
+    group = ""
     if parts[:1] == ["api"]:
         parts = parts[2:]
     elif parts[:1] == ["apis"]:
         group = parts[1] if len(parts) > 1 else ""
         parts = parts[3:]
-        if parts and group:
-            parts[0] = f"{parts[0]}.{group}"
     if parts[:1] == ["namespaces"] and len(parts) > 2:
         parts = parts[2:]
     if not parts:
         return path
-    return parts[0] + (f"/{parts[2]}" if len(parts) > 2 else "")
+    return parts[0] + (f".{group}" if group else "") + (f"/{parts[2]}" if len(parts) > 2 else "")
 
 
 CAUSES = [
@@ -377,6 +376,11 @@ def cmd_markdown(args):
                + (f"; suite: {'; '.join(r.special)}" if r.special else ""))
     out.append(f"- totals: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped, "
                f"{c['not run']} not run, of {len(results)}")
+    not_run = [n for n, v in results.items() if v[0] == "not run"]
+    serial = sum(1 for n in not_run if "[Serial]" in n)
+    if serial:
+        out.append(f"- of the {len(not_run)} not run, {serial} are [Serial]: ginkgo runs those "
+                   "last, one at a time, after every parallel test")
     for kind, line in r.suite_failures:
         out.append(f"- suite node {kind} failed: {md_escape(line)}")
     out.append("")
