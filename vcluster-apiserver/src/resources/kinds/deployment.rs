@@ -27,6 +27,11 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
+    spec_checks: super::workload::no_checks,
+    noun: "deployment",
+    status: super::workload::no_status,
+    object_defaults: super::workload::no_object_defaults,
+    on_update,
     selectable_fields: NAME_AND_NAMESPACE,
     printer: Printer::new(columns::DEPLOYMENT, workloads::deployment),
 };
@@ -69,5 +74,17 @@ mod tests {
         let mut causes = Vec::new();
         KIND.strategy.validate_update(&bad, &changed, &mut causes);
         assert_eq!(causes[0].field, "spec.selector");
+    }
+}
+
+/// A deployment's generation also moves when its annotations change
+/// (upstream keeps the rollback request there).
+fn on_update(old: &Value, new: &mut Value) {
+    if old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations") {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        crate::object::metadata_mut(new).insert("generation".into(), json!(generation + 1));
     }
 }

@@ -31,6 +31,7 @@ impl Strategy for Pods {
     fn default(&self, object: &mut Value) {
         if let Some(spec) = object.get_mut("spec") {
             pod_spec::default(spec);
+            pod_spec::default_pod_only(spec);
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use vcluster_core::validation;
 
 use super::{
-    fields::{default_field, obj_mut},
+    fields::{default_field, obj_mut, untrack_generation},
     BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
@@ -36,6 +36,7 @@ impl Strategy for Services {
     }
 
     fn default(&self, object: &mut Value) {
+        untrack_generation(object);
         if let Some(spec) = obj_mut(object, "spec") {
             default_spec(spec);
         }

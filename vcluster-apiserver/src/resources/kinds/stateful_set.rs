@@ -4,7 +4,9 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Map, Value};
 
-use super::fields::default_field;
+use super::fields::{default_field, go_struct, invalid_raw, nonnegative};
+use crate::error::FieldCause;
+use crate::object;
 use super::workload::Workload;
 use super::BuiltinKind;
 use crate::resources::strategy::NAME_AND_NAMESPACE;
@@ -27,6 +29,11 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
+    spec_checks: spec_checks,
+    noun: "statefulset",
+    status: || Some(json!({"replicas": 0, "availableReplicas": 0})),
+    object_defaults: super::workload::no_object_defaults,
+    on_update: super::workload::no_update_rules,
     selectable_fields: NAME_AND_NAMESPACE,
     printer: Printer::new(columns::STATEFUL_SET, workloads::stateful_set),
 };
@@ -45,4 +52,49 @@ fn spec_defaults(spec: &mut Map<String, Value>) {
         json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
     );
     default_field(spec, "revisionHistoryLimit", json!(10));
+}
+
+/// The pod management policy and update strategy are known ones.
+fn spec_checks(object: &Value, causes: &mut Vec<FieldCause>) {
+    match object::path(object, "spec.podManagementPolicy").and_then(Value::as_str) {
+        None | Some("") => causes.push(FieldCause::required("spec.podManagementPolicy")),
+        Some("OrderedReady" | "Parallel") => {}
+        Some(other) => causes.push(FieldCause::invalid(
+            "spec.podManagementPolicy",
+            other,
+            "must be 'OrderedReady' or 'Parallel'",
+        )),
+    }
+    let strategy = object::path(object, "spec.updateStrategy");
+    let rolling = strategy.and_then(|s| s.get("rollingUpdate")).filter(|r| !r.is_null());
+    match strategy.and_then(|s| s.get("type")).and_then(Value::as_str) {
+        None | Some("") => causes.push(FieldCause::required("spec.updateStrategy")),
+        Some("RollingUpdate") => {}
+        Some("OnDelete") => {
+            if let Some(rolling) = rolling {
+                causes.push(invalid_raw(
+                    "spec.updateStrategy.rollingUpdate",
+                    &go_struct(rolling, &["partition", "maxUnavailable"]),
+                    "only allowed for updateStrategy 'RollingUpdate'",
+                ));
+            }
+        }
+        Some(other) => causes.push(invalid_raw(
+            "spec.updateStrategy",
+            &format!(
+                "{{\"Type\":{other:?},\"RollingUpdate\":{}}}",
+                rolling.map_or("null".into(), |r| go_struct(r, &["partition", "maxUnavailable"]))
+            ),
+            "must be 'RollingUpdate' or 'OnDelete'",
+        )),
+    }
+    for (field, supported) in [("whenDeleted", ["Retain", "Delete"]), ("whenScaled", ["Retain", "Delete"])] {
+        let path = format!("spec.persistentVolumeClaimRetentionPolicy.{field}");
+        if let Some(value) = object::path(object, &path).and_then(Value::as_str) {
+            if !supported.contains(&value) {
+                causes.push(FieldCause::not_supported(path, value, &supported));
+            }
+        }
+    }
+    nonnegative(object, "spec.revisionHistoryLimit", causes);
 }
