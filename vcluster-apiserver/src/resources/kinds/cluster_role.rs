@@ -4,7 +4,10 @@
 use k8s_openapi::api::rbac;
 use vcluster_core::validation;
 
-use super::{BuiltinKind};
+use serde_json::Value;
+
+use super::BuiltinKind;
+use crate::error::FieldCause;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
@@ -29,5 +32,9 @@ impl Strategy for ClusterRoles {
 
     fn name_errors(&self, name: &str) -> Vec<String> {
         validation::path_segment_name_errors(name)
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        super::role::validate_rules(object, false, causes);
     }
 }
