@@ -27,6 +27,12 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct EventsV1;
 
 impl Strategy for EventsV1 {
+    fn default(&self, object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            events::default_unset(map);
+        }
+    }
+
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
         if object.get("eventTime").is_none_or(Value::is_null) {
             causes.push(FieldCause::required("eventTime"));
