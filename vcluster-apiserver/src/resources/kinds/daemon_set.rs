@@ -30,7 +30,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: false,
     spec_defaults,
-    spec_checks: spec_checks,
+    spec_checks,
     noun: "daemonset",
     status: || {
         Some(json!({

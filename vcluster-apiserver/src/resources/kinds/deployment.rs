@@ -47,6 +47,18 @@ fn spec_defaults(spec: &mut Map<String, Value>) {
     default_field(spec, "progressDeadlineSeconds", json!(600));
 }
 
+/// A deployment's generation also moves when its annotations change
+/// (upstream keeps the rollback request there).
+fn on_update(old: &Value, new: &mut Value) {
+    if old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations") {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        crate::object::metadata_mut(new).insert("generation".into(), json!(generation + 1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,17 +86,5 @@ mod tests {
         let mut causes = Vec::new();
         KIND.strategy.validate_update(&bad, &changed, &mut causes);
         assert_eq!(causes[0].field, "spec.selector");
-    }
-}
-
-/// A deployment's generation also moves when its annotations change
-/// (upstream keeps the rollback request there).
-fn on_update(old: &Value, new: &mut Value) {
-    if old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations") {
-        let generation = old
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        crate::object::metadata_mut(new).insert("generation".into(), json!(generation + 1));
     }
 }

@@ -29,7 +29,7 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
-    spec_checks: spec_checks,
+    spec_checks,
     noun: "statefulset",
     status: || Some(json!({"replicas": 0, "availableReplicas": 0})),
     object_defaults: super::workload::no_object_defaults,
