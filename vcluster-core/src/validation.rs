@@ -460,4 +460,13 @@ mod tests {
         );
         assert!(path_segment_name_errors("Any:Thing").is_empty());
     }
+
+    #[test]
+    fn wildcard_subdomains_start_with_a_star_label() {
+        assert!(wildcard_dns1123_subdomain_errors("*.example.com").is_empty());
+        assert_eq!(
+            wildcard_dns1123_subdomain_errors("a.*.example.com"),
+            ["a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]
+        );
+    }
 }

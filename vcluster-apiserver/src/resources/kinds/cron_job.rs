@@ -223,3 +223,42 @@ fn is_go_duration(s: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::invalid_fields;
+    use serde_json::json;
+
+    #[test]
+    fn schedules_parse_as_robfig_cron_reads_them() {
+        for ok in ["*/5 * * * *", "0 0 1 jan mon-fri", "@daily", "@every 1h30m", "0-59/15 * * * ?"] {
+            assert_eq!(parse_schedule(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("every day", "expected exactly 5 fields, found 2: [every day]"),
+            ("61 * * * *", "end of range (61) above maximum (59): 61"),
+            ("* * 0 * *", "beginning of range (0) below minimum (1): 0"),
+            ("5-1 * * * *", "beginning of range (5) beyond end of range (1): 5-1"),
+            ("*/0 * * * *", "step of range should be a positive number: */0"),
+            ("x * * * *", "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax"),
+            ("@fortnightly", "unrecognized descriptor: @fortnightly"),
+        ] {
+            assert_eq!(parse_schedule(bad), Err(why.to_owned()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cron_jobs_need_a_schedule_and_a_job_restart_policy() {
+        let cron = |schedule: &str, restart: &str| {
+            json!({"spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": restart, "containers": [{"name": "c", "image": "i"}]}}}}}})
+        };
+        assert!(invalid_fields(&KIND, &cron("*/5 * * * *", "OnFailure")).is_empty());
+        assert_eq!(invalid_fields(&KIND, &cron("every day", "Never")), ["spec.schedule"]);
+        assert_eq!(
+            invalid_fields(&KIND, &cron("@hourly", "Always")),
+            ["spec.jobTemplate.spec.template.spec.restartPolicy"]
+        );
+    }
+}

@@ -126,3 +126,41 @@ fn on_update(old: &Value, new: &mut Value) {
         annotations.remove(TEMPLATE_GENERATION);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::defaulted;
+
+    fn daemon_set(image: &str) -> Value {
+        json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": image}]}}}})
+    }
+
+    #[test]
+    fn the_template_generation_starts_at_one_and_moves_with_the_template() {
+        let created = defaulted(&KIND, daemon_set("i:1"));
+        assert_eq!(template_generation(&created), 1);
+        let mut stored = created.clone();
+        stored["metadata"]["resourceVersion"] = json!("7");
+        let mut relabelled = daemon_set("i:1");
+        relabelled["metadata"]["labels"] = json!({"x": "y"});
+        KIND.strategy.prepare_for_update(&stored, &mut relabelled);
+        assert_eq!(template_generation(&relabelled), 1);
+        let mut new_image = daemon_set("i:2");
+        KIND.strategy.prepare_for_update(&stored, &mut new_image);
+        assert_eq!(template_generation(&new_image), 2);
+    }
+
+    #[test]
+    fn unknown_update_strategies_are_refused_with_the_go_struct() {
+        let mut bad = defaulted(&KIND, daemon_set("i"));
+        bad["spec"]["updateStrategy"] = json!({"type": "Sometimes"});
+        let mut causes = Vec::new();
+        KIND.strategy.validate(&bad, &mut causes);
+        assert_eq!(
+            causes[0].message,
+            "Unsupported value: {\"Type\":\"Sometimes\",\"RollingUpdate\":null}: supported values: \"RollingUpdate\", \"OnDelete\""
+        );
+    }
+}

@@ -154,3 +154,30 @@ fn validate_port(port: &Value, require_name: bool, at: &str, causes: &mut Vec<Fi
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::{defaulted, invalid_fields};
+
+    #[test]
+    fn endpoints_need_usable_ips_and_get_tcp_ports() {
+        let endpoints = |ip: &str| {
+            defaulted(
+                &KIND,
+                json!({"subsets": [{"addresses": [{"ip": ip}], "ports": [{"port": 80}]}]}),
+            )
+        };
+        let good = endpoints("10.1.2.3");
+        assert_eq!(good["subsets"][0]["ports"][0]["protocol"], "TCP");
+        assert!(invalid_fields(&KIND, &good).is_empty());
+        assert_eq!(
+            invalid_fields(&KIND, &endpoints("not-an-ip")),
+            ["subsets[0].addresses[0].ip", "subsets[0].addresses[0].ip"]
+        );
+        assert_eq!(
+            invalid_fields(&KIND, &endpoints("127.0.0.1")),
+            ["subsets[0].addresses[0].ip"]
+        );
+    }
+}

@@ -162,3 +162,20 @@ fn add_not_ready_taint(object: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::{defaulted, invalid_fields};
+
+    #[test]
+    fn nodes_mirror_their_pod_cidr_and_check_it() {
+        let node = defaulted(&KIND, json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.0.0.0/24"}}));
+        assert_eq!(node["spec"]["podCIDRs"], json!(["10.0.0.0/24"]));
+        assert_eq!(node["spec"]["taints"][0]["key"], "node.kubernetes.io/not-ready");
+        assert!(invalid_fields(&KIND, &node).is_empty());
+        let bad = defaulted(&KIND, json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "nonsense"}}));
+        assert_eq!(invalid_fields(&KIND, &bad), ["spec.podCIDRs[0]"]);
+        assert!(is_cidr("2001:db8::/64") && !is_cidr("10.0.0.0/33"));
+    }
+}
