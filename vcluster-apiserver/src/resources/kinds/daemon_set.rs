@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Map, Value};
 
-use super::fields::{default_field, go_struct, nonnegative, not_supported_raw};
+use super::fields::{default_field, default_strategy, go_struct, nonnegative, not_supported_raw};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::strategy::is_new;
@@ -30,7 +30,8 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: false,
     spec_defaults,
-    spec_checks,
+    spec_checks: super::workload::no_checks,
+    later_checks,
     noun: "daemonset",
     status: || {
         Some(json!({
@@ -48,16 +49,16 @@ const STRATEGY: Workload = Workload {
 
 /// The DaemonSet's own spec defaults.
 fn spec_defaults(spec: &mut Map<String, Value>) {
-    default_field(
+    default_strategy(
         spec,
         "updateStrategy",
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+        &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
     );
     default_field(spec, "revisionHistoryLimit", json!(10));
 }
 
 /// The update strategy is a known one and the history limit not negative.
-fn spec_checks(object: &Value, causes: &mut Vec<FieldCause>) {
+fn later_checks(object: &Value, causes: &mut Vec<FieldCause>) {
     let strategy = object::path(object, "spec.updateStrategy");
     let rolling = strategy.and_then(|s| s.get("rollingUpdate")).filter(|r| !r.is_null());
     match strategy.and_then(|s| s.get("type")).and_then(Value::as_str) {

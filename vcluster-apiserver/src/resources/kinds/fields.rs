@@ -123,3 +123,37 @@ pub(super) fn add_finalizer(object: &mut Value, finalizer: &str) {
         }
     }
 }
+
+/// A rollout strategy's defaults (`SetDefaults_Deployment` and kin):
+/// `RollingUpdate` unless a type is given, and for that type its
+/// parameters, field by field.
+pub(super) fn default_strategy(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    rolling: &[(&str, Value)],
+) {
+    let Some(strategy) = child_object(spec, field) else {
+        return;
+    };
+    default_field(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) != Some("RollingUpdate") {
+        return;
+    }
+    if let Some(params) = child_object(strategy, "rollingUpdate") {
+        for (name, value) in rolling {
+            default_field(params, name, value.clone());
+        }
+    }
+}
+
+/// The object at `field` of `map`, created empty when missing or null.
+pub(super) fn child_object<'a>(
+    map: &'a mut Map<String, Value>,
+    field: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let child = map.entry(field).or_insert_with(|| json!({}));
+    if child.is_null() {
+        *child = json!({});
+    }
+    child.as_object_mut()
+}

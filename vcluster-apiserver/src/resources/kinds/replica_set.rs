@@ -26,6 +26,7 @@ const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
     spec_checks: super::workload::no_checks,
+    later_checks: super::workload::no_checks,
     noun: "deployment",
     status: || Some(json!({"replicas": 0})),
     object_defaults: super::workload::no_object_defaults,

@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps;
 use serde_json::{json, Map, Value};
 
-use super::fields::{default_field, go_struct, invalid_raw, nonnegative};
+use super::fields::{child_object, default_field, go_struct, invalid_raw, nonnegative};
 use crate::error::FieldCause;
 use crate::object;
 use super::workload::Workload;
@@ -30,6 +30,7 @@ const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
     spec_checks,
+    later_checks: super::workload::no_checks,
     noun: "statefulset",
     status: || Some(json!({"replicas": 0, "availableReplicas": 0})),
     object_defaults: super::workload::no_object_defaults,
@@ -41,16 +42,23 @@ const STRATEGY: Workload = Workload {
 /// The StatefulSet's own spec defaults.
 fn spec_defaults(spec: &mut Map<String, Value>) {
     default_field(spec, "podManagementPolicy", json!("OrderedReady"));
-    default_field(
-        spec,
-        "persistentVolumeClaimRetentionPolicy",
-        json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-    );
-    default_field(
-        spec,
-        "updateStrategy",
-        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-    );
+    if let Some(policy) = child_object(spec, "persistentVolumeClaimRetentionPolicy") {
+        default_field(policy, "whenDeleted", json!("Retain"));
+        default_field(policy, "whenScaled", json!("Retain"));
+    }
+    // Unlike the other workloads, an explicit `RollingUpdate` without
+    // parameters keeps none; only a defaulted type gets them.
+    if let Some(strategy) = child_object(spec, "updateStrategy") {
+        if strategy.get("type").is_none_or(Value::is_null) {
+            strategy.insert("type".into(), json!("RollingUpdate"));
+            child_object(strategy, "rollingUpdate");
+        }
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            if let Some(params) = strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
+                default_field(params, "partition", json!(0));
+            }
+        }
+    }
     default_field(spec, "revisionHistoryLimit", json!(10));
 }
 

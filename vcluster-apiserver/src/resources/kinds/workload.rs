@@ -22,6 +22,9 @@ pub(super) struct Workload {
     /// The kind's own spec checks (policies, strategies), run before the
     /// selector's.
     pub(super) spec_checks: fn(&Value, &mut Vec<FieldCause>),
+    /// The kind's own spec checks run after the selector's and the
+    /// template's (rollout strategies, history limits), in upstream's order.
+    pub(super) later_checks: fn(&Value, &mut Vec<FieldCause>),
     /// How upstream's messages name the kind (`deployment`, `statefulset`).
     pub(super) noun: &'static str,
     /// The status a new object starts with (Go writes the counters that
@@ -60,6 +63,7 @@ impl Strategy for Workload {
         nonnegative(object, "spec.minReadySeconds", causes);
         (self.spec_checks)(object, causes);
         validate(object, self.noun, causes);
+        (self.later_checks)(object, causes);
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
