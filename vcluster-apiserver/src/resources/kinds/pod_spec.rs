@@ -21,6 +21,7 @@ pub(super) fn default(spec: &mut Value) {
     default_field(map, "terminationGracePeriodSeconds", json!(30));
     default_field(map, "schedulerName", json!("default-scheduler"));
     default_field(map, "securityContext", json!({}));
+    mirror_service_account(map);
     for list in ["initContainers", "containers"] {
         if let Some(containers) = map.get_mut(list).and_then(Value::as_array_mut) {
             for container in containers.iter_mut().filter_map(Value::as_object_mut) {
@@ -56,6 +57,23 @@ pub(super) fn default_pod_only(spec: &mut Value) {
     };
     default_field(map, "enableServiceLinks", json!(true));
     default_field(map, "serviceAccountName", json!("default"));
+    mirror_service_account(map);
+}
+
+/// v1's deprecated `serviceAccount` is the service account name, in both
+/// directions of upstream's conversion: it fills an unset
+/// `serviceAccountName`, and always shows what that holds.
+fn mirror_service_account(map: &mut serde_json::Map<String, Value>) {
+    let name = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let account = name(map.get("serviceAccountName")).or_else(|| name(map.get("serviceAccount")));
+    if let Some(account) = account {
+        map.insert("serviceAccountName".into(), json!(account));
+        map.insert("serviceAccount".into(), json!(account));
+    }
 }
 
 /// Defaults the pod spec of the template at `pointer`, if there is one.
