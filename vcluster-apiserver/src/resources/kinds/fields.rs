@@ -110,20 +110,6 @@ pub(super) fn untrack_generation(object: &mut Value) {
     crate::object::metadata_mut(object).remove("generation");
 }
 
-/// Adds `finalizer` to the object's finalizers unless it is there.
-pub(super) fn add_finalizer(object: &mut Value, finalizer: &str) {
-    let meta = crate::object::metadata_mut(object);
-    let list = meta.entry("finalizers").or_insert_with(|| json!([]));
-    if !list.is_array() {
-        *list = json!([]);
-    }
-    if let Some(list) = list.as_array_mut() {
-        if !list.iter().any(|f| f == finalizer) {
-            list.push(json!(finalizer));
-        }
-    }
-}
-
 /// A rollout strategy's defaults (`SetDefaults_Deployment` and kin):
 /// `RollingUpdate` unless a type is given, and for that type its
 /// parameters, field by field.

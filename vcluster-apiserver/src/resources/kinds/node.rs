@@ -5,7 +5,6 @@ use k8s_openapi::api::core;
 use serde_json::{json, Map, Value};
 
 use super::fields::{default_field, obj_mut, untrack_generation};
-use crate::resources::strategy::is_new;
 
 use super::BuiltinKind;
 use crate::error::FieldCause;
@@ -28,9 +27,9 @@ impl Strategy for Nodes {
     fn default(&self, object: &mut Value) {
         untrack_generation(object);
         default_status(object);
-        if is_new(object) {
-            add_not_ready_taint(object);
-        }
+        // Not the not-ready taint upstream's TaintNodesByCondition admission
+        // adds: its node lifecycle controller, which removes it, does not
+        // run here.
         // Upstream's conversion keeps `podCIDR` and `podCIDRs` in step: the
         // single field is the first of the list.
         let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -145,24 +144,6 @@ fn obj_mut_in<'a>(map: &'a mut Map<String, Value>, field: &str) -> Option<&'a mu
     child.as_object_mut()
 }
 
-/// A new node is not ready until its kubelet says so: the
-/// TaintNodesByCondition admission plugin taints it `NoSchedule`.
-fn add_not_ready_taint(object: &mut Value) {
-    let Some(spec) = obj_mut(object, "spec") else {
-        return;
-    };
-    let taints = spec.entry("taints").or_insert_with(|| json!([]));
-    if !taints.is_array() {
-        *taints = json!([]);
-    }
-    if let Some(taints) = taints.as_array_mut() {
-        let key = "node.kubernetes.io/not-ready";
-        if !taints.iter().any(|t| t.get("key").and_then(Value::as_str) == Some(key)) {
-            taints.push(json!({"key": key, "effect": "NoSchedule"}));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +153,6 @@ mod tests {
     fn nodes_mirror_their_pod_cidr_and_check_it() {
         let node = defaulted(&KIND, json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.0.0.0/24"}}));
         assert_eq!(node["spec"]["podCIDRs"], json!(["10.0.0.0/24"]));
-        assert_eq!(node["spec"]["taints"][0]["key"], "node.kubernetes.io/not-ready");
         assert!(invalid_fields(&KIND, &node).is_empty());
         let bad = defaulted(&KIND, json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "nonsense"}}));
         assert_eq!(invalid_fields(&KIND, &bad), ["spec.podCIDRs[0]"]);

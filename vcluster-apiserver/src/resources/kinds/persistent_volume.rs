@@ -7,8 +7,7 @@ use serde_json::Value;
 
 use serde_json::json;
 
-use super::fields::{add_finalizer, default_field, not_supported_raw};
-use crate::resources::strategy::is_new;
+use super::fields::{default_field, not_supported_raw};
 use super::volume::{validate_access_modes, Volumes};
 use crate::error::FieldCause;
 use crate::object;
@@ -36,18 +35,15 @@ const STRATEGY: Volumes = Volumes(Printer::new(
     default,
 );
 
-/// `Retain` by default, host paths of no particular type, and new volumes
-/// protected from deletion while claimed (the StorageObjectInUseProtection
-/// admission plugin).
+/// `Retain` by default, and host paths of no particular type. (Not the
+/// `kubernetes.io/pv-protection` finalizer upstream's admission adds: the
+/// controller that removes it does not run here.)
 fn default(object: &mut Value) {
     if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
         default_field(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
         if let Some(host_path) = spec.get_mut("hostPath").and_then(Value::as_object_mut) {
             default_field(host_path, "type", json!(""));
         }
-    }
-    if is_new(object) {
-        add_finalizer(object, "kubernetes.io/pv-protection");
     }
 }
 

@@ -6,8 +6,8 @@ use k8s_openapi::api::core;
 
 use serde_json::Value;
 
-use super::fields::{add_finalizer, required_because};
-use crate::resources::strategy::is_new;
+use super::fields::required_because;
+use super::volume::no_defaults;
 use super::volume::{validate_access_modes, Volumes};
 use crate::error::FieldCause;
 use crate::object;
@@ -32,16 +32,12 @@ const STRATEGY: Volumes = Volumes(Printer::new(
     volumes::persistent_volume_claim,
 ),
     validate,
-    default,
+    // Upstream's StorageObjectInUseProtection admission adds the
+    // `kubernetes.io/pvc-protection` finalizer, which its pvc-protection
+    // controller removes; with no such controller here, a claim carrying
+    // it could never be deleted.
+    no_defaults,
 );
-
-/// New claims are protected from deletion while pods use them (the
-/// StorageObjectInUseProtection admission plugin).
-fn default(object: &mut Value) {
-    if is_new(object) {
-        add_finalizer(object, "kubernetes.io/pvc-protection");
-    }
-}
 
 /// Access modes and a storage request (`ValidatePersistentVolumeClaimSpec`).
 fn validate(object: &Value, causes: &mut Vec<FieldCause>) {

@@ -85,3 +85,6 @@ pub(super) fn validate_access_modes(
         ));
     }
 }
+
+/// No defaults beyond the volume mode.
+pub(super) fn no_defaults(_object: &mut Value) {}
