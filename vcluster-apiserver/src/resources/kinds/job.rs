@@ -56,6 +56,17 @@ impl Strategy for Jobs {
         validate_restart_policy(spec, "spec.template.spec.restartPolicy", causes);
     }
 
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        // `ValidateImmutableField`: the selector a job's pods were made for.
+        let selector = new.pointer("/spec/selector");
+        if old.pointer("/spec/selector") != selector {
+            let shown = selector
+                .filter(|s| !s.is_null())
+                .map_or("null".to_owned(), Value::to_string);
+            causes.push(invalid_raw("spec.selector", &shown, "field is immutable"));
+        }
+    }
+
     fn selectable_fields(&self) -> &'static [&'static str] {
         &["metadata.name", "metadata.namespace", "status.successful"]
     }

@@ -106,3 +106,28 @@ fn spec_checks(object: &Value, causes: &mut Vec<FieldCause>) {
     }
     nonnegative(object, "spec.revisionHistoryLimit", causes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::kinds::defaulted;
+
+    #[test]
+    fn only_some_stateful_set_fields_may_change() {
+        let set = defaulted(
+            &KIND,
+            json!({"metadata": {"name": "s"}, "spec": {"serviceName": "web", "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        let mut scaled = set.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        let mut causes = Vec::new();
+        KIND.strategy.validate_update(&set, &scaled, &mut causes);
+        assert!(causes.is_empty());
+        let mut renamed = set.clone();
+        renamed["spec"]["serviceName"] = json!("other");
+        KIND.strategy.validate_update(&set, &renamed, &mut causes);
+        assert_eq!(causes[0].field, "spec");
+        assert_eq!(causes[0].reason, "FieldValueForbidden");
+    }
+}

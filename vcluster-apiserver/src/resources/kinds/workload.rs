@@ -67,7 +67,11 @@ impl Strategy for Workload {
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        validate_update(old, new, causes);
+        if self.noun == "statefulset" {
+            validate_stateful_set_update(old, new, causes);
+        } else {
+            validate_update(old, new, causes);
+        }
     }
 
     fn selectable_fields(&self) -> &'static [&'static str] {
@@ -145,9 +149,40 @@ fn validate(object: &Value, noun: &str, causes: &mut Vec<FieldCause>) {
     );
 }
 
-/// `spec.selector` never changes after create.
+/// `spec.selector` never changes after create (`ValidateImmutableField`,
+/// which shows the new value).
 fn validate_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-    if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
-        causes.push(FieldCause::immutable("spec.selector"));
+    let selector = new.pointer("/spec/selector");
+    if old.pointer("/spec/selector") != selector {
+        let shown = selector
+            .filter(|s| !s.is_null())
+            .map_or("null".to_owned(), Value::to_string);
+        causes.push(invalid_raw("spec.selector", &shown, "field is immutable"));
+    }
+}
+
+/// A stateful set's spec may change only in the fields upstream lists.
+fn validate_stateful_set_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+    const MUTABLE: &[&str] = &[
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "revisionHistoryLimit",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+    ];
+    let fixed = |object: &Value| {
+        let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(map) = spec.as_object_mut() {
+            map.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+        }
+        spec
+    };
+    if fixed(old) != fixed(new) {
+        causes.push(FieldCause::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
 }
