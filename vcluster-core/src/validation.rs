@@ -35,6 +35,11 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
      alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1123_SUBDOMAIN_FMT: &str =
     "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const WILDCARD_DNS1123_SUBDOMAIN_MSG: &str = "a wildcard DNS-1123 subdomain must start with \
+     '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric \
+     characters, '-' or '.' and end with an alphanumeric character";
+const WILDCARD_DNS1123_SUBDOMAIN_FMT: &str =
+    "\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric \
      characters or '-', start with an alphabetic character, and end with an alphanumeric \
      character";
@@ -159,6 +164,26 @@ pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
             DNS1123_SUBDOMAIN_MSG,
             DNS1123_SUBDOMAIN_FMT,
             &["example.com"],
+        ));
+    }
+    errors
+}
+
+/// Why `value` is not a wildcard DNS-1123 subdomain, `*.` and a
+/// subdomain (upstream's `IsWildcardDNS1123Subdomain`, for ingress hosts).
+pub fn wildcard_dns1123_subdomain_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.len() > MAX_SUBDOMAIN_LENGTH {
+        errors.push(max_len_error(MAX_SUBDOMAIN_LENGTH));
+    }
+    let shaped = value
+        .strip_prefix("*.")
+        .is_some_and(|rest| is_subdomain_shape(rest.as_bytes()));
+    if !shaped {
+        errors.push(regex_error(
+            WILDCARD_DNS1123_SUBDOMAIN_MSG,
+            WILDCARD_DNS1123_SUBDOMAIN_FMT,
+            &["*.example.com"],
         ));
     }
     errors
@@ -434,5 +459,14 @@ mod tests {
             ["may not contain '/'", "may not contain '%'"]
         );
         assert!(path_segment_name_errors("Any:Thing").is_empty());
+    }
+
+    #[test]
+    fn wildcard_subdomains_start_with_a_star_label() {
+        assert!(wildcard_dns1123_subdomain_errors("*.example.com").is_empty());
+        assert_eq!(
+            wildcard_dns1123_subdomain_errors("a.*.example.com"),
+            ["a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]
+        );
     }
 }

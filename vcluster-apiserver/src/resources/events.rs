@@ -66,6 +66,19 @@ pub fn from_core(object: &mut Value) {
         }
         rename(map, RENAMED.iter().map(|(newer, core)| (*core, *newer)));
         map.insert("apiVersion".into(), Value::String(format!("{GROUP}/v1")));
+        default_unset(map);
+    }
+}
+
+/// The fields of an `events.k8s.io/v1` event Go writes even when unset: a
+/// struct and two times.
+pub fn default_unset(map: &mut Map<String, Value>) {
+    for (field, empty) in [
+        ("deprecatedSource", Value::Object(Map::new())),
+        ("deprecatedFirstTimestamp", Value::Null),
+        ("deprecatedLastTimestamp", Value::Null),
+    ] {
+        map.entry(field).or_insert(empty);
     }
 }
 

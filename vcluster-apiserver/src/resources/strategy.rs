@@ -55,7 +55,14 @@ pub trait Strategy: Send + Sync + fmt::Debug {
 
     /// Carries over what an update of the main resource may not change
     /// besides status and server-owned metadata (`PrepareForUpdate`).
-    fn prepare_for_update(&self, _old: &Value, _new: &mut Value) {}
+    ///
+    /// By default it fills the new object's defaults: upstream decodes (and
+    /// so defaults) a body before `PrepareForUpdate`, and the generation
+    /// must compare the defaulted spec with the stored one, not the body.
+    /// A kind overriding this calls [`default_for_update`] first.
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        default_for_update(self, old, new);
+    }
 
     /// The grace period a delete of `old` waits for, when this kind is
     /// deleted gracefully (`CheckGracefulDelete`; pods only upstream);
@@ -94,6 +101,25 @@ pub trait Strategy: Send + Sync + fmt::Debug {
     fn printer(&self) -> Option<Printer> {
         None
     }
+}
+
+/// Fills `new`'s defaults during an update, as a stored object: it
+/// carries the stored `resourceVersion` (the registry stamps it on every
+/// update anyway), so defaults that apply to new objects only do not apply.
+pub fn default_for_update<S: Strategy + ?Sized>(strategy: &S, old: &Value, new: &mut Value) {
+    if object::meta_str(new, "resourceVersion").is_empty() {
+        if let Some(rv) = old.pointer("/metadata/resourceVersion") {
+            object::metadata_mut(new).insert("resourceVersion".into(), rv.clone());
+        }
+    }
+    strategy.default(new);
+}
+
+/// Whether `object` is being created: the registry strips
+/// `resourceVersion` from a new object before defaulting it, and an update
+/// carries the stored one.
+pub fn is_new(object: &Value) -> bool {
+    object::meta_str(object, "resourceVersion").is_empty()
 }
 
 /// A field as field selectors read it: strings, numbers and booleans in

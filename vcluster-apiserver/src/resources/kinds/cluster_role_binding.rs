@@ -7,6 +7,7 @@ use vcluster_core::validation;
 use super::{BuiltinKind};
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
+use crate::resources::table::{cluster, columns, Printer};
 
 /// The ClusterRoleBinding kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
@@ -22,6 +23,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct ClusterRoleBindings;
 
 impl Strategy for ClusterRoleBindings {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::CLUSTER_ROLE_BINDING, cluster::role_binding))
+    }
+
     fn name_errors(&self, name: &str) -> Vec<String> {
         validation::path_segment_name_errors(name)
     }

@@ -10,6 +10,7 @@ use crate::resources::events;
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{cluster, columns, Printer};
+use crate::error::FieldCause;
 
 /// The Event kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -26,6 +27,26 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct EventsV1;
 
 impl Strategy for EventsV1 {
+    fn default(&self, object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            events::default_unset(map);
+        }
+    }
+
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        if object.get("eventTime").is_none_or(Value::is_null) {
+            causes.push(FieldCause::required("eventTime"));
+        }
+        let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
+        if !matches!(kind, "Normal" | "Warning") {
+            causes.push(FieldCause::invalid(
+                "type",
+                "",
+                format!("has invalid value: {kind}"),
+            ));
+        }
+    }
+
     fn selectable_fields(&self) -> &'static [&'static str] {
         events::FIELD_SELECTORS
     }

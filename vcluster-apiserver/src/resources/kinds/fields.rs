@@ -2,6 +2,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::error::FieldCause;
+
 /// The object at `field` of `parent`, created empty when missing or null.
 pub(super) fn obj_mut<'a>(
     parent: &'a mut Value,
@@ -21,4 +23,123 @@ pub(super) fn default_field(map: &mut Map<String, Value>, field: &str, value: Va
     if slot.is_null() {
         *slot = value;
     }
+}
+
+/// `Invalid value` of a value that is not a string, written as upstream's
+/// field errors write it (`-1`, `null`, a struct as JSON), unquoted.
+pub(super) fn invalid_raw(field: impl Into<String>, value: &str, why: &str) -> FieldCause {
+    FieldCause {
+        reason: "FieldValueInvalid",
+        field: field.into(),
+        message: format!("Invalid value: {value}: {why}"),
+    }
+}
+
+/// `Unsupported value` of a value that is not a string (rendered as
+/// upstream does), with the supported values quoted.
+pub(super) fn not_supported_raw(
+    field: impl Into<String>,
+    value: &str,
+    supported: &[&str],
+) -> FieldCause {
+    let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    FieldCause {
+        reason: "FieldValueNotSupported",
+        field: field.into(),
+        message: format!(
+            "Unsupported value: {value}: supported values: {}",
+            list.join(", ")
+        ),
+    }
+}
+
+/// A `Required value` with upstream's explanation after it.
+pub(super) fn required_because(field: impl Into<String>, why: &str) -> FieldCause {
+    FieldCause {
+        reason: "FieldValueRequired",
+        field: field.into(),
+        message: format!("Required value: {why}"),
+    }
+}
+
+/// An integer field that must not be negative
+/// (`ValidateNonnegativeField`).
+pub(super) fn nonnegative(object: &Value, path: &str, causes: &mut Vec<FieldCause>) {
+    if let Some(n) = crate::object::path(object, path).and_then(Value::as_i64) {
+        if n < 0 {
+            causes.push(invalid_raw(
+                path,
+                &n.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+}
+
+/// An internal Go struct as upstream's errors print it: JSON with the
+/// exported (capitalised) field names in declaration order, `null` when
+/// unset.
+pub(super) fn go_struct(value: &Value, fields: &[&str]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let mut name = f.to_owned().to_owned();
+            if let Some(first) = name.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            let v = value.get(*f).cloned().unwrap_or(Value::Null);
+            format!("{name:?}:{v}")
+        })
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// For a kind whose strategy keeps `metadata.generation` although it has
+/// no `spec` (pod templates, endpoint slices): 1 when created; the
+/// registry bumps it when the object's content changes.
+pub(super) fn track_generation(object: &mut Value) {
+    let meta = crate::object::metadata_mut(object);
+    if meta.get("generation").is_none_or(Value::is_null) {
+        meta.insert("generation".into(), json!(1));
+    }
+}
+
+/// For a kind whose strategy sets no `metadata.generation` although it has
+/// a `spec` (nodes, services, volumes, leases...): none, ever.
+pub(super) fn untrack_generation(object: &mut Value) {
+    crate::object::metadata_mut(object).remove("generation");
+}
+
+/// A rollout strategy's defaults (`SetDefaults_Deployment` and kin):
+/// `RollingUpdate` unless a type is given, and for that type its
+/// parameters, field by field.
+pub(super) fn default_strategy(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    rolling: &[(&str, Value)],
+) {
+    let Some(strategy) = child_object(spec, field) else {
+        return;
+    };
+    default_field(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) != Some("RollingUpdate") {
+        return;
+    }
+    if let Some(params) = child_object(strategy, "rollingUpdate") {
+        for (name, value) in rolling {
+            default_field(params, name, value.clone());
+        }
+    }
+}
+
+/// The object at `field` of `map`, created empty when missing or null.
+pub(super) fn child_object<'a>(
+    map: &'a mut Map<String, Value>,
+    field: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let child = map.entry(field).or_insert_with(|| json!({}));
+    if child.is_null() {
+        *child = json!({});
+    }
+    child.as_object_mut()
 }

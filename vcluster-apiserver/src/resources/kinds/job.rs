@@ -5,12 +5,12 @@ use k8s_openapi::api::batch;
 use serde_json::{json, Value};
 
 use super::{
-    fields::{default_field, obj_mut},
+    fields::{default_field, invalid_raw, nonnegative, obj_mut, required_because},
     pod_spec, BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
-use crate::resources::strategy::Strategy;
+use crate::resources::strategy::{is_new, Strategy};
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The Job kind.
@@ -29,8 +29,41 @@ impl Strategy for Jobs {
     }
 
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        for field in ["parallelism", "completions", "activeDeadlineSeconds", "backoffLimit"] {
+            nonnegative(object, &format!("spec.{field}"), causes);
+        }
         if object::path(object, "spec.template").is_none() {
             causes.push(FieldCause::required("spec.template"));
+            return;
+        }
+        let no_selector = object::path(object, "spec.selector").is_none_or(Value::is_null);
+        if no_selector {
+            causes.push(FieldCause::required("spec.selector"));
+        }
+        let selector = object::string_map(object::path(object, "spec.selector.matchLabels"));
+        let labels = object::string_map(object::path(object, "spec.template.metadata.labels"));
+        if no_selector || !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            causes.push(invalid_raw(
+                "spec.template.metadata.labels",
+                &object::path(object, "spec.template.metadata.labels")
+                    .filter(|l| !l.is_null())
+                    .map_or("null".to_owned(), Value::to_string),
+                "`selector` does not match template `labels`",
+            ));
+        }
+        let spec = object::path(object, "spec.template.spec");
+        pod_spec::validate(spec, "spec.template.spec", causes);
+        validate_restart_policy(spec, "spec.template.spec.restartPolicy", causes);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        // `ValidateImmutableField`: the selector a job's pods were made for.
+        let selector = new.pointer("/spec/selector");
+        if old.pointer("/spec/selector") != selector {
+            let shown = selector
+                .filter(|s| !s.is_null())
+                .map_or("null".to_owned(), Value::to_string);
+            causes.push(invalid_raw("spec.selector", &shown, "field is immutable"));
         }
     }
 
@@ -43,12 +76,38 @@ impl Strategy for Jobs {
     }
 }
 
+/// A job's pods run to completion: `OnFailure` or `Never`, not the pod
+/// default `Always`.
+pub(super) fn validate_restart_policy(
+    spec: Option<&Value>,
+    field: &str,
+    causes: &mut Vec<FieldCause>,
+) {
+    match spec
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+    {
+        "" | "Always" => causes.push(required_because(
+            field,
+            "valid values: \"OnFailure\", \"Never\"",
+        )),
+        "OnFailure" | "Never" => {}
+        other => causes.push(FieldCause::not_supported(
+            field,
+            other,
+            &["OnFailure", "Never"],
+        )),
+    }
+}
+
 /// Job defaults, and the selector upstream generates: unless the job
 /// asks for `manualSelector`, its pods are selected by the job's uid, so
 /// two jobs never adopt each other's pods.
 fn default_job(object: &mut Value) {
     let uid = object::meta_str(object, "uid").to_owned();
     let name = object::name(object).to_owned();
+    let creating = is_new(object);
     let Some(spec) = obj_mut(object, "spec") else {
         return;
     };
@@ -64,8 +123,11 @@ fn default_job(object: &mut Value) {
     default_field(spec, "completionMode", json!("NonIndexed"));
     default_field(spec, "suspend", json!(false));
     default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    default_field(spec, "manualSelector", json!(false));
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    if !manual && !uid.is_empty() && spec.get("selector").is_none_or(Value::is_null) {
+    // Only a new job gets a generated selector (`PrepareForCreate`): an
+    // update without one is refused, the selector being immutable.
+    if !manual && !uid.is_empty() && creating && spec.get("selector").is_none_or(Value::is_null) {
         spec.insert(
             "selector".into(),
             json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),

@@ -6,6 +6,10 @@ use super::{BuiltinKind};
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, network, Printer};
+use serde_json::Value;
+use super::fields::invalid_raw;
+use crate::error::FieldCause;
+use crate::object;
 
 /// The NetworkPolicy kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -22,6 +26,30 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct NetworkPolicys;
 
 impl Strategy for NetworkPolicys {
+    fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
+        let types = object::path(object, "spec.policyTypes").and_then(Value::as_array);
+        let types = types.map(Vec::as_slice).unwrap_or_default();
+        if types.len() > 2 {
+            let list: Vec<String> = types.iter().map(|t| t.as_str().unwrap_or("").to_owned()).collect();
+            causes.push(invalid_raw(
+                "spec.policyTypes",
+                &format!("{list:?}").replace(", ", ","),
+                "may not specify more than two policyTypes",
+            ));
+            return;
+        }
+        for (i, kind) in types.iter().enumerate() {
+            let kind = kind.as_str().unwrap_or("");
+            if !matches!(kind, "Ingress" | "Egress") {
+                causes.push(FieldCause::not_supported(
+                    format!("spec.policyTypes[{i}]"),
+                    kind,
+                    &["Ingress", "Egress"],
+                ));
+            }
+        }
+    }
+
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(
             columns::NETWORK_POLICY,

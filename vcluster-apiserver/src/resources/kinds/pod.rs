@@ -8,7 +8,9 @@ use super::{pod_spec, BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
-use crate::resources::strategy::{bool_field_value, generic_field_value, Strategy, Subresource};
+use crate::resources::strategy::{
+    bool_field_value, generic_field_value, Strategy, Subresource,
+};
 use crate::resources::table::{columns, pod, Printer};
 
 /// The Pod kind.
@@ -31,6 +33,8 @@ impl Strategy for Pods {
     fn default(&self, object: &mut Value) {
         if let Some(spec) = object.get_mut("spec") {
             pod_spec::default(spec);
+            pod_spec::default_pod_only(spec);
+            default_toleration_seconds(spec);
         }
     }
 
@@ -43,6 +47,12 @@ impl Strategy for Pods {
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+        if !only_added_tolerations(old, new) {
+            causes.push(FieldCause::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+        }
         if mutable_spec_removed(old) != mutable_spec_removed(new) {
             causes.push(FieldCause::forbidden("spec", IMMUTABLE_SPEC));
         }
@@ -126,6 +136,60 @@ fn mutable_spec_removed(pod: &Value) -> Value {
     spec
 }
 
+/// Every toleration of `old` is still in `new`, up to its
+/// `tolerationSeconds`: an update may only add tolerations.
+fn only_added_tolerations(old: &Value, new: &Value) -> bool {
+    let list = |pod: &Value| -> Vec<Value> {
+        pod.pointer("/spec/tolerations")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        if let Some(map) = t.as_object_mut() {
+                            map.remove("tolerationSeconds");
+                        }
+                        t
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let after = list(new);
+    list(old).iter().all(|t| after.contains(t))
+}
+
+/// A pod tolerates a not-ready or unreachable node for five minutes before
+/// it is evicted, unless it says otherwise (the DefaultTolerationSeconds
+/// admission plugin, on creates and updates).
+fn default_toleration_seconds(spec: &mut Value) {
+    let Some(map) = spec.as_object_mut() else {
+        return;
+    };
+    let list = map.entry("tolerations").or_insert_with(|| json!([]));
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    let Some(list) = list.as_array_mut() else {
+        return;
+    };
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        let tolerated = list.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let own_key = t.get("key").and_then(Value::as_str).unwrap_or("");
+            (effect.is_empty() || effect == "NoExecute") && (own_key == key || own_key.is_empty())
+        });
+        if !tolerated {
+            list.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            }));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +209,22 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][1]["imagePullPolicy"], "Always");
         assert_eq!(pod["status"]["phase"], "Pending");
         assert_eq!(pod["status"]["qosClass"], "BestEffort");
+        assert_eq!(pod["spec"]["serviceAccount"], "default");
+        let keys: Vec<&str> = pod["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["key"].as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+        );
+        let mut fewer = pod.clone();
+        fewer["spec"]["tolerations"] = json!([pod["spec"]["tolerations"][0].clone()]);
+        let mut causes = Vec::new();
+        KIND.strategy.validate_update(&pod, &fewer, &mut causes);
+        assert_eq!(causes[0].field, "spec.tolerations");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use vcluster_core::validation;
 use super::fields::default_field;
 use crate::error::FieldCause;
 
-/// Fills a pod spec's defaults (`SetDefaults_PodSpec` and its containers').
+/// Fills a pod spec's defaults (`SetDefaults_PodSpec` and its containers'),
+/// those of pods and of pod templates alike.
 pub(super) fn default(spec: &mut Value) {
     let Some(map) = spec.as_object_mut() else {
         return;
@@ -20,8 +21,7 @@ pub(super) fn default(spec: &mut Value) {
     default_field(map, "terminationGracePeriodSeconds", json!(30));
     default_field(map, "schedulerName", json!("default-scheduler"));
     default_field(map, "securityContext", json!({}));
-    default_field(map, "enableServiceLinks", json!(true));
-    default_field(map, "serviceAccountName", json!("default"));
+    mirror_service_account(map);
     for list in ["initContainers", "containers"] {
         if let Some(containers) = map.get_mut(list).and_then(Value::as_array_mut) {
             for container in containers.iter_mut().filter_map(Value::as_object_mut) {
@@ -48,10 +48,44 @@ pub(super) fn default(spec: &mut Value) {
     }
 }
 
+/// What a pod gets besides its spec's defaults, and a pod template does
+/// not: service links (`SetDefaults_Pod`) and the `default` service account
+/// (the ServiceAccount admission plugin).
+pub(super) fn default_pod_only(spec: &mut Value) {
+    let Some(map) = spec.as_object_mut() else {
+        return;
+    };
+    default_field(map, "enableServiceLinks", json!(true));
+    default_field(map, "serviceAccountName", json!("default"));
+    mirror_service_account(map);
+}
+
+/// v1's deprecated `serviceAccount` is the service account name, in both
+/// directions of upstream's conversion: it fills an unset
+/// `serviceAccountName`, and always shows what that holds.
+fn mirror_service_account(map: &mut serde_json::Map<String, Value>) {
+    let name = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let account = name(map.get("serviceAccountName")).or_else(|| name(map.get("serviceAccount")));
+    if let Some(account) = account {
+        map.insert("serviceAccountName".into(), json!(account));
+        map.insert("serviceAccount".into(), json!(account));
+    }
+}
+
 /// Defaults the pod spec of the template at `pointer`, if there is one.
+/// The template's metadata is always written, `{}` when empty, as Go
+/// writes the struct.
 pub(super) fn default_template(object: &mut Value, pointer: &str) {
     if let Some(spec) = object.pointer_mut(pointer) {
         default(spec);
+    }
+    let template = pointer.strip_suffix("/spec").unwrap_or(pointer);
+    if let Some(template) = object.pointer_mut(template).and_then(Value::as_object_mut) {
+        default_field(template, "metadata", json!({}));
     }
 }
 

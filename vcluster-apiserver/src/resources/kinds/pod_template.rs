@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core;
 use serde_json::Value;
 
+use super::fields::track_generation;
 use super::{pod_spec, BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
@@ -36,6 +37,7 @@ impl Strategy for PodTemplates {
     }
 
     fn default(&self, object: &mut Value) {
+        track_generation(object);
         pod_spec::default_template(object, "/template/spec");
     }
 

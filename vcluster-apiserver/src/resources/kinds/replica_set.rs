@@ -2,7 +2,7 @@
 //! selects the template, selectable by `status.replicas`.
 
 use k8s_openapi::api::apps;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::workload::Workload;
 use super::BuiltinKind;
@@ -25,6 +25,12 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 const STRATEGY: Workload = Workload {
     replicas: true,
     spec_defaults,
+    spec_checks: super::workload::no_checks,
+    later_checks: super::workload::no_checks,
+    noun: "deployment",
+    status: || Some(json!({"replicas": 0})),
+    object_defaults: super::workload::no_object_defaults,
+    on_update: super::workload::no_update_rules,
     selectable_fields: &["metadata.name", "metadata.namespace", "status.replicas"],
     printer: Printer::new(columns::REPLICA_SET, workloads::replica_set),
 };

@@ -7,6 +7,7 @@ use vcluster_core::validation;
 use super::{BuiltinKind};
 use crate::resources::Typed;
 use crate::resources::strategy::Strategy;
+use crate::resources::table::{cluster, columns, Printer};
 
 /// The RoleBinding kind.
 pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
@@ -22,6 +23,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 struct RoleBindings;
 
 impl Strategy for RoleBindings {
+    fn printer(&self) -> Option<Printer> {
+        Some(Printer::new(columns::ROLE_BINDING, cluster::role_binding))
+    }
+
     fn name_errors(&self, name: &str) -> Vec<String> {
         validation::path_segment_name_errors(name)
     }

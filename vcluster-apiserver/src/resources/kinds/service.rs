@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use vcluster_core::validation;
 
 use super::{
-    fields::{default_field, obj_mut},
+    fields::{default_field, invalid_raw, obj_mut, untrack_generation},
     BuiltinKind};
 use crate::error::FieldCause;
 use crate::object;
@@ -36,6 +36,7 @@ impl Strategy for Services {
     }
 
     fn default(&self, object: &mut Value) {
+        untrack_generation(object);
         if let Some(spec) = obj_mut(object, "spec") {
             default_spec(spec);
         }
@@ -106,14 +107,6 @@ fn validate_spec(object: &Value, causes: &mut Vec<FieldCause>) {
     }
     let named = ports.is_some_and(|p| p.len() > 1);
     for (i, port) in ports.into_iter().flatten().enumerate() {
-        let number = port.get("port").and_then(Value::as_i64).unwrap_or(0);
-        if !(1..=65535).contains(&number) {
-            causes.push(FieldCause::invalid(
-                format!("spec.ports[{i}].port"),
-                &number.to_string(),
-                "must be between 1 and 65535, inclusive",
-            ));
-        }
         if named
             && port
                 .get("name")
@@ -122,6 +115,23 @@ fn validate_spec(object: &Value, causes: &mut Vec<FieldCause>) {
                 .is_empty()
         {
             causes.push(FieldCause::required(format!("spec.ports[{i}].name")));
+        }
+        let number = port.get("port").and_then(Value::as_i64).unwrap_or(0);
+        if !(1..=65535).contains(&number) {
+            causes.push(invalid_raw(
+                format!("spec.ports[{i}].port"),
+                &number.to_string(),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        if let Some(target) = port.get("targetPort").and_then(Value::as_i64) {
+            if !(1..=65535).contains(&target) {
+                causes.push(invalid_raw(
+                    format!("spec.ports[{i}].targetPort"),
+                    &target.to_string(),
+                    "must be between 1 and 65535, inclusive",
+                ));
+            }
         }
     }
 }

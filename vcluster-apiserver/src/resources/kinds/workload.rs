@@ -4,11 +4,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fields::{default_field, obj_mut};
+use super::fields::{default_field, invalid_raw, nonnegative, obj_mut};
 use super::pod_spec;
 use crate::error::FieldCause;
 use crate::object;
-use crate::resources::strategy::Strategy;
+use crate::resources::strategy::{default_for_update, Strategy};
 use crate::resources::table::Printer;
 
 /// The rules of one `apps` workload kind: what the four share, with the
@@ -19,6 +19,22 @@ pub(super) struct Workload {
     pub(super) replicas: bool,
     /// The kind's own spec defaults (rollout strategy, history limit...).
     pub(super) spec_defaults: fn(&mut Map<String, Value>),
+    /// The kind's own spec checks (policies, strategies), run before the
+    /// selector's.
+    pub(super) spec_checks: fn(&Value, &mut Vec<FieldCause>),
+    /// The kind's own spec checks run after the selector's and the
+    /// template's (rollout strategies, history limits), in upstream's order.
+    pub(super) later_checks: fn(&Value, &mut Vec<FieldCause>),
+    /// How upstream's messages name the kind (`deployment`, `statefulset`).
+    pub(super) noun: &'static str,
+    /// The status a new object starts with (Go writes the counters that
+    /// have no `omitempty`).
+    pub(super) status: fn() -> Option<Value>,
+    /// The kind's own defaults beyond the spec (annotations).
+    pub(super) object_defaults: fn(&mut Value),
+    /// The kind's own `PrepareForUpdate`, after defaulting (generation
+    /// rules beyond "the spec changed").
+    pub(super) on_update: fn(&Value, &mut Value),
     /// The fields a list may select on.
     pub(super) selectable_fields: &'static [&'static str],
     /// How `kubectl get` shows it.
@@ -28,14 +44,34 @@ pub(super) struct Workload {
 impl Strategy for Workload {
     fn default(&self, object: &mut Value) {
         default(object, self.replicas, self.spec_defaults);
+        (self.object_defaults)(object);
+    }
+
+    fn initial_status(&self, _object: &Value) -> Option<Value> {
+        (self.status)()
+    }
+
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        default_for_update(self, old, new);
+        (self.on_update)(old, new);
     }
 
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
-        validate(object, causes);
+        if self.replicas {
+            nonnegative(object, "spec.replicas", causes);
+        }
+        nonnegative(object, "spec.minReadySeconds", causes);
+        (self.spec_checks)(object, causes);
+        validate(object, self.noun, causes);
+        (self.later_checks)(object, causes);
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        validate_update(old, new, causes);
+        if self.noun == "statefulset" {
+            validate_stateful_set_update(old, new, causes);
+        } else {
+            validate_update(old, new, causes);
+        }
     }
 
     fn selectable_fields(&self) -> &'static [&'static str] {
@@ -46,6 +82,20 @@ impl Strategy for Workload {
         Some(self.printer)
     }
 }
+
+/// No status fields of the kind's own.
+pub(super) fn no_status() -> Option<Value> {
+    None
+}
+
+/// No defaults of the kind's own beyond its spec's.
+pub(super) fn no_object_defaults(_object: &mut Value) {}
+
+/// No update rules of the kind's own.
+pub(super) fn no_update_rules(_old: &Value, _new: &mut Value) {}
+
+/// No checks of the kind's own.
+pub(super) fn no_checks(_object: &Value, _causes: &mut Vec<FieldCause>) {}
 
 /// Sets `spec.replicas` (1) and the pod template's defaults; `more` adds
 /// the kind's own spec defaults.
@@ -61,7 +111,7 @@ fn default(object: &mut Value, replicas: bool, more: fn(&mut Map<String, Value>)
 }
 
 /// A selector is required, not empty, and selects the template's labels.
-fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
+fn validate(object: &Value, noun: &str, causes: &mut Vec<FieldCause>) {
     let Some(selector) = object::path(object, "spec.selector") else {
         causes.push(FieldCause::required("spec.selector"));
         return;
@@ -75,7 +125,7 @@ fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
         causes.push(FieldCause::invalid(
             "spec.selector",
             "{}",
-            "empty selector is invalid for deployment",
+            format!("empty selector is invalid for {noun}"),
         ));
     }
     let template_labels = object::string_map(object::path(object, "spec.template.metadata.labels"));
@@ -83,9 +133,12 @@ fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
         .iter()
         .all(|(k, v)| template_labels.get(k) == Some(v));
     if !matches {
-        causes.push(FieldCause::invalid(
+        let shown = object::path(object, "spec.template.metadata.labels")
+            .filter(|l| !l.is_null())
+            .map_or("null".to_owned(), Value::to_string);
+        causes.push(invalid_raw(
             "spec.template.metadata.labels",
-            &format!("{template_labels:?}"),
+            &shown,
             "`selector` does not match template `labels`",
         ));
     }
@@ -96,9 +149,40 @@ fn validate(object: &Value, causes: &mut Vec<FieldCause>) {
     );
 }
 
-/// `spec.selector` never changes after create.
+/// `spec.selector` never changes after create (`ValidateImmutableField`,
+/// which shows the new value).
 fn validate_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-    if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
-        causes.push(FieldCause::immutable("spec.selector"));
+    let selector = new.pointer("/spec/selector");
+    if old.pointer("/spec/selector") != selector {
+        let shown = selector
+            .filter(|s| !s.is_null())
+            .map_or("null".to_owned(), Value::to_string);
+        causes.push(invalid_raw("spec.selector", &shown, "field is immutable"));
+    }
+}
+
+/// A stateful set's spec may change only in the fields upstream lists.
+fn validate_stateful_set_update(old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
+    const MUTABLE: &[&str] = &[
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "revisionHistoryLimit",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+    ];
+    let fixed = |object: &Value| {
+        let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(map) = spec.as_object_mut() {
+            map.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+        }
+        spec
+    };
+    if fixed(old) != fixed(new) {
+        causes.push(FieldCause::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
 }

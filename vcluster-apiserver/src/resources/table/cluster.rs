@@ -226,6 +226,47 @@ pub(crate) fn custom_resource_definition(crd: &Value, _now: Timestamp) -> Row {
     .into()
 }
 
+/// NAME and CREATED AT (RFC 3339, UTC), as upstream's default convertor.
+pub(crate) fn created_at(object: &Value, _now: Timestamp) -> Row {
+    let created = time_at(object, &["metadata", "creationTimestamp"])
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map_or(Value::Null, Value::String);
+    vec![name(object).into(), created].into()
+}
+
+/// NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS for (cluster) role bindings.
+pub(crate) fn role_binding(binding: &Value, now: Timestamp) -> Row {
+    let role = format!(
+        "{}/{}",
+        str_at(binding, &["roleRef", "kind"]),
+        str_at(binding, &["roleRef", "name"])
+    );
+    let (mut users, mut groups, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
+    for subject in list_at(binding, &["subjects"]) {
+        let subject_name = str_at(subject, &["name"]);
+        match str_at(subject, &["kind"]) {
+            "ServiceAccount" => {
+                accounts.push(format!(
+                    "{}/{subject_name}",
+                    str_at(subject, &["namespace"])
+                ));
+            }
+            "User" => users.push(subject_name.to_owned()),
+            "Group" => groups.push(subject_name.to_owned()),
+            _ => {}
+        }
+    }
+    vec![
+        name(binding).into(),
+        role.into(),
+        age(binding, now).into(),
+        users.join(", ").into(),
+        groups.join(", ").into(),
+        accounts.join(", ").into(),
+    ]
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{cells, headers};

@@ -210,8 +210,8 @@ pub(crate) const STORAGE_CLASS: &[Column] = &[
 pub(crate) const DEPLOYMENT: &[Column] = &[
     NAME,
     READY_PODS,
-    string("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-    string("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+    string("Up-to-date", "Total number of non-terminating pods targeted by this deployment that have the desired template spec."),
+    string("Available", "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment."),
     AGE,
     CONTAINERS,
     IMAGES,
@@ -220,9 +220,9 @@ pub(crate) const DEPLOYMENT: &[Column] = &[
 
 pub(crate) const REPLICA_SET: &[Column] = &[
     NAME,
-    integer("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
-    integer("Current", "Replicas is the most recently oberved number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller"),
-    integer("Ready", "The number of ready replicas for this replica set."),
+    integer("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"),
+    integer("Current", "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"),
+    integer("Ready", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition."),
     AGE,
     CONTAINERS,
     IMAGES,
@@ -233,11 +233,12 @@ pub(crate) const STATEFUL_SET: &[Column] = &[NAME, READY_PODS, AGE, CONTAINERS, 
 
 pub(crate) const CONTROLLER_REVISION: &[Column] = &[
     NAME,
+    string("Controller", "Controller of the object"),
+    // Upstream types the column `string` though its cells are numbers.
     string(
-        "Controller",
-        "The object whose pod template this revision records, as kind.group/name.",
+        "Revision",
+        "revision indicates the revision of the state represented by Data.",
     ),
-    integer("Revision", "The revision's number: higher is newer."),
     AGE,
 ];
 
@@ -317,4 +318,26 @@ pub(crate) const NETWORK_POLICY: &[Column] = &[
     NAME,
     string("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace."),
     AGE,
+];
+
+/// The table upstream's default convertor makes for kinds without a
+/// printer (roles, cluster roles): NAME and the creation time itself.
+pub(crate) const CREATED_AT: &[Column] = &[NAME, column("Created At", "date", CREATED_DOC)];
+
+pub(crate) const ROLE_BINDING: &[Column] = &[
+    NAME,
+    string("Role", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),
+    AGE,
+    string("Users", "Users in the roleBinding").wide(),
+    string("Groups", "Groups in the roleBinding").wide(),
+    string("ServiceAccounts", "ServiceAccounts in the roleBinding").wide(),
+];
+
+pub(crate) const CLUSTER_ROLE_BINDING: &[Column] = &[
+    NAME,
+    string("Role", "RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),
+    AGE,
+    string("Users", "Users in the clusterRoleBinding").wide(),
+    string("Groups", "Groups in the clusterRoleBinding").wide(),
+    string("ServiceAccounts", "ServiceAccounts in the clusterRoleBinding").wide(),
 ];

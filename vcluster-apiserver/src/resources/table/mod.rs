@@ -215,15 +215,34 @@ fn default_row(object: &Value, now: Timestamp) -> Row {
     vec![format::name(object).into(), format::age(object, now).into()].into()
 }
 
+/// Upstream prints the internal form of an object, whose metadata lacks
+/// what apps/v1 only keeps in annotations: a daemon set's template
+/// generation is a spec field there.
+fn internal_metadata(resource: &ResourceInfo, metadata: &mut Value) {
+    if resource.group != "apps" || resource.kind != "DaemonSet" {
+        return;
+    }
+    let Some(meta) = metadata.as_object_mut() else {
+        return;
+    };
+    if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove("deprecated.daemonset.template.generation");
+        if annotations.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+}
+
 /// What a row embeds under `object` for the requested `includeObject`.
 fn row_object(resource: &ResourceInfo, object: &Value, include: IncludeObject) -> Option<Value> {
     match include {
         IncludeObject::None => None,
         IncludeObject::Metadata => {
-            let metadata = format::get(object, &["metadata"])
+            let mut metadata = format::get(object, &["metadata"])
                 .filter(|m| m.is_object())
                 .cloned()
                 .unwrap_or_else(|| json!({}));
+            internal_metadata(resource, &mut metadata);
             Some(json!({
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
