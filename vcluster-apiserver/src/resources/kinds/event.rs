@@ -3,7 +3,7 @@
 //! `event_v1`).
 
 use k8s_openapi::api::core;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{BuiltinKind};
 use crate::object;
@@ -25,21 +25,6 @@ impl Strategy for Events {
     /// format (only events.k8s.io/v1 applies `ValidateObjectMeta`'s).
     fn name_errors(&self, _name: &str) -> Vec<String> {
         Vec::new()
-    }
-
-    /// The fields Go writes even when unset (no `omitempty`).
-    fn default(&self, object: &mut Value) {
-        if let Some(map) = object.as_object_mut() {
-            for (field, empty) in [
-                ("firstTimestamp", Value::Null),
-                ("lastTimestamp", Value::Null),
-                ("eventTime", Value::Null),
-                ("reportingComponent", json!("")),
-                ("reportingInstance", json!("")),
-            ] {
-                map.entry(field).or_insert(empty);
-            }
-        }
     }
 
     fn selectable_fields(&self) -> &'static [&'static str] {
