@@ -58,6 +58,9 @@ pub struct SimulatedNodeConfig {
     /// logs`; `None`: no endpoint (an embedded host reads logs through its
     /// own log source).
     pub kubelet_port: Option<u16>,
+    /// How often the node reports its status (a kubelet's node status
+    /// update frequency).
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for SimulatedNodeConfig {
@@ -68,6 +71,7 @@ impl Default for SimulatedNodeConfig {
             pod_cidr: "10.244.0.0/16".into(),
             complete_after: Duration::from_secs(10),
             kubelet_port: None,
+            heartbeat_interval: Duration::from_secs(30),
         }
     }
 }
@@ -155,8 +159,12 @@ pub struct SimulatedNode {
     config: SimulatedNodeConfig,
     client: kube::Client,
     ips: Arc<Mutex<PodIps>>,
-    /// The kubelet endpoint's listener, its TLS and its port.
+    /// The kubelet endpoint's listener, its TLS and its port (taken when
+    /// the node runs).
     kubelet: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor, u16)>,
+    /// The kubelet endpoint's port, 0 without one: every heartbeat reports
+    /// it, also once the listener was handed to the serving task.
+    kubelet_port: u16,
 }
 
 fn now() -> String {
@@ -222,6 +230,7 @@ impl SimulatedNode {
             config,
             client,
             ips: Arc::new(Mutex::new(ips)),
+            kubelet_port: kubelet.as_ref().map_or(0, |k| k.2),
             kubelet,
         };
         simulated
@@ -253,7 +262,7 @@ impl SimulatedNode {
                 {"type": "InternalIP", "address": self.config.address.to_string()},
                 {"type": "Hostname", "address": self.config.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet.as_ref().map_or(0, |k| k.2)}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "kubeletVersion": "v1.33.0-simulated",
                 "kubeProxyVersion": "v1.33.0-simulated",
@@ -292,7 +301,7 @@ impl SimulatedNode {
             .default_backoff()
             .applied_objects();
         futures::pin_mut!(stream);
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         heartbeat.tick().await;
         loop {
             tokio::select! {

@@ -23,6 +23,10 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct ClusterRoleBindings;
 
 impl Strategy for ClusterRoleBindings {
+    fn default(&self, object: &mut serde_json::Value) {
+        super::role_binding::default_binding(object);
+    }
+
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(columns::CLUSTER_ROLE_BINDING, cluster::role_binding))
     }
