@@ -200,13 +200,20 @@ impl ApiError {
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
+        // Several causes read as Go's aggregate error: in brackets.
+        let summary = match summary.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
         let mut err = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid",
-            format!("{kind} {name:?} is invalid: {}", summary.join(", ")),
+            format!("{kind} {name:?} is invalid: {summary}"),
         );
+        // `kind` is a group kind as Go prints one: `ReplicaSet.apps`.
+        let (kind, group) = kind.split_once('.').unwrap_or((kind, ""));
         err.target = Some(Box::new(ErrorTarget {
-            group: String::new(),
+            group: group.to_owned(),
             kind: kind.to_owned(),
             name: name.to_owned(),
         }));

@@ -147,6 +147,16 @@ pub(super) fn normalize_metadata(object: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Fills `metadata.name` from `generateName` as kube-apiserver does.
+/// The kind as Go prints a group kind in messages: `ReplicaSet.apps`,
+/// `Pod` for the core group.
+pub(super) fn group_kind(resource: &ResourceInfo) -> String {
+    if resource.group.is_empty() {
+        resource.kind.clone()
+    } else {
+        format!("{}.{}", resource.kind, resource.group)
+    }
+}
+
 pub(super) fn assign_name(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
     if !object::name(object).is_empty() {
         return Ok(());
@@ -154,7 +164,7 @@ pub(super) fn assign_name(resource: &ResourceInfo, object: &mut Value) -> Result
     let prefix = object::meta_str(object, "generateName").to_owned();
     if prefix.is_empty() {
         return Err(ApiError::invalid(
-            &resource.kind,
+            &group_kind(resource),
             "",
             vec![crate::error::FieldCause {
                 reason: "FieldValueRequired",
@@ -200,7 +210,7 @@ pub(super) fn reject_causes(
         Ok(())
     } else {
         Err(ApiError::invalid(
-            &resource.kind,
+            &group_kind(resource),
             object::name(object),
             causes,
         ))
