@@ -108,11 +108,11 @@ def parse_file(path, atomic_structs, named_scalars, named_collections):
             if key == "-":
                 continue
             if ",inline" in tag or key == "":
-                structs[current].append((None, ty.split(".")[-1].lstrip("*"), False, False))
+                structs[current].append((None, ty.split(".")[-1].lstrip("*"), False, False, False))
             else:
                 atomic = any(x in " ".join(field_markers)
                              for x in ("+mapType=atomic", "+listType=atomic", "+structType=atomic"))
-                structs[current].append((key, ty, ",omitempty" in tag or ",omitzero" in tag, atomic))
+                structs[current].append((key, ty, ",omitempty" in tag, ",omitzero" in tag, atomic))
     return structs
 
 
@@ -156,13 +156,14 @@ def main():
 
     meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
 
-    def flags(ty, omitempty, atomic):
+    def flags(ty, omitempty, omitzero, atomic):
         base = element_type(ty)
         nil_able = ty.startswith(("*", "[]", "map[")) or base in named_collections
         by_value_struct = (not nil_able and base not in SCALARS
                            and base not in named_scalars)
         out = ""
-        if not omitempty or by_value_struct:
+        # omitzero (Go 1.24) drops a zero value of any type, structs too.
+        if not omitzero and (not omitempty or by_value_struct):
             out += "!"
         if atomic or base in atomic_structs or base == "RawExtension":
             out += "@"
@@ -173,9 +174,9 @@ def main():
     def expand(package, struct, seen=()):
         keys = []
         fields = packages.get(package, {}).get(struct) or meta.get(struct) or []
-        for key, ty, omitempty, atomic in fields:
+        for key, ty, omitempty, omitzero, atomic in fields:
             if key is not None:
-                keys.append(key + flags(ty, omitempty, atomic))
+                keys.append(key + flags(ty, omitempty, omitzero, atomic))
             elif ty and ty not in seen:
                 where = package if ty in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
                 keys.extend(expand(where, ty, seen + (ty,)))
