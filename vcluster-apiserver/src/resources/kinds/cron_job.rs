@@ -36,9 +36,6 @@ impl Strategy for CronJobs {
             default_field(spec, "suspend", json!(false));
             default_field(spec, "successfulJobsHistoryLimit", json!(3));
             default_field(spec, "failedJobsHistoryLimit", json!(1));
-            if let Some(template) = spec.get_mut("jobTemplate").and_then(Value::as_object_mut) {
-                default_field(template, "metadata", json!({}));
-            }
         }
         pod_spec::default_template(object, "/spec/jobTemplate/spec/template/spec");
     }

@@ -77,15 +77,12 @@ fn mirror_service_account(map: &mut serde_json::Map<String, Value>) {
 }
 
 /// Defaults the pod spec of the template at `pointer`, if there is one.
-/// The template's metadata is always written, `{}` when empty, as Go
-/// writes the struct.
+/// (The template's empty `metadata: {}` is written by the serializer, as
+/// Go writes a struct held by value; a default here would make the writer
+/// own it.)
 pub(super) fn default_template(object: &mut Value, pointer: &str) {
     if let Some(spec) = object.pointer_mut(pointer) {
         default(spec);
-    }
-    let template = pointer.strip_suffix("/spec").unwrap_or(pointer);
-    if let Some(template) = object.pointer_mut(template).and_then(Value::as_object_mut) {
-        default_field(template, "metadata", json!({}));
     }
 }
 
