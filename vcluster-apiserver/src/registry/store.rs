@@ -54,6 +54,7 @@ impl Registry {
         resource.strategy.default(&mut object);
         set_initial_status(resource, &mut object);
         patch::apply::record_update(resource, None, &mut object, options.field_manager.as_ref())?;
+        resource.strategy.prepare_for_create(&mut object);
         reject_invalid(resource, &object)?;
         options.admit(resource, &object, None)?;
         if is_crd(resource) {

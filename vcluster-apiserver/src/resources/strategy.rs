@@ -71,6 +71,13 @@ pub trait Strategy: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Changes a create makes after the writer's managed fields are
+    /// recorded, which the writer therefore does not own: upstream's
+    /// mutating admission (a pod's service account, its default
+    /// tolerations) and `PrepareForCreate` (a job's generated selector).
+    /// [`Strategy::default`] is for defaults applied as the body is read.
+    fn prepare_for_create(&self, _object: &mut Value) {}
+
     /// Whether `DELETE` answers with the object it removed (upstream's
     /// `ReturnDeletedObject`: pods, services, volumes and a few more)
     /// rather than a `Status` naming it. An object that stays, waiting for

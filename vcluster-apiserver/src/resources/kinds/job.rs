@@ -10,7 +10,7 @@ use super::{
 use crate::error::FieldCause;
 use crate::object;
 use crate::resources::Typed;
-use crate::resources::strategy::{is_new, Strategy};
+use crate::resources::strategy::Strategy;
 use crate::resources::table::{columns, workloads, Printer};
 
 /// The Job kind.
@@ -26,6 +26,12 @@ struct Jobs;
 impl Strategy for Jobs {
     fn default(&self, object: &mut Value) {
         default_job(object);
+    }
+
+    /// A new job's generated selector and pod labels (`PrepareForCreate`:
+    /// after the writer's managed fields, so not the writer's).
+    fn prepare_for_create(&self, object: &mut Value) {
+        generate_selector(object);
     }
 
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
@@ -101,13 +107,8 @@ pub(super) fn validate_restart_policy(
     }
 }
 
-/// Job defaults, and the selector upstream generates: unless the job
-/// asks for `manualSelector`, its pods are selected by the job's uid, so
-/// two jobs never adopt each other's pods.
+/// Job defaults (the generated selector is [`generate_selector`]'s).
 fn default_job(object: &mut Value) {
-    let uid = object::meta_str(object, "uid").to_owned();
-    let name = object::name(object).to_owned();
-    let creating = is_new(object);
     let Some(spec) = obj_mut(object, "spec") else {
         return;
     };
@@ -124,10 +125,20 @@ fn default_job(object: &mut Value) {
     default_field(spec, "suspend", json!(false));
     default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
     default_field(spec, "manualSelector", json!(false));
+    pod_spec::default_template(object, "/spec/template/spec");
+}
+
+/// The selector upstream generates for a new job: unless the job asks
+/// for `manualSelector`, its pods are selected by the job's uid, so two
+/// jobs never adopt each other's pods; the pod template gets the labels.
+fn generate_selector(object: &mut Value) {
+    let uid = object::meta_str(object, "uid").to_owned();
+    let name = object::name(object).to_owned();
+    let Some(spec) = obj_mut(object, "spec") else {
+        return;
+    };
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    // Only a new job gets a generated selector (`PrepareForCreate`): an
-    // update without one is refused, the selector being immutable.
-    if !manual && !uid.is_empty() && creating && spec.get("selector").is_none_or(Value::is_null) {
+    if !manual && !uid.is_empty() && spec.get("selector").is_none_or(Value::is_null) {
         spec.insert(
             "selector".into(),
             json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
@@ -148,7 +159,6 @@ fn default_job(object: &mut Value) {
             }
         }
     }
-    pod_spec::default_template(object, "/spec/template/spec");
 }
 
 #[cfg(test)]

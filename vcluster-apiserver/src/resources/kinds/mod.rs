@@ -196,10 +196,12 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
     BUILTIN.iter().map(|kind| kind.resource()).collect()
 }
 
-/// What a kind's defaulting and validation make of `object`, for tests.
+/// What a create makes of `object` before validation (defaults, initial
+/// status, what the create prepares), for tests.
 #[cfg(test)]
 fn defaulted(kind: &BuiltinKind, mut object: serde_json::Value) -> serde_json::Value {
     kind.strategy.default(&mut object);
+    kind.strategy.prepare_for_create(&mut object);
     if let (Some(status), Some(map)) = (
         kind.strategy.initial_status(&object),
         object.as_object_mut(),

@@ -34,6 +34,14 @@ impl Strategy for Pods {
         if let Some(spec) = object.get_mut("spec") {
             pod_spec::default(spec);
             pod_spec::default_pod_only(spec);
+        }
+    }
+
+    /// What upstream's ServiceAccount and DefaultTolerationSeconds
+    /// admission add to a new pod.
+    fn prepare_for_create(&self, object: &mut Value) {
+        if let Some(spec) = object.get_mut("spec") {
+            pod_spec::default_service_account(spec);
             default_toleration_seconds(spec);
         }
     }

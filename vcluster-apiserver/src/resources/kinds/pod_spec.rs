@@ -56,6 +56,15 @@ pub(super) fn default_pod_only(spec: &mut Value) {
         return;
     };
     default_field(map, "enableServiceLinks", json!(true));
+    mirror_service_account(map);
+}
+
+/// A new pod without a service account runs as `default` (upstream's
+/// ServiceAccount admission).
+pub(super) fn default_service_account(spec: &mut Value) {
+    let Some(map) = spec.as_object_mut() else {
+        return;
+    };
     default_field(map, "serviceAccountName", json!("default"));
     mirror_service_account(map);
 }
