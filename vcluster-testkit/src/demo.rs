@@ -30,6 +30,35 @@ pub fn demo_binary() -> PathBuf {
     binary
 }
 
+/// Waits until a demo started with a piped standard output prints its
+/// banner (the `export KUBECONFIG=` line), within `deadline`. The output
+/// keeps being read to its end, even once nobody listens: a closed pipe
+/// would make the demo's next print fail.
+pub fn wait_for_banner(child: &mut Child, deadline: Duration) -> Result<(), String> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("the demo's standard output is not piped")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let start = Instant::now();
+    loop {
+        match rx.recv_timeout(deadline.saturating_sub(start.elapsed())) {
+            Ok(line) if line.contains("export KUBECONFIG=") => return Ok(()),
+            Ok(_) => continue,
+            Err(_) => {
+                return Err(format!(
+                    "the demo did not print its banner within {deadline:?}"
+                ))
+            }
+        }
+    }
+}
+
 /// A running demo process; killed if a test fails half-way.
 pub struct DemoProcess {
     child: Child,
@@ -57,25 +86,9 @@ impl DemoProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the demo");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keep reading to the end, even once nobody listens: a closed pipe
-        // would make the demo's next print fail.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let start = Instant::now();
-        loop {
-            match rx.recv_timeout(DEADLINE.saturating_sub(start.elapsed())) {
-                Ok(line) if line.contains("export KUBECONFIG=") => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("the demo did not print its banner within {DEADLINE:?}");
-                }
-            }
+        if let Err(err) = wait_for_banner(&mut child, DEADLINE) {
+            let _ = child.kill();
+            panic!("{err}");
         }
         Self { child }
     }

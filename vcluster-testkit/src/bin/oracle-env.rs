@@ -12,12 +12,13 @@
 //! oracle-env --out DIR [--demo target/debug/examples/demo] [--until-stdin-closes]
 //! ```
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use vcluster_testkit::demo::wait_for_banner;
 use vcluster_testkit::free_ports;
 use vcluster_testkit::real_host::{RealHost, RealHostOptions};
 
@@ -115,25 +116,9 @@ fn start_demo(binary: &Path, host: &RealHost, out: &Path) -> Result<Child, Strin
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let stdout = child.stdout.take().ok_or("the demo's stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let start = Instant::now();
-    loop {
-        match rx.recv_timeout(DEMO_DEADLINE.saturating_sub(start.elapsed())) {
-            Ok(line) if line.contains("export KUBECONFIG=") => break,
-            Ok(_) => continue,
-            Err(_) => {
-                stop_child(&mut child);
-                return Err(format!(
-                    "the demo did not print its banner within {DEMO_DEADLINE:?}"
-                ));
-            }
-        }
+    if let Err(err) = wait_for_banner(&mut child, DEMO_DEADLINE) {
+        stop_child(&mut child);
+        return Err(err);
     }
     copy(
         &data_dir.join("kubeconfig"),
