@@ -18,6 +18,7 @@ use vcluster_apiserver::auth::{ServiceAccountKey, StaticTokens};
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{state_files, ApiServer, ApiServerConfig, TlsConfig};
+use vcluster_controllers::csrsigning::ClusterSigner;
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
@@ -465,7 +466,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
 
     // The virtual controllers (Deployments, Jobs, Endpoints, ...), against
     // the virtual API server only.
-    let controller_options = ControllerOptions::default().with_root_ca(certs.ca_cert.clone());
+    let mut controller_options = ControllerOptions::default().with_root_ca(certs.ca_cert.clone());
+    controller_options.signer = Some(ClusterSigner::new(
+        certs.ca_cert.clone(),
+        certs.ca_key.clone(),
+    ));
     tasks.push(
         ControllerManager::new(virtual_server.client(), controller_options).spawn(cancel.clone()),
     );

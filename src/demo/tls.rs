@@ -17,6 +17,8 @@ use rcgen::{
 pub struct Certificates {
     /// The CA certificate clients trust.
     pub ca_cert: String,
+    /// The CA's key: signs approved client certificate requests.
+    pub ca_key: String,
     /// The server's certificate.
     pub server_cert: String,
     /// The server's private key.
@@ -44,8 +46,9 @@ pub enum TlsError {
     },
 }
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "ca.crt",
+    "ca.key",
     "server.crt",
     "server.key",
     "admin.crt",
@@ -65,6 +68,7 @@ impl Certificates {
         if FILES.iter().all(|f| dir.join(f).is_file()) {
             return Ok(Self {
                 ca_cert: read("ca.crt")?,
+                ca_key: read("ca.key")?,
                 server_cert: read("server.crt")?,
                 server_key: read("server.key")?,
                 admin_cert: read("admin.crt")?,
@@ -74,6 +78,7 @@ impl Certificates {
         let certs = Self::generate()?;
         let contents = [
             &certs.ca_cert,
+            &certs.ca_key,
             &certs.server_cert,
             &certs.server_key,
             &certs.admin_cert,
@@ -106,6 +111,7 @@ impl Certificates {
             KeyUsagePurpose::DigitalSignature,
         ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
+        let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate()?;
@@ -132,6 +138,7 @@ impl Certificates {
 
         Ok(Self {
             ca_cert: ca_cert.pem(),
+            ca_key: ca_key_pem,
             server_cert: server_cert.pem(),
             server_key: server_key.serialize_pem(),
             admin_cert: admin_cert.pem(),

@@ -92,6 +92,16 @@ impl ClusterIpAllocator {
         Ipv4Addr::from(self.base + 1)
     }
 
+    /// The range in canonical form (host bits cleared), as the
+    /// `kubernetes` ServiceCIDR publishes it.
+    pub fn canonical_cidr(&self) -> String {
+        format!(
+            "{}/{}",
+            Ipv4Addr::from(self.base),
+            32 - self.size.trailing_zeros()
+        )
+    }
+
     fn offset(&self, ip: Ipv4Addr) -> Option<u32> {
         let value = u32::from(ip);
         let offset = value.checked_sub(self.base)?;
@@ -167,6 +177,11 @@ impl ServiceIpRanges {
     /// The first address of the primary range (the `kubernetes` service).
     pub fn first(&self) -> Ipv4Addr {
         self.primary.first()
+    }
+
+    /// The primary range, canonical.
+    pub fn primary_cidr(&self) -> String {
+        self.primary.canonical_cidr()
     }
 
     fn range_of(&mut self, ip: Ipv4Addr) -> Option<&mut ClusterIpAllocator> {

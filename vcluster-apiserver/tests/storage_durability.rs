@@ -19,8 +19,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+#[cfg(feature = "etcd")]
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
+#[cfg(feature = "etcd")]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -18,6 +18,7 @@
 //! | `cronjob` | cronjob | CronJobs | a Job per start time |
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
+//! | `csrsigning` | csrsigning (`kube-apiserver-client`) | approved CertificateSigningRequests | client certificates signed by the cluster CA |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
@@ -75,6 +76,7 @@
 #![warn(missing_docs)]
 
 mod cronjob;
+pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
 mod endpoints;

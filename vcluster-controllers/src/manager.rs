@@ -45,6 +45,10 @@ impl ControllerManager {
         start!(enabled.daemon_sets, daemonset);
         start!(enabled.jobs, job);
         start!(enabled.cron_jobs, cronjob);
+        start!(
+            enabled.certificate_signing && shared.options.signer.is_some(),
+            csrsigning
+        );
         start!(enabled.endpoints || enabled.endpoint_slices, endpoints);
         start!(
             enabled.service_accounts

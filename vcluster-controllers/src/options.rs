@@ -66,6 +66,9 @@ pub struct EnabledControllers {
     /// The `kube-root-ca.crt` ConfigMap of every namespace (needs
     /// [`ControllerOptions::root_ca_pem`]).
     pub root_ca_config_maps: bool,
+    /// Approved client certificate requests -> certificates (needs
+    /// [`ControllerOptions::signer`]).
+    pub certificate_signing: bool,
 }
 
 impl EnabledControllers {
@@ -82,6 +85,7 @@ impl EnabledControllers {
             endpoint_slices: true,
             service_accounts: true,
             root_ca_config_maps: true,
+            certificate_signing: true,
         }
     }
 
@@ -98,6 +102,7 @@ impl EnabledControllers {
             endpoint_slices: false,
             service_accounts: false,
             root_ca_config_maps: false,
+            certificate_signing: false,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct ControllerOptions {
     pub resync: Duration,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// The CA that signs approved `kubernetes.io/kube-apiserver-client`
+    /// requests. `None`: such requests stay unsigned.
+    pub signer: Option<crate::csrsigning::ClusterSigner>,
 }
 
 impl Default for ControllerOptions {
@@ -137,6 +145,7 @@ impl Default for ControllerOptions {
             job_backoff_max: Duration::from_secs(360),
             resync: Duration::from_secs(600),
             clock: Clock::system(),
+            signer: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::resources::{Catalog, ResourceInfo, STANDARD_VERBS};
+use crate::resources::{Catalog, ResourceInfo};
 
 /// The Kubernetes version this server reports and whose API it follows.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
@@ -244,7 +244,7 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             "singularName": info.singular,
             "namespaced": info.namespaced,
             "kind": info.kind,
-            "verbs": STANDARD_VERBS,
+            "verbs": info.verbs,
             "shortNames": info.short_names,
             "categories": info.categories,
             "storageVersionHash": storage_version_hash(info),
@@ -343,7 +343,7 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                         "responseKind": gvk(group, &version, &info.kind),
                         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
                         "singularResource": info.singular,
-                        "verbs": STANDARD_VERBS,
+                        "verbs": info.verbs,
                         "shortNames": info.short_names,
                         "categories": info.categories,
                         "subresources": subs,

@@ -1,6 +1,9 @@
-//! What every cluster has from its first second: the system namespaces and
-//! the `kubernetes` service, plus the service allocations of a store that
+//! What every cluster has from its first second: the system namespaces,
+//! the `kubernetes` service and its ServiceCIDR, API priority and
+//! fairness's configuration, plus the service allocations of a store that
 //! already holds services.
+
+mod flowcontrol;
 
 use serde_json::json;
 
@@ -34,6 +37,9 @@ impl Registry {
             )?;
         }
 
+        self.bootstrap_flow_control().await?;
+        self.bootstrap_service_cidr().await?;
+
         let first_ip = self.services.first_ip().to_string();
         let kubernetes = json!({
             "apiVersion": "v1",
@@ -66,6 +72,58 @@ impl Registry {
             ),
             Err(err) => Err(err),
         }
+    }
+}
+
+impl Registry {
+    /// The `kubernetes` ServiceCIDR: the range cluster IPs come from, as
+    /// kube-apiserver publishes it (with its `Ready` condition).
+    async fn bootstrap_service_cidr(&self) -> Result<(), ApiError> {
+        let Some(cidrs) = self
+            .catalog()
+            .get("networking.k8s.io", "v1", "servicecidrs")
+        else {
+            return Ok(());
+        };
+        let address = super::ObjectAddress {
+            resource: cidrs.clone(),
+            namespace: None,
+            name: "kubernetes".into(),
+        };
+        match self.get(&address).await {
+            Ok(_) => return Ok(()),
+            Err(err) if err.reason != "NotFound" => return Err(err),
+            Err(_) => {}
+        }
+        let cidr = json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "ServiceCIDR",
+            "metadata": {"name": "kubernetes"},
+            "spec": {"cidrs": [self.services.primary_cidr()]},
+        });
+        let created = self
+            .create(&cidrs, None, cidr, &WriteOptions::default())
+            .await;
+        let mut created = match created {
+            Ok(created) => created,
+            Err(err) if err.reason == "AlreadyExists" => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        created["status"] = json!({"conditions": [{
+            "type": "Ready",
+            "status": "True",
+            "lastTransitionTime": crate::object::now_rfc3339(),
+            "reason": "",
+            "message": "Kubernetes default Service CIDR is ready",
+        }]});
+        self.update(
+            &address,
+            created,
+            super::UpdateTarget::Status,
+            &WriteOptions::default(),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -232,6 +232,11 @@ impl ServiceNetwork {
         self.lock().ips.first()
     }
 
+    /// The range new cluster IPs come from (the `kubernetes` ServiceCIDR).
+    pub fn primary_cidr(&self) -> String {
+        self.lock().ips.primary_cidr()
+    }
+
     /// Marks what a stored service holds as taken (start-up).
     pub fn adopt(&self, service: &Value) {
         let mut state = self.lock();

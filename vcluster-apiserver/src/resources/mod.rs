@@ -129,6 +129,9 @@ pub struct ResourceInfo {
     /// What a CustomResourceDefinition says about this resource (schema,
     /// printer columns, scale paths); `None` for built-in kinds.
     pub custom: Option<Arc<CustomResource>>,
+    /// The verbs it serves ([`STANDARD_VERBS`] but for the read-only and
+    /// create-only kinds); discovery lists them and others answer 405.
+    pub verbs: &'static [&'static str],
 }
 
 impl Default for ResourceInfo {
@@ -148,11 +151,17 @@ impl Default for ResourceInfo {
             typed: None,
             strategy: &strategy::GENERIC,
             custom: None,
+            verbs: STANDARD_VERBS,
         }
     }
 }
 
 impl ResourceInfo {
+    /// Whether it serves `verb` (`get`, `create`, ...).
+    pub fn serves_verb(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
     /// Whether it serves the subresource `name` beyond `status` and
     /// `scale` (`log`, `binding`, `finalize`, `token`).
     pub fn serves_subresource(&self, name: &str) -> bool {

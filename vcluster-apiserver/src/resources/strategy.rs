@@ -78,6 +78,12 @@ pub trait Strategy: Send + Sync + fmt::Debug {
     /// [`Strategy::default`] is for defaults applied as the body is read.
     fn prepare_for_create(&self, _object: &mut Value) {}
 
+    /// Writes who asks for a new object into it, for the kinds whose spec
+    /// records its requester (a CertificateSigningRequest's `username`,
+    /// `groups`, ...): taken from the authenticated request, never from
+    /// the body.
+    fn stamp_requester(&self, _object: &mut Value, _requester: &crate::auth::UserInfo) {}
+
     /// Whether `DELETE` answers with the object it removed (upstream's
     /// `ReturnDeletedObject`: pods, services, volumes and a few more)
     /// rather than a `Status` naming it. An object that stays, waiting for

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::request::path::ResourcePath;
 
 mod call;
+mod component_status;
 mod respond;
 mod verbs;
 
@@ -31,6 +32,18 @@ pub(super) async fn handle(
     let call = Call::parse(state, target, request)?;
     let resource = call.resource.clone();
     let name = call.name.clone();
+    if call.subresource.is_none() {
+        let verb = verb_of(&call.method, name.is_some());
+        if !verb.is_some_and(|verb| resource.serves_verb(verb)) {
+            return Err(method_not_allowed(&call.method, &resource, None));
+        }
+    }
+    if resource.is("", "componentstatuses") {
+        return component_status::get(state, call, name.as_deref()).await;
+    }
+    if resource.is("", "bindings") {
+        return verbs::bind_collection(state, call).await;
+    }
     match (&call.method, name.as_deref(), call.subresource.as_deref()) {
         (&Method::GET, None, None) => verbs::list(state, call).await,
         (&Method::GET, Some(name), None) => verbs::get(state, call, name).await,
@@ -48,6 +61,12 @@ pub(super) async fn handle(
         (&Method::POST, Some(name), Some("binding")) if resource.serves_subresource("binding") => {
             verbs::bind(state, call, name).await
         }
+        (&Method::PUT, Some(name), Some("approval")) if resource.serves_subresource("approval") => {
+            verbs::approve(state, call, name).await
+        }
+        (&Method::GET, Some(name), Some("approval")) if resource.serves_subresource("approval") => {
+            verbs::get(state, call, name).await
+        }
         (&Method::PUT, Some(name), Some("finalize")) if resource.serves_subresource("finalize") => {
             verbs::finalize(state, call, name).await
         }
@@ -63,9 +82,29 @@ pub(super) async fn handle(
             );
             Err(err)
         }
-        (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
+        (_, Some(_), Some(sub))
+            if !matches!(
+                sub,
+                "status" | "scale" | "binding" | "finalize" | "approval"
+            ) =>
+        {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
         }
         (method, _, sub) => Err(method_not_allowed(method, &resource, sub)),
     }
+}
+
+/// The verb a request on the main resource is authorized and served as
+/// (`list` also covers watches, which every listable kind serves).
+fn verb_of(method: &Method, named: bool) -> Option<&'static str> {
+    Some(match (method.as_str(), named) {
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    })
 }

@@ -13,6 +13,7 @@ use super::respond::{
     check_fields, delete_options, list_options, list_response, method_not_allowed, object_response,
     patch_kind, read_bytes, read_document, update_target, with_warnings,
 };
+use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::registry::{self, ListPage, PatchKind, PatchOptions, UpdateTarget};
 use crate::request::negotiate::{self, Representation};
@@ -88,7 +89,11 @@ pub(super) async fn get_status(
 /// `POST` on a collection.
 pub(super) async fn create(state: &Arc<ApiState>, mut call: Call) -> Result<Response, ApiError> {
     let representation = negotiate::representation(call.accept.as_deref())?;
-    let (body, warnings) = checked_body(&mut call).await?;
+    let requester = call.request.extensions().get::<UserInfo>().cloned();
+    let (mut body, warnings) = checked_body(&mut call).await?;
+    if let Some(requester) = &requester {
+        call.resource.strategy.stamp_requester(&mut body, requester);
+    }
     let created = state
         .registry
         .create(&call.resource, call.namespace.as_deref(), body, &call.write)
@@ -100,6 +105,58 @@ pub(super) async fn create(state: &Arc<ApiState>, mut call: Call) -> Result<Resp
         representation,
         &warnings,
     )
+}
+
+/// `PUT` on a certificate signing request's `approval`: the body's
+/// `Approved`/`Denied` conditions replace the stored ones; nothing else
+/// of the body is taken (not the spec, not the certificate).
+pub(super) async fn approve(
+    state: &Arc<ApiState>,
+    mut call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let representation = negotiate::representation(call.accept.as_deref())?;
+    let (body, warnings) = checked_body(&mut call).await?;
+    let address = call.address(name);
+    let mut current = state.registry.get(&address).await?;
+    let approvals = |conditions: Option<&Value>| -> Vec<Value> {
+        conditions
+            .and_then(Value::as_array)
+            .map(|c| {
+                c.iter()
+                    .filter(|c| matches!(c["type"].as_str(), Some("Approved" | "Denied")))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut conditions: Vec<Value> = crate::object::path(&current, "status.conditions")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter(|c| !matches!(c["type"].as_str(), Some("Approved" | "Denied")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    conditions.extend(approvals(crate::object::path(&body, "status.conditions")));
+    for condition in conditions.iter_mut().filter_map(Value::as_object_mut) {
+        let now = serde_json::json!(crate::object::now_rfc3339());
+        for stamp in ["lastUpdateTime", "lastTransitionTime"] {
+            if condition.get(stamp).is_none_or(Value::is_null) {
+                condition.insert(stamp.into(), now.clone());
+            }
+        }
+    }
+    if let Some(version) = crate::object::path(&body, "metadata.resourceVersion").cloned() {
+        current["metadata"]["resourceVersion"] = version;
+    }
+    current["status"]["conditions"] = Value::Array(conditions);
+    let updated = state
+        .registry
+        .update(&address, current, UpdateTarget::Status, &call.write)
+        .await?;
+    answer(&call, StatusCode::OK, updated, representation, &warnings)
 }
 
 /// `PUT` on an object or its status.
@@ -307,6 +364,40 @@ pub(super) async fn bind(
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
     let body = document(&mut call).await?;
+    state
+        .registry
+        .bind_pod(&address, &body, &call.write)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `POST namespaces/<ns>/bindings`: the binding names its pod.
+pub(super) async fn bind_collection(
+    state: &Arc<ApiState>,
+    mut call: Call,
+) -> Result<Response, ApiError> {
+    let body = document(&mut call).await?;
+    let name = crate::object::name(&body).to_owned();
+    if name.is_empty() {
+        return Err(ApiError::invalid(
+            "Binding",
+            "",
+            vec![crate::error::FieldCause::required("metadata.name")],
+        ));
+    }
+    let pods = state
+        .registry
+        .catalog()
+        .get("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("the pods resource is not served"))?;
+    let address = registry::ObjectAddress {
+        resource: pods,
+        namespace: call.namespace.clone(),
+        name,
+    };
     state
         .registry
         .bind_pod(&address, &body, &call.write)

@@ -76,6 +76,56 @@ pub(super) fn nonnegative(object: &Value, path: &str, causes: &mut Vec<FieldCaus
     }
 }
 
+/// The string at `path`, `""` when unset.
+pub(super) fn text<'a>(object: &'a Value, path: &str) -> &'a str {
+    crate::object::path(object, path)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `Required value` when the string at `path` is unset or empty.
+pub(super) fn require_text(object: &Value, path: &str, causes: &mut Vec<FieldCause>) {
+    if text(object, path).is_empty() {
+        causes.push(FieldCause::required(path));
+    }
+}
+
+/// `Unsupported value` when the string at `path` is set and not one of
+/// `supported`.
+pub(super) fn one_of(object: &Value, path: &str, supported: &[&str], causes: &mut Vec<FieldCause>) {
+    if let Some(value) = crate::object::path(object, path).and_then(Value::as_str) {
+        if !supported.contains(&value) {
+            causes.push(FieldCause::not_supported(path, value, supported));
+        }
+    }
+}
+
+/// A CSI driver's name (`ValidateCSIDriverName`) at `path`: required, at
+/// most 63 characters, a DNS subdomain. Says whether it was valid.
+pub(super) fn csi_driver_name(name: &str, path: &str, causes: &mut Vec<FieldCause>) -> bool {
+    let before = causes.len();
+    if name.is_empty() {
+        causes.push(FieldCause::required(path));
+    } else if name.len() > 63 {
+        causes.push(FieldCause::too_long(path, 63));
+    } else if let Some(why) = vcluster_core::validation::dns1123_subdomain_errors(name)
+        .into_iter()
+        .next()
+    {
+        causes.push(FieldCause::invalid(path, name, why));
+    }
+    causes.len() == before
+}
+
+/// `field is immutable` when an update changed the string at `path`
+/// (`ValidateImmutableField`).
+pub(super) fn immutable_text(old: &Value, new: &Value, path: &str, causes: &mut Vec<FieldCause>) {
+    let (before, after) = (text(old, path), text(new, path));
+    if before != after {
+        causes.push(FieldCause::invalid(path, after, "field is immutable"));
+    }
+}
+
 /// An internal Go struct as upstream's errors print it: JSON with the
 /// exported (capitalised) field names in declaration order, `null` when
 /// unset.

@@ -13,6 +13,7 @@ mod config_data;
 mod fields;
 mod pod_spec;
 mod volume;
+mod webhook;
 mod workload;
 
 /// Declares the kind modules and [`BUILTIN`], their catalog, from one
@@ -29,6 +30,8 @@ macro_rules! catalog {
 
 catalog![
     namespace,
+    binding,
+    component_status,
     pod,
     pod_template,
     service,
@@ -51,13 +54,33 @@ catalog![
     endpoint_slice,
     event_v1,
     ingress,
+    ingress_class,
+    ip_address,
+    service_cidr,
     network_policy,
     custom_resource_definition,
+    mutating_webhook_configuration,
+    validating_webhook_configuration,
+    validating_admission_policy,
+    validating_admission_policy_binding,
+    runtime_class,
     role,
     role_binding,
     cluster_role,
     cluster_role_binding,
+    certificate_signing_request,
     storage_class,
+    volume_attachment,
+    csi_node,
+    csi_driver,
+    csi_storage_capacity,
+    volume_attributes_class,
+    flow_schema,
+    priority_level_configuration,
+    device_class,
+    resource_claim,
+    resource_claim_template,
+    resource_slice,
     api_service,
 ];
 
@@ -91,6 +114,8 @@ pub struct BuiltinKind {
     pub typed: Typed,
     /// Its rules.
     pub strategy: &'static dyn Strategy,
+    /// The verbs it serves.
+    pub verbs: &'static [&'static str],
 }
 
 impl BuiltinKind {
@@ -116,6 +141,7 @@ impl BuiltinKind {
             subresources: &[],
             typed,
             strategy,
+            verbs: super::STANDARD_VERBS,
         }
     }
 
@@ -163,6 +189,12 @@ impl BuiltinKind {
         self
     }
 
+    /// Serving only `verbs` (read-only or create-only kinds).
+    pub const fn verbs(mut self, verbs: &'static [&'static str]) -> Self {
+        self.verbs = verbs;
+        self
+    }
+
     /// With other subresources (`log`, `binding`, ...).
     pub const fn subresources(mut self, subresources: &'static [Subresource]) -> Self {
         self.subresources = subresources;
@@ -187,6 +219,7 @@ impl BuiltinKind {
             typed: Some(self.typed),
             strategy: self.strategy,
             custom: None,
+            verbs: self.verbs,
         }
     }
 }

@@ -59,6 +59,19 @@ pub(crate) const fn integer(name: &'static str, description: &'static str) -> Co
     column(name, "integer", description)
 }
 
+/// A column of text cells that kube marks as holding names (`format:
+/// name`) although it is not the object's name column.
+pub(crate) const fn string_named(name: &'static str, description: &'static str) -> Column {
+    let mut column = column(name, "string", description);
+    column.format = "name";
+    column
+}
+
+/// A column of boolean cells.
+pub(crate) const fn boolean(name: &'static str, description: &'static str) -> Column {
+    column(name, "boolean", description)
+}
+
 const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const CREATED_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
@@ -340,4 +353,188 @@ pub(crate) const CLUSTER_ROLE_BINDING: &[Column] = &[
     string("Users", "Users in the clusterRoleBinding").wide(),
     string("Groups", "Groups in the clusterRoleBinding").wide(),
     string("ServiceAccounts", "ServiceAccounts in the clusterRoleBinding").wide(),
+];
+
+/// `kubectl get` columns of a CSIDriver.
+pub(crate) const CSI_DRIVER: &[Column] = &[
+    NAME,
+    boolean("AttachRequired", "attachRequired indicates this CSI volume driver requires an attach operation (because it implements the CSI ControllerPublishVolume() method), and that the Kubernetes attach detach controller should call the attach volume interface which checks the volumeattachment status and waits until the volume is attached before proceeding to mounting. The CSI external-attacher coordinates with CSI volume driver and updates the volumeattachment status when the attach operation is complete. If the value is specified to false, the attach operation will be skipped. Otherwise the attach operation will be called.\n\nThis field is immutable."),
+    boolean("PodInfoOnMount", "podInfoOnMount indicates this CSI volume driver requires additional pod information (like podName, podUID, etc.) during mount operations, if set to true. If set to false, pod information will not be passed on mount. Default is false.\n\nThe CSI driver specifies podInfoOnMount as part of driver deployment. If true, Kubelet will pass pod information as VolumeContext in the CSI NodePublishVolume() calls. The CSI driver is responsible for parsing and validating the information passed in as VolumeContext.\n\nThe following VolumeContext will be passed if podInfoOnMount is set to true. This list might grow, but the prefix will be used. \"csi.storage.k8s.io/pod.name\": pod.Name \"csi.storage.k8s.io/pod.namespace\": pod.Namespace \"csi.storage.k8s.io/pod.uid\": string(pod.UID) \"csi.storage.k8s.io/ephemeral\": \"true\" if the volume is an ephemeral inline volume\n                                defined by a CSIVolumeSource, otherwise \"false\"\n\n\"csi.storage.k8s.io/ephemeral\" is a new feature in Kubernetes 1.16. It is only required for drivers which support both the \"Persistent\" and \"Ephemeral\" VolumeLifecycleMode. Other drivers can leave pod info disabled and/or ignore this field. As Kubernetes 1.15 doesn't support this field, drivers can only support one mode when deployed on such a cluster and the deployment determines which mode that is, for example via a command line parameter of the driver.\n\nThis field was immutable in Kubernetes < 1.29 and now is mutable."),
+    boolean("StorageCapacity", "storageCapacity indicates that the CSI volume driver wants pod scheduling to consider the storage capacity that the driver deployment will report by creating CSIStorageCapacity objects with capacity information, if set to true.\n\nThe check can be enabled immediately when deploying a driver. In that case, provisioning new volumes with late binding will pause until the driver deployment has published some suitable CSIStorageCapacity object.\n\nAlternatively, the driver can be deployed with the field unset or false and it can be flipped later when storage capacity information has been published.\n\nThis field was immutable in Kubernetes <= 1.22 and now is mutable."),
+    string("TokenRequests", "tokenRequests indicates the CSI driver needs pods' service account tokens it is mounting volume for to do necessary authentication. Kubelet will pass the tokens in VolumeContext in the CSI NodePublishVolume calls. The CSI driver should parse and validate the following VolumeContext: \"csi.storage.k8s.io/serviceAccount.tokens\": {\n  \"<audience>\": {\n    \"token\": <token>,\n    \"expirationTimestamp\": <expiration timestamp in RFC3339>,\n  },\n  ...\n}\n\nNote: Audience in each TokenRequest should be different and at most one token is empty string. To receive a new token after expiry, RequiresRepublish can be used to trigger NodePublishVolume periodically."),
+    boolean("RequiresRepublish", "requiresRepublish indicates the CSI driver wants `NodePublishVolume` being periodically called to reflect any possible change in the mounted volume. This field defaults to false.\n\nNote: After a successful initial NodePublishVolume call, subsequent calls to NodePublishVolume should only update the contents of the volume. New mount points will not be seen by a running container."),
+    string("Modes", "volumeLifecycleModes defines what kind of volumes this CSI volume driver supports. The default if the list is empty is \"Persistent\", which is the usage defined by the CSI specification and implemented in Kubernetes via the usual PV/PVC mechanism.\n\nThe other mode is \"Ephemeral\". In this mode, volumes are defined inline inside the pod spec with CSIVolumeSource and their lifecycle is tied to the lifecycle of that pod. A driver has to be aware of this because it is only going to get a NodePublishVolume call for such a volume.\n\nFor more information about implementing this mode, see https://kubernetes-csi.github.io/docs/ephemeral-local-volumes.html A driver can support one or more of these modes and more modes may be added in the future.\n\nThis field is beta. This field is immutable."),
+    AGE,
+];
+
+/// `kubectl get` columns of a CSINode.
+pub(crate) const CSI_NODE: &[Column] = &[
+    NAME,
+    integer(
+        "Drivers",
+        "Drivers indicates the number of CSI drivers registered on the node",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a VolumeAttachment.
+pub(crate) const VOLUME_ATTACHMENT: &[Column] = &[
+    NAME,
+    string_named("Attacher", "attacher indicates the name of the volume driver that MUST handle this request. This is the name returned by GetPluginName()."),
+    string("PV", "persistentVolumeName represents the name of the persistent volume to attach."),
+    string("Node", "nodeName represents the node that the volume should be attached to."),
+    boolean("Attached", "attached indicates the volume is successfully attached. This field must only be set by the entity completing the attach operation, i.e. the external-attacher."),
+    AGE,
+];
+
+/// `kubectl get` columns of a VolumeAttributesClass.
+pub(crate) const VOLUME_ATTRIBUTES_CLASS: &[Column] = &[
+    NAME,
+    string(
+        "DriverName",
+        "Name of the CSI driver This field is immutable.",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a RuntimeClass.
+pub(crate) const RUNTIME_CLASS: &[Column] = &[NAME, string("Handler", ""), AGE];
+
+/// `kubectl get` columns of a IngressClass.
+pub(crate) const INGRESS_CLASS: &[Column] = &[
+    NAME,
+    string(
+        "Controller",
+        "Controller that is responsible for handling this class",
+    ),
+    string(
+        "Parameters",
+        "A reference to a resource with additional parameters",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a IPAddress.
+pub(crate) const IP_ADDRESS: &[Column] = &[
+    NAME,
+    string("ParentRef", "ParentRef references the resource that an IPAddress is attached to. An IPAddress must reference a parent object."),
+];
+
+/// `kubectl get` columns of a ServiceCIDR.
+pub(crate) const SERVICE_CIDR: &[Column] = &[
+    NAME,
+    string("CIDRs", "CIDRs defines the IP blocks in CIDR notation (e.g. \"192.168.0.0/24\" or \"2001:db8::/64\") from which to assign service cluster IPs. Max of two CIDRs is allowed, one of each IP family. This field is immutable."),
+    AGE,
+];
+
+/// `kubectl get` columns of a DeviceClass.
+pub(crate) const DEVICE_CLASS: &[Column] = &[NAME, AGE];
+
+/// `kubectl get` columns of a ResourceClaim.
+pub(crate) const RESOURCE_CLAIM: &[Column] = &[
+    NAME,
+    string(
+        "State",
+        "A summary of the current state (allocated, pending, reserved, etc.).",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a ResourceClaimTemplate.
+pub(crate) const RESOURCE_CLAIM_TEMPLATE: &[Column] = &[NAME, AGE];
+
+/// `kubectl get` columns of a ResourceSlice.
+pub(crate) const RESOURCE_SLICE: &[Column] = &[
+    NAME,
+    string("Node", "NodeName identifies the node which provides the resources in this pool. A field selector can be used to list only ResourceSlice objects belonging to a certain node.\n\nThis field can be used to limit access from nodes to ResourceSlices with the same node name. It also indicates to autoscalers that adding new nodes of the same type as some old node might also make new resources available.\n\nExactly one of NodeName, NodeSelector, AllNodes, and PerDeviceNodeSelection must be set. This field is immutable."),
+    string("Driver", "Driver identifies the DRA driver providing the capacity information. A field selector can be used to list only ResourceSlice objects with a certain driver name.\n\nMust be a DNS subdomain and should end with a DNS domain owned by the vendor of the driver. This field is immutable."),
+    string("Pool", "Name is used to identify the pool. For node-local devices, this is often the node name, but this is not required.\n\nIt must not be longer than 253 characters and must consist of one or more DNS sub-domains separated by slashes. This field is immutable."),
+    AGE,
+];
+
+/// `kubectl get` columns of a MutatingWebhookConfiguration.
+pub(crate) const MUTATING_WEBHOOK: &[Column] = &[
+    NAME,
+    integer(
+        "Webhooks",
+        "Webhooks indicates the number of webhooks registered in this configuration",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a ValidatingWebhookConfiguration.
+pub(crate) const VALIDATING_WEBHOOK: &[Column] = &[
+    NAME,
+    integer(
+        "Webhooks",
+        "Webhooks indicates the number of webhooks registered in this configuration",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a ValidatingAdmissionPolicy.
+pub(crate) const VALIDATING_POLICY: &[Column] = &[
+    NAME,
+    integer(
+        "Validations",
+        "Validations indicates the number of validation rules defined in this configuration",
+    ),
+    string(
+        "ParamKind",
+        "ParamKind specifies the kind of resources used to parameterize this policy",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a ValidatingAdmissionPolicyBinding.
+pub(crate) const VALIDATING_POLICY_BINDING: &[Column] = &[
+    NAME,
+    string(
+        "PolicyName",
+        "PolicyName indicates the policy definition which the policy binding binded to",
+    ),
+    string(
+        "ParamRef",
+        "ParamRef indicates the param resource which sets the configration param",
+    ),
+    AGE,
+];
+
+/// `kubectl get` columns of a FlowSchema.
+pub(crate) const FLOW_SCHEMA: &[Column] = &[
+    NAME,
+    string("PriorityLevel", "`name` is the name of the priority level configuration being referenced Required."),
+    string("MatchingPrecedence", "`matchingPrecedence` is used to choose among the FlowSchemas that match a given request. The chosen FlowSchema is among those with the numerically lowest (which we take to be logically highest) MatchingPrecedence.  Each MatchingPrecedence value must be ranged in [1,10000]. Note that if the precedence is not specified, it will be set to 1000 as default."),
+    string("DistinguisherMethod", "`distinguisherMethod` defines how to compute the flow distinguisher for requests that match this schema. `nil` specifies that the distinguisher is disabled and thus will always be the empty string."),
+    AGE,
+    string("MissingPL", "references a broken or non-existent PriorityLevelConfiguration"),
+];
+
+/// `kubectl get` columns of a PriorityLevelConfiguration.
+pub(crate) const PRIORITY_LEVEL: &[Column] = &[
+    NAME,
+    string("Type", "`type` indicates whether this priority level is subject to limitation on request execution.  A value of `\"Exempt\"` means that requests of this priority level are not subject to a limit (and thus are never queued) and do not detract from the capacity made available to other priority levels.  A value of `\"Limited\"` means that (a) requests of this priority level _are_ subject to limits and (b) some of the server's limited capacity is made available exclusively to this priority level. Required."),
+    string("NominalConcurrencyShares", "`nominalConcurrencyShares` (NCS) contributes to the computation of the NominalConcurrencyLimit (NominalCL) of this level. This is the number of execution seats available at this priority level. This is used both for requests dispatched from this priority level as well as requests dispatched from other priority levels borrowing seats from this level. The server's concurrency limit (ServerCL) is divided among the Limited priority levels in proportion to their NCS values:\n\nNominalCL(i)  = ceil( ServerCL * NCS(i) / sum_ncs ) sum_ncs = sum[priority level k] NCS(k)\n\nBigger numbers mean a larger nominal concurrency limit, at the expense of every other priority level.\n\nIf not specified, this field defaults to a value of 30.\n\nSetting this field to zero supports the construction of a \"jail\" for this priority level that is used to hold some request(s)"),
+    string("Queues", "`queues` is the number of queues for this priority level. The queues exist independently at each apiserver. The value must be positive.  Setting it to 1 effectively precludes shufflesharding and thus makes the distinguisher method of associated flow schemas irrelevant.  This field has a default value of 64."),
+    string("HandSize", "`handSize` is a small positive number that configures the shuffle sharding of requests into queues.  When enqueuing a request at this priority level the request's flow identifier (a string pair) is hashed and the hash value is used to shuffle the list of queues and deal a hand of the size specified here.  The request is put into one of the shortest queues in that hand. `handSize` must be no larger than `queues`, and should be significantly smaller (so that a few heavy flows do not saturate most of the queues).  See the user-facing documentation for more extensive guidance on setting this field.  This field has a default value of 8."),
+    string("QueueLengthLimit", "`queueLengthLimit` is the maximum number of requests allowed to be waiting in a given queue of this priority level at a time; excess requests are rejected.  This value must be positive.  If not specified, it will be defaulted to 50."),
+    AGE,
+];
+
+/// `kubectl get` columns of a CertificateSigningRequest.
+pub(crate) const CSR: &[Column] = &[
+    NAME,
+    AGE,
+    string("SignerName", "Requested signer for the request. It is a qualified name in the form: `scope-hostname.io/name`. If empty, it will be defaulted:\n 1. If it's a kubelet client certificate, it is assigned\n    \"kubernetes.io/kube-apiserver-client-kubelet\".\n 2. If it's a kubelet serving certificate, it is assigned\n    \"kubernetes.io/kubelet-serving\".\n 3. Otherwise, it is assigned \"kubernetes.io/legacy-unknown\".\nDistribution of trust for signers happens out of band. You can select on this field using `spec.signerName`."),
+    string("Requestor", "Base64-encoded PKCS#10 CSR data"),
+    string("RequestedDuration", "expirationSeconds is the requested duration of validity of the issued certificate. The certificate signer may issue a certificate with a different validity duration so a client must check the delta between the notBefore and and notAfter fields in the issued certificate to determine the actual duration.\n\nThe v1.22+ in-tree implementations of the well-known Kubernetes signers will honor this field as long as the requested duration is not greater than the maximum duration they will honor per the --cluster-signing-duration CLI flag to the Kubernetes controller manager.\n\nCertificate signers may not honor this field for various reasons:\n\n  1. Old signer that is unaware of the field (such as the in-tree\n     implementations prior to v1.22)\n  2. Signer whose configured maximum is shorter than the requested duration\n  3. Signer whose configured minimum is longer than the requested duration\n\nThe minimum valid value for expirationSeconds is 600, i.e. 10 minutes."),
+    string("Condition", "Conditions applied to the request, such as approval or denial."),
+];
+
+/// `kubectl get` columns of a ComponentStatus.
+pub(crate) const COMPONENT_STATUS: &[Column] = &[
+    NAME,
+    string("Status", "Status of the component conditions"),
+    string("Message", "Message of the component conditions"),
+    string("Error", "Error of the component conditions"),
 ];

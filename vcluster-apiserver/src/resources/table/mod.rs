@@ -13,6 +13,7 @@ pub(crate) mod cluster;
 pub(crate) mod columns;
 pub(crate) mod format;
 pub(crate) mod network;
+pub(crate) mod platform;
 pub(crate) mod pod;
 pub(crate) mod volumes;
 pub(crate) mod workloads;

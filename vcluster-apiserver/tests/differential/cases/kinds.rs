@@ -9,6 +9,10 @@ use crate::case::{
     Scenario, Step, APPLY, JSON_PATCH, MERGE, METADATA, METADATA_LIST, STRATEGIC, TABLE,
 };
 
+/// A PEM certificate request (CN `diff-user`, O `diff-group`, EC P-256),
+/// base64 as JSON carries bytes: the same bytes to both servers.
+const DIFF_CSR: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIak1JR0xBZ0VBTUNreEVqQVFCZ05WQkFNTUNXUnBabVl0ZFhObGNqRVRNQkVHQTFVRUNnd0taR2xtWmkxbgpjbTkxY0RCWk1CTUdCeXFHU000OUFnRUdDQ3FHU000OUF3RUhBMElBQkkyck9nUGl2cjdyU0dsOWNlb29rZ1ArCjgwZHhGb0o3SVZ2MENxbHcwSzZDZkRiUm9DenVUaDdSNnFWc3hOWVFJZTlZZVZMWVdLa0p5K290cjBZY0p4bWcKQURBS0JnZ3Foa2pPUFFRREFnTkhBREJFQWlBazBtdmhKcEpVTGlweXZVVFp0Sk40ZEkvN0x5RU96VWRCVkp4SwpOYTNrMHdJZ0ljRndGdG11ZCtKRzZ2aWtIa1NvdDNPaXRVNVZYWm03TGtGOUlCa09xQ289Ci0tLS0tRU5EIENFUlRJRklDQVRFIFJFUVVFU1QtLS0tLQo=";
+
 /// What makes an example invalid (merged over its body), and its name.
 pub type Invalid = (&'static str, fn() -> Value);
 
@@ -335,6 +339,196 @@ pub fn kinds() -> Vec<Kind> {
             body: || json!({"provisioner": "example.com/disk", "parameters": {"type": "fast"}, "reclaimPolicy": "Retain"}),
             invalid: Some(("bad-policy", || json!({"reclaimPolicy": "Recycle-ish"}))),
         },
+        Kind {
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csidrivers",
+            kind: "CSIDriver",
+            namespaced: false,
+            body: || json!({"spec": {"attachRequired": false, "podInfoOnMount": true, "volumeLifecycleModes": ["Persistent", "Ephemeral"]}}),
+            invalid: Some((
+                "bad-mode",
+                || json!({"spec": {"volumeLifecycleModes": ["Sometimes"]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csinodes",
+            kind: "CSINode",
+            namespaced: false,
+            body: || json!({"spec": {"drivers": [{"name": "disk.example.com", "nodeID": "node-1", "topologyKeys": ["topology.example.com/zone"]}]}}),
+            invalid: Some((
+                "no-node-id",
+                || json!({"spec": {"drivers": [{"name": "disk.example.com"}]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattachments",
+            kind: "VolumeAttachment",
+            namespaced: false,
+            body: || json!({"spec": {"attacher": "disk.example.com", "nodeName": "node-1", "source": {"persistentVolumeName": "pv-1"}}}),
+            invalid: Some((
+                "no-source",
+                || json!({"spec": {"source": {"persistentVolumeName": null}}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csistoragecapacities",
+            kind: "CSIStorageCapacity",
+            namespaced: true,
+            body: || json!({"storageClassName": "fast", "capacity": "10Gi", "nodeTopology": {"matchLabels": {"topology.example.com/zone": "a"}}}),
+            invalid: Some(("no-class", || json!({"storageClassName": ""}))),
+        },
+        Kind {
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattributesclasses",
+            kind: "VolumeAttributesClass",
+            namespaced: false,
+            body: || json!({"driverName": "example.com/disk", "parameters": {"iops": "3000"}}),
+            invalid: Some(("no-driver", || json!({"driverName": ""}))),
+        },
+        Kind {
+            prefix: "/apis/node.k8s.io/v1",
+            plural: "runtimeclasses",
+            kind: "RuntimeClass",
+            namespaced: false,
+            body: || json!({"handler": "runsc", "overhead": {"podFixed": {"cpu": "250m"}}}),
+            invalid: Some(("bad-handler", || json!({"handler": "Not_A_Label"}))),
+        },
+        Kind {
+            prefix: "/apis/networking.k8s.io/v1",
+            plural: "ingressclasses",
+            kind: "IngressClass",
+            namespaced: false,
+            body: || json!({"spec": {"controller": "example.com/ingress-controller", "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external-lb"}}}),
+            invalid: Some(("no-controller", || json!({"spec": {"controller": ""}}))),
+        },
+        Kind {
+            prefix: "/apis/networking.k8s.io/v1",
+            plural: "ipaddresses",
+            kind: "IPAddress",
+            namespaced: false,
+            body: || json!({"spec": {"parentRef": {"group": "", "resource": "services", "namespace": "default", "name": "web"}}}),
+            invalid: Some(("no-parent", || json!({"spec": {"parentRef": null}}))),
+        },
+        Kind {
+            prefix: "/apis/networking.k8s.io/v1",
+            plural: "servicecidrs",
+            kind: "ServiceCIDR",
+            namespaced: false,
+            body: || json!({"spec": {"cidrs": ["10.250.0.0/24"]}}),
+            invalid: Some((
+                "not-canonical",
+                || json!({"spec": {"cidrs": ["10.250.0.7/24"]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "deviceclasses",
+            kind: "DeviceClass",
+            namespaced: false,
+            body: || json!({"spec": {"selectors": [{"cel": {"expression": "device.driver == \"gpu.example.com\""}}]}}),
+            invalid: None,
+        },
+        Kind {
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaims",
+            kind: "ResourceClaim",
+            namespaced: true,
+            body: || json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.example.com"}}]}}}),
+            invalid: Some((
+                "no-class",
+                || json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": ""}}]}}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaimtemplates",
+            kind: "ResourceClaimTemplate",
+            namespaced: true,
+            body: || json!({"spec": {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.example.com"}}]}}}}),
+            invalid: Some((
+                "no-class",
+                || json!({"spec": {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": ""}}]}}}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceslices",
+            kind: "ResourceSlice",
+            namespaced: false,
+            body: || json!({"spec": {"driver": "gpu.example.com", "nodeName": "node-1", "pool": {"name": "node-1", "generation": 1, "resourceSliceCount": 1}, "devices": [{"name": "gpu-0"}]}}),
+            invalid: Some(("no-placement", || json!({"spec": {"nodeName": null}}))),
+        },
+        Kind {
+            prefix: "/apis/admissionregistration.k8s.io/v1",
+            plural: "validatingwebhookconfigurations",
+            kind: "ValidatingWebhookConfiguration",
+            namespaced: false,
+            body: || json!({"webhooks": [{"name": "check.example.com", "clientConfig": {"service": {"namespace": "default", "name": "checker", "path": "/validate"}}, "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}], "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}),
+            invalid: Some((
+                "short-name",
+                || json!({"webhooks": [{"name": "check", "clientConfig": {"url": "http://example.com"}, "sideEffects": "Some", "admissionReviewVersions": ["v1"]}]}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/admissionregistration.k8s.io/v1",
+            plural: "mutatingwebhookconfigurations",
+            kind: "MutatingWebhookConfiguration",
+            namespaced: false,
+            body: || json!({"webhooks": [{"name": "inject.example.com", "clientConfig": {"url": "https://inject.example.com/mutate"}, "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"], "scope": "Namespaced"}], "sideEffects": "NoneOnDryRun", "admissionReviewVersions": ["v1", "v1beta1"], "timeoutSeconds": 5}]}),
+            invalid: Some((
+                "no-client",
+                || json!({"webhooks": [{"name": "inject.example.com", "clientConfig": {"url": null}, "sideEffects": "None", "admissionReviewVersions": []}]}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/admissionregistration.k8s.io/v1",
+            plural: "validatingadmissionpolicies",
+            kind: "ValidatingAdmissionPolicy",
+            namespaced: false,
+            body: || json!({"spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]}, "validations": [{"expression": "object.spec.replicas <= 5"}]}}),
+            invalid: Some(("no-validations", || json!({"spec": {"validations": []}}))),
+        },
+        Kind {
+            prefix: "/apis/admissionregistration.k8s.io/v1",
+            plural: "validatingadmissionpolicybindings",
+            kind: "ValidatingAdmissionPolicyBinding",
+            namespaced: false,
+            body: || json!({"spec": {"policyName": "replica-limit", "validationActions": ["Deny"], "matchResources": {"namespaceSelector": {"matchLabels": {"env": "test"}}}}}),
+            invalid: Some((
+                "deny-and-warn",
+                || json!({"spec": {"validationActions": ["Deny", "Warn"]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/flowcontrol.apiserver.k8s.io/v1",
+            plural: "flowschemas",
+            kind: "FlowSchema",
+            namespaced: false,
+            body: || json!({"spec": {"priorityLevelConfiguration": {"name": "workload-low"}, "distinguisherMethod": {"type": "ByUser"}, "rules": [{"subjects": [{"kind": "Group", "group": {"name": "team-a"}}], "resourceRules": [{"verbs": ["list"], "apiGroups": [""], "resources": ["pods"], "namespaces": ["*"]}]}]}}),
+            invalid: Some((
+                "bad-precedence",
+                || json!({"spec": {"matchingPrecedence": 20000}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/flowcontrol.apiserver.k8s.io/v1",
+            plural: "prioritylevelconfigurations",
+            kind: "PriorityLevelConfiguration",
+            namespaced: false,
+            body: || json!({"spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 10, "limitResponse": {"type": "Queue", "queuing": {"queues": 16}}}}}),
+            invalid: Some(("no-type", || json!({"spec": {"type": null}}))),
+        },
+        Kind {
+            prefix: "/apis/certificates.k8s.io/v1",
+            plural: "certificatesigningrequests",
+            kind: "CertificateSigningRequest",
+            namespaced: false,
+            body: || json!({"spec": {"request": DIFF_CSR, "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"], "expirationSeconds": 3600}}),
+            invalid: Some(("not-a-request", || json!({"spec": {"request": "bm90IGEgcmVxdWVzdA==", "usages": ["sightseeing"]}}))),
+        },
     ]
 }
 
@@ -358,7 +552,11 @@ fn lifecycle(kind: &Kind) -> Scenario {
     };
     let case = |what: &str| format!("{label}/{what}");
     // Cluster-scoped names are shared by all scenarios: keep them apart.
-    let name = format!("diff-{}", kind.kind.to_ascii_lowercase());
+    // An IPAddress is named by its address.
+    let name = match kind.kind {
+        "IPAddress" => "10.250.0.9".to_owned(),
+        other => format!("diff-{}", other.to_ascii_lowercase()),
+    };
     let collection = kind.collection();
     let item = format!("{collection}/{name}");
     let labels = json!({"app": "diff"});

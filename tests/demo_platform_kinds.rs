@@ -1,0 +1,276 @@
+//! The platform kinds a real cluster serves, used with the real kubectl
+//! against the demo: a client certificate requested, approved and used
+//! to log in; a request denied; component statuses; the bootstrap flow
+//! control and service CIDR objects; the create/get/describe/delete life
+//! of the stored-only kinds; and the old `bindings` collection.
+
+use std::path::Path;
+
+use vcluster::demo::{self, DemoOptions};
+use vcluster_testkit::free_port;
+use vcluster_testkit::kubectl::run_async as kubectl;
+
+async fn ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = kubectl(kubeconfig, args).await;
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn options(dir: &Path) -> DemoOptions {
+    let mut options = DemoOptions::new(dir.join("data"));
+    options.listen = ([127, 0, 0, 1], free_port()).into();
+    options.host_listen = ([127, 0, 0, 1], free_port()).into();
+    options
+}
+
+/// A PEM certificate request for `name` in `group`, and its key.
+fn certificate_request(name: &str, group: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, group);
+    let request = params.serialize_request(&key).expect("request");
+    (request.pem().expect("pem"), key.serialize_pem())
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Writes a CertificateSigningRequest manifest for `request`.
+fn csr_manifest(dir: &Path, name: &str, request: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let manifest = format!(
+        "apiVersion: certificates.k8s.io/v1\n\
+         kind: CertificateSigningRequest\n\
+         metadata:\n  name: {name}\n\
+         spec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  \
+         expirationSeconds: 86400\n  usages: [client auth]\n  username: someone-else\n",
+        b64(request)
+    );
+    std::fs::write(&path, manifest).expect("write manifest");
+    path
+}
+
+/// Polls `kubectl get` until `jsonpath` prints something non-empty.
+async fn eventually(kubeconfig: &Path, args: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = kubectl(kubeconfig, args).await;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !text.is_empty() {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubectl {args:?} printed nothing in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_requested_approved_and_logs_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = demo::start(options(dir.path()))
+        .await
+        .expect("start the demo");
+    let admin = running.kubeconfig.clone();
+
+    let (request, key) = certificate_request("jane", "devs");
+    let manifest = csr_manifest(dir.path(), "jane", &request);
+    ok(&admin, &["create", "-f", manifest.to_str().expect("utf-8")]).await;
+    // The requester is the admin, whatever the manifest claimed.
+    let username = ok(
+        &admin,
+        &["get", "csr", "jane", "-o", "jsonpath={.spec.username}"],
+    )
+    .await;
+    assert_eq!(username, "admin");
+    let listed = ok(&admin, &["get", "csr", "jane"]).await;
+    assert!(listed.contains("Pending"), "{listed}");
+    assert!(listed.contains("24h"), "{listed}");
+
+    ok(&admin, &["certificate", "approve", "jane"]).await;
+    let certificate = eventually(
+        &admin,
+        &["get", "csr", "jane", "-o", "jsonpath={.status.certificate}"],
+    )
+    .await;
+    let listed = ok(&admin, &["get", "csr", "jane"]).await;
+    assert!(listed.contains("Approved,Issued"), "{listed}");
+
+    // The issued certificate authenticates jane, in her group.
+    use base64::Engine as _;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(certificate)
+        .expect("base64 certificate");
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&admin).expect("read")).expect("yaml");
+    config["users"][0]["user"] = serde_yaml::from_str(&format!(
+        "{{client-certificate-data: {}, client-key-data: {}}}",
+        base64::engine::general_purpose::STANDARD.encode(&pem),
+        b64(&key)
+    ))
+    .expect("user");
+    let jane = dir.path().join("jane.kubeconfig");
+    std::fs::write(&jane, serde_yaml::to_string(&config).expect("yaml")).expect("write");
+    let whoami = ok(&jane, &["auth", "whoami"]).await;
+    assert!(
+        whoami.contains("jane") && whoami.contains("devs"),
+        "{whoami}"
+    );
+
+    // A denied request is never signed.
+    let (request, _) = certificate_request("mallory", "devs");
+    let manifest = csr_manifest(dir.path(), "mallory", &request);
+    ok(&admin, &["create", "-f", manifest.to_str().expect("utf-8")]).await;
+    ok(&admin, &["certificate", "deny", "mallory"]).await;
+    let listed = ok(&admin, &["get", "csr", "mallory"]).await;
+    assert!(listed.contains("Denied"), "{listed}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let certificate = ok(
+        &admin,
+        &[
+            "get",
+            "csr",
+            "mallory",
+            "-o",
+            "jsonpath={.status.certificate}",
+        ],
+    )
+    .await;
+    assert!(certificate.is_empty(), "a denied request was signed");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_kinds_live_through_kubectl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = demo::start(options(dir.path()))
+        .await
+        .expect("start the demo");
+    let admin = running.kubeconfig.clone();
+
+    let statuses = ok(&admin, &["get", "componentstatuses"]).await;
+    assert!(
+        statuses.contains("etcd-0") && statuses.contains("Healthy"),
+        "{statuses}"
+    );
+    let refused = kubectl(&admin, &["delete", "componentstatus", "etcd-0"]).await;
+    assert!(!refused.status.success(), "componentstatuses are read-only");
+
+    // What every kube-apiserver starts with.
+    let schemas = ok(&admin, &["get", "flowschemas"]).await;
+    for name in ["exempt", "system-leader-election", "catch-all"] {
+        assert!(schemas.contains(name), "{schemas}");
+    }
+    let levels = ok(&admin, &["get", "prioritylevelconfigurations"]).await;
+    assert!(levels.contains("workload-low"), "{levels}");
+    let cidrs = ok(&admin, &["get", "servicecidr", "kubernetes"]).await;
+    assert!(cidrs.contains(demo::VIRTUAL_SERVICE_CIDR), "{cidrs}");
+
+    let manifest = dir.path().join("platform.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: gvisor}
+handler: runsc
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata: {name: disk.example.com}
+spec: {attachRequired: false}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: checks}
+webhooks:
+- name: check.example.com
+  clientConfig: {service: {namespace: default, name: checker}}
+  rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+---
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata: {name: gpu.example.com}
+spec: {}
+"#,
+    )
+    .expect("write manifest");
+    let path = manifest.to_str().expect("utf-8");
+    ok(&admin, &["apply", "-f", path]).await;
+    let classes = ok(&admin, &["get", "runtimeclass", "gvisor"]).await;
+    assert!(classes.contains("runsc"), "{classes}");
+    let drivers = ok(&admin, &["get", "csidriver", "disk.example.com"]).await;
+    assert!(drivers.contains("false"), "{drivers}");
+    let described = ok(&admin, &["describe", "ingressclass", "nginx"]).await;
+    assert!(described.contains("k8s.io/ingress-nginx"), "{described}");
+    let webhooks = ok(
+        &admin,
+        &["get", "validatingwebhookconfigurations", "checks"],
+    )
+    .await;
+    assert!(webhooks.contains("checks"), "{webhooks}");
+    let defaulted = ok(
+        &admin,
+        &[
+            "get",
+            "validatingwebhookconfigurations",
+            "checks",
+            "-o",
+            "jsonpath={.webhooks[0].timeoutSeconds} {.webhooks[0].clientConfig.service.port}",
+        ],
+    )
+    .await;
+    assert_eq!(defaulted, "10 443");
+    let explained = ok(&admin, &["explain", "runtimeclass.handler"]).await;
+    assert!(explained.contains("handler"), "{explained}");
+    ok(&admin, &["delete", "-f", path]).await;
+    let gone = kubectl(&admin, &["get", "runtimeclass", "gvisor"]).await;
+    assert!(!gone.status.success(), "the runtime class is still there");
+
+    // The old `bindings` collection assigns a pod like `pods/binding`.
+    ok(&admin, &["create", "namespace", "bind"]).await;
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: bind}\n\
+         spec: {schedulerName: nobody, containers: [{name: web, image: nginx}]}\n---\n\
+         apiVersion: v1\nkind: Binding\nmetadata: {name: web, namespace: bind}\n\
+         target: {kind: Node, name: elsewhere}\n",
+    )
+    .expect("write pod");
+    ok(&admin, &["create", "-f", pod.to_str().expect("utf-8")]).await;
+    let node = ok(
+        &admin,
+        &[
+            "get",
+            "pod",
+            "web",
+            "-n",
+            "bind",
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ],
+    )
+    .await;
+    assert_eq!(node, "elsewhere");
+    running.shutdown().await;
+}
