@@ -2,7 +2,8 @@
 //! against the demo: a client certificate requested, approved and used
 //! to log in; a request denied; component statuses; the bootstrap flow
 //! control and service CIDR objects; the create/get/describe/delete life
-//! of the stored-only kinds; and the old `bindings` collection.
+//! of the stored-only kinds; the old `bindings` collection; and
+//! `kubectl debug`'s ephemeral containers.
 
 use std::path::Path;
 
@@ -272,5 +273,35 @@ spec: {}
     )
     .await;
     assert_eq!(node, "elsewhere");
+
+    // `kubectl debug` adds an ephemeral container through
+    // `pods/ephemeralcontainers`.
+    ok(
+        &admin,
+        &[
+            "debug",
+            "web",
+            "-n",
+            "bind",
+            "--image=busybox",
+            "--container=debugger",
+            "--profile=general",
+        ],
+    )
+    .await;
+    let ephemeral = ok(
+        &admin,
+        &[
+            "get",
+            "pod",
+            "web",
+            "-n",
+            "bind",
+            "-o",
+            "jsonpath={.spec.ephemeralContainers[*].name}",
+        ],
+    )
+    .await;
+    assert_eq!(ephemeral, "debugger");
     running.shutdown().await;
 }

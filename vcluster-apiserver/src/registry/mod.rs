@@ -80,6 +80,20 @@ pub enum UpdateTarget {
     Main,
     /// The `status` subresource: only `status`.
     Status,
+    /// A pod's `ephemeralcontainers` subresource: only
+    /// `spec.ephemeralContainers`, which may only grow.
+    EphemeralContainers,
+}
+
+impl UpdateTarget {
+    /// The subresource managed fields record, if not the main resource.
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Self::Main => None,
+            Self::Status => Some("status"),
+            Self::EphemeralContainers => Some("ephemeralcontainers"),
+        }
+    }
 }
 
 /// Where an object lives: its resource, namespace and name.

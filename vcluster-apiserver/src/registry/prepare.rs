@@ -217,6 +217,72 @@ pub(super) fn reject_causes(
     }
 }
 
+/// A pod's ephemeral containers only grow: none removed, none changed
+/// (`ValidatePodEphemeralContainersUpdate`), and a new one's name is not
+/// taken by another container of the pod.
+pub(super) fn check_ephemeral_containers(
+    resource: &ResourceInfo,
+    old: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    let list = |pod: &Value, field: &str| -> Vec<Value> {
+        object::path(pod, &format!("spec.{field}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (before, after) = (
+        list(old, "ephemeralContainers"),
+        list(new, "ephemeralContainers"),
+    );
+    let mut causes = Vec::new();
+    for container in &before {
+        let name = container["name"].as_str().unwrap_or_default();
+        match after.iter().find(|c| c["name"] == container["name"]) {
+            None => causes.push(FieldCause::forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(now) if now != container => causes.push(FieldCause::forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut names: Vec<String> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|field| list(new, field))
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    for (i, container) in after.iter().enumerate() {
+        let name = container["name"].as_str().unwrap_or_default();
+        let field = format!("spec.ephemeralContainers[{i}].name");
+        if name.is_empty() {
+            causes.push(FieldCause::required(field));
+        } else if names.iter().any(|n| n == name) {
+            causes.push(FieldCause {
+                reason: "FieldValueDuplicate",
+                field,
+                message: format!("Duplicate value: {name:?}"),
+            });
+        } else {
+            names.push(name.to_owned());
+        }
+        let image = container["image"].as_str().unwrap_or_default();
+        if image.is_empty() {
+            causes.push(FieldCause::required(format!(
+                "spec.ephemeralContainers[{i}].image"
+            )));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&resource.kind, object::name(new), causes))
+    }
+}
+
 /// Builds the object an update stores from the old one and the body.
 pub(super) fn merge_update(
     resource: &ResourceInfo,
@@ -225,6 +291,24 @@ pub(super) fn merge_update(
     target: UpdateTarget,
 ) -> Value {
     let mut new = match target {
+        UpdateTarget::EphemeralContainers => {
+            let mut new = old.clone();
+            let added = object::path(&body, "spec.ephemeralContainers").cloned();
+            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                match added {
+                    Some(containers) if !containers.is_null() => {
+                        spec.insert("ephemeralContainers".into(), containers);
+                    }
+                    _ => {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+            if let Some(version) = object::path(&body, "metadata.resourceVersion").cloned() {
+                object::metadata_mut(&mut new).insert("resourceVersion".into(), version);
+            }
+            new
+        }
         UpdateTarget::Status => {
             let mut new = old.clone();
             match body.get("status") {

@@ -196,14 +196,21 @@ impl Registry {
             let mut old = decode(&current)?;
             present(&address.resource, &mut old);
             let mut new = merge_update(&address.resource, &old, body.clone(), target);
+            if target == UpdateTarget::EphemeralContainers {
+                check_ephemeral_containers(&address.resource, &old, &new)?;
+            }
             address.resource.strategy.default(&mut new);
             let manager = options.field_manager.as_ref().map(|m| FieldManager {
-                subresource: (target == UpdateTarget::Status).then(|| "status".to_owned()),
+                subresource: target.subresource().map(str::to_owned),
                 ..m.clone()
             });
             patch::apply::record_update(&address.resource, Some(&old), &mut new, manager.as_ref())?;
             reject_invalid(&address.resource, &new)?;
-            check_immutable(&address.resource, &old, &new)?;
+            // Ephemeral containers have their own update rules (checked
+            // above); nothing else of the pod changes on that path.
+            if target != UpdateTarget::EphemeralContainers {
+                check_immutable(&address.resource, &old, &new)?;
+            }
             check_finalizers(&address.resource, &old, &new)?;
             options.admit(&address.resource, &new, Some(&old))?;
             if is_crd(&address.resource) && target == UpdateTarget::Main {

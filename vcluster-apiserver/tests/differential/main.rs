@@ -15,6 +15,7 @@
 //! `target/tmp/differential-report.txt`. `DIFFERENTIAL_BLESS=1` rewrites
 //! the baseline from the run (keeping the reasons already written).
 
+mod api_resources;
 mod case;
 mod cases;
 mod json;
@@ -189,6 +190,8 @@ async fn our_answers_match_kube_apiserver() {
         run_scenario(scenario, &mut ours, &mut upstream, &mut outcomes).await;
     }
     outcomes.extend(kubectl::compare(&cluster.kubeconfig, host.kubeconfig()));
+    let (served_upstream, api_resource_problems) =
+        api_resources::compare(&cluster.kubeconfig, host.kubeconfig());
 
     let identical = outcomes.iter().filter(|o| o.difference.is_none()).count();
     let differ = outcomes.len() - identical;
@@ -216,6 +219,11 @@ async fn our_answers_match_kube_apiserver() {
         "differential: {identical} identical, {differ} differ ({:.1}% identical; details: {})",
         100.0 * identical as f64 / outcomes.len().max(1) as f64,
         report.display()
+    );
+    assert!(
+        api_resource_problems.is_empty(),
+        "kubectl api-resources differs from kube-apiserver's ({served_upstream} resources there):\n  {}",
+        api_resource_problems.join("\n  ")
     );
     assert!(
         outcomes.len() >= 300,

@@ -48,11 +48,18 @@ pub(super) async fn handle(
         (&Method::GET, None, None) => verbs::list(state, call).await,
         (&Method::GET, Some(name), None) => verbs::get(state, call, name).await,
         (&Method::POST, None, None) => verbs::create(state, call).await,
-        (&Method::PUT, Some(name), None | Some("status")) => verbs::update(state, call, name).await,
-        (&Method::PATCH, Some(name), None | Some("status")) => {
+        (&Method::PUT, Some(name), None | Some("status" | "ephemeralcontainers")) => {
+            verbs::update(state, call, name).await
+        }
+        (&Method::PATCH, Some(name), None | Some("status" | "ephemeralcontainers")) => {
             verbs::patch(state, call, name).await
         }
         (&Method::GET, Some(name), Some("status")) => verbs::get_status(state, call, name).await,
+        (&Method::GET, Some(name), Some("ephemeralcontainers"))
+            if resource.serves_subresource("ephemeralcontainers") =>
+        {
+            verbs::get(state, call, name).await
+        }
         (&Method::DELETE, Some(name), None) => verbs::delete(state, call, name).await,
         (&Method::DELETE, None, None) => verbs::delete_collection(state, call).await,
         (_, Some(name), Some("scale")) if resource.scale_subresource => {
@@ -85,7 +92,7 @@ pub(super) async fn handle(
         (_, Some(_), Some(sub))
             if !matches!(
                 sub,
-                "status" | "scale" | "binding" | "finalize" | "approval"
+                "status" | "scale" | "binding" | "finalize" | "approval" | "ephemeralcontainers"
             ) =>
         {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))

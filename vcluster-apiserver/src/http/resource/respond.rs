@@ -85,6 +85,9 @@ pub(super) fn update_target(
     match sub {
         None => Ok(UpdateTarget::Main),
         Some("status") if resource.status_subresource => Ok(UpdateTarget::Status),
+        Some("ephemeralcontainers") if resource.serves_subresource("ephemeralcontainers") => {
+            Ok(UpdateTarget::EphemeralContainers)
+        }
         Some(other) => Err(ApiError::no_route(&format!("{}/{other}", resource.plural))),
     }
 }

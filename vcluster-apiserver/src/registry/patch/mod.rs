@@ -160,7 +160,7 @@ impl Registry {
                     ));
                 };
                 let manager = FieldManager {
-                    subresource: (target == UpdateTarget::Status).then(|| "status".to_owned()),
+                    subresource: target.subresource().map(str::to_owned),
                     ..manager.clone()
                 };
                 let desired = apply::apply(
@@ -177,7 +177,7 @@ impl Registry {
                 };
                 let result = match &current {
                     Some(_) => self.update(address, desired, target, &write).await,
-                    None if target == UpdateTarget::Status => Err(address.not_found()),
+                    None if target != UpdateTarget::Main => Err(address.not_found()),
                     None => {
                         self.create(
                             &address.resource,

@@ -19,7 +19,7 @@ pub(super) const KIND: BuiltinKind =
         .short_names(&["po"])
         .in_all()
         .with_status()
-        .subresources(&[BINDING, LOG]);
+        .subresources(&[BINDING, EPHEMERAL_CONTAINERS, LOG]);
 
 /// The rules of Pod objects.
 #[derive(Debug)]
@@ -115,6 +115,14 @@ const BINDING: Subresource = Subresource {
     name: "binding",
     kind: "Binding",
     verbs: &["create"],
+};
+
+/// `pods/ephemeralcontainers`: debugging containers added to a running
+/// pod (`kubectl debug`); they can be added, never changed or removed.
+const EPHEMERAL_CONTAINERS: Subresource = Subresource {
+    name: "ephemeralcontainers",
+    kind: "Pod",
+    verbs: &["get", "patch", "update"],
 };
 
 /// `pods/log`: served from `ApiServerConfig::pod_logs` (see `crate::logs`).

@@ -527,7 +527,10 @@ pub fn kinds() -> Vec<Kind> {
             kind: "CertificateSigningRequest",
             namespaced: false,
             body: || json!({"spec": {"request": DIFF_CSR, "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"], "expirationSeconds": 3600}}),
-            invalid: Some(("not-a-request", || json!({"spec": {"request": "bm90IGEgcmVxdWVzdA==", "usages": ["sightseeing"]}}))),
+            invalid: Some((
+                "not-a-request",
+                || json!({"spec": {"request": "bm90IGEgcmVxdWVzdA==", "usages": ["sightseeing"]}}),
+            )),
         },
     ]
 }
