@@ -18,11 +18,13 @@ use crate::syncers::data::DataSyncer;
 use crate::syncers::endpoints::EndpointsSyncer;
 use crate::syncers::endpointslices::{service_of, EndpointSliceSyncer};
 use crate::syncers::events::EventSyncer;
+use crate::syncers::ingressclasses::IngressClassSyncer;
 use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
 use crate::syncers::limits::HostLimitsSyncer;
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeSyncer};
 use crate::syncers::pods::{PodReferences, PodSyncer, WaitFor};
+use crate::syncers::priorityclasses::PriorityClassSyncer;
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
 use crate::syncers::services::ServiceSyncer;
@@ -181,6 +183,12 @@ impl VirtualClusterSyncer {
         }
         if enabled.storage_classes {
             self.add(StorageClassSyncer::new());
+        }
+        if enabled.ingress_classes {
+            self.add(IngressClassSyncer::new());
+        }
+        if enabled.priority_classes {
+            self.add(PriorityClassSyncer::new());
         }
         match (&pods, enabled.nodes) {
             (Some(pods), true) => {

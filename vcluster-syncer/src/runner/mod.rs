@@ -65,6 +65,10 @@ pub struct EnabledSyncers {
     pub network_policies: bool,
     /// The host's storage classes, shown to tenants. Default off.
     pub storage_classes: bool,
+    /// The host's ingress classes, shown to tenants. Default off.
+    pub ingress_classes: bool,
+    /// The host's priority classes, shown to tenants. Default off.
+    pub priority_classes: bool,
 }
 
 impl Default for EnabledSyncers {
@@ -83,6 +87,8 @@ impl Default for EnabledSyncers {
             ingresses: false,
             network_policies: false,
             storage_classes: false,
+            ingress_classes: false,
+            priority_classes: false,
         }
     }
 }

@@ -19,6 +19,8 @@
 //! | [`EventSyncer`](events::EventSyncer) | from host | - | events about synced objects, re-pointed at the virtual object |
 //! | [`NodeSyncer`](nodes::NodeSyncer) | from host | - | nodes running tenant pods: labels, status (or fake nodes) |
 //! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
+//! | [`IngressClassSyncer`](ingressclasses::IngressClassSyncer) (optional) | from host | - | every ingress class |
+//! | [`PriorityClassSyncer`](priorityclasses::PriorityClassSyncer) (optional) | from host | - | every priority class (not the virtual `system-*` ones) |
 //! | [`HostLimitsSyncer`](limits::HostLimitsSyncer) (optional) | host only | a ResourceQuota / LimitRange kept in the host namespace | - |
 //!
 //! Pods pass the host isolation policy ([`crate::policy`], Pod Security
@@ -32,15 +34,18 @@ use crate::error::SyncError;
 pub use crate::syncer::FROM_HOST_LABEL;
 pub(crate) use crate::syncer::{create_on_host, is_from_host};
 
+pub mod classes;
 pub mod data;
 pub mod endpoints;
 pub mod endpointslices;
 pub mod events;
+pub mod ingressclasses;
 pub mod ingresses;
 pub mod limits;
 pub mod networkpolicies;
 pub mod nodes;
 pub mod pods;
+pub mod priorityclasses;
 pub mod pvcs;
 pub mod service_addresses;
 pub mod serviceaccounts;
