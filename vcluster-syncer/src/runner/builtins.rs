@@ -23,6 +23,7 @@ use crate::syncers::ingresses::{tls_secrets, IngressSyncer};
 use crate::syncers::limits::HostLimitsSyncer;
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeSyncer};
+use crate::syncers::poddisruptionbudgets::PodDisruptionBudgetSyncer;
 use crate::syncers::pods::{PodReferences, PodSyncer, WaitFor};
 use crate::syncers::priorityclasses::PriorityClassSyncer;
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
@@ -180,6 +181,9 @@ impl VirtualClusterSyncer {
         }
         if enabled.network_policies {
             self.add(NetworkPolicySyncer::new());
+        }
+        if enabled.pod_disruption_budgets {
+            self.add(PodDisruptionBudgetSyncer::new());
         }
         if enabled.storage_classes {
             self.add(StorageClassSyncer::new());

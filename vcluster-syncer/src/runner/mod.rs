@@ -63,6 +63,8 @@ pub struct EnabledSyncers {
     pub ingresses: bool,
     /// NetworkPolicies. Default off.
     pub network_policies: bool,
+    /// PodDisruptionBudgets, so host drains respect them. Default off.
+    pub pod_disruption_budgets: bool,
     /// The host's storage classes, shown to tenants. Default off.
     pub storage_classes: bool,
     /// The host's ingress classes, shown to tenants. Default off.
@@ -86,6 +88,7 @@ impl Default for EnabledSyncers {
             service_accounts: false,
             ingresses: false,
             network_policies: false,
+            pod_disruption_budgets: false,
             storage_classes: false,
             ingress_classes: false,
             priority_classes: false,

@@ -16,6 +16,7 @@
 //! | [`ServiceAccountSyncer`](serviceaccounts::ServiceAccountSyncer) (optional) | to host | the account, no token mount, no secrets | - |
 //! | [`IngressSyncer`](ingresses::IngressSyncer) (optional) | to host | spec, backends and TLS secrets translated | status |
 //! | [`NetworkPolicySyncer`](networkpolicies::NetworkPolicySyncer) (optional) | to host | spec, pod/namespace selectors translated, IP blocks kept | - |
+//! | [`PodDisruptionBudgetSyncer`](poddisruptionbudgets::PodDisruptionBudgetSyncer) (optional) | to host | spec, selector translated | - |
 //! | [`EventSyncer`](events::EventSyncer) | from host | - | events about synced objects, re-pointed at the virtual object |
 //! | [`NodeSyncer`](nodes::NodeSyncer) | from host | - | nodes running tenant pods: labels, status (or fake nodes) |
 //! | [`StorageClassSyncer`](storageclasses::StorageClassSyncer) (optional) | from host | - | every storage class |
@@ -44,6 +45,7 @@ pub mod ingresses;
 pub mod limits;
 pub mod networkpolicies;
 pub mod nodes;
+pub mod poddisruptionbudgets;
 pub mod pods;
 pub mod priorityclasses;
 pub mod pvcs;
