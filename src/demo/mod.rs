@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use tokio_util::sync::CancellationToken;
 use vcluster_apiserver::auth::{ServiceAccountKey, StaticTokens};
+use vcluster_apiserver::health::Component;
 use vcluster_apiserver::storage::MemoryStorage;
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_apiserver::{state_files, ApiServer, ApiServerConfig, TlsConfig};
@@ -408,6 +409,12 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         host_streams,
         Arc::new(translator),
     )));
+    // The controllers run in this process; the host schedules the synced
+    // pods: both are what `kubectl get componentstatuses` asks about.
+    config.components = vec![
+        Component::in_process("scheduler", "ok"),
+        Component::in_process("controller-manager", "ok"),
+    ];
     // `/metrics` of the virtual API server carries the syncer's counters;
     // the syncer is made after the server, so its engines are filled in
     // then. Weak: the engines hold clients of this very server, and a

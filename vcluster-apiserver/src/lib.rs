@@ -36,6 +36,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod field_selector;
+pub mod health;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -91,6 +91,11 @@ pub struct ApiServerConfig {
     /// Where container logs come from (`kubectl logs`); `None`: requests
     /// get 503 ([`crate::logs`]).
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// The control-plane parts `componentstatuses` reports besides the
+    /// storage (`etcd-0`), which the server checks itself. By default the
+    /// scheduler and controller manager, reported unhealthy (this server
+    /// runs neither); an embedder that runs them says so here.
+    pub components: Vec<crate::health::Component>,
     /// Extra metrics served on `/metrics` after the server's own
     /// ([`crate::metrics`]).
     pub metrics: Vec<crate::metrics::MetricsSource>,
@@ -124,6 +129,7 @@ impl ApiServerConfig {
             garbage_collector: Some(GarbageCollectorOptions::default()),
             auth: AuthConfig::default(),
             pod_logs: None,
+            components: crate::health::Component::not_run_here(),
             service_addresses: None,
             metrics: Vec::new(),
             encryption: None,
@@ -289,6 +295,7 @@ impl ApiServer {
             shutdown: shutdown.clone(),
             auth,
             pod_logs: config.pod_logs,
+            components: config.components,
             metrics: config.metrics,
             audit: config.audit.map(Arc::new),
         });

@@ -81,6 +81,8 @@ pub struct ApiState {
     pub auth: Arc<crate::auth::Auth>,
     /// Where container logs come from (`pods/log`), if anywhere.
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// The control-plane parts `componentstatuses` reports.
+    pub components: Vec<crate::health::Component>,
     /// Extra `/metrics` text (see [`crate::metrics`]).
     pub metrics: Vec<crate::metrics::MetricsSource>,
     /// The audit log, if on (see [`crate::audit`]).

@@ -1,5 +1,6 @@
-//! `componentstatuses`: computed on each read from what this server can
-//! check itself (see `resources::kinds::component_status`).
+//! `componentstatuses`: computed on each read from the storage and the
+//! embedder's [`crate::health::Component`]s (see
+//! `resources::kinds::component_status`).
 
 use std::sync::Arc;
 
@@ -11,31 +12,42 @@ use super::super::ApiState;
 use super::call::Call;
 use super::respond::{list_response, object_response};
 use crate::error::ApiError;
+use crate::health::Health;
 use crate::registry::ListPage;
 use crate::request::negotiate;
 
 /// The name upstream gives its first storage backend.
 const STORAGE: &str = "etcd-0";
 
-/// The statuses, as `ComponentStatus` objects.
+/// A `ComponentStatus` object from a check's answer.
+fn status_object(name: &str, health: Health) -> Value {
+    let condition = match health {
+        Ok(message) => json!({"type": "Healthy", "status": "True", "message": message}),
+        Err(error) => json!({"type": "Healthy", "status": "False", "error": error}),
+    };
+    json!({
+        "kind": "ComponentStatus",
+        "apiVersion": "v1",
+        "metadata": {"name": name},
+        "conditions": [condition],
+    })
+}
+
+/// The statuses, as upstream lists them: the embedder's components, then
+/// the storage.
 async fn statuses(state: &ApiState) -> (Vec<Value>, crate::storage::Revision) {
     let storage = state.registry.storage().current_revision().await;
     let revision = storage.as_ref().map_or(0, |r| *r);
-    let (status, message, error) = match &storage {
-        Ok(_) => ("True", "ok", None),
-        Err(err) => ("False", "", Some(err.to_string())),
-    };
-    let mut condition = json!({"type": "Healthy", "status": status, "message": message});
-    if let Some(error) = error {
-        condition["error"] = json!(error);
-    }
-    let object = json!({
-        "kind": "ComponentStatus",
-        "apiVersion": "v1",
-        "metadata": {"name": STORAGE},
-        "conditions": [condition],
-    });
-    (vec![object], revision)
+    let mut items: Vec<Value> = state
+        .components
+        .iter()
+        .map(|component| status_object(&component.name, component.check()))
+        .collect();
+    let storage = storage
+        .map(|_| "ok".to_owned())
+        .map_err(|err| err.to_string());
+    items.push(status_object(STORAGE, storage));
+    (items, revision)
 }
 
 /// `GET` of the collection or of one component.

@@ -71,6 +71,11 @@ pub(super) async fn handle(
         (&Method::PUT, Some(name), Some("approval")) if resource.serves_subresource("approval") => {
             verbs::approve(state, call, name).await
         }
+        (&Method::PATCH, Some(name), Some("approval"))
+            if resource.serves_subresource("approval") =>
+        {
+            verbs::patch(state, call, name).await
+        }
         (&Method::GET, Some(name), Some("approval")) if resource.serves_subresource("approval") => {
             verbs::get(state, call, name).await
         }

@@ -85,6 +85,8 @@ pub(super) fn update_target(
     match sub {
         None => Ok(UpdateTarget::Main),
         Some("status") if resource.status_subresource => Ok(UpdateTarget::Status),
+        // A patch of `approval` writes the conditions as a status patch.
+        Some("approval") if resource.serves_subresource("approval") => Ok(UpdateTarget::Status),
         Some("ephemeralcontainers") if resource.serves_subresource("ephemeralcontainers") => {
             Ok(UpdateTarget::EphemeralContainers)
         }

@@ -1,9 +1,9 @@
 //! Component statuses (core/v1, deprecated upstream but still served):
 //! the health of the control plane's parts, computed on each read, never
-//! stored. This server reports the one part it can check itself, its
-//! storage, under upstream's name for it (`etcd-0`); the scheduler and
-//! controller manager of a real cluster are not its own (the host
-//! schedules; the controllers run beside it), so they are not listed.
+//! stored: the storage under upstream's name for it (`etcd-0`), which the
+//! server checks itself, and the parts its embedder declares
+//! (`ApiServerConfig::components`: by default the scheduler and
+//! controller manager, unhealthy since the server runs neither).
 
 use k8s_openapi::api::core;
 
