@@ -305,3 +305,132 @@ spec: {}
     assert_eq!(ephemeral, "debugger");
     running.shutdown().await;
 }
+
+/// The issue's ordinary application manifest, plus what charts and
+/// operators commonly ship beside it, applies in one `kubectl apply`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_manifest_applies_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = demo::start(options(dir.path()))
+        .await
+        .expect("start the demo");
+    let admin = running.kubeconfig.clone();
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web, namespace: shop}
+data: {mode: production}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: web, namespace: shop}
+stringData: {password: s3cr3t}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      priorityClassName: shop-high
+      containers:
+      - name: web
+        image: nginx
+        resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: 200m, memory: 128Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: shop}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: shop-high}
+value: 1000
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: shop-nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: shop, namespace: shop}
+spec: {hard: {pods: "20"}}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: shop, namespace: shop}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m}
+    defaultRequest: {cpu: 100m}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: shop-checks}
+webhooks:
+- name: check.shop.example.com
+  clientConfig: {service: {namespace: shop, name: checker}}
+  rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}]
+  sideEffects: None
+  failurePolicy: Ignore
+  admissionReviewVersions: [v1]
+"#,
+    )
+    .expect("write manifest");
+    let out = ok(&admin, &["apply", "-f", manifest.to_str().expect("utf-8")]).await;
+    for created in [
+        "deployment.apps/web created",
+        "poddisruptionbudget.policy/web created",
+        "horizontalpodautoscaler.autoscaling/web created",
+        "priorityclass.scheduling.k8s.io/shop-high created",
+        "resourcequota/shop created",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/shop-checks created",
+    ] {
+        assert!(out.contains(created), "{out}");
+    }
+    // Applied again: nothing changes.
+    let again = ok(&admin, &["apply", "-f", manifest.to_str().expect("utf-8")]).await;
+    assert!(!again.contains(" configured"), "{again}");
+    let listed = ok(&admin, &["get", "pdb,hpa,quota,limits", "-n", "shop"]).await;
+    for kind in [
+        "poddisruptionbudget",
+        "horizontalpodautoscaler",
+        "resourcequota",
+        "limitrange",
+    ] {
+        assert!(listed.contains(kind), "{listed}");
+    }
+    running.shutdown().await;
+}
