@@ -19,6 +19,8 @@ A key may carry flags, what server-side apply's field tracking needs:
   @  its value is atomic (`+mapType=atomic`, `+listType=atomic`, a struct
      type marked `+structType=atomic`, an embedded raw object): owned whole
   ~  its Go zero value is nil (a pointer, slice or map): written as null
+  $  a list of scalars that is a set (`+listType=set`): items owned by value
+  ^k1,k2  (last) a list map (`+listType=map`) keyed by these `+listMapKey`s
 """
 
 import os
@@ -108,11 +110,21 @@ def parse_file(path, atomic_structs, named_scalars, named_collections):
             if key == "-":
                 continue
             if ",inline" in tag or key == "":
-                structs[current].append((None, ty.split(".")[-1].lstrip("*"), False, False, False))
+                structs[current].append((None, ty.split(".")[-1].lstrip("*"), False, False, False,
+                                         None))
             else:
-                atomic = any(x in " ".join(field_markers)
+                joined = " ".join(field_markers)
+                atomic = any(x in joined
                              for x in ("+mapType=atomic", "+listType=atomic", "+structType=atomic"))
-                structs[current].append((key, ty, ",omitempty" in tag, ",omitzero" in tag, atomic))
+                list_type = None
+                if "+listType=set" in joined:
+                    list_type = "$"
+                elif "+listType=map" in joined:
+                    keys = re.findall(r"\+listMapKey=(\w+)", joined)
+                    if keys:
+                        list_type = "^" + ",".join(keys)
+                structs[current].append((key, ty, ",omitempty" in tag, ",omitzero" in tag,
+                                         atomic, list_type))
     return structs
 
 
@@ -156,7 +168,7 @@ def main():
 
     meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
 
-    def flags(ty, omitempty, omitzero, atomic):
+    def flags(ty, omitempty, omitzero, atomic, list_type):
         base = element_type(ty)
         nil_able = ty.startswith(("*", "[]", "map[")) or base in named_collections
         by_value_struct = (not nil_able and base not in SCALARS
@@ -169,14 +181,16 @@ def main():
             out += "@"
         if nil_able:
             out += "~"
+        if list_type and not atomic:
+            out += list_type
         return out
 
     def expand(package, struct, seen=()):
         keys = []
         fields = packages.get(package, {}).get(struct) or meta.get(struct) or []
-        for key, ty, omitempty, omitzero, atomic in fields:
+        for key, ty, omitempty, omitzero, atomic, list_type in fields:
             if key is not None:
-                keys.append(key + flags(ty, omitempty, omitzero, atomic))
+                keys.append(key + flags(ty, omitempty, omitzero, atomic, list_type))
             elif ty and ty not in seen:
                 where = package if ty in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
                 keys.extend(expand(where, ty, seen + (ty,)))

@@ -32,12 +32,27 @@ struct Orders {
     nilable: Vec<Vec<&'static str>>,
     /// The keys whose values are atomic (`@` in the data).
     atomic: Vec<Vec<&'static str>>,
+    /// The keys whose lists are sets (`$`).
+    sets: Vec<Vec<&'static str>>,
+    /// The keys whose lists are list maps, with their item keys (`^k,..`).
+    list_maps: Vec<Vec<(&'static str, Vec<KeyField>)>>,
 }
+
+/// An item key of a list map, with the value a missing one stands for.
+pub type KeyField = (&'static str, Option<&'static str>);
 
 /// A key of the data without its flags, and whether it has `flag`.
 fn key_with(word: &'static str, flag: char) -> (&'static str, bool) {
-    let key = word.trim_end_matches(['!', '@', '~']);
+    let word = word.split_once('^').map_or(word, |(word, _)| word);
+    let key = word.trim_end_matches(['!', '@', '~', '$']);
     (key, word[key.len()..].contains(flag))
+}
+
+/// The item keys of a list map word (`conditions~^type`), if it is one.
+fn map_keys(word: &'static str) -> Option<(&'static str, Vec<KeyField>)> {
+    let (word, keys) = word.split_once('^')?;
+    let key = word.trim_end_matches(['!', '@', '~', '$']);
+    Some((key, keys.split(',').map(|k| (k, None)).collect()))
 }
 
 fn orders() -> Option<&'static Orders> {
@@ -74,12 +89,19 @@ fn orders() -> Option<&'static Orders> {
                 .iter()
                 .map(|m| words(m).into_iter().map(|w| key_with(w, '!').0).collect())
                 .collect();
+            let list_maps = schema
+                .messages
+                .iter()
+                .map(|m| words(m).into_iter().filter_map(map_keys).collect())
+                .collect();
             Some(Orders {
                 schema,
                 keys,
                 always_written: flagged('!'),
                 atomic: flagged('@'),
                 nilable: flagged('~'),
+                sets: flagged('$'),
+                list_maps,
             })
         })
         .as_ref()
@@ -136,6 +158,18 @@ pub struct FieldFacts {
     pub always_written: bool,
     /// Owned whole (`+mapType=atomic`, `+structType=atomic`, ...).
     pub atomic: bool,
+    /// How its items are told apart, when the Go type says
+    /// (`+listType=set` or `map`); `None` leaves it to the patch strategy.
+    pub list: Option<ListType>,
+}
+
+/// A list's type as the Go markers declare it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListType {
+    /// Scalars told apart by value.
+    Set,
+    /// Objects told apart by these fields.
+    Map(&'static [KeyField]),
 }
 
 /// The facts of the field `key` of an object of `message`.
@@ -154,6 +188,15 @@ pub fn field_facts(message: MessageId, key: &str) -> FieldFacts {
         is_map: cardinality == Cardinality::Map,
         always_written: listed(&orders.always_written),
         atomic: listed(&orders.atomic),
+        list: if listed(&orders.sets) {
+            Some(ListType::Set)
+        } else {
+            orders
+                .list_maps
+                .get(message)
+                .and_then(|maps| maps.iter().find(|(k, _)| *k == key))
+                .map(|(_, keys)| ListType::Map(keys.as_slice()))
+        },
     }
 }
 

@@ -16,7 +16,7 @@
 //! Go's time and duration strings.
 
 mod decode;
-pub(crate) use go_order::{field_facts, message_of, meta_keys, FieldFacts, GoOrdered};
+pub(crate) use go_order::{field_facts, message_of, meta_keys, FieldFacts, GoOrdered, ListType};
 pub(crate) use schema::MessageId;
 mod go_order;
 mod gotime;

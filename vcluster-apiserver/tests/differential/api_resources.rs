@@ -18,13 +18,7 @@ fn api_resources(kubeconfig: &Path) -> BTreeMap<String, String> {
     let output = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args([
-            "api-resources",
-            "-o",
-            "wide",
-            "--no-headers",
-            "--request-timeout=30s",
-        ])
+        .args(["api-resources", "-o", "wide", "--request-timeout=30s"])
         .output()
         .expect("kubectl runs");
     assert!(
@@ -32,17 +26,9 @@ fn api_resources(kubeconfig: &Path) -> BTreeMap<String, String> {
         "kubectl api-resources failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let headers = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["api-resources", "-o", "wide", "--request-timeout=30s"])
-        .output()
-        .expect("kubectl runs");
-    let header = String::from_utf8_lossy(&headers.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default().to_owned();
     // Columns are aligned under the header; cut each row at its offsets.
     let starts: Vec<usize> = [
         "NAME",
@@ -60,8 +46,7 @@ fn api_resources(kubeconfig: &Path) -> BTreeMap<String, String> {
             .unwrap_or_else(|| panic!("no {title} column in {header:?}"))
     })
     .collect();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
+    lines
         .map(|line| {
             let cell = |i: usize| {
                 let start = starts[i].min(line.len());

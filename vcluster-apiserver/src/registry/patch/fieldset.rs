@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::meta::{Field, KeyField, Node, PatchMeta, Shape};
-use crate::protobuf::{FieldFacts, MessageId};
+use crate::protobuf::{FieldFacts, ListType, MessageId};
 
 /// A set of paths into an object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,6 +102,21 @@ pub fn list_kind<'a>(field: &Field<'a>) -> ListKind<'a> {
         (true, None, Some(key)) => ListKind::Map(key),
         (true, None, None) => ListKind::Set,
         _ => ListKind::Atomic,
+    }
+}
+
+/// The list kind of a typed field: the Go type's `+listType` markers
+/// when it has them (what kube-apiserver's OpenAPI, and so server-side
+/// apply, follows), else the patch strategy ([`list_kind`]).
+pub fn typed_list_kind<'a>(field: &Field<'a>, facts: &FieldFacts) -> ListKind<'a> {
+    match facts.list {
+        Some(ListType::Set) => ListKind::Set,
+        Some(ListType::Map(keys)) => match (field.list_keys, keys) {
+            (Some(known), _) => ListKind::CompoundMap(known),
+            (None, [(key, _)]) => ListKind::Map(key),
+            (None, keys) => ListKind::CompoundMap(keys),
+        },
+        None => list_kind(field),
     }
 }
 
@@ -243,7 +258,7 @@ impl FieldSet {
                 }
                 Value::Array(items) => {
                     let kind = if field.shape == Shape::List {
-                        list_kind(&field)
+                        typed_list_kind(&field, &facts)
                     } else {
                         ListKind::Atomic
                     };
@@ -463,6 +478,7 @@ impl Walk<'_> {
                 is_map,
                 always_written,
                 atomic,
+                ..
             } = facts.unwrap_or_default();
             if atomic {
                 // Owned whole, as a leaf: nothing inside is tracked.
@@ -496,7 +512,8 @@ impl Walk<'_> {
                     }
                 }
                 Value::Array(items) if !items.is_empty() && field.shape == Shape::List => {
-                    if let Some(elements) = item_elements(list_kind(&field), items) {
+                    let kind = typed_list_kind(&field, &facts.unwrap_or_default());
+                    if let Some(elements) = item_elements(kind, items) {
                         if is_new {
                             out.push(at.clone());
                         }

@@ -25,6 +25,9 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 )
 .short_names(&["ns"])
 .with_status()
+// Namespaces are deleted one by one (each waits for its contents); upstream
+// serves no deletecollection for them.
+.verbs(&["create", "delete", "get", "list", "patch", "update", "watch"])
 .subresources(&[FINALIZE]);
 
 /// The rules of Namespace objects.
