@@ -1,6 +1,6 @@
-//! What every cluster has from its first second: the system namespaces and
-//! the `kubernetes` service, plus the service allocations of a store that
-//! already holds services.
+//! What every cluster has from its first second: the system namespaces,
+//! the system priority classes and the `kubernetes` service, plus the
+//! service allocations of a store that already holds services.
 
 use serde_json::json;
 
@@ -32,6 +32,22 @@ impl Registry {
                 self.create(&namespaces, None, namespace, &WriteOptions::default())
                     .await,
             )?;
+        }
+
+        if let Some(classes) = catalog.get("scheduling.k8s.io", "v1", "priorityclasses") {
+            for (name, value, description) in crate::resources::kinds::SYSTEM_PRIORITY_CLASSES {
+                let class = json!({
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                    "description": description,
+                });
+                ignore_exists(
+                    self.create(&classes, None, class, &WriteOptions::default())
+                        .await,
+                )?;
+            }
         }
 
         let first_ip = self.services.first_ip().to_string();

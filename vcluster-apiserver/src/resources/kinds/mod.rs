@@ -39,6 +39,8 @@ catalog![
     persistent_volume_claim,
     persistent_volume,
     node,
+    limit_range,
+    resource_quota,
     event,
     deployment,
     replica_set,
@@ -57,9 +59,12 @@ catalog![
     role_binding,
     cluster_role,
     cluster_role_binding,
+    priority_class,
     storage_class,
     api_service,
 ];
+
+pub use priority_class::SYSTEM_CLASSES as SYSTEM_PRIORITY_CLASSES;
 
 /// The `all` category (`kubectl get all`).
 const ALL: &[&str] = &["all"];
