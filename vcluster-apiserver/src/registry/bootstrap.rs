@@ -44,7 +44,7 @@ impl Registry {
                     "description": description,
                 });
                 ignore_exists(
-                    self.create(&classes, None, class, &WriteOptions::default())
+                    self.create(&classes, None, class, &super::admission::server_write())
                         .await,
                 )?;
             }

@@ -94,6 +94,19 @@ impl WriteOptions {
     }
 }
 
+/// Options of the server's own writes (a quota's usage, the system
+/// priority classes): recorded in `managedFields` as upstream records
+/// them, under `kube-apiserver`.
+pub fn server_write() -> WriteOptions {
+    WriteOptions {
+        field_manager: Some(FieldManager {
+            name: "kube-apiserver".into(),
+            subresource: None,
+        }),
+        ..WriteOptions::default()
+    }
+}
+
 /// What a write does, as admission sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {

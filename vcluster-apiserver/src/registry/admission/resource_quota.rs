@@ -15,7 +15,7 @@ use super::quota_usage::{self as usage, ResourceList};
 use super::{AdmissionPlugin, Attributes, Operation};
 use crate::error::ApiError;
 use crate::object;
-use crate::registry::{ObjectAddress, Registry, UpdateTarget, WriteOptions};
+use crate::registry::{ObjectAddress, Registry, UpdateTarget};
 
 /// How many times a charge is retried when a quota changed meanwhile.
 const ATTEMPTS: usize = 8;
@@ -251,7 +251,7 @@ async fn write_usage(
                 &address,
                 quota,
                 UpdateTarget::Status,
-                &WriteOptions::default(),
+                &super::server_write(),
             )
             .await?;
     }

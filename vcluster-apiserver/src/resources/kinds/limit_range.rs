@@ -5,6 +5,7 @@
 use k8s_openapi::api::core;
 use serde_json::{Map, Value};
 
+use super::fields::untrack_generation;
 use super::BuiltinKind;
 use crate::error::FieldCause;
 use crate::registry::admission::quantity::Quantity;
@@ -31,6 +32,7 @@ impl Strategy for LimitRanges {
     /// default limit falls back to its max, its default request to its
     /// default limit, then to its min.
     fn default(&self, object: &mut Value) {
+        untrack_generation(object);
         let Some(limits) = object
             .pointer_mut("/spec/limits")
             .and_then(Value::as_array_mut)

@@ -6,7 +6,7 @@
 use k8s_openapi::api::scheduling;
 use serde_json::{json, Value};
 
-use super::fields::default_field;
+use super::fields::{default_field, track_generation};
 use super::BuiltinKind;
 use crate::error::FieldCause;
 use crate::object;
@@ -48,6 +48,7 @@ struct PriorityClasses;
 
 impl Strategy for PriorityClasses {
     fn default(&self, object: &mut Value) {
+        track_generation(object);
         if let Some(map) = object.as_object_mut() {
             default_field(map, "preemptionPolicy", json!("PreemptLowerPriority"));
         }

@@ -6,6 +6,7 @@
 use k8s_openapi::api::core;
 use serde_json::Value;
 
+use super::fields::untrack_generation;
 use super::BuiltinKind;
 use crate::error::FieldCause;
 use crate::registry::admission::quantity::Quantity;
@@ -111,6 +112,14 @@ fn check_list(list: Option<&Value>, at: &str, causes: &mut Vec<FieldCause>) {
 }
 
 impl Strategy for ResourceQuotas {
+    fn default(&self, object: &mut Value) {
+        untrack_generation(object);
+    }
+
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
         check_list(object.pointer("/spec/hard"), "spec.hard", causes);
         check_list(object.pointer("/status/hard"), "status.hard", causes);
