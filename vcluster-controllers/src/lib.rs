@@ -18,6 +18,7 @@
 //! | `cronjob` | cronjob | CronJobs | a Job per start time |
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
+//! | `resourcequota` | resourcequota | ResourceQuotas | their `status.hard` and `status.used`, recounted from the namespace |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
@@ -87,6 +88,7 @@ mod meta;
 mod options;
 pub mod pods;
 mod replicaset;
+mod resourcequota;
 mod runtime;
 mod serviceaccounts;
 mod statefulset;

@@ -66,6 +66,8 @@ pub struct EnabledControllers {
     /// The `kube-root-ca.crt` ConfigMap of every namespace (needs
     /// [`ControllerOptions::root_ca_pem`]).
     pub root_ca_config_maps: bool,
+    /// ResourceQuotas' `status.hard` and `status.used`.
+    pub resource_quotas: bool,
 }
 
 impl EnabledControllers {
@@ -82,6 +84,7 @@ impl EnabledControllers {
             endpoint_slices: true,
             service_accounts: true,
             root_ca_config_maps: true,
+            resource_quotas: true,
         }
     }
 
@@ -98,6 +101,7 @@ impl EnabledControllers {
             endpoint_slices: false,
             service_accounts: false,
             root_ca_config_maps: false,
+            resource_quotas: false,
         }
     }
 }
