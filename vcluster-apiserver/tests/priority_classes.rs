@@ -149,6 +149,13 @@ async fn priority_classes_decide_pods_priorities() {
         "{refused}"
     );
 
+    let refused = cluster
+        .kubectl_err(&["delete", "pc", "system-node-critical"])
+        .await;
+    assert!(
+        refused.contains("priorityclasses.scheduling.k8s.io \"system-node-critical\" is forbidden: this is a system priority class and cannot be deleted"),
+        "{refused}"
+    );
     let deleted = cluster.kubectl_ok(&["delete", "pc", "high"]).await;
     assert_eq!(
         deleted.trim(),

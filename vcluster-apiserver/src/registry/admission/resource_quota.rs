@@ -35,7 +35,11 @@ fn handles(attributes: &Attributes<'_>, object: &Value) -> bool {
         return false;
     }
     match (resource.group.as_str(), resource.plural.as_str()) {
-        ("", "events") | ("events.k8s.io", "events") => false,
+        // Upstream's ignored resources: virtual ones and events.
+        ("", "events" | "bindings" | "componentstatuses")
+        | ("events.k8s.io", "events")
+        | ("authentication.k8s.io", _)
+        | ("authorization.k8s.io", _) => false,
         ("", "pods") => match attributes.operation {
             Operation::Create => true,
             Operation::Update => attributes

@@ -75,6 +75,25 @@ pub fn admission() -> Scenario {
                 "admission/system-priority-class",
                 "/apis/scheduling.k8s.io/v1/priorityclasses/system-node-critical",
             ),
+            Step::delete(
+                "admission/delete-system-priority-class",
+                "/apis/scheduling.k8s.io/v1/priorityclasses/system-node-critical",
+            ),
+            Step::post(
+                "admission/create-storage-limit-range",
+                "/api/v1/namespaces/{ns}/limitranges",
+                json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "storage"},
+                    "spec": {"limits": [{"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]}})
+                .to_string(),
+            )
+            .setup(),
+            Step::post(
+                "admission/claim-above-max",
+                "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "huge"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}}})
+                .to_string(),
+            ),
         ],
     )
 }
