@@ -19,6 +19,7 @@
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //! | `csrsigning` | csrsigning (`kube-apiserver-client`) | approved CertificateSigningRequests | client certificates signed by the cluster CA |
+//! | `resourcequota` | resourcequota | ResourceQuotas | their `status.hard` and `status.used`, recounted from the namespace |
 //!
 //! Each reconciler is a `kube::runtime::Controller` (the object's kind,
 //! plus the kinds it owns or watches); [`ControllerManager`] starts the
@@ -89,6 +90,7 @@ mod meta;
 mod options;
 pub mod pods;
 mod replicaset;
+mod resourcequota;
 mod runtime;
 mod serviceaccounts;
 mod statefulset;

@@ -55,6 +55,7 @@ impl ControllerManager {
                 || (enabled.root_ca_config_maps && shared.options.root_ca_pem.is_some()),
             serviceaccounts
         );
+        start!(enabled.resource_quotas, resourcequota);
         tracing::info!(?enabled, "controllers started");
         cancel.cancelled().await;
         let stopping = async { while tasks.join_next().await.is_some() {} };

@@ -69,6 +69,8 @@ pub struct EnabledControllers {
     /// Approved client certificate requests -> certificates (needs
     /// [`ControllerOptions::signer`]).
     pub certificate_signing: bool,
+    /// ResourceQuotas' `status.hard` and `status.used`.
+    pub resource_quotas: bool,
 }
 
 impl EnabledControllers {
@@ -86,6 +88,7 @@ impl EnabledControllers {
             service_accounts: true,
             root_ca_config_maps: true,
             certificate_signing: true,
+            resource_quotas: true,
         }
     }
 
@@ -103,6 +106,7 @@ impl EnabledControllers {
             service_accounts: false,
             root_ca_config_maps: false,
             certificate_signing: false,
+            resource_quotas: false,
         }
     }
 }

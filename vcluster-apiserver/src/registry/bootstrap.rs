@@ -1,7 +1,7 @@
 //! What every cluster has from its first second: the system namespaces,
-//! the `kubernetes` service and its ServiceCIDR, API priority and
-//! fairness's configuration, plus the service allocations of a store that
-//! already holds services.
+//! the `kubernetes` service and its ServiceCIDR, the system priority
+//! classes, API priority and fairness's configuration, plus the service
+//! allocations of a store that already holds services.
 
 mod flowcontrol;
 
@@ -39,6 +39,21 @@ impl Registry {
 
         self.bootstrap_flow_control().await?;
         self.bootstrap_service_cidr().await?;
+        if let Some(classes) = catalog.get("scheduling.k8s.io", "v1", "priorityclasses") {
+            for (name, value, description) in crate::resources::kinds::SYSTEM_PRIORITY_CLASSES {
+                let class = json!({
+                    "apiVersion": "scheduling.k8s.io/v1",
+                    "kind": "PriorityClass",
+                    "metadata": {"name": name},
+                    "value": value,
+                    "description": description,
+                });
+                ignore_exists(
+                    self.create(&classes, None, class, &super::admission::server_write())
+                        .await,
+                )?;
+            }
+        }
 
         let first_ip = self.services.first_ip().to_string();
         let kubernetes = json!({

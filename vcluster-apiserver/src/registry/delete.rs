@@ -80,6 +80,17 @@ impl Registry {
                 address.name
             )));
         }
+        if address.resource.is("scheduling.k8s.io", "priorityclasses")
+            && crate::resources::kinds::SYSTEM_PRIORITY_CLASSES
+                .iter()
+                .any(|(name, _, _)| *name == address.name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "priorityclasses.scheduling.k8s.io {:?} is forbidden: this is a system priority class and cannot be deleted",
+                address.name
+            ))
+            .with_target("scheduling.k8s.io", "priorityclasses", &address.name));
+        }
         let precondition = match options.resource_version.as_deref() {
             None | Some("") => None,
             Some(rv) => Some(parse_resource_version(rv)?),

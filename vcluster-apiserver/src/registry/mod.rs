@@ -14,7 +14,8 @@
 //! collector ([`gc`]) acts on; namespaces and CRDs are emptied by it before
 //! they go ([`namespaces`], [`crds`]).
 //!
-//! One file per step of a write: [`admission`] (the embedder's checks),
+//! One file per step of a write: [`admission`] (the embedder's checks and
+//! the admission plugins),
 //! `prepare` (decoding, defaults, validation and the update merge, all
 //! pure), `store` (create, update and modify against storage) and
 //! `delete` (the deletion lifecycle); this file holds the registry itself
@@ -44,7 +45,9 @@ mod services;
 mod store;
 mod subresources;
 
-pub use admission::{Admission, AdmissionCheck, WriteOptions};
+pub use admission::{
+    Admission, AdmissionCheck, AdmissionPlugin, Attributes, Operation, WriteOptions,
+};
 pub(crate) use delete::DeletePlan;
 use delete::{finalizers, is_deleting, mark_deleting, set_finalizers};
 pub use delete::{DeleteOptions, Propagation};
@@ -129,6 +132,8 @@ pub struct Registry {
     catalog: SharedCatalog,
     services: ServiceNetwork,
     hub: WatchHub,
+    /// The admission chain every create and update passes.
+    plugins: Vec<Arc<dyn AdmissionPlugin>>,
 }
 
 impl Registry {
@@ -146,6 +151,7 @@ impl Registry {
             catalog: SharedCatalog::new(catalog),
             services,
             hub,
+            plugins: admission::default_plugins(),
         }
     }
 

@@ -54,6 +54,15 @@ impl Registry {
         resource.strategy.default(&mut object);
         set_initial_status(resource, &mut object);
         patch::apply::record_update(resource, None, &mut object, options.field_manager.as_ref())?;
+        let attributes = Attributes {
+            resource,
+            namespace: address.namespace.as_deref(),
+            subresource: None,
+            operation: Operation::Create,
+            dry_run: options.dry_run,
+            old: None,
+        };
+        self.admit_mutating(&attributes, &mut object).await?;
         resource.strategy.prepare_for_create(&mut object);
         reject_invalid(resource, &object)?;
         options.admit(resource, &object, None)?;
@@ -65,6 +74,7 @@ impl Registry {
         if let Some(ns) = &address.namespace {
             self.require_namespace(resource, &object, ns).await?;
         }
+        self.admit_validating(&attributes, &object).await?;
         let (allocation, reservation) = self.allocate_new(resource, &mut object, options).await?;
         if options.dry_run {
             allocation.rollback(&self.services);
@@ -205,6 +215,15 @@ impl Registry {
                 ..m.clone()
             });
             patch::apply::record_update(&address.resource, Some(&old), &mut new, manager.as_ref())?;
+            let attributes = Attributes {
+                resource: &address.resource,
+                namespace: address.namespace.as_deref(),
+                subresource: (target == UpdateTarget::Status).then_some("status"),
+                operation: Operation::Update,
+                dry_run: options.dry_run,
+                old: Some(&old),
+            };
+            self.admit_mutating(&attributes, &mut new).await?;
             reject_invalid(&address.resource, &new)?;
             // Ephemeral containers have their own update rules (checked
             // above); nothing else of the pod changes on that path.
@@ -213,6 +232,7 @@ impl Registry {
             }
             check_finalizers(&address.resource, &old, &new)?;
             options.admit(&address.resource, &new, Some(&old))?;
+            self.admit_validating(&attributes, &new).await?;
             if is_crd(&address.resource) && target == UpdateTarget::Main {
                 reject_causes(&address.resource, &new, custom::validate(&new, Some(&old)))?;
                 let status = custom::status(&new, &old, &self.catalog());

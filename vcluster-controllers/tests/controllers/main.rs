@@ -8,6 +8,7 @@ mod common;
 mod deployments;
 mod jobs;
 mod lifecycle;
+mod resource_quotas;
 mod services;
 mod stateful_and_daemon_sets;
 

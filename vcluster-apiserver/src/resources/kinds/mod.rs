@@ -42,6 +42,8 @@ catalog![
     persistent_volume_claim,
     persistent_volume,
     node,
+    limit_range,
+    resource_quota,
     event,
     deployment,
     replica_set,
@@ -69,6 +71,7 @@ catalog![
     cluster_role,
     cluster_role_binding,
     certificate_signing_request,
+    priority_class,
     storage_class,
     volume_attachment,
     csi_node,
@@ -83,6 +86,8 @@ catalog![
     resource_slice,
     api_service,
 ];
+
+pub use priority_class::SYSTEM_CLASSES as SYSTEM_PRIORITY_CLASSES;
 
 /// The `all` category (`kubectl get all`).
 const ALL: &[&str] = &["all"];

@@ -210,6 +210,58 @@ fn event_row(event: &Value, now: Timestamp, fields: &EventFields) -> Row {
     .into()
 }
 
+/// NAME REQUEST LIMIT AGE: each `status.hard` name as `used/hard`,
+/// `limits.*` ones under LIMIT, sorted by name.
+pub(crate) fn resource_quota(quota: &Value, now: Timestamp) -> Row {
+    let hard = quota.pointer("/status/hard").and_then(Value::as_object);
+    let used = quota.pointer("/status/used").and_then(Value::as_object);
+    let mut names: Vec<&String> = hard.into_iter().flat_map(|h| h.keys()).collect();
+    names.sort();
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    let text = |list: Option<&serde_json::Map<String, Value>>, name: &str| {
+        list.and_then(|l| l.get(name))
+            .and_then(Value::as_str)
+            .and_then(crate::registry::admission::quantity::Quantity::parse)
+            .unwrap_or(crate::registry::admission::quantity::Quantity::ZERO)
+            .to_string()
+    };
+    for name in names {
+        let cell = format!("{name}: {}/{}", text(used, name), text(hard, name));
+        if name.split('.').count() > 1 && name.split('.').next() == Some("limits") {
+            limit.push(cell);
+        } else {
+            request.push(cell);
+        }
+    }
+    vec![
+        name(quota).into(),
+        request.join(", ").into(),
+        limit.join(", ").into(),
+        age(quota, now).into(),
+    ]
+    .into()
+}
+
+/// NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY.
+pub(crate) fn priority_class(class: &Value, now: Timestamp) -> Row {
+    vec![
+        name(class).into(),
+        class
+            .get("value")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .into(),
+        class
+            .get("globalDefault")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .into(),
+        age(class, now).into(),
+        str_at(class, &["preemptionPolicy"]).into(),
+    ]
+    .into()
+}
+
 /// NAME HOLDER AGE.
 pub(crate) fn lease(lease: &Value, now: Timestamp) -> Row {
     let holder = str_at(lease, &["spec", "holderIdentity"]);

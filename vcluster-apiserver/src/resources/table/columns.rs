@@ -295,6 +295,21 @@ pub(crate) const CRON_JOB: &[Column] = &[
     string("Selector", JOB_SELECTOR_DOC).wide(),
 ];
 
+pub(crate) const RESOURCE_QUOTA: &[Column] = &[
+    NAME,
+    string("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    string("Limit", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+    AGE,
+];
+
+pub(crate) const PRIORITY_CLASS: &[Column] = &[
+    NAME,
+    integer("Value", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
+    column("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
+    AGE,
+    string("PreemptionPolicy", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."),
+];
+
 pub(crate) const LEASE: &[Column] = &[
     NAME,
     string("Holder", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),

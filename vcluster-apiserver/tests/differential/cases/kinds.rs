@@ -174,6 +174,25 @@ pub fn kinds() -> Vec<Kind> {
             invalid: Some(("bad-type", || json!({"type": "Unusual"}))),
         },
         Kind {
+            prefix: "/api/v1",
+            plural: "limitranges",
+            kind: "LimitRange",
+            namespaced: true,
+            body: || json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"}, "default": {"memory": "256Mi"}}]}}),
+            invalid: Some((
+                "min-above-max",
+                || json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}, "min": {"cpu": "2"}}]}}),
+            )),
+        },
+        Kind {
+            prefix: "/api/v1",
+            plural: "resourcequotas",
+            kind: "ResourceQuota",
+            namespaced: true,
+            body: || json!({"spec": {"hard": {"pods": "10", "requests.cpu": "4", "count/configmaps": "5"}}}),
+            invalid: Some(("negative", || json!({"spec": {"hard": {"pods": "-1"}}}))),
+        },
+        Kind {
             prefix: "/apis/apps/v1",
             plural: "deployments",
             kind: "Deployment",
@@ -330,6 +349,14 @@ pub fn kinds() -> Vec<Kind> {
             namespaced: false,
             body: || json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "readers"}]}),
             invalid: Some(("bad-ref", || json!({"roleRef": {"kind": "Role"}}))),
+        },
+        Kind {
+            prefix: "/apis/scheduling.k8s.io/v1",
+            plural: "priorityclasses",
+            kind: "PriorityClass",
+            namespaced: false,
+            body: || json!({"value": 1000, "description": "a class for the differential suite"}),
+            invalid: Some(("too-high", || json!({"value": 2000000000}))),
         },
         Kind {
             prefix: "/apis/storage.k8s.io/v1",

@@ -1,5 +1,6 @@
 //! Every scenario of the suite.
 
+mod admission;
 mod behaviour;
 mod kinds;
 
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Scenario> {
         discovery(),
         authorization(),
         custom_resources(),
+        admission::admission(),
     ]);
     scenarios.extend(behaviour::propagation());
     scenarios

@@ -1,0 +1,238 @@
+//! Admission: what a write passes through besides the kind's own rules.
+//!
+//! Two parts. The per-request [`Admission`] check the HTTP layer sets from
+//! the request's authorization (RBAC escalation prevention), carried in
+//! [`WriteOptions`]. And the server's [`AdmissionPlugin`]s, upstream's
+//! admission chain: plugins that read other objects through the
+//! [`Registry`] and change (mutating) or refuse (validating) a create or
+//! update. The registry runs every plugin's mutating step after the body's
+//! defaults and before validation, and every validating step after
+//! validation, right before the object is stored, as kube-apiserver does.
+//!
+//! One file per plugin: [`limit_ranger`] (LimitRanger), [`priority`]
+//! (Priority) and [`resource_quota`] (ResourceQuota), in upstream's order.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{FieldManager, Registry};
+use crate::error::ApiError;
+use crate::object;
+use crate::resources::ResourceInfo;
+
+pub mod limit_ranger;
+pub mod priority;
+pub mod quantity;
+pub mod quota_usage;
+pub mod resource_quota;
+
+/// Options shared by writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: validate and answer as if written, store nothing.
+    pub dry_run: bool,
+    /// Who writes: recorded in `metadata.managedFields` (none: entries are
+    /// only carried over).
+    pub field_manager: Option<FieldManager>,
+    /// A last check of the object about to be stored (after patches,
+    /// defaults and validation), such as RBAC escalation prevention.
+    pub admission: Option<Admission>,
+}
+
+/// The signature of an [`Admission`] check: the resource, the object about
+/// to be stored and, for updates, the stored one.
+pub type AdmissionCheck =
+    dyn Fn(&ResourceInfo, &Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync;
+
+/// A check a write's final object must pass before it is stored (create,
+/// update, and the patches and applies built on them); an error refuses
+/// the write. Set by the HTTP layer from the request's authorization.
+#[derive(Clone)]
+pub struct Admission(Arc<AdmissionCheck>);
+
+impl Admission {
+    /// Wraps a check.
+    pub fn new(
+        check: impl Fn(&ResourceInfo, &Value, Option<&Value>) -> Result<(), ApiError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Runs the check.
+    pub fn check(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        (self.0)(resource, object, old)
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admission(..)")
+    }
+}
+
+impl WriteOptions {
+    pub(super) fn admit(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        match &self.admission {
+            Some(admission) => admission.check(resource, object, old),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Options of the server's own writes (a quota's usage, the system
+/// priority classes): recorded in `managedFields` as upstream records
+/// them, under `kube-apiserver`.
+pub fn server_write() -> WriteOptions {
+    WriteOptions {
+        field_manager: Some(FieldManager {
+            name: "kube-apiserver".into(),
+            subresource: None,
+        }),
+        ..WriteOptions::default()
+    }
+}
+
+/// What a write does, as admission sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A change of a stored object (PUT, patch, apply, status).
+    Update,
+}
+
+/// The facts of one write an [`AdmissionPlugin`] decides on (upstream's
+/// `admission.Attributes`); the object itself is passed beside them.
+#[derive(Clone, Copy, Debug)]
+pub struct Attributes<'a> {
+    /// The resource written.
+    pub resource: &'a Arc<ResourceInfo>,
+    /// The namespace, for namespaced resources.
+    pub namespace: Option<&'a str>,
+    /// `Some("status")` for a status update; `None` for the main resource.
+    pub subresource: Option<&'a str>,
+    /// Create or update.
+    pub operation: Operation,
+    /// `dryRun=All`: a plugin must not change anything stored.
+    pub dry_run: bool,
+    /// The stored object, for updates.
+    pub old: Option<&'a Value>,
+}
+
+impl Attributes<'_> {
+    /// Whether the write is of `group`/`plural`'s main resource.
+    pub fn is(&self, group: &str, plural: &str) -> bool {
+        self.resource.group == group && self.resource.plural == plural && self.subresource.is_none()
+    }
+
+    /// Upstream's `admission.NewForbidden`: `403 <resource> "<name>" is
+    /// forbidden: <why>`, naming the object in the details.
+    pub fn forbidden(&self, object: &Value, why: impl std::fmt::Display) -> ApiError {
+        let resource = self.resource.qualified_name();
+        let name = object::name(object);
+        let message = if name.is_empty() {
+            format!("{resource} is forbidden: {why}")
+        } else {
+            format!("{resource} {name:?} is forbidden: {why}")
+        };
+        ApiError::forbidden(message).with_target(&self.resource.group, &self.resource.plural, name)
+    }
+}
+
+/// One admission plugin of the server's chain. Both steps default to
+/// admitting, so a plugin implements only what it does.
+#[async_trait]
+pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
+    /// The plugin's upstream name (`LimitRanger`), for logs.
+    fn name(&self) -> &'static str;
+
+    /// The mutating step: may change `object` or refuse the write. Runs
+    /// after the body's defaults, before the kind's validation.
+    async fn admit(
+        &self,
+        _registry: &Registry,
+        _attributes: &Attributes<'_>,
+        _object: &mut Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// The validating step: may refuse the write (and keep its own state,
+    /// such as a quota's usage, unless the write is a dry run). Runs after
+    /// validation, right before the object is stored.
+    async fn validate(
+        &self,
+        _registry: &Registry,
+        _attributes: &Attributes<'_>,
+        _object: &Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The plugins every registry runs, in upstream's order of its default
+/// plugins (LimitRanger, Priority, ResourceQuota).
+pub fn default_plugins() -> Vec<Arc<dyn AdmissionPlugin>> {
+    vec![
+        Arc::new(limit_ranger::LimitRanger),
+        Arc::new(priority::Priority),
+        Arc::new(resource_quota::ResourceQuota::default()),
+    ]
+}
+
+impl Registry {
+    /// Runs every plugin's mutating step on `object`.
+    pub(super) async fn admit_mutating(
+        &self,
+        attributes: &Attributes<'_>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        for plugin in &self.plugins {
+            plugin.admit(self, attributes, object).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every plugin's validating step on `object`.
+    pub(super) async fn admit_validating(
+        &self,
+        attributes: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        for plugin in &self.plugins {
+            plugin.validate(self, attributes, object).await?;
+        }
+        Ok(())
+    }
+
+    /// The objects of `group`/`plural` in `namespace`, for plugins; none
+    /// when the resource is not served.
+    pub async fn list_in(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let Some(resource) = self.catalog().by_resource(group, plural) else {
+            return Ok(Vec::new());
+        };
+        let page =
+            Box::pin(self.list(&resource, namespace, &super::ListOptions::default())).await?;
+        Ok(page.items)
+    }
+}

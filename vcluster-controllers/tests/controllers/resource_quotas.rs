@@ -1,0 +1,83 @@
+//! ResourceQuotas: the API server charges creates against them and refuses
+//! what exceeds them; the resource-quota controller keeps their status.
+
+use super::*;
+use k8s_openapi::api::core::v1::ResourceQuota;
+
+fn used(quota: &ResourceQuota, name: &str) -> Option<String> {
+    Some(quota.status.as_ref()?.used.as_ref()?.get(name)?.0.clone())
+}
+
+fn pod(name: &str, cpu: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "nginx",
+            "resources": {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}}}]},
+    })
+}
+
+#[tokio::test]
+async fn the_controller_keeps_quota_status_and_admission_refuses_what_exceeds_it() {
+    let cluster = ControlPlane::start().await;
+    let quotas: Api<ResourceQuota> = cluster.api();
+    cluster
+        .create(&quotas, json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "compute", "namespace": "default"},
+            "spec": {"hard": {"pods": "2", "requests.cpu": "2", "count/configmaps": "10", "services": "5"}},
+        }))
+        .await;
+    // The controller fills status.hard and counts what is already there:
+    // the `kubernetes` service and the root CA config map.
+    let counted = eventually_within(DEADLINE, "the quota's status counted", || async {
+        let quota = quotas.get("compute").await.ok()?;
+        let hard = quota.status.as_ref()?.hard.as_ref()?.len();
+        (hard == 4
+            && used(&quota, "pods").as_deref() == Some("0")
+            && used(&quota, "services").as_deref() == Some("1")
+            && used(&quota, "count/configmaps").as_deref() == Some("1"))
+        .then_some(quota)
+    })
+    .await;
+    assert_eq!(used(&counted, "requests.cpu").as_deref(), Some("0"));
+
+    let pods_api: Api<Pod> = cluster.api();
+    cluster.create(&pods_api, pod("first", "500m")).await;
+    cluster.create(&pods_api, pod("second", "1")).await;
+    eventually_within(DEADLINE, "two pods counted", || async {
+        let quota = quotas.get("compute").await.ok()?;
+        (used(&quota, "pods").as_deref() == Some("2")
+            && used(&quota, "requests.cpu").as_deref() == Some("1500m"))
+        .then_some(())
+    })
+    .await;
+
+    let third: Pod = serde_json::from_value(pod("third", "100m")).expect("pod");
+    let refused = pods_api
+        .create(&PostParams::default(), &third)
+        .await
+        .expect_err("a third pod exceeds the quota");
+    let kube::Error::Api(status) = refused else {
+        panic!("not an API error: {refused}");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "pods \"third\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+
+    // A pod that goes is no longer counted: the controller lowers the use.
+    pods_api
+        .delete("first", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete a pod");
+    eventually_within(DEADLINE, "the deleted pod uncounted", || async {
+        let quota = quotas.get("compute").await.ok()?;
+        (used(&quota, "pods").as_deref() == Some("1")
+            && used(&quota, "requests.cpu").as_deref() == Some("1"))
+        .then_some(())
+    })
+    .await;
+    cluster.create(&pods_api, pod("third", "100m")).await;
+}
