@@ -185,6 +185,64 @@ async fn quotas_charge_and_refuse_creates() {
             ),
         "{refused}"
     );
+    // Services: node ports are counted per port.
+    cluster
+        .kubectl_ok(&[
+            "create",
+            "quota",
+            "ports",
+            "-n",
+            "q",
+            "--hard=services.nodeports=1",
+        ])
+        .await;
+    counted(&quotas, "ports").await;
+    let refused = cluster
+        .kubectl_err(&[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "-n",
+            "q",
+            "--tcp=80:80",
+            "--tcp=443:443",
+        ])
+        .await;
+    assert!(
+        refused.contains("services \"web\" is forbidden: exceeded quota: ports, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"),
+        "{refused}"
+    );
+
+    // A quota whose use is not counted yet refuses what it limits.
+    cluster.create_namespace("fresh").await;
+    cluster
+        .kubectl_ok(&["create", "quota", "pending", "-n", "fresh", "--hard=pods=5"])
+        .await;
+    let fresh: Api<ResourceQuota> = Api::namespaced(cluster.client(), "fresh");
+    let mut pending = fresh.get("pending").await.expect("quota");
+    pending.status = Some(k8s_openapi::api::core::v1::ResourceQuotaStatus {
+        hard: pending.spec.as_ref().and_then(|s| s.hard.clone()),
+        used: None,
+    });
+    fresh
+        .replace_status("pending", &PostParams::default(), &pending)
+        .await
+        .expect("status without use");
+    let file = cluster.write_file(
+        "fresh.yaml",
+        &pod("early", "{}").replace("namespace: q", "namespace: fresh"),
+    );
+    let refused = cluster
+        .kubectl_err(&["create", "-f", file.to_str().unwrap_or_default()])
+        .await;
+    assert!(
+        refused.contains(
+            "pods \"early\" is forbidden: status unknown for quota: pending, resources: pods"
+        ),
+        "{refused}"
+    );
+
     let deleted = cluster
         .kubectl_ok(&["delete", "quota", "objects", "-n", "q"])
         .await;

@@ -124,6 +124,11 @@ impl Strategy for ResourceQuotas {
         check_list(object.pointer("/spec/hard"), "spec.hard", causes);
         check_list(object.pointer("/status/hard"), "status.hard", causes);
         check_list(object.pointer("/status/used"), "status.used", causes);
+        let hard: Vec<&str> = object
+            .pointer("/spec/hard")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         let scopes: Vec<&str> = object
             .pointer("/spec/scopes")
             .and_then(Value::as_array)
@@ -131,22 +136,65 @@ impl Strategy for ResourceQuotas {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        let shown = format!("[]core.ResourceQuotaScope{{{}}}", scopes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "));
-        if scopes.iter().any(|s| !SCOPES.contains(s)) {
-            causes.push(FieldCause {
-                reason: "FieldValueInvalid",
-                field: "spec.scopes".into(),
-                message: format!("Invalid value: {}: unsupported scope", scopes_json(&scopes)),
-            });
+        let shown = scopes_json(&scopes);
+        let invalid = |field: &str, shown: &str, why: &str| FieldCause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {shown}: {why}"),
+        };
+        for scope in &scopes {
+            if !SCOPES.contains(scope) {
+                causes.push(invalid("spec.scopes", &shown, "unsupported scope"));
+            }
+            for _ in hard.iter().filter(|n| !scope_covers(scope, n)) {
+                causes.push(invalid("spec.scopes", &shown, "unsupported scope applied to resource"));
+            }
         }
-        let has = |s: &str| scopes.contains(&s);
-        if has("Terminating") && has("NotTerminating") || has("BestEffort") && has("NotBestEffort") {
-            let _ = shown;
-            causes.push(FieldCause {
-                reason: "FieldValueInvalid",
-                field: "spec.scopes".into(),
-                message: format!("Invalid value: {}: conflicting scopes", scopes_json(&scopes)),
-            });
+        if conflicting(&scopes) {
+            causes.push(invalid("spec.scopes", &shown, "conflicting scopes"));
+        }
+        let Some(selector) = object.pointer("/spec/scopeSelector").filter(|s| !s.is_null()) else {
+            return;
+        };
+        let at = "spec.scopeSelector.matchExpressions";
+        let expressions = selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let mut names = Vec::new();
+        for expression in expressions {
+            let scope = expression.get("scopeName").and_then(Value::as_str).unwrap_or("");
+            let operator = expression.get("operator").and_then(Value::as_str).unwrap_or("");
+            let values = expression.get("values").and_then(Value::as_array).map_or(0, Vec::len);
+            if !SCOPES.contains(&scope) {
+                causes.push(FieldCause::invalid(format!("{at}.scopeName"), scope, "unsupported scope"));
+            }
+            for _ in hard.iter().filter(|n| !scope_covers(scope, n)) {
+                causes.push(invalid(at, &serde_json::to_string(selector).unwrap_or_default(), "unsupported scope applied to resource"));
+            }
+            if matches!(scope, "BestEffort" | "NotBestEffort" | "Terminating" | "NotTerminating" | "CrossNamespacePodAffinity")
+                && operator != "Exists"
+            {
+                causes.push(FieldCause::invalid(format!("{at}.operator"), operator, "must be 'Exists' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity"));
+            }
+            match operator {
+                "In" | "NotIn" if values == 0 => causes.push(FieldCause {
+                    reason: "FieldValueRequired",
+                    field: format!("{at}.values"),
+                    message: "Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector".into(),
+                }),
+                "Exists" | "DoesNotExist" if values != 0 => causes.push(invalid(
+                    &format!("{at}.values"),
+                    &serde_json::to_string(&expression["values"]).unwrap_or_default(),
+                    "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
+                )),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                _ => causes.push(FieldCause::invalid(format!("{at}.operator"), operator, "not a valid selector operator")),
+            }
+            names.push(scope);
+        }
+        if conflicting(&names) {
+            causes.push(invalid(at, &shown, "conflicting scopes"));
         }
     }
 
@@ -172,8 +220,38 @@ impl Strategy for ResourceQuotas {
     }
 }
 
+/// Whether a quota with `scope` may limit `name` (upstream's
+/// `IsResourceQuotaScopeValidForResource`; names outside the standard
+/// quota resources are not checked).
+fn scope_covers(scope: &str, name: &str) -> bool {
+    if !STANDARD.contains(&name) && !name.starts_with("hugepages-") && !name.starts_with("requests.hugepages-") {
+        return true;
+    }
+    let pod_count = name == "pods";
+    let pod_compute = matches!(
+        name,
+        "cpu" | "memory" | "limits.cpu" | "limits.memory" | "requests.cpu" | "requests.memory"
+    );
+    match scope {
+        "Terminating" | "NotTerminating" | "NotBestEffort" | "PriorityClass"
+        | "CrossNamespacePodAffinity" => pod_count || pod_compute,
+        "BestEffort" => pod_count,
+        "VolumeAttributesClass" => matches!(name, "persistentvolumeclaims" | "requests.storage"),
+        _ => true,
+    }
+}
+
+/// Both of an exclusive pair of scopes.
+fn conflicting(scopes: &[&str]) -> bool {
+    let has = |s: &str| scopes.contains(&s);
+    has("Terminating") && has("NotTerminating") || has("BestEffort") && has("NotBestEffort")
+}
+
 /// Scopes as upstream's JSON rendering of the bad value shows them.
 fn scopes_json(scopes: &[&str]) -> String {
+    if scopes.is_empty() {
+        return "null".into();
+    }
     serde_json::to_string(scopes).unwrap_or_default()
 }
 
@@ -182,6 +260,17 @@ mod tests {
     use super::super::invalid_fields;
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scopes_fit_what_they_limit() {
+        let quota = json!({"spec": {"hard": {"pods": "1", "requests.storage": "1Gi"}, "scopes": ["BestEffort", "NotBestEffort"]}});
+        let fields = invalid_fields(&KIND, &quota);
+        // requests.storage under two pod scopes, and the pair conflicting.
+        assert_eq!(fields, vec!["spec.scopes"; 3]);
+        let selector = json!({"spec": {"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In", "values": []}]}}});
+        assert_eq!(invalid_fields(&KIND, &selector), vec!["spec.scopeSelector.matchExpressions.values"]);
+    }
 
     #[test]
     fn refuses_bad_names_and_amounts() {

@@ -30,6 +30,13 @@ pub fn admission() -> Scenario {
                 "/api/v1/namespaces/{ns}/resourcequotas",
                 json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"}, "spec": {"hard": hard}}).to_string(),
             ),
+            Step::post(
+                "admission/quota-bad-scope",
+                "/api/v1/namespaces/{ns}/resourcequotas",
+                json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "scoped"},
+                    "spec": {"hard": {"cpu": "1"}, "scopes": ["BestEffort"]}})
+                .to_string(),
+            ),
             Step::post("admission/quota-without-status", PODS, pod("early", json!({}), json!({}))),
             Step::get("admission/read-quota", QUOTA).setup(),
             Step::put(
