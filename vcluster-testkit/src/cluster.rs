@@ -381,38 +381,6 @@ impl Cluster {
         create_namespace(&self.client(), name).await;
     }
 
-    /// Makes this server serve `resourcequotas` and `limitranges` (core
-    /// `v1`), as a real host does (the in-memory API server does not list
-    /// them among its built-in kinds).
-    pub fn serve_quota_kinds(&self) {
-        use vcluster_apiserver::resources::ResourceInfo;
-        let quota = ResourceInfo {
-            group: String::new(),
-            version: "v1".into(),
-            plural: "resourcequotas".into(),
-            singular: "resourcequota".into(),
-            kind: "ResourceQuota".into(),
-            namespaced: true,
-            short_names: vec!["quota".into()],
-            status_subresource: true,
-            ..ResourceInfo::default()
-        };
-        let limits = ResourceInfo {
-            group: String::new(),
-            version: "v1".into(),
-            plural: "limitranges".into(),
-            singular: "limitrange".into(),
-            kind: "LimitRange".into(),
-            namespaced: true,
-            short_names: vec!["limits".into()],
-            ..ResourceInfo::default()
-        };
-        self.server.registry().shared_catalog().update(|catalog| {
-            catalog.insert(quota);
-            catalog.insert(limits);
-        });
-    }
-
     /// One raw HTTP/1.1 request (see [`raw_request`]).
     pub async fn raw(
         &self,

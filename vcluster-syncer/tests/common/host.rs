@@ -116,15 +116,6 @@ impl Host {
         FaultProxy::start_to(upstream).await
     }
 
-    /// Makes our host serve resource quotas and limit ranges, as a real
-    /// one does (see [`Cluster::serve_quota_kinds`]); the real host does
-    /// already.
-    pub fn serve_quota_kinds(&self) {
-        if let Some(cluster) = &self.ours {
-            cluster.serve_quota_kinds();
-        }
-    }
-
     /// The node that runs this host's pods, by name: on our host a
     /// simulated node started here (it runs while the returned guard
     /// lives), on the real host the one it always runs.

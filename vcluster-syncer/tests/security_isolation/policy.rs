@@ -171,7 +171,6 @@ async fn pods_the_policy_forbids_are_not_synced_and_say_why(kind: HostKind) {
 
 async fn resource_limits_are_kept_in_the_host_namespace_and_removed_when_disabled(kind: HostKind) {
     let host = Host::start_isolated(kind).await;
-    host.serve_quota_kinds();
     let host_ns = "vcluster-lim";
     host.create_namespace(host_ns).await;
     let quotas = host.api::<ResourceQuota>(host_ns);
