@@ -11,11 +11,12 @@
 //! | module | controller | turns | into |
 //! | --- | --- | --- | --- |
 //! | `deployment` | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
-//! | `replicaset` | replicaset | ReplicaSets | Pods (and ready/available counts) |
+//! | `replicaset` | replicaset, replicationcontroller | ReplicaSets, ReplicationControllers | Pods (and ready/available counts) |
 //! | `statefulset` | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
 //! | `daemonset` | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
 //! | `job` | job, ttl-after-finished | Jobs | Pods until enough succeed |
 //! | `cronjob` | cronjob | CronJobs | a Job per start time |
+//! | `disruption` | disruption | PodDisruptionBudgets | their status: healthy, desired and expected pods, disruptions allowed (what `pods/eviction` spends) |
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //!
@@ -77,6 +78,7 @@
 mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+mod disruption;
 mod endpoints;
 mod error;
 pub mod hash;
@@ -88,6 +90,7 @@ mod options;
 pub mod pods;
 mod replicaset;
 mod runtime;
+mod scale;
 mod serviceaccounts;
 mod statefulset;
 

@@ -41,10 +41,17 @@ impl ControllerManager {
         }
         start!(enabled.deployments, deployment);
         start!(enabled.replica_sets, replicaset);
+        if enabled.replication_controllers {
+            tasks.spawn(crate::replicaset::run_replication(
+                shared.clone(),
+                cancel.clone(),
+            ));
+        }
         start!(enabled.stateful_sets, statefulset);
         start!(enabled.daemon_sets, daemonset);
         start!(enabled.jobs, job);
         start!(enabled.cron_jobs, cronjob);
+        start!(enabled.disruption, disruption);
         start!(enabled.endpoints || enabled.endpoint_slices, endpoints);
         start!(
             enabled.service_accounts

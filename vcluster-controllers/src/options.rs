@@ -49,6 +49,8 @@ pub struct EnabledControllers {
     pub deployments: bool,
     /// ReplicaSets -> Pods.
     pub replica_sets: bool,
+    /// ReplicationControllers -> Pods.
+    pub replication_controllers: bool,
     /// StatefulSets -> Pods and PersistentVolumeClaims.
     pub stateful_sets: bool,
     /// DaemonSets -> one Pod per Node.
@@ -57,6 +59,8 @@ pub struct EnabledControllers {
     pub jobs: bool,
     /// CronJobs -> Jobs.
     pub cron_jobs: bool,
+    /// PodDisruptionBudgets -> their status (what evictions spend).
+    pub disruption: bool,
     /// Services -> Endpoints.
     pub endpoints: bool,
     /// Services -> EndpointSlices.
@@ -74,10 +78,12 @@ impl EnabledControllers {
         Self {
             deployments: true,
             replica_sets: true,
+            replication_controllers: true,
             stateful_sets: true,
             daemon_sets: true,
             jobs: true,
             cron_jobs: true,
+            disruption: true,
             endpoints: true,
             endpoint_slices: true,
             service_accounts: true,
@@ -90,10 +96,12 @@ impl EnabledControllers {
         Self {
             deployments: false,
             replica_sets: false,
+            replication_controllers: false,
             stateful_sets: false,
             daemon_sets: false,
             jobs: false,
             cron_jobs: false,
+            disruption: false,
             endpoints: false,
             endpoint_slices: false,
             service_accounts: false,

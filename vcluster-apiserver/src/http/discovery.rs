@@ -265,6 +265,10 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
                 entry["group"] = json!("authentication.k8s.io");
                 entry["version"] = json!("v1");
             }
+            if sub == "eviction" {
+                entry["group"] = json!("policy");
+                entry["version"] = json!("v1");
+            }
             resources.push(entry);
         }
     }
@@ -332,6 +336,8 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                                 gvk("autoscaling", "v1", &kind)
                             } else if sub == "token" {
                                 gvk("authentication.k8s.io", "v1", &kind)
+                            } else if sub == "eviction" {
+                                gvk("policy", "v1", &kind)
                             } else {
                                 gvk(group, &version, &kind)
                             };

@@ -10,6 +10,7 @@ mod jobs;
 mod lifecycle;
 mod services;
 mod stateful_and_daemon_sets;
+mod workload_kinds;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -48,6 +48,11 @@ pub(super) async fn handle(
         (&Method::POST, Some(name), Some("binding")) if resource.serves_subresource("binding") => {
             verbs::bind(state, call, name).await
         }
+        (&Method::POST, Some(name), Some("eviction"))
+            if resource.serves_subresource("eviction") =>
+        {
+            verbs::evict(state, call, name).await
+        }
         (&Method::PUT, Some(name), Some("finalize")) if resource.serves_subresource("finalize") => {
             verbs::finalize(state, call, name).await
         }
@@ -63,7 +68,12 @@ pub(super) async fn handle(
             );
             Err(err)
         }
-        (_, Some(_), Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "finalize") => {
+        (_, Some(_), Some(sub))
+            if !matches!(
+                sub,
+                "status" | "scale" | "binding" | "finalize" | "eviction"
+            ) =>
+        {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))
         }
         (method, _, sub) => Err(method_not_allowed(method, &resource, sub)),

@@ -19,7 +19,7 @@ pub(super) const KIND: BuiltinKind =
         .short_names(&["po"])
         .in_all()
         .with_status()
-        .subresources(&[BINDING, LOG]);
+        .subresources(&[BINDING, EVICTION, LOG]);
 
 /// The rules of Pod objects.
 #[derive(Debug)]
@@ -114,6 +114,14 @@ impl Strategy for Pods {
 const BINDING: Subresource = Subresource {
     name: "binding",
     kind: "Binding",
+    verbs: &["create"],
+};
+
+/// `pods/eviction`: a policy/v1 `Eviction` deletes the pod unless its
+/// disruption budget forbids (`Registry::evict_pod`).
+const EVICTION: Subresource = Subresource {
+    name: "eviction",
+    kind: "Eviction",
     verbs: &["create"],
 };
 

@@ -131,6 +131,17 @@ pub fn kinds() -> Vec<Kind> {
         },
         Kind {
             prefix: "/api/v1",
+            plural: "replicationcontrollers",
+            kind: "ReplicationController",
+            namespaced: true,
+            body: || json!({"spec": {"replicas": 2, "selector": {"app": "web"}, "template": template("web")}}),
+            invalid: Some((
+                "restart-never",
+                || json!({"spec": {"template": {"spec": {"restartPolicy": "Never"}}}}),
+            )),
+        },
+        Kind {
+            prefix: "/api/v1",
             plural: "serviceaccounts",
             kind: "ServiceAccount",
             namespaced: true,
@@ -287,6 +298,17 @@ pub fn kinds() -> Vec<Kind> {
             invalid: Some((
                 "bad-policy-type",
                 || json!({"spec": {"policyTypes": ["Sideways"]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/policy/v1",
+            plural: "poddisruptionbudgets",
+            kind: "PodDisruptionBudget",
+            namespaced: true,
+            body: || json!({"spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}),
+            invalid: Some((
+                "both-bounds",
+                || json!({"spec": {"maxUnavailable": "150%"}}),
             )),
         },
         Kind {
