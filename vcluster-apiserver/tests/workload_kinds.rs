@@ -326,3 +326,127 @@ spec:
     let out = cluster.kubectl_ok(&["delete", "pdb", "web"]).await;
     assert!(out.contains("deleted"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscalers_are_served_at_v2_and_v1_and_kubectl_autoscale_works() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::{v1, v2};
+    let cluster = Cluster::start().await;
+    let client = cluster.server.client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let web: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+    }))
+    .expect("deployment");
+    deployments
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create deployment");
+
+    let out = cluster
+        .kubectl_ok(&[
+            "autoscale",
+            "deployment",
+            "web",
+            "--min=1",
+            "--max=5",
+            "--cpu-percent=50",
+        ])
+        .await;
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/web autoscaled"),
+        "{out}"
+    );
+    let table = Table::parse(&cluster.kubectl_ok(&["get", "hpa"]).await);
+    let row = table.row("web");
+    assert_eq!(table.cell(row, "REFERENCE"), "Deployment/web");
+    assert_eq!(table.cell(row, "TARGETS"), "cpu: <unknown>/50%");
+    assert_eq!(table.cell(row, "MINPODS"), "1");
+    assert_eq!(table.cell(row, "MAXPODS"), "5");
+    let described = cluster.kubectl_ok(&["describe", "hpa", "web"]).await;
+    assert!(described.contains("Deployment/web"), "{described}");
+    assert!(described.contains("Max replicas:"), "{described}");
+
+    // One object, two versions: v2's metrics are v1's CPU target.
+    let at_v2: Api<v2::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let at_v1: Api<v1::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let hpa = at_v2.get("web").await.expect("v2");
+    let metric = &hpa
+        .spec
+        .as_ref()
+        .and_then(|s| s.metrics.clone())
+        .expect("metrics")[0];
+    assert_eq!(
+        metric
+            .resource
+            .as_ref()
+            .and_then(|r| r.target.average_utilization),
+        Some(50)
+    );
+    let old = at_v1.get("web").await.expect("v1");
+    assert_eq!(
+        old.spec
+            .as_ref()
+            .and_then(|s| s.target_cpu_utilization_percentage),
+        Some(50)
+    );
+
+    // A v2-only field survives an update through v1 (in an annotation).
+    at_v2
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}}}),
+            ),
+        )
+        .await
+        .expect("set behavior");
+    let mut old = at_v1.get("web").await.expect("v1");
+    assert!(old
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("autoscaling.alpha.kubernetes.io/behavior")));
+    if let Some(spec) = old.spec.as_mut() {
+        spec.max_replicas = 7;
+    }
+    at_v1
+        .replace("web", &PostParams::default(), &old)
+        .await
+        .expect("update through v1");
+    let hpa = at_v2.get("web").await.expect("v2");
+    let spec = hpa.spec.expect("spec");
+    assert_eq!(spec.max_replicas, 7);
+    assert_eq!(
+        spec.behavior
+            .and_then(|b| b.scale_down)
+            .and_then(|d| d.stabilization_window_seconds),
+        Some(30)
+    );
+    assert!(hpa.metadata.annotations.is_none_or(|a| a.is_empty()));
+
+    // Both versions list the same object; v1 is in `kubectl get all`.
+    let listed = cluster
+        .kubectl_ok(&[
+            "get",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(listed.trim(), "horizontalpodautoscaler.autoscaling/web");
+    let err = cluster
+        .kubectl_err(&["autoscale", "deployment", "web", "--name=bad", "--max=0"])
+        .await;
+    assert!(
+        err.contains("must be greater than 0") || err.contains("--max=MAXPODS is required"),
+        "{err}"
+    );
+    let out = cluster.kubectl_ok(&["delete", "hpa", "web"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    assert!(at_v1.get_opt("web").await.expect("get").is_none());
+}

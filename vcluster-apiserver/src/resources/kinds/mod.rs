@@ -7,7 +7,7 @@
 //! `kubectl get` pick it up from there.
 
 use super::strategy::{Strategy, Subresource};
-use super::{ResourceInfo, Typed};
+use super::{Conversion, ResourceInfo, Typed};
 
 mod config_data;
 mod fields;
@@ -46,6 +46,7 @@ catalog![
     stateful_set,
     controller_revision,
     daemon_set,
+    horizontal_pod_autoscaler,
     job,
     cron_job,
     lease,
@@ -93,6 +94,10 @@ pub struct BuiltinKind {
     pub typed: Typed,
     /// Its rules.
     pub strategy: &'static dyn Strategy,
+    /// How this version converts to the stored one, for a kind served at
+    /// several versions (see [`OTHER_VERSIONS`]); `None` for the stored
+    /// version.
+    pub conversion: Option<&'static Conversion>,
 }
 
 impl BuiltinKind {
@@ -118,6 +123,7 @@ impl BuiltinKind {
             subresources: &[],
             typed,
             strategy,
+            conversion: None,
         }
     }
 
@@ -171,6 +177,24 @@ impl BuiltinKind {
         self
     }
 
+    /// Served at `version`, another than the stored one, converted by
+    /// `conversion`.
+    pub const fn converted(
+        mut self,
+        version: &'static str,
+        conversion: &'static Conversion,
+    ) -> Self {
+        self.version = version;
+        self.conversion = Some(conversion);
+        self
+    }
+
+    /// Served (and stored) at `version` rather than `v1`.
+    pub const fn at_version(mut self, version: &'static str) -> Self {
+        self.version = version;
+        self
+    }
+
     /// The catalog entry of this kind.
     pub fn resource(&self) -> ResourceInfo {
         ResourceInfo {
@@ -189,13 +213,23 @@ impl BuiltinKind {
             typed: Some(self.typed),
             strategy: self.strategy,
             custom: None,
+            conversion: self.conversion,
         }
     }
 }
 
+/// The further served versions of kinds in [`BUILTIN`], each converted to
+/// and from the version its objects are stored at (what upstream's
+/// conversion through the internal version does).
+pub const OTHER_VERSIONS: &[&BuiltinKind] = &[&horizontal_pod_autoscaler::KIND_V1];
+
 /// The built-in resources, ready for a [`super::Catalog`].
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    BUILTIN.iter().map(|kind| kind.resource()).collect()
+    BUILTIN
+        .iter()
+        .chain(OTHER_VERSIONS)
+        .map(|kind| kind.resource())
+        .collect()
 }
 
 /// What a create makes of `object` before validation (defaults, initial
