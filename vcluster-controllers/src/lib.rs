@@ -17,6 +17,7 @@
 //! | `job` | job, ttl-after-finished | Jobs | Pods until enough succeed |
 //! | `cronjob` | cronjob | CronJobs | a Job per start time |
 //! | `disruption` | disruption | PodDisruptionBudgets | their status: healthy, desired and expected pods, disruptions allowed (what `pods/eviction` spends) |
+//! | `hpa` | horizontalpodautoscaling | HorizontalPodAutoscalers | their target's `scale` from pods' usage (a pluggable [`hpa::MetricsSource`]), their status |
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //!
@@ -83,6 +84,7 @@ mod endpoints;
 mod error;
 pub mod hash;
 mod history;
+pub mod hpa;
 mod job;
 mod manager;
 mod meta;
@@ -95,5 +97,6 @@ mod serviceaccounts;
 mod statefulset;
 
 pub use error::{Error, Result};
+pub use hpa::{AnnotatedUsage, FixedUsage, MetricsSource};
 pub use manager::ControllerManager;
 pub use options::{Clock, ControllerOptions, EnabledControllers};

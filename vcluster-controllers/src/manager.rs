@@ -52,6 +52,7 @@ impl ControllerManager {
         start!(enabled.jobs, job);
         start!(enabled.cron_jobs, cronjob);
         start!(enabled.disruption, disruption);
+        start!(enabled.horizontal_pod_autoscaling, hpa);
         start!(enabled.endpoints || enabled.endpoint_slices, endpoints);
         start!(
             enabled.service_accounts

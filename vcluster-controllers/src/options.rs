@@ -61,6 +61,9 @@ pub struct EnabledControllers {
     pub cron_jobs: bool,
     /// PodDisruptionBudgets -> their status (what evictions spend).
     pub disruption: bool,
+    /// HorizontalPodAutoscalers -> their target's scale (needs
+    /// [`ControllerOptions::metrics`]).
+    pub horizontal_pod_autoscaling: bool,
     /// Services -> Endpoints.
     pub endpoints: bool,
     /// Services -> EndpointSlices.
@@ -84,6 +87,7 @@ impl EnabledControllers {
             jobs: true,
             cron_jobs: true,
             disruption: true,
+            horizontal_pod_autoscaling: true,
             endpoints: true,
             endpoint_slices: true,
             service_accounts: true,
@@ -102,6 +106,7 @@ impl EnabledControllers {
             jobs: false,
             cron_jobs: false,
             disruption: false,
+            horizontal_pod_autoscaling: false,
             endpoints: false,
             endpoint_slices: false,
             service_accounts: false,
@@ -134,6 +139,16 @@ pub struct ControllerOptions {
     pub resync: Duration,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// Where the horizontal pod autoscaler reads pods' resource usage;
+    /// `None`: it does not run (there is no metrics API to ask).
+    pub metrics: Option<Arc<dyn crate::hpa::MetricsSource>>,
+    /// How often each autoscaler is synced (upstream's
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub hpa_sync_period: Duration,
+    /// How long a lower recommendation must last before an autoscaler
+    /// without its own `behavior` scales down (upstream's
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`, 5 min).
+    pub hpa_downscale_stabilization: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -145,11 +160,20 @@ impl Default for ControllerOptions {
             job_backoff_max: Duration::from_secs(360),
             resync: Duration::from_secs(600),
             clock: Clock::system(),
+            metrics: None,
+            hpa_sync_period: Duration::from_secs(15),
+            hpa_downscale_stabilization: Duration::from_secs(300),
         }
     }
 }
 
 impl ControllerOptions {
+    /// With `source` as the autoscaler's metrics.
+    pub fn with_metrics(mut self, source: Arc<dyn crate::hpa::MetricsSource>) -> Self {
+        self.metrics = Some(source);
+        self
+    }
+
     /// Defaults, publishing `pem` as the cluster's root CA.
     pub fn with_root_ca(mut self, pem: impl Into<String>) -> Self {
         self.root_ca_pem = Some(pem.into());

@@ -47,6 +47,26 @@ pub(crate) async fn get(
     )
 }
 
+/// Sets the replicas of `name` through its scale subresource.
+pub(crate) async fn set_replicas(
+    client: &kube::Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<Scale> {
+    let api = api_of(client, namespace, api_version, kind).await?;
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    api.patch_scale(
+        name,
+        &vcluster_core::FieldManager::CONTROLLERS.patch_params(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .context("scale", "workload", &format!("{namespace}/{name}"))
+}
+
 /// The error of a reference that names nothing with a scale.
 pub(crate) fn no_scale(kind: &'static str, key: &str, message: String) -> Error {
     Error::InvalidSpec {

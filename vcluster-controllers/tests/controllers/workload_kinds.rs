@@ -188,3 +188,91 @@ async fn the_disruption_controller_counts_pods_and_kubectl_drain_respects_it() {
     let status = budget_status(&budgets, "web", (2, 2, 1, 1)).await;
     assert!(status.disrupted_pods.is_none(), "{status:?}");
 }
+
+/// A metrics source a test turns up and down: every running container
+/// uses `millicores` of CPU.
+#[derive(Debug, Default)]
+struct Dial(std::sync::atomic::AtomicI64);
+
+impl vcluster_controllers::MetricsSource for Dial {
+    fn pod_usage(
+        &self,
+        pod: &Pod,
+        resource: &str,
+    ) -> Option<std::collections::BTreeMap<String, i64>> {
+        let fixed =
+            vcluster_controllers::FixedUsage::cpu(self.0.load(std::sync::atomic::Ordering::SeqCst));
+        vcluster_controllers::MetricsSource::pod_usage(&fixed, pod, resource)
+    }
+}
+
+#[tokio::test]
+async fn an_autoscaler_scales_a_deployment_up_under_load_and_back_down() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let dial = Arc::new(Dial::default());
+    dial.0.store(200, std::sync::atomic::Ordering::SeqCst);
+    let source = dial.clone();
+    let cluster = ControlPlane::start_with(move |_, options| {
+        options.metrics = Some(source);
+        options.hpa_sync_period = std::time::Duration::from_millis(200);
+        options.hpa_downscale_stabilization = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let deployments: Api<Deployment> = cluster.api();
+    let mut web = deployment("web", 1, "nginx", rolling(json!(1), json!(0)));
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": "100m"}});
+    cluster.create(&deployments, web).await;
+    // What `kubectl autoscale deployment web --min=1 --max=5 --cpu-percent=50` creates.
+    let out = cluster
+        .cluster
+        .kubectl_ok(&[
+            "autoscale",
+            "deployment",
+            "web",
+            "--min=1",
+            "--max=5",
+            "--cpu-percent=50",
+        ])
+        .await;
+    assert!(out.contains("autoscaled"), "{out}");
+
+    // 200% of the request against 50%: up, at most doubling (or +4) per
+    // step, to the maximum.
+    let hpas: Api<HorizontalPodAutoscaler> = cluster.api();
+    let status = eventually_within(DEADLINE, "scaled up to the maximum", || async {
+        let d = deployments.get("web").await.ok()?;
+        let status = hpas.get("web").await.ok()?.status?;
+        (d.spec?.replicas == Some(5) && status.current_replicas == Some(5)).then_some(status)
+    })
+    .await;
+    let utilization = status
+        .current_metrics
+        .as_ref()
+        .and_then(|m| m[0].resource.as_ref())
+        .and_then(|r| r.current.average_utilization);
+    assert_eq!(utilization, Some(200));
+    let conditions = status.conditions.clone().unwrap_or_default();
+    let reason = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .and_then(|c| c.reason.clone())
+    };
+    assert_eq!(reason("ScalingActive").as_deref(), Some("ValidMetricFound"));
+    assert_eq!(reason("ScalingLimited").as_deref(), Some("TooManyReplicas"));
+    assert!(status.last_scale_time.is_some());
+    let table =
+        vcluster_testkit::kubectl::Table::parse(&cluster.cluster.kubectl_ok(&["get", "hpa"]).await);
+    let row = table.row("web");
+    assert_eq!(table.cell(row, "TARGETS"), "cpu: 200%/50%");
+    assert_eq!(table.cell(row, "REPLICAS"), "5");
+
+    // The load goes: after the stabilization window, back to the minimum.
+    dial.0.store(10, std::sync::atomic::Ordering::SeqCst);
+    eventually_within(DEADLINE, "scaled down to the minimum", || async {
+        let d = deployments.get("web").await.ok()?;
+        (d.spec?.replicas == Some(1)).then_some(())
+    })
+    .await;
+}
