@@ -164,16 +164,25 @@ async fn the_disruption_controller_counts_pods_and_kubectl_drain_respects_it() {
         .filter_map(|p| p.metadata.name)
         .collect();
     assert_eq!(before.len(), 2);
-    let out = cluster
+    let drained = cluster
         .cluster
-        .kubectl_ok(&[
+        .kubectl(&[
             "drain",
             vcluster_testkit::kubelet::NODE,
             "--pod-selector=app=web",
             "--timeout=60s",
         ])
         .await;
+    let out = String::from_utf8_lossy(&drained.stdout);
+    let err = String::from_utf8_lossy(&drained.stderr);
+    assert!(drained.status.success(), "{out}\n{err}");
     assert!(out.contains("drained"), "{out}");
+    // Both evictions were asked at once: the budget refused one (kubectl
+    // retried it once the first pod's replacement was ready).
+    assert!(
+        err.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{err}"
+    );
     assert!(out.contains("evicting pod default/"), "{out}");
     let after: Vec<String> = pods(&cluster.client, "app=web")
         .await
