@@ -446,6 +446,20 @@ async fn autoscalers_are_served_at_v2_and_v1_and_kubectl_autoscale_works() {
         err.contains("must be greater than 0") || err.contains("--max=MAXPODS is required"),
         "{err}"
     );
+    // Both versions are in the OpenAPI documents kubectl reads.
+    let explained = cluster.kubectl_ok(&["explain", "hpa.spec.metrics"]).await;
+    assert!(explained.contains("autoscaling"), "{explained}");
+    let explained = cluster
+        .kubectl_ok(&[
+            "explain",
+            "hpa.spec.targetCPUUtilizationPercentage",
+            "--api-version=autoscaling/v1",
+        ])
+        .await;
+    assert!(
+        explained.contains("targetCPUUtilizationPercentage"),
+        "{explained}"
+    );
     let out = cluster.kubectl_ok(&["delete", "hpa", "web"]).await;
     assert!(out.contains("deleted"), "{out}");
     assert!(at_v1.get_opt("web").await.expect("get").is_none());

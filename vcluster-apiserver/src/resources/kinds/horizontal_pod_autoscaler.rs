@@ -105,10 +105,6 @@ impl Strategy for V2Rules {
         validate_spec(object, causes);
     }
 
-    fn validate_update(&self, _old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        validate_spec(new, causes);
-    }
-
     fn printer(&self) -> Option<Printer> {
         Some(Printer::new(COLUMNS, print))
     }
@@ -130,10 +126,6 @@ impl Strategy for V1Rules {
         let mut v2 = object.clone();
         v1_to_v2(&mut v2);
         validate_spec(&v2, causes);
-    }
-
-    fn validate_update(&self, _old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        self.validate(new, causes);
     }
 
     fn printer(&self) -> Option<Printer> {

@@ -53,7 +53,17 @@ impl Strategy for PodDisruptionBudgets {
     }
 
     fn validate_update(&self, _old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        validate_spec(new, causes);
+        // The spec is checked by `validate` on every write; the counters a
+        // status write sets must not be negative
+        // (`ValidatePodDisruptionBudgetStatusUpdate`).
+        for field in [
+            "disruptionsAllowed",
+            "currentHealthy",
+            "desiredHealthy",
+            "expectedPods",
+        ] {
+            nonnegative(new, &format!("status.{field}"), causes);
+        }
     }
 
     fn printer(&self) -> Option<Printer> {

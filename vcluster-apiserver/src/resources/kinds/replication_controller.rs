@@ -85,8 +85,10 @@ impl Strategy for ReplicationControllers {
     }
 
     fn validate_update(&self, _old: &Value, new: &Value, causes: &mut Vec<FieldCause>) {
-        // Upstream validates the whole spec again and nothing is immutable.
-        validate_spec(new, causes);
+        // Nothing in the spec is immutable (`validate` checks it again);
+        // the status must add up (`ValidateReplicationControllerStatus`,
+        // which only status writes can break).
+        validate_status(new, causes);
     }
 
     fn selectable_fields(&self) -> &'static [&'static str] {
@@ -147,6 +149,42 @@ fn validate_spec(object: &Value, causes: &mut Vec<FieldCause>) {
         causes.push(FieldCause::forbidden(
             "spec.template.spec.activeDeadlineSeconds",
             "activeDeadlineSeconds in ReplicationController is not Supported",
+        ));
+    }
+}
+
+/// `ValidateReplicationControllerStatus`: counters not negative, none
+/// above `replicas`, no more available than ready pods.
+fn validate_status(object: &Value, causes: &mut Vec<FieldCause>) {
+    for field in [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ] {
+        nonnegative(object, &format!("status.{field}"), causes);
+    }
+    let count = |field: &str| {
+        object
+            .pointer(&format!("/status/{field}"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
+        if count(field) > count("replicas") {
+            causes.push(invalid_raw(
+                format!("status.{field}"),
+                &count(field).to_string(),
+                "cannot be greater than status.replicas",
+            ));
+        }
+    }
+    if count("availableReplicas") > count("readyReplicas") {
+        causes.push(invalid_raw(
+            "status.availableReplicas",
+            &count("availableReplicas").to_string(),
+            "cannot be greater than readyReplicas",
         ));
     }
 }
@@ -215,5 +253,16 @@ mod tests {
             invalid_fields(&KIND, &json!({"spec": {"replicas": 1}})),
             ["spec.selector", "spec.template"]
         );
+    }
+
+    #[test]
+    fn a_status_must_add_up() {
+        let rc = defaulted(&KIND, rc());
+        let mut reported = rc.clone();
+        reported["status"] = json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": -1});
+        let mut causes = Vec::new();
+        KIND.strategy.validate_update(&rc, &reported, &mut causes);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["status.availableReplicas", "status.readyReplicas"]);
     }
 }
