@@ -239,7 +239,7 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        resources.push(json!({
+        let mut entry = json!({
             "name": info.plural,
             "singularName": info.singular,
             "namespaced": info.namespaced,
@@ -248,7 +248,9 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             "shortNames": info.short_names,
             "categories": info.categories,
             "storageVersionHash": storage_version_hash(info),
-        }));
+        });
+        drop_empty_lists(&mut entry);
+        resources.push(entry);
         for (sub, kind, verbs) in subresources(info) {
             let mut entry = json!({
                 "name": format!("{}/{sub}", info.plural),
@@ -300,6 +302,21 @@ fn storage_version_hash(info: &ResourceInfo) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
+/// Go omits empty `shortNames` and `categories` (`omitempty`).
+fn drop_empty_lists(entry: &mut Value) {
+    if let Some(map) = entry.as_object_mut() {
+        for field in ["shortNames", "categories"] {
+            if map
+                .get(field)
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                map.remove(field);
+            }
+        }
+    }
+}
+
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
     json!({"group": group, "version": version, "kind": kind})
 }
@@ -344,7 +361,7 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                             json!({"subresource": sub, "responseKind": response, "verbs": verbs})
                         })
                         .collect();
-                    json!({
+                    let mut entry = json!({
                         "resource": info.plural,
                         "responseKind": gvk(group, &version, &info.kind),
                         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
@@ -353,7 +370,9 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                         "shortNames": info.short_names,
                         "categories": info.categories,
                         "subresources": subs,
-                    })
+                    });
+                    drop_empty_lists(&mut entry);
+                    entry
                 })
                 .collect();
             json!({"version": version, "resources": resources, "freshness": "Current"})
