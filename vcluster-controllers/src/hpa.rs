@@ -12,23 +12,23 @@
 //! target, a 10% tolerance, pods without metrics counted against the
 //! move, unready pods not counted when scaling up. The recommendation is
 //! then stabilized (the highest of the last five minutes when scaling
-//! down, [`ControllerOptions::hpa_downscale_stabilization`]), limited
-//! (`minReplicas`, `maxReplicas`, and at most double or +4 per step, or the
-//! `behavior` policies) and written to the target's scale; the status
+//! down, [`ControllerOptions::hpa_downscale_stabilization`], or the
+//! `behavior` windows), limited (`minReplicas`, `maxReplicas`, and at most
+//! double or +4 per step, or the `behavior` policies counting the rescales
+//! of their period) and written to the target's scale; the status
 //! (current and desired replicas, current metrics, `AbleToScale`,
 //! `ScalingActive`, `ScalingLimited`) says what was found.
 //!
-//! Simplified against upstream: `behavior` policies limit each step from
-//! the current replicas (upstream also counts the scale events of the
-//! policy's period), and `Pods`, `Object` and `External` metrics, which
-//! need a custom metrics API, report `ScalingActive` false.
+//! Not like upstream: `Pods`, `Object` and `External` metrics, which need
+//! a custom metrics API, report `ScalingActive` false; the scale events
+//! `behavior` policies count are kept in memory (a restarted manager
+//! starts without them, as kube-controller-manager does).
 //!
 //! [`ControllerOptions::hpa_downscale_stabilization`]: crate::ControllerOptions::hpa_downscale_stabilization
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::{
     HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus,
@@ -176,11 +176,19 @@ pub fn milli_value(quantity: &Quantity) -> Option<i64> {
     Some((number * factor * 1000.0).ceil() as i64)
 }
 
+/// One autoscaler's recent rescales: `(when, replicas added)` and
+/// `(when, replicas removed)`.
+type ScaleEvents = (Vec<(jiff::Timestamp, i32)>, Vec<(jiff::Timestamp, i32)>);
+
 /// State kept between syncs: each autoscaler's recent recommendations
 /// (upstream's `recommendations`, for the stabilization windows).
 #[derive(Default)]
 struct History {
     recommendations: Mutex<HashMap<String, Vec<(jiff::Timestamp, i32)>>>,
+    /// Each autoscaler's recent rescales `(when, replicas added)` and
+    /// `(when, replicas removed)`, for `behavior` policies' periods
+    /// (upstream's `scaleUpEvents` and `scaleDownEvents`).
+    events: Mutex<HashMap<String, ScaleEvents>>,
 }
 
 struct Ctx {
@@ -389,7 +397,21 @@ async fn reconcile(obj: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
                     ),
                 ));
                 let stabilized = ctx.stabilize(&key, &hpa, rec.replicas, spec_replicas, now);
-                let (normalized, why) = limit(&hpa, stabilized, spec_replicas, min, max);
+                let (normalized, why) = match hpa.spec.as_ref().and_then(|s| s.behavior.as_ref()) {
+                    None => limit(stabilized, spec_replicas, min, max),
+                    Some(behavior) => {
+                        let events = ctx.events_of(&key);
+                        limit_with_behavior(
+                            behavior,
+                            &events,
+                            now,
+                            stabilized,
+                            spec_replicas,
+                            min,
+                            max,
+                        )
+                    }
+                };
                 limited = why;
                 desired = normalized;
             }
@@ -420,6 +442,7 @@ async fn reconcile(obj: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
         {
             Ok(_) => {
                 rescaled = true;
+                ctx.record_rescale(&key, &hpa, spec_replicas, desired, now);
                 let reason = if desired > spec_replicas {
                     "above target"
                 } else {
@@ -741,10 +764,12 @@ fn format_milli(milli: i64) -> String {
 }
 
 impl Ctx {
-    /// Upstream's stabilization: records `recommended` and answers the
-    /// highest recommendation of the scale-down window (so a dip does not
-    /// scale down at once) and, when `behavior` sets a scale-up window,
-    /// the lowest of that window when scaling up.
+    /// Upstream's stabilization: records `recommended` and answers, without
+    /// `behavior`, the highest recommendation of the scale-down window
+    /// (`stabilizeRecommendation`: a dip does not scale down at once); with
+    /// `behavior`, `current` moved only as far as every recommendation of
+    /// the scale-up window (their lowest) or of the scale-down window (their
+    /// highest) agrees (`stabilizeRecommendationWithBehaviors`).
     fn stabilize(
         &self,
         key: &str,
@@ -754,80 +779,121 @@ impl Ctx {
         now: jiff::Timestamp,
     ) -> i32 {
         let behavior = hpa.spec.as_ref().and_then(|s| s.behavior.as_ref());
+        let seconds = |s: Option<i32>| s.map(|s| i64::from(s.max(0)));
         let down_window = behavior
             .and_then(|b| b.scale_down.as_ref())
-            .and_then(|r| r.stabilization_window_seconds)
-            .map_or(self.shared.options.hpa_downscale_stabilization, |s| {
-                Duration::from_secs(s.max(0) as u64)
-            });
+            .and_then(|r| seconds(r.stabilization_window_seconds))
+            .unwrap_or(self.shared.options.hpa_downscale_stabilization.as_secs() as i64);
         let up_window = behavior
             .and_then(|b| b.scale_up.as_ref())
-            .and_then(|r| r.stabilization_window_seconds)
-            .map_or(Duration::ZERO, |s| Duration::from_secs(s.max(0) as u64));
+            .and_then(|r| seconds(r.stabilization_window_seconds))
+            .unwrap_or(0);
         let mut all = self
             .history
             .recommendations
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let history = all.entry(key.to_owned()).or_default();
-        let longest = down_window.max(up_window).as_secs() as i64;
+        let longest = down_window.max(up_window);
         history.retain(|(at, _)| now.as_second() - at.as_second() <= longest);
         history.push((now, recommended));
-        let within = |window: Duration| {
+        let within = |window: i64| {
             history
                 .iter()
-                .filter(move |(at, _)| now.as_second() - at.as_second() <= window.as_secs() as i64)
+                .filter(move |(at, _)| now.as_second() - at.as_second() <= window)
                 .map(|(_, r)| *r)
         };
+        let highest_down = within(down_window).max().unwrap_or(recommended);
+        if behavior.is_none() {
+            return highest_down;
+        }
+        let lowest_up = within(up_window).min().unwrap_or(recommended);
         let mut stabilized = current;
-        if recommended < current {
-            stabilized = within(down_window)
-                .max()
-                .unwrap_or(recommended)
-                .min(current);
-        } else if recommended > current {
-            stabilized = within(up_window).min().unwrap_or(recommended).max(current);
+        if stabilized < lowest_up {
+            stabilized = lowest_up;
+        }
+        if stabilized > highest_down {
+            stabilized = highest_down;
         }
         stabilized
     }
+
+    /// The recent rescales of `key`.
+    fn events_of(&self, key: &str) -> ScaleEvents {
+        self.history
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records a rescale for the `behavior` policies' periods, forgetting
+    /// those older than the longest period (upstream's `storeScaleEvent`).
+    fn record_rescale(
+        &self,
+        key: &str,
+        hpa: &HorizontalPodAutoscaler,
+        from: i32,
+        to: i32,
+        now: jiff::Timestamp,
+    ) {
+        let Some(behavior) = hpa.spec.as_ref().and_then(|s| s.behavior.as_ref()) else {
+            return;
+        };
+        let longest = |rules: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>| {
+            rules
+                .and_then(|r| r.policies.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| i64::from(p.period_seconds))
+                .max()
+                .unwrap_or(0)
+        };
+        let mut all = self
+            .history
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (ups, downs) = all.entry(key.to_owned()).or_default();
+        let (list, period) = if to > from {
+            (ups, longest(behavior.scale_up.as_ref()))
+        } else {
+            (downs, longest(behavior.scale_down.as_ref()))
+        };
+        list.retain(|(at, _)| now.as_second() - at.as_second() <= period);
+        list.push((now, (to - from).abs()));
+    }
 }
 
-/// `minReplicas`, `maxReplicas` and the step limits (upstream's
-/// `convertDesiredReplicasWithRules`, or the `behavior` policies), and why
-/// the count was limited.
+/// `minReplicas`, `maxReplicas` and, without `behavior`, at most double
+/// (or +4) per step, and why the count was limited (upstream's
+/// `convertDesiredReplicasWithRules`).
 fn limit(
-    hpa: &HorizontalPodAutoscaler,
     desired: i32,
     current: i32,
     min: i32,
     max: i32,
 ) -> (i32, Option<(&'static str, &'static str)>) {
-    let behavior = hpa.spec.as_ref().and_then(|s| s.behavior.as_ref());
-    let (up_limit, down_limit) = match behavior {
-        None => ((current * 2).max(4), 0),
-        Some(b) => (
-            step_limit(b.scale_up.as_ref(), current, true),
-            step_limit(b.scale_down.as_ref(), current, false),
-        ),
-    };
-    if desired > up_limit && up_limit < max {
-        return (
-            up_limit.max(min),
-            Some((
+    let scale_up_limit = (current * 2).max(4);
+    let (maximum, why) = if max > scale_up_limit {
+        (
+            scale_up_limit,
+            (
                 "ScaleUpLimit",
                 "the desired replica count is increasing faster than the maximum scale rate",
-            )),
-        );
-    }
-    if desired < down_limit && down_limit > min {
-        return (
-            down_limit.min(max),
-            Some((
-                "ScaleDownLimit",
-                "the desired replica count is decreasing faster than the maximum scale rate",
-            )),
-        );
-    }
+            ),
+        )
+    } else {
+        (
+            max,
+            (
+                "TooManyReplicas",
+                "the desired replica count is more than the maximum replica count",
+            ),
+        )
+    };
     if desired < min {
         return (
             min,
@@ -837,65 +903,123 @@ fn limit(
             )),
         );
     }
-    if desired > max {
-        return (
-            max,
-            Some((
-                "TooManyReplicas",
-                "the desired replica count is more than the maximum replica count",
-            )),
-        );
+    if desired > maximum {
+        return (maximum, Some(why));
     }
     (desired, None)
 }
 
-/// How far one step may go under a `behavior` rule's policies, from
-/// `current` (default rules when unset: scale up by 4 pods or 100%, scale
-/// down by 100%).
-fn step_limit(
-    rules: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>,
+/// The bounds and the `behavior` policies (upstream's
+/// `convertDesiredReplicasWithBehaviorRate`): a step goes at most as far as
+/// the selected policy allows from the replicas at the start of its
+/// period (the current ones less the rescales within it).
+fn limit_with_behavior(
+    behavior: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior,
+    (ups, downs): &ScaleEvents,
+    now: jiff::Timestamp,
+    desired: i32,
     current: i32,
-    up: bool,
-) -> i32 {
-    let select = rules
-        .and_then(|r| r.select_policy.as_deref())
-        .unwrap_or("Max");
-    if select == "Disabled" {
-        return current;
-    }
-    let defaults = if up {
-        vec![("Pods", 4), ("Percent", 100)]
-    } else {
-        vec![("Percent", 100)]
+    min: i32,
+    max: i32,
+) -> (i32, Option<(&'static str, &'static str)>) {
+    let changed_within = |events: &[(jiff::Timestamp, i32)], period: i32| -> i32 {
+        events
+            .iter()
+            .filter(|(at, _)| now.as_second() - at.as_second() <= i64::from(period))
+            .map(|(_, n)| *n)
+            .sum()
     };
-    let policies: Vec<(String, i32)> = match rules.and_then(|r| r.policies.as_ref()) {
-        Some(p) if !p.is_empty() => p.iter().map(|p| (p.type_.clone(), p.value)).collect(),
-        _ => defaults
-            .into_iter()
-            .map(|(t, v)| (t.to_owned(), v))
-            .collect(),
-    };
-    let limits = policies.iter().map(|(kind, value)| {
-        let change = if kind == "Pods" {
-            *value
-        } else if up {
-            (f64::from(current) * f64::from(*value) / 100.0).ceil() as i32
+    let proposals = |rules: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>,
+                     up: bool| {
+        let defaults: Vec<(String, i32, i32)> = if up {
+            vec![("Pods".into(), 4, 15), ("Percent".into(), 100, 15)]
         } else {
-            (f64::from(current) * f64::from(*value) / 100.0).floor() as i32
+            vec![("Percent".into(), 100, 15)]
         };
-        if up {
-            current + change
-        } else {
-            current - change
+        let policies: Vec<(String, i32, i32)> = match rules.and_then(|r| r.policies.as_ref()) {
+            Some(p) if !p.is_empty() => p
+                .iter()
+                .map(|p| (p.type_.clone(), p.value, p.period_seconds))
+                .collect(),
+            _ => defaults,
+        };
+        policies
+            .into_iter()
+            .map(|(kind, value, period)| {
+                let start = current - changed_within(ups, period) + changed_within(downs, period);
+                let start_f = f64::from(start);
+                match (kind.as_str(), up) {
+                    ("Pods", true) => start + value,
+                    ("Pods", false) => start - value,
+                    (_, true) => (start_f * (1.0 + f64::from(value) / 100.0)).ceil() as i32,
+                    (_, false) => (start_f * (1.0 - f64::from(value) / 100.0)) as i32,
+                }
+            })
+            .collect::<Vec<i32>>()
+    };
+    let select = |rules: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>| {
+        rules
+            .and_then(|r| r.select_policy.clone())
+            .unwrap_or_else(|| "Max".into())
+    };
+    if desired > current {
+        let rules = behavior.scale_up.as_ref();
+        let limit = match select(rules).as_str() {
+            "Disabled" => current,
+            "Min" => proposals(rules, true).into_iter().min().unwrap_or(current),
+            _ => proposals(rules, true).into_iter().max().unwrap_or(current),
         }
-    });
-    // `Max` picks the policy allowing the largest change.
-    match (up, select) {
-        (true, "Min") => limits.min().unwrap_or(current),
-        (true, _) => limits.max().unwrap_or(current),
-        (false, "Min") => limits.max().unwrap_or(current),
-        (false, _) => limits.min().unwrap_or(current),
+        .max(current);
+        let (maximum, why) = if max > limit {
+            (
+                limit,
+                (
+                    "ScaleUpLimit",
+                    "the desired replica count is increasing faster than the maximum scale rate",
+                ),
+            )
+        } else {
+            (
+                max,
+                (
+                    "TooManyReplicas",
+                    "the desired replica count is more than the maximum replica count",
+                ),
+            )
+        };
+        if desired > maximum {
+            return (maximum, Some(why));
+        }
+    } else if desired < current {
+        let rules = behavior.scale_down.as_ref();
+        let limit = match select(rules).as_str() {
+            "Disabled" => current,
+            "Min" => proposals(rules, false).into_iter().max().unwrap_or(current),
+            _ => proposals(rules, false).into_iter().min().unwrap_or(current),
+        }
+        .min(current);
+        let (minimum, why) = if min < limit {
+            (
+                limit,
+                (
+                    "ScaleDownLimit",
+                    "the desired replica count is decreasing faster than the maximum scale rate",
+                ),
+            )
+        } else {
+            (
+                min,
+                (
+                    "TooFewReplicas",
+                    "the desired replica count is less than the minimum replica count",
+                ),
+            )
+        };
+        if desired < minimum {
+            return (minimum, Some(why));
+        }
     }
+    (desired, None)
 }
 
 /// Writes the status when it changed (conditions keep their transition
@@ -1028,11 +1152,10 @@ mod tests {
 
     #[test]
     fn steps_are_limited_to_double_or_four_and_to_the_bounds() {
-        let hpa = HorizontalPodAutoscaler::default();
-        assert_eq!(limit(&hpa, 8, 1, 1, 10).0, 4);
-        assert_eq!(limit(&hpa, 8, 3, 1, 10).0, 6);
+        assert_eq!(limit(8, 1, 1, 10).0, 4);
+        assert_eq!(limit(8, 3, 1, 10).0, 6);
         assert_eq!(
-            limit(&hpa, 20, 6, 1, 10),
+            limit(20, 6, 1, 10),
             (
                 10,
                 Some((
@@ -1041,6 +1164,41 @@ mod tests {
                 ))
             )
         );
-        assert_eq!(limit(&hpa, 0, 3, 1, 10).0, 1);
+        assert_eq!(limit(0, 3, 1, 10).0, 1);
+    }
+
+    #[test]
+    fn behavior_policies_count_the_rescales_of_their_period() {
+        use k8s_openapi::api::autoscaling::v2::{
+            HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscalerBehavior,
+        };
+        let behavior = HorizontalPodAutoscalerBehavior {
+            scale_up: Some(HPAScalingRules {
+                policies: Some(vec![HPAScalingPolicy {
+                    type_: "Pods".into(),
+                    value: 2,
+                    period_seconds: 60,
+                }]),
+                ..Default::default()
+            }),
+            scale_down: None,
+        };
+        let now = jiff::Timestamp::from_second(1_000).expect("ts");
+        let none = (Vec::new(), Vec::new());
+        assert_eq!(
+            limit_with_behavior(&behavior, &none, now, 10, 2, 1, 20).0,
+            4
+        );
+        // Two pods were added 30 s ago: the period started at 2, so 4 it is.
+        let recent = (
+            vec![(jiff::Timestamp::from_second(970).expect("ts"), 2)],
+            Vec::new(),
+        );
+        assert_eq!(
+            limit_with_behavior(&behavior, &recent, now, 10, 4, 1, 20).0,
+            4
+        );
+        // Default scale-down: 100% per 15 s, down to the minimum.
+        assert_eq!(limit_with_behavior(&behavior, &none, now, 0, 4, 1, 20).0, 1);
     }
 }
