@@ -394,6 +394,23 @@ async fn autoscalers_are_served_at_v2_and_v1_and_kubectl_autoscale_works() {
         Some(50)
     );
 
+    // A watch at v1 sees the stored (v2) object converted.
+    let watched = raw_request(
+        cluster.addr,
+        "GET",
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers?watch=1&timeoutSeconds=1",
+        &[],
+        b"",
+    )
+    .await;
+    let events = vcluster_testkit::http::watch_lines(&watched.body);
+    let first = events.first().expect("the ADDED event");
+    assert_eq!(first["object"]["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        first["object"]["spec"]["targetCPUUtilizationPercentage"],
+        50
+    );
+
     // A v2-only field survives an update through v1 (in an annotation).
     at_v2
         .patch(
