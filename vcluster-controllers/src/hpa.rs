@@ -287,9 +287,11 @@ async fn reconcile(obj: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
         Ok(Some(scale)) => scale,
         Ok(None) | Err(_) => {
             let message = format!("the HPA controller was unable to get the target's current scale: {} {:?} not found", target.kind, target.name);
-            shared
-                .event(CONTROLLER, &hpa, true, "FailedGetScale", message.clone())
-                .await;
+            if !already_reported(&hpa, "AbleToScale", "FailedGetScale") {
+                shared
+                    .event(CONTROLLER, &hpa, true, "FailedGetScale", message.clone())
+                    .await;
+            }
             conditions.push(condition("AbleToScale", false, "FailedGetScale", message));
             write_status(
                 &api,
@@ -365,9 +367,11 @@ async fn reconcile(obj: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
         }
         match (best, failure) {
             (None, Some((reason, message))) => {
-                shared
-                    .event(CONTROLLER, &hpa, true, reason, message.clone())
-                    .await;
+                if !already_reported(&hpa, "ScalingActive", reason) {
+                    shared
+                        .event(CONTROLLER, &hpa, true, reason, message.clone())
+                        .await;
+                }
                 conditions.push(condition("ScalingActive", false, reason, message));
                 write_status(
                     &api,
@@ -502,6 +506,19 @@ async fn reconcile(obj: Arc<HorizontalPodAutoscaler>, ctx: Arc<Ctx>) -> Result<A
     )
     .await?;
     Ok(Action::requeue(shared.options.hpa_sync_period))
+}
+
+/// Whether the status already shows this failure: its event was recorded
+/// when it began (upstream's recorder folds repeats into one event with a
+/// count; not recording them again keeps a failing autoscaler from adding
+/// an event every sync).
+fn already_reported(hpa: &HorizontalPodAutoscaler, type_: &str, reason: &str) -> bool {
+    hpa.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == "False" && c.reason.as_deref() == Some(reason))
 }
 
 /// How upstream names a metric in messages.
