@@ -451,3 +451,55 @@ fn a_daemon_set_runs_on_the_simulated_node_before_any_other_pod() {
         "{history}"
     );
 }
+
+/// A Deployment whose pods say (through the demo's simulated metrics)
+/// that each uses three times its CPU request.
+const BUSY: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: busy
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: busy
+  template:
+    metadata:
+      labels:
+        app: busy
+      annotations:
+        metrics.vcluster.dev/cpu: 300m
+    spec:
+      containers:
+      - name: busy
+        image: busybox:1
+        resources:
+          requests:
+            cpu: 100m
+"#;
+
+#[test]
+fn kubectl_autoscale_scales_up_on_the_demos_simulated_usage() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("busy.yaml");
+    std::fs::write(&manifest, BUSY).expect("write the manifest");
+    demo.ok(&["apply", "-f", &manifest.display().to_string()]);
+    wait_for_running(&demo, "busy", 1);
+    let out = demo.ok(&[
+        "autoscale",
+        "deployment",
+        "busy",
+        "--min=1",
+        "--max=3",
+        "--cpu-percent=50",
+    ]);
+    assert!(out.contains("autoscaled"), "{out}");
+    // 300% of the request against 50%: up to the maximum.
+    demo.eventually(
+        &["get", "hpa", "busy", "--no-headers"],
+        "the autoscaler at its maximum with the usage it read",
+        |out| out.contains("cpu: 300%/50%") && out.split_whitespace().nth(5) == Some("3"),
+    );
+    wait_for_running(&demo, "busy", 3);
+}

@@ -66,7 +66,7 @@ SCALARS = {"string", "bool", "int", "int32", "int64", "uint", "uint32", "uint64"
            "float32", "float64", "byte", "UID"}
 
 
-def parse_file(path, atomic_structs, named_scalars, named_collections):
+def parse_file(path, package, atomic_structs, named_scalars, named_collections):
     """{struct: [(json key or None for inline, type, omitempty, atomic)]}"""
     structs = {}
     current = None
@@ -81,7 +81,9 @@ def parse_file(path, atomic_structs, named_scalars, named_collections):
                     current, depth = m.group(1), 1
                     structs[current] = []
                     if any("+structType=atomic" in m for m in markers):
-                        atomic_structs.add(current)
+                        # By package: autoscaling/v1's object reference is
+                        # atomic, v2's of the same name is not.
+                        atomic_structs.add((package, current))
                     markers = []
                     continue
                 alias = re.match(r"^type (\w+) (string|int32|int64|bool|float64|\[\]byte)\b", line)
@@ -163,12 +165,12 @@ def main():
             for name in sorted(files):
                 if name.endswith(".go") and not name.endswith("_test.go") and "types" in name:
                     packages.setdefault(package, {}).update(
-                        parse_file(os.path.join(dirpath, name), atomic_structs, named_scalars,
+                        parse_file(os.path.join(dirpath, name), package, atomic_structs, named_scalars,
                                    named_collections))
 
     meta = packages.get("k8s.io.apimachinery.pkg.apis.meta.v1", {})
 
-    def flags(ty, omitempty, omitzero, atomic, list_type):
+    def flags(package, ty, omitempty, omitzero, atomic, list_type):
         base = element_type(ty)
         nil_able = ty.startswith(("*", "[]", "map[")) or base in named_collections
         by_value_struct = (not nil_able and base not in SCALARS
@@ -177,7 +179,13 @@ def main():
         # omitzero (Go 1.24) drops a zero value of any type, structs too.
         if not omitzero and (not omitempty or by_value_struct):
             out += "!"
-        if atomic or base in atomic_structs or base == "RawExtension":
+        # An unqualified type is this package's; a qualified one
+        # (`corev1.ObjectReference`) another package's, found by name.
+        if "." in ty:
+            typed_atomic = any(name == base for _, name in atomic_structs)
+        else:
+            typed_atomic = (package, base) in atomic_structs
+        if atomic or typed_atomic or base == "RawExtension":
             out += "@"
         if nil_able:
             out += "~"
@@ -190,7 +198,7 @@ def main():
         fields = packages.get(package, {}).get(struct) or meta.get(struct) or []
         for key, ty, omitempty, omitzero, atomic, list_type in fields:
             if key is not None:
-                keys.append(key + flags(ty, omitempty, omitzero, atomic, list_type))
+                keys.append(key + flags(package, ty, omitempty, omitzero, atomic, list_type))
             elif ty and ty not in seen:
                 where = package if ty in packages.get(package, {}) else "k8s.io.apimachinery.pkg.apis.meta.v1"
                 keys.extend(expand(where, ty, seen + (ty,)))

@@ -472,8 +472,16 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     }));
 
     // The virtual controllers (Deployments, Jobs, Endpoints, ...), against
-    // the virtual API server only.
-    let mut controller_options = ControllerOptions::default().with_root_ca(certs.ca_cert.clone());
+    // the virtual API server only. There is no metrics-server: the
+    // autoscaler reads simulated usage, a pod's
+    // `metrics.vcluster.dev/<resource>` annotation (`cpu: 400m`) or else
+    // half of what its containers request (see `AnnotatedUsage`).
+    // Approved client certificate requests are signed by the cluster CA.
+    let mut controller_options = ControllerOptions::default()
+        .with_root_ca(certs.ca_cert.clone())
+        .with_metrics(Arc::new(vcluster_controllers::AnnotatedUsage {
+            percent_of_request: 50,
+        }));
     controller_options.signer = Some(ClusterSigner::new(
         certs.ca_cert.clone(),
         certs.ca_key.clone(),

@@ -305,6 +305,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
+        if self.reason.is_empty() {
+            // Go omits an empty reason (a `Status` a handler built itself).
+            if let Some(map) = status.as_object_mut() {
+                map.remove("reason");
+            }
+        }
         let mut details = serde_json::Map::new();
         if let Some(target) = &self.target {
             if !target.name.is_empty() {
@@ -321,7 +327,15 @@ impl ApiError {
             let causes: Vec<Value> = self
                 .causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    // Go omits an empty field (causes about no one field,
+                    // such as an eviction's `DisruptionBudget`).
+                    let mut cause = json!({"reason": c.reason, "message": c.message});
+                    if !c.field.is_empty() {
+                        cause["field"] = json!(c.field);
+                    }
+                    cause
+                })
                 .collect();
             details.insert("causes".into(), causes.into());
         }

@@ -11,11 +11,13 @@
 //! | module | controller | turns | into |
 //! | --- | --- | --- | --- |
 //! | `deployment` | deployment | Deployments | ReplicaSets (RollingUpdate, Recreate, revisions, status) |
-//! | `replicaset` | replicaset | ReplicaSets | Pods (and ready/available counts) |
+//! | `replicaset` | replicaset, replicationcontroller | ReplicaSets, ReplicationControllers | Pods (and ready/available counts) |
 //! | `statefulset` | statefulset | StatefulSets | ordered Pods `<set>-<n>`, their claims, ControllerRevisions |
 //! | `daemonset` | daemonset | DaemonSets | one Pod per eligible Node, ControllerRevisions |
 //! | `job` | job, ttl-after-finished | Jobs | Pods until enough succeed |
 //! | `cronjob` | cronjob | CronJobs | a Job per start time |
+//! | `disruption` | disruption | PodDisruptionBudgets | their status: healthy, desired and expected pods, disruptions allowed (what `pods/eviction` spends) |
+//! | `hpa` | horizontalpodautoscaling | HorizontalPodAutoscalers | their target's `scale` from pods' usage (a pluggable [`hpa::MetricsSource`]), their status |
 //! | `endpoints` | endpoints, endpointslice | Services | Endpoints and EndpointSlices of their pods |
 //! | `serviceaccounts` | serviceaccount, root-ca-cert-publisher | Namespaces | `default` ServiceAccount, `kube-root-ca.crt` |
 //! | `csrsigning` | csrsigning (`kube-apiserver-client`) | approved CertificateSigningRequests | client certificates signed by the cluster CA |
@@ -80,10 +82,12 @@ mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;
+mod disruption;
 mod endpoints;
 mod error;
 pub mod hash;
 mod history;
+pub mod hpa;
 mod job;
 mod manager;
 mod meta;
@@ -92,9 +96,11 @@ pub mod pods;
 mod replicaset;
 mod resourcequota;
 mod runtime;
+mod scale;
 mod serviceaccounts;
 mod statefulset;
 
 pub use error::{Error, Result};
+pub use hpa::{AnnotatedUsage, FixedUsage, MetricsSource};
 pub use manager::ControllerManager;
 pub use options::{Clock, ControllerOptions, EnabledControllers};

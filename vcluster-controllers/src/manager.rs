@@ -41,6 +41,12 @@ impl ControllerManager {
         }
         start!(enabled.deployments, deployment);
         start!(enabled.replica_sets, replicaset);
+        if enabled.replication_controllers {
+            tasks.spawn(crate::replicaset::run_replication(
+                shared.clone(),
+                cancel.clone(),
+            ));
+        }
         start!(enabled.stateful_sets, statefulset);
         start!(enabled.daemon_sets, daemonset);
         start!(enabled.jobs, job);
@@ -49,6 +55,8 @@ impl ControllerManager {
             enabled.certificate_signing && shared.options.signer.is_some(),
             csrsigning
         );
+        start!(enabled.disruption, disruption);
+        start!(enabled.horizontal_pod_autoscaling, hpa);
         start!(enabled.endpoints || enabled.endpoint_slices, endpoints);
         start!(
             enabled.service_accounts

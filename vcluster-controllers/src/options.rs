@@ -49,6 +49,8 @@ pub struct EnabledControllers {
     pub deployments: bool,
     /// ReplicaSets -> Pods.
     pub replica_sets: bool,
+    /// ReplicationControllers -> Pods.
+    pub replication_controllers: bool,
     /// StatefulSets -> Pods and PersistentVolumeClaims.
     pub stateful_sets: bool,
     /// DaemonSets -> one Pod per Node.
@@ -57,6 +59,11 @@ pub struct EnabledControllers {
     pub jobs: bool,
     /// CronJobs -> Jobs.
     pub cron_jobs: bool,
+    /// PodDisruptionBudgets -> their status (what evictions spend).
+    pub disruption: bool,
+    /// HorizontalPodAutoscalers -> their target's scale (needs
+    /// [`ControllerOptions::metrics`]).
+    pub horizontal_pod_autoscaling: bool,
     /// Services -> Endpoints.
     pub endpoints: bool,
     /// Services -> EndpointSlices.
@@ -79,10 +86,13 @@ impl EnabledControllers {
         Self {
             deployments: true,
             replica_sets: true,
+            replication_controllers: true,
             stateful_sets: true,
             daemon_sets: true,
             jobs: true,
             cron_jobs: true,
+            disruption: true,
+            horizontal_pod_autoscaling: true,
             endpoints: true,
             endpoint_slices: true,
             service_accounts: true,
@@ -97,10 +107,13 @@ impl EnabledControllers {
         Self {
             deployments: false,
             replica_sets: false,
+            replication_controllers: false,
             stateful_sets: false,
             daemon_sets: false,
             jobs: false,
             cron_jobs: false,
+            disruption: false,
+            horizontal_pod_autoscaling: false,
             endpoints: false,
             endpoint_slices: false,
             service_accounts: false,
@@ -138,6 +151,16 @@ pub struct ControllerOptions {
     /// The CA that signs approved `kubernetes.io/kube-apiserver-client`
     /// requests. `None`: such requests stay unsigned.
     pub signer: Option<crate::csrsigning::ClusterSigner>,
+    /// Where the horizontal pod autoscaler reads pods' resource usage;
+    /// `None`: it does not run (there is no metrics API to ask).
+    pub metrics: Option<Arc<dyn crate::hpa::MetricsSource>>,
+    /// How often each autoscaler is synced (upstream's
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub hpa_sync_period: Duration,
+    /// How long a lower recommendation must last before an autoscaler
+    /// without its own `behavior` scales down (upstream's
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`, 5 min).
+    pub hpa_downscale_stabilization: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -150,11 +173,20 @@ impl Default for ControllerOptions {
             resync: Duration::from_secs(600),
             clock: Clock::system(),
             signer: None,
+            metrics: None,
+            hpa_sync_period: Duration::from_secs(15),
+            hpa_downscale_stabilization: Duration::from_secs(300),
         }
     }
 }
 
 impl ControllerOptions {
+    /// With `source` as the autoscaler's metrics.
+    pub fn with_metrics(mut self, source: Arc<dyn crate::hpa::MetricsSource>) -> Self {
+        self.metrics = Some(source);
+        self
+    }
+
     /// Defaults, publishing `pem` as the cluster's root CA.
     pub fn with_root_ca(mut self, pem: impl Into<String>) -> Self {
         self.root_ca_pem = Some(pem.into());

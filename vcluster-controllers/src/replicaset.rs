@@ -1,6 +1,8 @@
-//! ReplicaSets: keep `spec.replicas` active pods from the template, and
-//! report how many exist, are ready and are available (ready for
-//! `minReadySeconds`), as upstream's replicaset controller does.
+//! ReplicaSets and ReplicationControllers: keep `spec.replicas` active pods
+//! from the template, and report how many exist, are ready and are
+//! available (ready for `minReadySeconds`), as upstream's replicaset
+//! controller does (upstream runs the same code for both kinds, the
+//! replication manager adapting its objects; here [`Replicated`] does).
 //!
 //! Pods are created in slow-start batches (1, 2, 4, ...) so a template the
 //! API server rejects fails once rather than hundreds of times; surplus
@@ -9,14 +11,21 @@
 //! `ReplicaFailure` condition. Pods become ready when the syncer copies
 //! the host pod's status back.
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiContext, Error, Result};
@@ -28,42 +37,154 @@ use crate::pods;
 use crate::runtime::{drive, Shared};
 use vcluster_core::FieldManager;
 
-const KIND: &str = "ReplicaSet";
-/// The reporting controller of its events.
-const CONTROLLER: &str = "replicaset-controller";
 /// Most pods created or deleted in one reconcile (upstream's
 /// `burstReplicas`).
 const BURST: usize = 500;
 
-/// Runs the replicaset controller until `cancel` fires.
-pub(crate) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
-    let client = shared.client.clone();
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Pod>::all(client), watcher::Config::default());
-    drive("replicaset", controller, shared, reconcile, cancel).await;
+/// A kind that keeps a number of pods from a template: ReplicaSet and
+/// ReplicationController, which differ only in how their selector and
+/// status are written. The status is handled in the ReplicaSet's form,
+/// which has every field the ReplicationController's has.
+pub(crate) trait Replicated:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, as errors name it.
+    const KIND: &'static str;
+    /// The reporting controller of its events.
+    const CONTROLLER: &'static str;
+    /// The controller's name in logs.
+    const NAME: &'static str;
+    /// `spec.replicas` (1 when unset).
+    fn replicas(&self) -> i32;
+    /// `spec.minReadySeconds`.
+    fn min_ready_seconds(&self) -> i32;
+    /// `spec.template`.
+    fn template(&self) -> Option<&PodTemplateSpec>;
+    /// `spec.selector` as a label selector.
+    fn selector(&self) -> Option<LabelSelector>;
+    /// The status, in the ReplicaSet's form.
+    fn replica_status(&self) -> Option<ReplicaSetStatus>;
+    /// Sets the status from the ReplicaSet's form.
+    fn set_replica_status(&mut self, status: ReplicaSetStatus);
 }
 
-async fn reconcile(obj: Arc<ReplicaSet>, shared: Arc<Shared>) -> Result<Action> {
+impl Replicated for ReplicaSet {
+    const KIND: &'static str = "ReplicaSet";
+    const CONTROLLER: &'static str = "replicaset-controller";
+    const NAME: &'static str = "replicaset";
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.as_ref())
+    }
+
+    fn selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| s.selector.clone())
+    }
+
+    fn replica_status(&self) -> Option<ReplicaSetStatus> {
+        self.status.clone()
+    }
+
+    fn set_replica_status(&mut self, status: ReplicaSetStatus) {
+        self.status = Some(status);
+    }
+}
+
+impl Replicated for ReplicationController {
+    const KIND: &'static str = "ReplicationController";
+    const CONTROLLER: &'static str = "replication-controller";
+    const NAME: &'static str = "replicationcontroller";
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.as_ref())
+    }
+
+    fn selector(&self) -> Option<LabelSelector> {
+        let labels = self.spec.as_ref()?.selector.clone()?;
+        Some(LabelSelector {
+            match_labels: Some(labels),
+            match_expressions: None,
+        })
+    }
+
+    fn replica_status(&self) -> Option<ReplicaSetStatus> {
+        // The two statuses have the same fields under the same names.
+        let status = self.status.as_ref()?;
+        serde_json::to_value(status)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    fn set_replica_status(&mut self, status: ReplicaSetStatus) {
+        self.status = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok());
+    }
+}
+
+/// Runs the replicaset controller until `cancel` fires.
+pub(crate) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    run_for::<ReplicaSet>(shared, cancel).await;
+}
+
+/// Runs the replication controller manager until `cancel` fires.
+pub(crate) async fn run_replication(shared: Arc<Shared>, cancel: CancellationToken) {
+    run_for::<ReplicationController>(shared, cancel).await;
+}
+
+async fn run_for<K: Replicated>(shared: Arc<Shared>, cancel: CancellationToken) {
+    let client = shared.client.clone();
+    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(client), watcher::Config::default());
+    drive(K::NAME, controller, shared, reconcile::<K>, cancel).await;
+}
+
+async fn reconcile<K: Replicated>(obj: Arc<K>, shared: Arc<Shared>) -> Result<Action> {
     let namespace = namespace_of(obj.as_ref())?;
     let name = name_of(obj.as_ref())?;
     let key = format!("{namespace}/{name}");
-    let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &namespace);
-    let Some(rs) = api.get_opt(&name).await.context("get", KIND, &key)? else {
+    let api: Api<K> = Api::namespaced(shared.client.clone(), &namespace);
+    let Some(rs) = api.get_opt(&name).await.context("get", K::KIND, &key)? else {
         return Ok(Action::await_change());
     };
     let pod_api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
-    let spec = rs.spec.clone().unwrap_or_default();
-    let selector = selector_of(KIND, &key, Some(&spec.selector))?;
+    let selector = selector_of(K::KIND, &key, rs.selector().as_ref())?;
     let all = pod_api
         .list(&ListParams::default())
         .await
         .context("list", "Pod", &key)?
         .items;
     let uid = uid_of(&rs)?;
-    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let deleting = rs.meta().deletion_timestamp.is_some();
     let claim = classify(&uid, &selector, deleting, all);
     let owned = settle_claim(&pod_api, &controller_ref(&rs)?, claim).await?;
     let active: Vec<Pod> = owned.into_iter().filter(pods::is_active).collect();
@@ -77,19 +198,19 @@ async fn reconcile(obj: Arc<ReplicaSet>, shared: Arc<Shared>) -> Result<Action> 
     };
     let now = shared.now();
     let status = calculate_status(&rs, &active, manage_error.as_ref(), now);
-    if rs.status.as_ref() != Some(&status) {
+    if rs.replica_status().as_ref() != Some(&status) {
         let mut updated = rs.clone();
-        updated.status = Some(status.clone());
+        updated.set_replica_status(status.clone());
         api.replace_status(&name, &FieldManager::CONTROLLERS.post_params(), &updated)
             .await
-            .context("update status of", KIND, &key)?;
+            .context("update status of", K::KIND, &key)?;
     }
     if let Some(err) = manage_error {
         return Err(err);
     }
     // Pods that are ready but not yet available become available later.
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let wanted = spec.replicas.unwrap_or(1);
+    let min_ready = rs.min_ready_seconds();
+    let wanted = rs.replicas();
     if min_ready > 0
         && status.ready_replicas.unwrap_or(0) == wanted
         && status.available_replicas.unwrap_or(0) != wanted
@@ -108,19 +229,18 @@ async fn reconcile(obj: Arc<ReplicaSet>, shared: Arc<Shared>) -> Result<Action> 
 }
 
 /// Creates or deletes pods until `active` has `spec.replicas` pods.
-async fn manage_replicas(
+async fn manage_replicas<K: Replicated>(
     shared: &Shared,
     api: &Api<Pod>,
-    rs: &ReplicaSet,
+    rs: &K,
     active: &[Pod],
     key: &str,
 ) -> Result<()> {
-    let spec = rs.spec.clone().unwrap_or_default();
-    let wanted = spec.replicas.unwrap_or(1).max(0) as usize;
+    let wanted = rs.replicas().max(0) as usize;
     if active.len() < wanted {
-        let Some(template) = spec.template.as_ref() else {
+        let Some(template) = rs.template() else {
             return Err(Error::InvalidSpec {
-                kind: KIND,
+                kind: K::KIND,
                 key: key.to_owned(),
                 message: "spec.template is missing".into(),
             });
@@ -139,7 +259,7 @@ async fn manage_replicas(
             let name = created.metadata.name.unwrap_or_default();
             shared
                 .event(
-                    CONTROLLER,
+                    K::CONTROLLER,
                     rs,
                     false,
                     "SuccessfulCreate",
@@ -152,7 +272,7 @@ async fn manage_replicas(
         if let Err(err) = created {
             shared
                 .event(
-                    CONTROLLER,
+                    K::CONTROLLER,
                     rs,
                     true,
                     "FailedCreate",
@@ -173,7 +293,7 @@ async fn manage_replicas(
                     let name = pod.metadata.name.clone().unwrap_or_default();
                     shared
                         .event(
-                            CONTROLLER,
+                            K::CONTROLLER,
                             rs,
                             false,
                             "SuccessfulDelete",
@@ -221,17 +341,15 @@ where
 }
 
 /// The status the pods add up to (upstream's `calculateStatus`).
-fn calculate_status(
-    rs: &ReplicaSet,
+fn calculate_status<K: Replicated>(
+    rs: &K,
     active: &[Pod],
     manage_error: Option<&Error>,
     now: jiff::Timestamp,
 ) -> ReplicaSetStatus {
-    let spec = rs.spec.clone().unwrap_or_default();
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let template_labels = spec
-        .template
-        .as_ref()
+    let min_ready = rs.min_ready_seconds();
+    let template_labels = rs
+        .template()
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
@@ -249,12 +367,12 @@ fn calculate_status(
         .iter()
         .filter(|p| pods::is_available(p, min_ready, now))
         .count() as i32;
-    let current = rs.status.clone().unwrap_or_default();
+    let current = rs.replica_status().unwrap_or_default();
     let mut conditions: Vec<ReplicaSetCondition> = current.conditions.unwrap_or_default();
     let has_failure = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
     match manage_error {
         Some(err) if !has_failure => {
-            let creating = active.len() < spec.replicas.unwrap_or(1).max(0) as usize;
+            let creating = active.len() < rs.replicas().max(0) as usize;
             conditions.push(ReplicaSetCondition {
                 type_: "ReplicaFailure".into(),
                 status: "True".into(),
@@ -278,7 +396,7 @@ fn calculate_status(
         fully_labeled_replicas: Some(fully_labeled),
         ready_replicas: Some(ready),
         available_replicas: Some(available),
-        observed_generation: rs.metadata.generation,
+        observed_generation: rs.meta().generation,
         conditions: if conditions.is_empty() {
             None
         } else {
@@ -315,7 +433,7 @@ mod tests {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if n >= 3 {
                 Err(Error::InvalidSpec {
-                    kind: KIND,
+                    kind: "ReplicaSet",
                     key: "ns/rs".into(),
                     message: "quota".into(),
                 })

@@ -239,7 +239,7 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        resources.push(json!({
+        let mut entry = json!({
             "name": info.plural,
             "singularName": info.singular,
             "namespaced": info.namespaced,
@@ -248,7 +248,9 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             "shortNames": info.short_names,
             "categories": info.categories,
             "storageVersionHash": storage_version_hash(info),
-        }));
+        });
+        drop_empty_lists(&mut entry);
+        resources.push(entry);
         for (sub, kind, verbs) in subresources(info) {
             let mut entry = json!({
                 "name": format!("{}/{sub}", info.plural),
@@ -263,6 +265,10 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             }
             if sub == "token" {
                 entry["group"] = json!("authentication.k8s.io");
+                entry["version"] = json!("v1");
+            }
+            if sub == "eviction" {
+                entry["group"] = json!("policy");
                 entry["version"] = json!("v1");
             }
             resources.push(entry);
@@ -294,6 +300,21 @@ fn storage_version_hash(info: &ResourceInfo) -> String {
     let gvk = format!("{}/{}/{}", info.group, version, info.kind);
     let digest = ring::digest::digest(&ring::digest::SHA256, gvk.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
+}
+
+/// Go omits empty `shortNames` and `categories` (`omitempty`).
+fn drop_empty_lists(entry: &mut Value) {
+    if let Some(map) = entry.as_object_mut() {
+        for field in ["shortNames", "categories"] {
+            if map
+                .get(field)
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                map.remove(field);
+            }
+        }
+    }
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -332,13 +353,15 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                                 gvk("autoscaling", "v1", &kind)
                             } else if sub == "token" {
                                 gvk("authentication.k8s.io", "v1", &kind)
+                            } else if sub == "eviction" {
+                                gvk("policy", "v1", &kind)
                             } else {
                                 gvk(group, &version, &kind)
                             };
                             json!({"subresource": sub, "responseKind": response, "verbs": verbs})
                         })
                         .collect();
-                    json!({
+                    let mut entry = json!({
                         "resource": info.plural,
                         "responseKind": gvk(group, &version, &info.kind),
                         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
@@ -347,7 +370,9 @@ fn aggregated_group(catalog: &Catalog, group: &str) -> Value {
                         "shortNames": info.short_names,
                         "categories": info.categories,
                         "subresources": subs,
-                    })
+                    });
+                    drop_empty_lists(&mut entry);
+                    entry
                 })
                 .collect();
             json!({"version": version, "resources": resources, "freshness": "Current"})

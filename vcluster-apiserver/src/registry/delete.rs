@@ -377,7 +377,16 @@ pub(super) fn plan_delete(
             graceful = Some(period);
         }
     }
-    let finals = gc_finalizers(&finalizers(old), options.propagation);
+    let current = finalizers(old);
+    let has_gc_finalizer = current
+        .iter()
+        .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER);
+    let propagation =
+        options.propagation.or(
+            (resource.strategy.orphans_by_default() && !has_gc_finalizer)
+                .then_some(Propagation::Orphan),
+        );
+    let finals = gc_finalizers(&current, propagation);
     let pending = !finals.is_empty();
     set_finalizers(&mut new, finals);
     match graceful {

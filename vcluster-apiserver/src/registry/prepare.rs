@@ -25,13 +25,20 @@ pub(crate) fn present(resource: &ResourceInfo, object: &mut Value) {
         }
     } else if events::is_events_k8s_io(resource) {
         events::from_core(object);
+    } else if let Some(conversion) = resource.conversion {
+        let api_version = resource.api_version();
+        if object.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_str()) {
+            (conversion.from_storage)(object);
+        }
     }
 }
 
 /// Whether objects stored for `resource` must go through [`present`]
 /// before a client sees them (the stored `apiVersion` is another one).
 pub(crate) fn needs_presenting(resource: &ResourceInfo, stored: &Value) -> bool {
-    (resource.custom.is_some() || events::is_events_k8s_io(resource))
+    (resource.custom.is_some()
+        || events::is_events_k8s_io(resource)
+        || resource.conversion.is_some())
         && stored.get("apiVersion").and_then(Value::as_str) != Some(resource.api_version().as_str())
 }
 
@@ -52,6 +59,14 @@ pub(super) fn encode_for(
             events::to_core(&mut stored);
             encode(&stored)
         }
+        None => match resource.conversion {
+            Some(conversion) => {
+                let mut stored = object.clone();
+                (conversion.to_storage)(&mut stored);
+                encode(&stored)
+            }
+            None => encode(object),
+        },
         _ => encode(object),
     }
 }

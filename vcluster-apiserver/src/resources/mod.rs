@@ -92,6 +92,24 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
+/// How a served version of a built-in kind maps to the version its
+/// objects are stored at, when one kind is served at two versions
+/// (`autoscaling/v1` and `v2` horizontal pod autoscalers): both functions
+/// rewrite an object in place, `apiVersion` included.
+#[derive(Clone, Copy)]
+pub struct Conversion {
+    /// The stored version's form of an object written at this version.
+    pub to_storage: fn(&mut Value),
+    /// This version's form of a stored object.
+    pub from_storage: fn(&mut Value),
+}
+
+impl std::fmt::Debug for Conversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conversion")
+    }
+}
+
 /// One served resource (`pods`, `deployments.apps`, ...).
 ///
 /// `Default` exists so code building a resource by hand (tests, embedders)
@@ -132,6 +150,10 @@ pub struct ResourceInfo {
     /// The verbs it serves ([`STANDARD_VERBS`] but for the read-only and
     /// create-only kinds); discovery lists them and others answer 405.
     pub verbs: &'static [&'static str],
+    /// For a built-in kind served at several versions, how this version
+    /// converts to and from the stored one; `None` for the stored version
+    /// (and every kind served at one version).
+    pub conversion: Option<&'static Conversion>,
 }
 
 impl Default for ResourceInfo {
@@ -152,6 +174,7 @@ impl Default for ResourceInfo {
             strategy: &strategy::GENERIC,
             custom: None,
             verbs: STANDARD_VERBS,
+            conversion: None,
         }
     }
 }
@@ -301,11 +324,15 @@ impl Catalog {
             .values()
             .filter(|r| r.group == group && r.plural == plural);
         let first = found.next()?.clone();
-        // Prefer the storage version of a custom resource.
+        // Prefer the storage version (of a custom resource, or of a
+        // built-in kind served at several versions).
         Some(
             std::iter::once(first.clone())
                 .chain(found.cloned())
-                .find(|r| r.custom.as_ref().is_some_and(|c| c.storage))
+                .find(|r| match &r.custom {
+                    Some(custom) => custom.storage,
+                    None => r.conversion.is_none(),
+                })
                 .unwrap_or(first),
         )
     }

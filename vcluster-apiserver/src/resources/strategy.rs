@@ -92,6 +92,15 @@ pub trait Strategy: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether a delete that names no propagation policy orphans the
+    /// object's dependents (upstream's `DefaultGarbageCollectionPolicy`
+    /// returning `OrphanDependents`: core/v1 replication controllers, for
+    /// backwards compatibility) rather than deleting them in the
+    /// background.
+    fn orphans_by_default(&self) -> bool {
+        false
+    }
+
     /// Whether an object whose finalizers are all gone may be removed from
     /// storage (namespaces also wait for their `spec.finalizers`).
     fn ready_to_remove(&self, _object: &Value) -> bool {

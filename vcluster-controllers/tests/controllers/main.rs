@@ -11,6 +11,7 @@ mod lifecycle;
 mod resource_quotas;
 mod services;
 mod stateful_and_daemon_sets;
+mod workload_kinds;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

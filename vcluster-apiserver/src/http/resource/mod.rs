@@ -79,6 +79,11 @@ pub(super) async fn handle(
         (&Method::GET, Some(name), Some("approval")) if resource.serves_subresource("approval") => {
             verbs::get(state, call, name).await
         }
+        (&Method::POST, Some(name), Some("eviction"))
+            if resource.serves_subresource("eviction") =>
+        {
+            verbs::evict(state, call, name).await
+        }
         (&Method::PUT, Some(name), Some("finalize")) if resource.serves_subresource("finalize") => {
             verbs::finalize(state, call, name).await
         }
@@ -97,7 +102,13 @@ pub(super) async fn handle(
         (_, Some(_), Some(sub))
             if !matches!(
                 sub,
-                "status" | "scale" | "binding" | "finalize" | "approval" | "ephemeralcontainers"
+                "status"
+                    | "scale"
+                    | "binding"
+                    | "finalize"
+                    | "approval"
+                    | "ephemeralcontainers"
+                    | "eviction"
             ) =>
         {
             Err(ApiError::no_route(&format!("{}/{sub}", resource.plural)))

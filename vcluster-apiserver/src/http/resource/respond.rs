@@ -242,6 +242,17 @@ pub(super) async fn delete_options(
         BodyFormat::Yaml => negotiate::decode_document(&bytes, true)?,
         _ => negotiate::decode_document(&bytes, false)?,
     };
+    delete_options_from_body(&mut options, &body)?;
+    Ok(options)
+}
+
+/// Reads a `DeleteOptions` document into `options` (what the body of a
+/// DELETE carries, and an eviction's `deleteOptions`): the body wins over
+/// the query, as upstream decodes it last.
+pub(super) fn delete_options_from_body(
+    options: &mut DeleteOptions,
+    body: &Value,
+) -> Result<(), ApiError> {
     if let Some(dry_run) = body.get("dryRun").and_then(Value::as_array) {
         options.dry_run |= dry_run.iter().any(|v| v == "All");
     }
@@ -276,7 +287,7 @@ pub(super) async fn delete_options(
             None => None,
         };
     }
-    Ok(options)
+    Ok(())
 }
 
 pub(super) fn include_object(query: &Query) -> Result<IncludeObject, ApiError> {

@@ -15,7 +15,7 @@ use super::respond::{
 };
 use crate::auth::UserInfo;
 use crate::error::ApiError;
-use crate::registry::{self, ListPage, PatchKind, PatchOptions, UpdateTarget};
+use crate::registry::{self, DeleteOptions, ListPage, PatchKind, PatchOptions, UpdateTarget};
 use crate::request::negotiate::{self, Representation};
 use crate::request::FieldValidation;
 use crate::resources::ResourceInfo;
@@ -402,6 +402,30 @@ pub(super) async fn bind_collection(
         .registry
         .bind_pod(&address, &body, &call.write)
         .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `POST pods/<name>/eviction`: a policy/v1 `Eviction` (see
+/// `Registry::evict_pod`); its `deleteOptions` are the pod's delete's,
+/// with the request's `dryRun`.
+pub(super) async fn evict(
+    state: &Arc<ApiState>,
+    mut call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let address = call.address(name);
+    let body = document(&mut call).await?;
+    let mut options = DeleteOptions {
+        dry_run: call.query.dry_run,
+        ..DeleteOptions::default()
+    };
+    if let Some(delete) = body.get("deleteOptions").filter(|d| d.is_object()) {
+        super::respond::delete_options_from_body(&mut options, delete)?;
+    }
+    state.registry.evict_pod(&address, &body, options).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -303,7 +303,7 @@ impl FieldSet {
             before,
             meta,
         };
-        walk.collect(node, message, &mut Vec::new(), &mut out);
+        walk.collect(node, message, false, &mut Vec::new(), &mut out);
         out
     }
 
@@ -459,11 +459,15 @@ struct Walk<'v> {
 
 impl Walk<'_> {
     /// Walks the object at `at` in `after`, of protobuf `message` when
-    /// typed (which tells maps from structs).
+    /// typed (which tells maps from structs). `parent_new`: the object at
+    /// `at` was added itself (a struct behind a pointer, such as a
+    /// replication controller's template), so even the fields Go always
+    /// writes were not there before.
     fn collect(
         &self,
         node: Node<'_>,
         message: Option<MessageId>,
+        parent_new: bool,
         at: &mut Vec<String>,
         out: &mut Vec<Vec<String>>,
     ) {
@@ -486,7 +490,7 @@ impl Walk<'_> {
             }
             at.push(field_element(key));
             // A field Go writes even in an empty object was there before.
-            let is_new = value_at(self.before, at).is_none() && !always_written;
+            let is_new = value_at(self.before, at).is_none() && (!always_written || parent_new);
             match value {
                 Value::Object(inner) if !inner.is_empty() => {
                     if is_new && (is_map || facts.is_none() || child.is_some()) {
@@ -501,6 +505,7 @@ impl Walk<'_> {
                                 self.collect(
                                     field.node.field(self.meta, value_key).node,
                                     child,
+                                    false,
                                     at,
                                     out,
                                 );
@@ -508,7 +513,7 @@ impl Walk<'_> {
                             at.pop();
                         }
                     } else {
-                        self.collect(field.node, child, at, out);
+                        self.collect(field.node, child, is_new, at, out);
                     }
                 }
                 Value::Array(items) if !items.is_empty() && field.shape == Shape::List => {
@@ -520,7 +525,9 @@ impl Walk<'_> {
                         for (element, item) in elements.into_iter().zip(items) {
                             at.push(element);
                             if item.is_object() {
-                                self.collect(field.node, child, at, out);
+                                // Items are tracked as themselves: their
+                                // always-written fields stay unowned.
+                                self.collect(field.node, child, false, at, out);
                             }
                             at.pop();
                         }

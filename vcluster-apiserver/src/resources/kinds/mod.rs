@@ -7,7 +7,7 @@
 //! `kubectl get` pick it up from there.
 
 use super::strategy::{Strategy, Subresource};
-use super::{ResourceInfo, Typed};
+use super::{Conversion, ResourceInfo, Typed};
 
 mod config_data;
 mod fields;
@@ -34,6 +34,7 @@ catalog![
     component_status,
     pod,
     pod_template,
+    replication_controller,
     service,
     endpoints,
     config_map,
@@ -50,6 +51,7 @@ catalog![
     stateful_set,
     controller_revision,
     daemon_set,
+    horizontal_pod_autoscaler,
     job,
     cron_job,
     lease,
@@ -60,6 +62,7 @@ catalog![
     ip_address,
     service_cidr,
     network_policy,
+    pod_disruption_budget,
     custom_resource_definition,
     mutating_webhook_configuration,
     validating_webhook_configuration,
@@ -121,6 +124,10 @@ pub struct BuiltinKind {
     pub strategy: &'static dyn Strategy,
     /// The verbs it serves.
     pub verbs: &'static [&'static str],
+    /// How this version converts to the stored one, for a kind served at
+    /// several versions (see [`OTHER_VERSIONS`]); `None` for the stored
+    /// version.
+    pub conversion: Option<&'static Conversion>,
 }
 
 impl BuiltinKind {
@@ -147,6 +154,7 @@ impl BuiltinKind {
             typed,
             strategy,
             verbs: super::STANDARD_VERBS,
+            conversion: None,
         }
     }
 
@@ -206,6 +214,24 @@ impl BuiltinKind {
         self
     }
 
+    /// Served at `version`, another than the stored one, converted by
+    /// `conversion`.
+    pub const fn converted(
+        mut self,
+        version: &'static str,
+        conversion: &'static Conversion,
+    ) -> Self {
+        self.version = version;
+        self.conversion = Some(conversion);
+        self
+    }
+
+    /// Served (and stored) at `version` rather than `v1`.
+    pub const fn at_version(mut self, version: &'static str) -> Self {
+        self.version = version;
+        self
+    }
+
     /// The catalog entry of this kind.
     pub fn resource(&self) -> ResourceInfo {
         ResourceInfo {
@@ -225,13 +251,23 @@ impl BuiltinKind {
             strategy: self.strategy,
             custom: None,
             verbs: self.verbs,
+            conversion: self.conversion,
         }
     }
 }
 
+/// The further served versions of kinds in [`BUILTIN`], each converted to
+/// and from the version its objects are stored at (what upstream's
+/// conversion through the internal version does).
+pub const OTHER_VERSIONS: &[&BuiltinKind] = &[&horizontal_pod_autoscaler::KIND_V1];
+
 /// The built-in resources, ready for a [`super::Catalog`].
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    BUILTIN.iter().map(|kind| kind.resource()).collect()
+    BUILTIN
+        .iter()
+        .chain(OTHER_VERSIONS)
+        .map(|kind| kind.resource())
+        .collect()
 }
 
 /// What a create makes of `object` before validation (defaults, initial

@@ -19,7 +19,7 @@ pub(super) const KIND: BuiltinKind =
         .short_names(&["po"])
         .in_all()
         .with_status()
-        .subresources(&[BINDING, EPHEMERAL_CONTAINERS, LOG]);
+        .subresources(&[BINDING, EPHEMERAL_CONTAINERS, EVICTION, LOG]);
 
 /// The rules of Pod objects.
 #[derive(Debug)]
@@ -123,6 +123,14 @@ const EPHEMERAL_CONTAINERS: Subresource = Subresource {
     name: "ephemeralcontainers",
     kind: "Pod",
     verbs: &["get", "patch", "update"],
+};
+
+/// `pods/eviction`: a policy/v1 `Eviction` deletes the pod unless its
+/// disruption budget forbids (`Registry::evict_pod`).
+const EVICTION: Subresource = Subresource {
+    name: "eviction",
+    kind: "Eviction",
+    verbs: &["create"],
 };
 
 /// `pods/log`: served from `ApiServerConfig::pod_logs` (see `crate::logs`).

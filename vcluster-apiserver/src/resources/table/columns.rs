@@ -87,8 +87,9 @@ pub(crate) const NAME: Column = Column {
 pub(crate) const AGE: Column = string("Age", CREATED_DOC);
 /// AGE as the CRD-style default table types it.
 const AGE_DATE: Column = column("Age", "date", CREATED_DOC);
-const CONTAINERS: Column = string("Containers", "Names of each container in the template.").wide();
-const IMAGES: Column = string(
+pub(crate) const CONTAINERS: Column =
+    string("Containers", "Names of each container in the template.").wide();
+pub(crate) const IMAGES: Column = string(
     "Images",
     "Images referenced by each container in the template.",
 )

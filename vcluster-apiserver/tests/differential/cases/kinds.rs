@@ -135,6 +135,17 @@ pub fn kinds() -> Vec<Kind> {
         },
         Kind {
             prefix: "/api/v1",
+            plural: "replicationcontrollers",
+            kind: "ReplicationController",
+            namespaced: true,
+            body: || json!({"spec": {"replicas": 2, "selector": {"app": "web"}, "template": template("web")}}),
+            invalid: Some((
+                "restart-never",
+                || json!({"spec": {"template": {"spec": {"restartPolicy": "Never"}}}}),
+            )),
+        },
+        Kind {
+            prefix: "/api/v1",
             plural: "serviceaccounts",
             kind: "ServiceAccount",
             namespaced: true,
@@ -242,6 +253,25 @@ pub fn kinds() -> Vec<Kind> {
             )),
         },
         Kind {
+            prefix: "/apis/autoscaling/v2",
+            plural: "horizontalpodautoscalers",
+            kind: "HorizontalPodAutoscaler",
+            namespaced: true,
+            body: || json!({"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5, "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}], "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}),
+            invalid: Some(("max-zero", || json!({"spec": {"maxReplicas": 0}}))),
+        },
+        Kind {
+            prefix: "/apis/autoscaling/v1",
+            plural: "horizontalpodautoscalers",
+            kind: "HorizontalPodAutoscaler",
+            namespaced: true,
+            body: || json!({"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}}),
+            invalid: Some((
+                "cpu-zero",
+                || json!({"spec": {"targetCPUUtilizationPercentage": 0}}),
+            )),
+        },
+        Kind {
             prefix: "/apis/batch/v1",
             plural: "jobs",
             kind: "Job",
@@ -310,6 +340,17 @@ pub fn kinds() -> Vec<Kind> {
             invalid: Some((
                 "bad-policy-type",
                 || json!({"spec": {"policyTypes": ["Sideways"]}}),
+            )),
+        },
+        Kind {
+            prefix: "/apis/policy/v1",
+            plural: "poddisruptionbudgets",
+            kind: "PodDisruptionBudget",
+            namespaced: true,
+            body: || json!({"spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}),
+            invalid: Some((
+                "both-bounds",
+                || json!({"spec": {"maxUnavailable": "150%"}}),
             )),
         },
         Kind {
@@ -575,10 +616,15 @@ fn lifecycle(kind: &Kind) -> Scenario {
         .split('/')
         .next()
         .unwrap_or_default();
+    let version = kind.api_version().rsplit('/').next().unwrap_or_default();
+    // A kind served at several versions has a scenario per version, named
+    // as kubectl names a resource at a version (`hpa.v2.autoscaling`).
     let label = if group.starts_with('v') {
         kind.plural.to_owned()
-    } else {
+    } else if version == "v1" {
         format!("{}.{}", kind.plural, group)
+    } else {
+        format!("{}.{version}.{}", kind.plural, group)
     };
     let case = |what: &str| format!("{label}/{what}");
     // Cluster-scoped names are shared by all scenarios: keep them apart.
