@@ -17,3 +17,4 @@ pub use vcluster_syncer as syncer;
 
 pub mod demo;
 pub mod logs;
+pub mod metrics;

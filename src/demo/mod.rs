@@ -459,6 +459,27 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     } else {
         NodeSelection::Used
     });
+    // The autoscaler's usage: the host's metrics API, measuring the host
+    // pods the syncer made; while the host has none (the simulated node
+    // has none), simulated usage: a pod's `metrics.vcluster.dev/<resource>`
+    // annotation (`cpu: 400m`) or else half of what its containers request
+    // (see `AnnotatedUsage`).
+    let metrics_translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
+        .map_err(|e| start_error("the autoscaler's metrics")(e.to_string()))?;
+    let pod_metrics = Arc::new(
+        crate::metrics::HostPodMetrics::new(Arc::new(metrics_translator)).with_fallback(Arc::new(
+            vcluster_controllers::AnnotatedUsage {
+                percent_of_request: 50,
+            },
+        )),
+    );
+    tasks.push(pod_metrics.spawn(
+        host_client.clone(),
+        &host_namespace,
+        std::time::Duration::from_secs(15),
+        cancel.clone(),
+    ));
+
     let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
     let _ = engines.set(syncer.engines().iter().map(Arc::downgrade).collect());
@@ -472,16 +493,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     }));
 
     // The virtual controllers (Deployments, Jobs, Endpoints, ...), against
-    // the virtual API server only. There is no metrics-server: the
-    // autoscaler reads simulated usage, a pod's
-    // `metrics.vcluster.dev/<resource>` annotation (`cpu: 400m`) or else
-    // half of what its containers request (see `AnnotatedUsage`).
+    // the virtual API server only; the autoscaler reads `pod_metrics`.
     // Approved client certificate requests are signed by the cluster CA.
     let mut controller_options = ControllerOptions::default()
         .with_root_ca(certs.ca_cert.clone())
-        .with_metrics(Arc::new(vcluster_controllers::AnnotatedUsage {
-            percent_of_request: 50,
-        }));
+        .with_metrics(pod_metrics);
     controller_options.signer = Some(ClusterSigner::new(
         certs.ca_cert.clone(),
         certs.ca_key.clone(),

@@ -155,6 +155,9 @@ pub fn milli_value(quantity: &Quantity) -> Option<i64> {
     let number: f64 = number.parse().ok()?;
     let factor: f64 = match suffix {
         "" => 1.0,
+        // metrics-server reports CPU in nanocores.
+        "n" => 1e-9,
+        "u" => 1e-6,
         "m" => 0.001,
         "k" => 1e3,
         "M" => 1e6,
