@@ -84,6 +84,13 @@ pub trait Strategy: Send + Sync + fmt::Debug {
     /// the body.
     fn stamp_requester(&self, _object: &mut Value, _requester: &crate::auth::UserInfo) {}
 
+    /// Top-level fields a write of the main resource never owns, because
+    /// the kind resets them (upstream's `GetResetFields`, beyond the
+    /// `status` every kind with a status subresource resets).
+    fn reset_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether `DELETE` answers with the object it removed (upstream's
     /// `ReturnDeletedObject`: pods, services, volumes and a few more)
     /// rather than a `Status` naming it. An object that stays, waiting for

@@ -226,6 +226,11 @@ fn tracked_view(resource: &ResourceInfo, object: &Value, subresource: Option<&st
         }
         _ => {}
     }
+    if subresource.is_none() {
+        for field in resource.strategy.reset_fields() {
+            view.remove(*field);
+        }
+    }
     Value::Object(view)
 }
 

@@ -159,6 +159,12 @@ impl Strategy for CertificateSigningRequests {
         validate_conditions(object, causes);
     }
 
+    fn reset_fields(&self) -> &'static [&'static str] {
+        // The spec is the requester's stamp and never changes after create:
+        // no writer owns it, as upstream's strategy says.
+        &["spec"]
+    }
+
     fn prepare_for_update(&self, old: &Value, new: &mut Value) {
         default_for_update(self, old, new);
         // Neither the spec nor the status changes through the main
