@@ -158,6 +158,10 @@ pub struct FieldFacts {
     pub always_written: bool,
     /// Owned whole (`+mapType=atomic`, `+structType=atomic`, ...).
     pub atomic: bool,
+    /// Go would leave it out of the object when it holds its zero value
+    /// (`omitempty` on a string, number or bool held by value): such a
+    /// value was never written, so no writer owns it.
+    pub omitted_when_zero: bool,
     /// How its items are told apart, when the Go type says
     /// (`+listType=set` or `map`); `None` leaves it to the patch strategy.
     pub list: Option<ListType>,
@@ -188,6 +192,11 @@ pub fn field_facts(message: MessageId, key: &str) -> FieldFacts {
         is_map: cardinality == Cardinality::Map,
         always_written: listed(&orders.always_written),
         atomic: listed(&orders.atomic),
+        omitted_when_zero: listed(&orders.keys)
+            && !listed(&orders.always_written)
+            && !listed(&orders.nilable)
+            && matches!(child, Child::Plain)
+            && cardinality == Cardinality::Single,
         list: if listed(&orders.sets) {
             Some(ListType::Set)
         } else {

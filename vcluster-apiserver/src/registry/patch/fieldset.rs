@@ -105,6 +105,16 @@ pub fn list_kind<'a>(field: &Field<'a>) -> ListKind<'a> {
     }
 }
 
+/// A scalar Go's `omitempty` drops: `""`, `0`, `false`.
+fn is_go_zero(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Bool(b) => !b,
+        _ => false,
+    }
+}
+
 /// The list kind of a typed field: the Go type's `+listType` markers
 /// when it has them (what kube-apiserver's OpenAPI, and so server-side
 /// apply, follows), else the patch strategy ([`list_kind`]).
@@ -226,6 +236,10 @@ impl FieldSet {
             let facts = message
                 .map(|m| crate::protobuf::field_facts(m, key))
                 .unwrap_or_default();
+            if facts.omitted_when_zero && is_go_zero(value) {
+                // Go leaves it out of what it writes: nobody owns it.
+                continue;
+            }
             let child = self.children.entry(field_element(key)).or_default();
             if facts.atomic {
                 child.member = true;
