@@ -21,6 +21,15 @@ async fn ok(kubeconfig: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A demo in a scratch folder (dropped, with the demo's data, after it).
+async fn start_demo() -> (tempfile::TempDir, demo::RunningDemo) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = demo::start(options(dir.path()))
+        .await
+        .expect("start the demo");
+    (dir, running)
+}
+
 fn options(dir: &Path) -> DemoOptions {
     let mut options = DemoOptions::new(dir.join("data"));
     options.listen = ([127, 0, 0, 1], free_port()).into();
@@ -81,10 +90,7 @@ async fn eventually(kubeconfig: &Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_is_requested_approved_and_logs_in() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = demo::start(options(dir.path()))
-        .await
-        .expect("start the demo");
+    let (dir, running) = start_demo().await;
     let admin = running.kubeconfig.clone();
 
     let (request, key) = certificate_request("jane", "devs");
@@ -156,10 +162,7 @@ async fn a_client_certificate_is_requested_approved_and_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_kinds_live_through_kubectl() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = demo::start(options(dir.path()))
-        .await
-        .expect("start the demo");
+    let (dir, running) = start_demo().await;
     let admin = running.kubeconfig.clone();
 
     let statuses = ok(&admin, &["get", "componentstatuses"]).await;
@@ -310,10 +313,7 @@ spec: {}
 /// operators commonly ship beside it, applies in one `kubectl apply`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_application_manifest_applies_cleanly() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = demo::start(options(dir.path()))
-        .await
-        .expect("start the demo");
+    let (dir, running) = start_demo().await;
     let admin = running.kubeconfig.clone();
     let manifest = dir.path().join("app.yaml");
     std::fs::write(
@@ -452,10 +452,7 @@ webhooks:
 /// describe, delete, each answered as a real cluster answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_new_kind_is_created_described_and_deleted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = demo::start(options(dir.path()))
-        .await
-        .expect("start the demo");
+    let (dir, running) = start_demo().await;
     let admin = running.kubeconfig.clone();
     // (resource as kubectl names it, name, manifest without metadata)
     let kinds: &[(&str, &str, &str)] = &[

@@ -22,12 +22,10 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
-use serde_json::json;
 use vcluster_core::{Translator, TranslatorExt};
 
 use super::{
-    create_on_host, encode, host_copy, host_name, key_of, owned_patch, status_patch,
-    translation_error, HostCopy,
+    create_on_host, host_copy, host_name, host_spec_patch, key_of, status_patch, HostCopy,
 };
 use crate::error::SyncError;
 use crate::memory::Memory;
@@ -186,20 +184,17 @@ impl Syncer for IngressSyncer {
             tracing::warn!(%key, reference = %foreign, "an ingress names someone else's host object; its host copy is removed");
             return Ok(vec![Action::DeleteHost]);
         }
-        let desired = host_ingress(ctx.translator.as_ref(), virtual_ingress)
-            .map_err(translation_error(KIND, &key))?;
-        let empty = json!({});
-        let desired = encode(KIND, &desired)?;
-        let current = encode(KIND, host)?;
-        let mut actions = Vec::new();
-        if let Some(patch) = owned_patch(
-            current.get("spec").unwrap_or(&empty),
-            desired.get("spec").unwrap_or(&empty),
+        let mut actions: Vec<Action> = host_spec_patch(
+            KIND,
+            ctx,
+            virtual_ingress,
+            host,
+            host_ingress,
             REMOVABLE,
             IF_SET,
-        ) {
-            actions.push(Action::PatchHost(json!({ "spec": patch })));
-        }
+        )?
+        .into_iter()
+        .collect();
         if let Some(patch) = status_patch(KIND, virtual_ingress, host)? {
             actions.push(Action::PatchVirtualStatus(patch));
         }
@@ -210,6 +205,8 @@ impl Syncer for IngressSyncer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::syncers::owned_patch;
+    use serde_json::json;
     use vcluster_core::SingleNamespaceTranslator;
 
     fn ingress() -> Ingress {

@@ -164,6 +164,33 @@ pub(crate) fn decode<K: serde::de::DeserializeOwned>(
     })
 }
 
+/// The host patch that brings the host copy's `spec` to what `to_host`
+/// makes of the virtual object, for the fields the syncer owns (see
+/// [`owned_patch`]); `None` when they already agree.
+pub(crate) fn host_spec_patch<K: Resource + Serialize>(
+    kind: &'static str,
+    ctx: &crate::syncer::SyncContext,
+    virtual_object: &K,
+    host: &K,
+    to_host: impl FnOnce(&dyn vcluster_core::Translator, &K) -> vcluster_core::Result<K>,
+    removable: &[&str],
+    if_set: &[&str],
+) -> Result<Option<crate::syncer::Action>, SyncError> {
+    let key = key_of(virtual_object);
+    let desired =
+        to_host(ctx.translator.as_ref(), virtual_object).map_err(translation_error(kind, &key))?;
+    let empty = serde_json::json!({});
+    let desired = encode(kind, &desired)?;
+    let current = encode(kind, host)?;
+    Ok(owned_patch(
+        current.get("spec").unwrap_or(&empty),
+        desired.get("spec").unwrap_or(&empty),
+        removable,
+        if_set,
+    )
+    .map(|patch| crate::syncer::Action::PatchHost(serde_json::json!({ "spec": patch }))))
+}
+
 /// The merge patch (of a `spec`-like object) that brings the fields the
 /// syncer owns in `current` to their values in `desired`, and nothing else.
 ///

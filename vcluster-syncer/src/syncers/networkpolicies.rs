@@ -26,10 +26,9 @@
 use async_trait::async_trait;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use serde_json::json;
 use vcluster_core::{MarkerScope, Translator, TranslatorExt};
 
-use super::{create_on_host, encode, key_of, owned_patch, translation_error};
+use super::{create_on_host, host_spec_patch};
 use crate::error::SyncError;
 use crate::memory::Memory;
 use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
@@ -152,19 +151,15 @@ impl Syncer for NetworkPolicySyncer {
         host: &NetworkPolicy,
         _memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError> {
-        let key = key_of(virtual_policy);
-        let desired = host_policy(ctx.translator.as_ref(), virtual_policy)
-            .map_err(translation_error(KIND, &key))?;
-        let empty = json!({});
-        let desired = encode(KIND, &desired)?;
-        let current = encode(KIND, host)?;
-        Ok(owned_patch(
-            current.get("spec").unwrap_or(&empty),
-            desired.get("spec").unwrap_or(&empty),
+        Ok(host_spec_patch(
+            KIND,
+            ctx,
+            virtual_policy,
+            host,
+            host_policy,
             REMOVABLE,
             IF_SET,
-        )
-        .map(|patch| Action::PatchHost(json!({ "spec": patch })))
+        )?
         .into_iter()
         .collect())
     }
@@ -173,7 +168,9 @@ impl Syncer for NetworkPolicySyncer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::syncers::owned_patch;
     use proptest::prelude::*;
+    use serde_json::json;
     use std::collections::BTreeMap;
     use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
     use vcluster_core::{LabelTranslator, Selector, SingleNamespaceTranslator};

@@ -13,10 +13,9 @@
 use async_trait::async_trait;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use serde_json::json;
 use vcluster_core::{MarkerScope, Translator, TranslatorExt};
 
-use super::{create_on_host, encode, key_of, owned_patch, translation_error};
+use super::{create_on_host, host_spec_patch};
 use crate::error::SyncError;
 use crate::memory::Memory;
 use crate::syncer::{Action, SyncContext, Syncer, VirtualOnly};
@@ -83,19 +82,15 @@ impl Syncer for PodDisruptionBudgetSyncer {
         host: &PodDisruptionBudget,
         _memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError> {
-        let key = key_of(virtual_budget);
-        let desired = host_budget(ctx.translator.as_ref(), virtual_budget)
-            .map_err(translation_error(KIND, &key))?;
-        let empty = json!({});
-        let desired = encode(KIND, &desired)?;
-        let current = encode(KIND, host)?;
-        Ok(owned_patch(
-            current.get("spec").unwrap_or(&empty),
-            desired.get("spec").unwrap_or(&empty),
+        Ok(host_spec_patch(
+            KIND,
+            ctx,
+            virtual_budget,
+            host,
+            host_budget,
             REMOVABLE,
             IF_SET,
-        )
-        .map(|patch| Action::PatchHost(json!({ "spec": patch })))
+        )?
         .into_iter()
         .collect())
     }
@@ -104,6 +99,7 @@ impl Syncer for PodDisruptionBudgetSyncer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use vcluster_core::markers::{MANAGED_BY_LABEL, NAMESPACE_LABEL};
     use vcluster_core::SingleNamespaceTranslator;
 

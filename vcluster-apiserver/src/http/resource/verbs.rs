@@ -368,10 +368,15 @@ pub(super) async fn bind(
         .registry
         .bind_pod(&address, &body, &call.write)
         .await?;
-    Ok(json_response(
+    Ok(created_success())
+}
+
+/// The `Status` a binding or an eviction answers with.
+fn created_success() -> Response {
+    json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    )
 }
 
 /// `POST namespaces/<ns>/bindings`: the binding names its pod.
@@ -402,10 +407,7 @@ pub(super) async fn bind_collection(
         .registry
         .bind_pod(&address, &body, &call.write)
         .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    Ok(created_success())
 }
 
 /// `POST pods/<name>/eviction`: a policy/v1 `Eviction` (see
@@ -426,10 +428,7 @@ pub(super) async fn evict(
         super::respond::delete_options_from_body(&mut options, delete)?;
     }
     state.registry.evict_pod(&address, &body, options).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    Ok(created_success())
 }
 
 /// `PUT namespaces/<name>/finalize`: the namespace's `spec.finalizers`.
