@@ -473,6 +473,8 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     sync_config.pod_environment.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
     sync_config.pod_environment.api_server =
         Some((virtual_addr.ip().to_string(), virtual_addr.port()));
+    // Tenant pods hold tokens of the virtual API server, not the host's.
+    sync_config.pod_environment.service_account_tokens = true;
 
     // The syncer between them.
     sync_config.node_selection = options.nodes.unwrap_or(if host_server.is_some() {

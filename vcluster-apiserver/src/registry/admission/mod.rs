@@ -9,8 +9,9 @@
 //! defaults and before validation, and every validating step after
 //! validation, right before the object is stored, as kube-apiserver does.
 //!
-//! One file per plugin: [`limit_ranger`] (LimitRanger), [`priority`]
-//! (Priority) and [`resource_quota`] (ResourceQuota), in upstream's order.
+//! One file per plugin: [`limit_ranger`] (LimitRanger), [`service_account`]
+//! (ServiceAccount), [`priority`] (Priority) and [`resource_quota`]
+//! (ResourceQuota), in upstream's order.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resource_quota;
+pub mod service_account;
 
 /// Options shared by writes.
 #[derive(Clone, Debug, Default)]
@@ -186,10 +188,11 @@ pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
 }
 
 /// The plugins every registry runs, in upstream's order of its default
-/// plugins (LimitRanger, Priority, ResourceQuota).
+/// plugins (LimitRanger, ServiceAccount, Priority, ResourceQuota).
 pub fn default_plugins() -> Vec<Arc<dyn AdmissionPlugin>> {
     vec![
         Arc::new(limit_ranger::LimitRanger),
+        Arc::new(service_account::ServiceAccount),
         Arc::new(priority::Priority),
         Arc::new(resource_quota::ResourceQuota::default()),
     ]

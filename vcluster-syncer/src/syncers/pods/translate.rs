@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, PodDNSConfig, PodDNSConfigOption, PodSpec, Volume,
+    Container, EnvFromSource, EnvVar, ObjectFieldSelector, PodDNSConfig, PodDNSConfigOption,
+    PodSpec, Volume,
 };
-use vcluster_core::{Translator, TranslatorExt, VirtualKey};
+use vcluster_core::{markers, Translator, TranslatorExt, VirtualKey};
 
 /// Where host pods find the virtual cluster's services.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,12 @@ pub struct PodEnvironment {
     /// account syncer must be on); otherwise under the host namespace's
     /// default account, without a token.
     pub translate_service_accounts: bool,
+    /// Give host pods the service-account tokens of the *virtual* API
+    /// server (vCluster's `useSecretsForSATokens`): each projected
+    /// `serviceAccountToken` source reads its token from a host Secret the
+    /// syncer fills through TokenRequests and refreshes (see
+    /// [`super::tokens`]). The host's own token is never mounted.
+    pub service_account_tokens: bool,
 }
 
 /// Builds the host copy of `virtual_pod`.
@@ -40,9 +47,16 @@ pub fn host_pod(
         translator,
         namespace: &namespace,
     };
+    let host_name = host.metadata.name.clone().unwrap_or_default();
     if let Some(spec) = host.spec.as_mut() {
         names.rewrite_spec(spec)?;
         adapt_spec(spec, virtual_pod, &namespace, env, &names)?;
+        translate_field_refs(spec);
+        if env.service_account_tokens {
+            super::tokens::use_token_secret(spec, &host_name);
+            // The host's own token never reaches a tenant container.
+            spec.automount_service_account_token = Some(false);
+        }
     }
     Ok(host)
 }
@@ -241,6 +255,55 @@ fn api_server_env(host: &str, port: u16) -> Vec<EnvVar> {
         value_from: None,
     })
     .collect()
+}
+
+/// The downward API's `metadata.name`, `.namespace` and `.uid` of the
+/// host pod are its host identity: they are pointed at the annotations
+/// that carry the virtual pod's (as vCluster does), in `env` and in
+/// `downwardAPI` volumes and projections.
+fn translate_field_refs(spec: &mut PodSpec) {
+    fn rewrite(selector: &mut ObjectFieldSelector) {
+        let annotation = match selector.field_path.as_str() {
+            "metadata.name" => markers::OBJECT_NAME_ANNOTATION,
+            "metadata.namespace" => markers::OBJECT_NAMESPACE_ANNOTATION,
+            "metadata.uid" => markers::OBJECT_UID_ANNOTATION,
+            _ => return,
+        };
+        selector.field_path = format!("metadata.annotations['{annotation}']");
+    }
+    let env = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+        .flat_map(|c| c.env.iter_mut().flatten())
+        .chain(
+            spec.ephemeral_containers
+                .iter_mut()
+                .flatten()
+                .flat_map(|c| c.env.iter_mut().flatten()),
+        );
+    for var in env {
+        if let Some(selector) = var.value_from.as_mut().and_then(|f| f.field_ref.as_mut()) {
+            rewrite(selector);
+        }
+    }
+    for volume in spec.volumes.iter_mut().flatten() {
+        let plain = volume
+            .downward_api
+            .iter_mut()
+            .flat_map(|d| d.items.iter_mut().flatten());
+        let projected = volume
+            .projected
+            .iter_mut()
+            .flat_map(|p| p.sources.iter_mut().flatten())
+            .flat_map(|s| s.downward_api.iter_mut())
+            .flat_map(|d| d.items.iter_mut().flatten());
+        for item in plain.chain(projected) {
+            if let Some(selector) = item.field_ref.as_mut() {
+                rewrite(selector);
+            }
+        }
+    }
 }
 
 /// Settings that keep a host pod inside its virtual cluster.
@@ -520,6 +583,59 @@ mod tests {
                 Some(vec!["1.1.1.1".to_string()])
             );
         }
+    }
+
+    #[test]
+    fn the_downward_api_names_the_virtual_pod() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let virtual_pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {
+                "volumes": [{"name": "api", "projected": {"sources": [
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                ]}}],
+                "containers": [{"name": "app", "image": "nginx", "env": [
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+                ]}]
+            }
+        }))
+        .expect("pod");
+        let spec = host_pod(&translator, &virtual_pod, None, &PodEnvironment::default())
+            .expect("host pod")
+            .spec
+            .expect("spec");
+        let env = spec.containers[0].env.as_ref().expect("env");
+        let path = |i: usize| {
+            env[i]
+                .value_from
+                .as_ref()
+                .and_then(|f| f.field_ref.as_ref())
+                .map(|f| f.field_path.clone())
+        };
+        assert_eq!(
+            path(0).as_deref(),
+            Some("metadata.annotations['vcluster.loft.sh/object-name']")
+        );
+        assert_eq!(path(1).as_deref(), Some("spec.nodeName"));
+        let volumes = spec.volumes.expect("volumes");
+        let item = &volumes[0]
+            .projected
+            .as_ref()
+            .expect("projected")
+            .sources
+            .as_ref()
+            .expect("sources")[0]
+            .downward_api
+            .as_ref()
+            .expect("downward")
+            .items
+            .as_ref()
+            .expect("items")[0];
+        assert_eq!(
+            item.field_ref.as_ref().map(|f| f.field_path.as_str()),
+            Some("metadata.annotations['vcluster.loft.sh/object-namespace']")
+        );
     }
 
     #[test]
