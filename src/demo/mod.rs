@@ -469,10 +469,17 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         &mut tasks,
     )
     .await?;
-    sync_config.pod_environment.dns_server = Some(dns_addr.ip().to_string());
-    sync_config.pod_environment.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
-    sync_config.pod_environment.api_server =
-        Some((virtual_addr.ip().to_string(), virtual_addr.port()));
+    // A loopback address means something to the embedded host's pods (the
+    // simulated node runs on this machine) but not to a real host's.
+    let reachable = |ip: std::net::IpAddr| host_server.is_some() || !ip.is_loopback();
+    let pods = &mut sync_config.pod_environment;
+    pods.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
+    if reachable(dns_addr.ip()) {
+        pods.dns_server = Some(dns_addr.ip().to_string());
+    }
+    if reachable(virtual_addr.ip()) {
+        pods.api_server = Some((virtual_addr.ip().to_string(), virtual_addr.port()));
+    }
     // Tenant pods hold tokens of the virtual API server, not the host's.
     sync_config.pod_environment.service_account_tokens = true;
 

@@ -374,10 +374,7 @@ impl ServiceAccountTokens {
                 account: account.clone(),
             })?;
             let expires = status.expiration_timestamp.0.as_second();
-            let lifetime = (expires - issued_at).max(0) as f64;
-            let renew =
-                issued_at + ((lifetime * REFRESH_SHARE) as i64).min(MAX_REFRESH.as_secs() as i64);
-            refresh_at = refresh_at.min(renew);
+            refresh_at = refresh_at.min(renew_at(issued_at, expires));
             data.insert(source.key.clone(), ByteString(status.token.into_bytes()));
         }
         let secret = Secret {
@@ -427,6 +424,13 @@ impl ServiceAccountTokens {
     }
 }
 
+/// When a token issued at `issued_at` expiring at `expires` (Unix
+/// seconds) is renewed: after 80% of its lifetime, at most after 24 h.
+fn renew_at(issued_at: i64, expires: i64) -> i64 {
+    let lifetime = (expires - issued_at).max(0) as f64;
+    issued_at + ((lifetime * REFRESH_SHARE) as i64).min(MAX_REFRESH.as_secs() as i64)
+}
+
 /// The monotonic instant of Unix time `at` (now, if it is past).
 fn instant_at(at: i64) -> Instant {
     let wait = (at - now_seconds()).max(0) as u64;
@@ -449,6 +453,13 @@ pub fn uses_token_secret(pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_renewed_at_80_percent_and_within_a_day() {
+        assert_eq!(renew_at(1000, 1000 + 3607), 1000 + 2885);
+        assert_eq!(renew_at(0, 48 * 3600), 24 * 3600);
+        assert_eq!(renew_at(50, 10), 50, "an expired answer is renewed at once");
+    }
 
     #[test]
     fn token_projections_read_the_token_secret_at_the_same_path() {
