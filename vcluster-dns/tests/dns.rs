@@ -326,6 +326,36 @@ async fn answers_the_virtual_clusters_names_and_forwards_the_rest() {
         ]
     );
 
+    // An answer too large for UDP comes truncated; the resolver asks
+    // again over TCP and gets every address.
+    create::<Service>(
+        &client,
+        "team",
+        json!({"metadata": {"name": "big"}, "spec": {"clusterIP": "None"}}),
+    )
+    .await;
+    let endpoints: Vec<_> = (1..=200)
+        .map(|i: u32| json!({"addresses": [format!("10.245.{}.{}", i / 100, i % 100)]}))
+        .collect();
+    create::<EndpointSlice>(
+        &client,
+        "team",
+        json!({
+            "metadata": {"name": "big-abcde", "labels": {"kubernetes.io/service-name": "big"}},
+            "addressType": "IPv4",
+            "endpoints": endpoints
+        }),
+    )
+    .await;
+    let found = eventually("all 200 addresses", || async {
+        addresses(&resolver, "big.team.svc.cluster.local.", RecordType::A)
+            .await
+            .ok()
+            .filter(|a| a.len() == 200)
+    })
+    .await;
+    assert_eq!(found.len(), 200);
+
     // ExternalName: a CNAME, followed upstream for addresses.
     let cname = eventually("the ExternalName CNAME", || async {
         resolver

@@ -272,12 +272,19 @@ impl ServiceAccountTokens {
         ) else {
             return None;
         };
-        let virtual_pod = self
+        // Not (yet) the virtual pod of this host pod: the virtual store may
+        // still be listing (a restart), or the pod syncer is about to
+        // delete a host pod whose virtual pod is gone; look again soon.
+        let later = Some((Instant::now() + RETRY, String::new()));
+        let Some(virtual_pod) = self
             .virtual_pods
-            .get(&ObjectRef::new(virtual_name).within(namespace))?;
+            .get(&ObjectRef::new(virtual_name).within(namespace))
+        else {
+            return later;
+        };
         let virtual_uid = virtual_pod.metadata.uid.clone().unwrap_or_default();
         if annotations.get(markers::OBJECT_UID_ANNOTATION) != Some(&virtual_uid) {
-            return None;
+            return later;
         }
         let sources = token_sources(&virtual_pod);
         if sources.is_empty() {
