@@ -82,9 +82,57 @@ pub(crate) struct Slice {
 pub(crate) struct Index {
     /// How many kinds have had their first full list (see [`KINDS`]).
     pub listed: AtomicUsize,
-    pub services: RwLock<HashMap<Key, ServiceRecord>>,
+    pub services: RwLock<Services>,
     pub slices: RwLock<Slices>,
     pub pods: RwLock<Pods>,
+}
+
+/// Services, by name and by cluster IP (reverse lookups).
+#[derive(Default)]
+pub(crate) struct Services {
+    by_key: HashMap<Key, ServiceRecord>,
+    by_ip: HashMap<IpAddr, BTreeSet<Key>>,
+}
+
+impl Services {
+    /// The service `name` of `namespace`.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&ServiceRecord> {
+        self.by_key.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Whether `namespace` has a service.
+    pub fn in_namespace(&self, namespace: &str) -> bool {
+        self.by_key.keys().any(|(ns, _)| ns == namespace)
+    }
+
+    /// The service whose cluster IP is `ip` (the first by name if several
+    /// claim it).
+    pub fn with_ip(&self, ip: IpAddr) -> Option<&Key> {
+        self.by_ip.get(&ip)?.iter().next()
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(ServiceRecord::ClusterIp { ips, .. }) = self.by_key.remove(key) {
+            for ip in ips {
+                if let Some(keys) = self.by_ip.get_mut(&ip) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.by_ip.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, key: Key, record: ServiceRecord) {
+        self.remove(&key);
+        if let ServiceRecord::ClusterIp { ips, .. } = &record {
+            for ip in ips {
+                self.by_ip.entry(*ip).or_default().insert(key.clone());
+            }
+        }
+        self.by_key.insert(key, record);
+    }
 }
 
 /// Endpoint slices, by slice and by service.
@@ -92,6 +140,8 @@ pub(crate) struct Index {
 pub(crate) struct Slices {
     by_name: HashMap<Key, Slice>,
     by_service: HashMap<Key, BTreeSet<String>>,
+    /// The slices (namespace, slice name) holding an address.
+    by_address: HashMap<IpAddr, BTreeSet<Key>>,
 }
 
 /// Pod IPs, by pod and by namespace and IP (pod records are only answered
@@ -233,17 +283,29 @@ impl Table<Service> for Index {
         match record {
             Some(record) => services.insert(key, record),
             None => services.remove(&key),
-        };
+        }
     }
 
     fn replace(&self, all: Vec<(Key, ServiceRecord)>) {
-        *write(&self.services) = all.into_iter().collect();
+        let mut fresh = Services::default();
+        for (key, record) in all {
+            fresh.insert(key, record);
+        }
+        *write(&self.services) = fresh;
     }
 }
 
 impl Slices {
     fn remove(&mut self, key: &Key) {
         if let Some(old) = self.by_name.remove(key) {
+            for ip in old.endpoints.iter().flat_map(|e| e.addresses.iter()) {
+                if let Some(keys) = self.by_address.get_mut(ip) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.by_address.remove(ip);
+                    }
+                }
+            }
             let service_key = (key.0.clone(), old.service);
             if let Some(names) = self.by_service.get_mut(&service_key) {
                 names.remove(&key.1);
@@ -256,11 +318,23 @@ impl Slices {
 
     fn insert(&mut self, key: Key, slice: Slice) {
         self.remove(&key);
+        for ip in slice.endpoints.iter().flat_map(|e| e.addresses.iter()) {
+            self.by_address.entry(*ip).or_default().insert(key.clone());
+        }
         self.by_service
             .entry((key.0.clone(), slice.service.clone()))
             .or_default()
             .insert(key.1.clone());
         self.by_name.insert(key, slice);
+    }
+
+    /// The slices holding `ip`, with their namespace.
+    pub fn with_address(&self, ip: IpAddr) -> impl Iterator<Item = (&str, &Slice)> + '_ {
+        self.by_address
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| Some((key.0.as_str(), self.by_name.get(key)?)))
     }
 
     /// The slices of service `name` in `namespace`.

@@ -8,6 +8,7 @@
 //! | `_<port>._<proto>.<svc>.<ns>.svc.<zone>` | SRV per named port (headless: per ready endpoint) |
 //! | `<a-b-c-d>.<ns>.pod.<zone>` | A/AAAA, when a pod of `<ns>` has that IP |
 //! | `dns-version.<zone>` | TXT `1.1.0` |
+//! | `<reversed-ip>.in-addr.arpa` / `.ip6.arpa` | PTR of a cluster IP (the service name) or of a headless endpoint (its name); other addresses go upstream |
 //!
 //! A name in the zone with no records is NXDOMAIN, a name with records of
 //! other types is NOERROR without answers (NODATA); both carry the zone's
@@ -17,7 +18,7 @@
 use std::net::IpAddr;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::index::{read, Index, NamedPort, ServiceRecord};
@@ -136,6 +137,11 @@ impl Zone {
     pub fn lookup(&self, index: &Index, name: &Name, qtype: RecordType) -> Outcome {
         let full = name.to_lowercase().to_ascii();
         let full = full.trim_end_matches('.');
+        if qtype == RecordType::PTR {
+            if let Some(ip) = reverse_address(full) {
+                return self.reverse(index, name, ip);
+            }
+        }
         let relative = if full == self.domain {
             ""
         } else if let Some(prefix) = full.strip_suffix(&format!(".{}", self.domain)) {
@@ -166,8 +172,7 @@ impl Zone {
             },
             ["svc"] | ["pod"] => self.records(Vec::new(), Vec::new()),
             [namespace, "svc"] => {
-                let services = read(&index.services);
-                if services.keys().any(|(ns, _)| ns == namespace) {
+                if read(&index.services).in_namespace(namespace) {
                     self.records(Vec::new(), Vec::new())
                 } else {
                     nxdomain
@@ -195,6 +200,45 @@ impl Zone {
         }
     }
 
+    /// The PTR record of a service's cluster IP or of a headless
+    /// service's endpoint (as CoreDNS answers them); other addresses go
+    /// upstream (CoreDNS's `fallthrough in-addr.arpa ip6.arpa`).
+    fn reverse(&self, index: &Index, name: &Name, ip: IpAddr) -> Outcome {
+        let service = read(&index.services).with_ip(ip).cloned();
+        let target = match service {
+            Some((namespace, service)) => Some(format!("{service}.{namespace}.svc")),
+            None => {
+                let services = read(&index.services);
+                let slices = read(&index.slices);
+                let found = slices.with_address(ip).find_map(|(namespace, slice)| {
+                    let headless = matches!(
+                        services.get(namespace, &slice.service),
+                        Some(ServiceRecord::Headless { .. })
+                    );
+                    let endpoint = slice
+                        .endpoints
+                        .iter()
+                        .find(|e| e.addresses.contains(&ip))
+                        .filter(|_| headless)?;
+                    let host = endpoint.hostname.clone().unwrap_or_else(|| dashed(ip));
+                    Some(format!("{host}.{}.{namespace}.svc", slice.service))
+                });
+                found
+            }
+        };
+        let Some(target) = target else {
+            return Outcome::Forward;
+        };
+        let ptr = Record::from_rdata(name.clone(), self.ttl, RData::PTR(PTR(self.name(&target))));
+        Outcome::Answer(Answer {
+            code: ResponseCode::NoError,
+            answers: vec![ptr],
+            authority: Vec::new(),
+            additionals: Vec::new(),
+            chase: None,
+        })
+    }
+
     fn service(
         &self,
         index: &Index,
@@ -203,9 +247,7 @@ impl Zone {
         service: &str,
         qtype: RecordType,
     ) -> Outcome {
-        let record = read(&index.services)
-            .get(&(namespace.to_owned(), service.to_owned()))
-            .cloned();
+        let record = read(&index.services).get(namespace, service).cloned();
         match record {
             None => self.negative(ResponseCode::NXDomain),
             Some(ServiceRecord::ExternalName(target)) => self.external_name(name, &target, qtype),
@@ -266,9 +308,7 @@ impl Zone {
         proto: &str,
         qtype: RecordType,
     ) -> Outcome {
-        let record = read(&index.services)
-            .get(&(namespace.to_owned(), service.to_owned()))
-            .cloned();
+        let record = read(&index.services).get(namespace, service).cloned();
         let matches = |p: &NamedPort| p.name == port && p.protocol == proto;
         let service_name = self.name(&format!("{service}.{namespace}.svc"));
         match record {
@@ -339,9 +379,7 @@ impl Zone {
         host: &str,
         qtype: RecordType,
     ) -> Outcome {
-        let record = read(&index.services)
-            .get(&(namespace.to_owned(), service.to_owned()))
-            .cloned();
+        let record = read(&index.services).get(namespace, service).cloned();
         let Some(ServiceRecord::Headless { publish_not_ready }) = record else {
             return self.negative(ResponseCode::NXDomain);
         };
@@ -407,6 +445,34 @@ pub(crate) fn dashed(ip: IpAddr) -> String {
     }
 }
 
+/// The address a reverse name stands for: `4.3.2.1.in-addr.arpa` ->
+/// `1.2.3.4`; `ip6.arpa` names of 32 nibbles likewise.
+fn reverse_address(name: &str) -> Option<IpAddr> {
+    if let Some(labels) = name.strip_suffix(".in-addr.arpa") {
+        let mut octets: Vec<u8> = labels
+            .split('.')
+            .map(|l| l.parse::<u8>().ok())
+            .collect::<Option<_>>()?;
+        octets.reverse();
+        let octets: [u8; 4] = octets.try_into().ok()?;
+        return Some(IpAddr::from(octets));
+    }
+    let labels = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u8> = labels
+        .split('.')
+        .map(|l| u8::from_str_radix(l, 16).ok().filter(|_| l.len() == 1))
+        .collect::<Option<_>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, pair) in nibbles.rchunks(2).enumerate() {
+        // Reversed: the last label is the highest nibble of byte 0.
+        bytes[i] = (pair[1] << 4) | pair[0];
+    }
+    Some(IpAddr::from(bytes))
+}
+
 /// The address of a dashed label (see [`dashed`]).
 fn undashed(label: &str) -> Option<IpAddr> {
     let v4 = label.replace('-', ".");
@@ -423,6 +489,22 @@ fn undashed(label: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reverse_names_give_their_address() {
+        assert_eq!(
+            reverse_address("4.3.2.10.in-addr.arpa"),
+            Some("10.2.3.4".parse().expect("ip"))
+        );
+        assert_eq!(
+            reverse_address(
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+            ),
+            Some("2001:db8::1".parse().expect("ip"))
+        );
+        assert_eq!(reverse_address("3.2.1.in-addr.arpa"), None);
+        assert_eq!(reverse_address("example.com"), None);
+    }
 
     #[test]
     fn addresses_round_trip_through_labels() {

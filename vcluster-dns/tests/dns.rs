@@ -326,6 +326,38 @@ async fn answers_the_virtual_clusters_names_and_forwards_the_rest() {
         ]
     );
 
+    // Reverse lookups: a cluster IP names its service, a headless
+    // endpoint its hostname; other addresses go upstream.
+    let ptr = |name: String| {
+        let resolver = &resolver;
+        async move {
+            let lookup = resolver.lookup(name, RecordType::PTR).await.ok()?;
+            lookup.answers().iter().find_map(|r| match &r.data {
+                RData::PTR(p) => Some(p.0.to_ascii()),
+                _ => None,
+            })
+        }
+    };
+    let IpAddr::V4(web_v4) = web_ip else {
+        panic!("an IPv4 cluster IP")
+    };
+    let [a, b, c, d] = web_v4.octets();
+    assert_eq!(
+        ptr(format!("{d}.{c}.{b}.{a}.in-addr.arpa."))
+            .await
+            .as_deref(),
+        Some("web.team.svc.cluster.local.")
+    );
+    assert_eq!(
+        ptr("6.0.244.10.in-addr.arpa.".to_owned()).await.as_deref(),
+        Some("db-1.db.team.svc.cluster.local.")
+    );
+    let err = resolver
+        .lookup("99.2.0.192.in-addr.arpa.", RecordType::PTR)
+        .await
+        .expect_err("unknown upstream");
+    assert!(err.is_nx_domain(), "{err}");
+
     // An answer too large for UDP comes truncated; the resolver asks
     // again over TCP and gets every address.
     create::<Service>(
