@@ -106,6 +106,14 @@ async fn synced_pods_resolve_virtual_services_through_the_demos_dns() {
     .await;
     assert_eq!(found, vec![host_ip]);
 
+    // `kubernetes.default.svc` names where pods reach the virtual API
+    // server (not the virtual Service's unroutable cluster IP).
+    let found = eventually("the kubernetes service's A record", || async {
+        a_records(&resolver, "kubernetes.default.svc.cluster.local.").await
+    })
+    .await;
+    assert_eq!(found, vec![running.virtual_addr.ip()]);
+
     // The host pod resolves through that server, in its virtual namespace,
     // and reaches the virtual API server as `kubernetes`.
     let host_pods: Api<Pod> = Api::namespaced(host_client.clone(), &running.host_namespace);

@@ -21,9 +21,12 @@ pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// Binds the DNS server on `listen` and runs it (as one of `tasks`) until
 /// `cancel`; returns where it answers.
+/// `api_server`: what `kubernetes.default.svc` resolves to (where pods
+/// reach the virtual API server), if pods can reach it.
 pub async fn start(
     virtual_client: kube::Client,
     listen: SocketAddr,
+    api_server: Option<std::net::IpAddr>,
     cancel: CancellationToken,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<SocketAddr, DemoError> {
@@ -41,6 +44,7 @@ pub async fn start(
     let options = DnsOptions {
         cluster_domain: CLUSTER_DOMAIN.to_owned(),
         upstream: Some(upstream),
+        kubernetes_addresses: api_server.into_iter().collect(),
         ..DnsOptions::default()
     };
     let server = DnsServer::new(virtual_client, options)

@@ -462,16 +462,17 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
 
     // The virtual cluster's DNS, which synced pods resolve through, and
     // the virtual API server as their `kubernetes` service.
+    // A loopback address means something to the embedded host's pods (the
+    // simulated node runs on this machine) but not to a real host's.
+    let reachable = |ip: std::net::IpAddr| host_server.is_some() || !ip.is_loopback();
     let dns_addr = dns::start(
         virtual_server.client(),
         options.dns_listen,
+        Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
         cancel.clone(),
         &mut tasks,
     )
     .await?;
-    // A loopback address means something to the embedded host's pods (the
-    // simulated node runs on this machine) but not to a real host's.
-    let reachable = |ip: std::net::IpAddr| host_server.is_some() || !ip.is_loopback();
     let pods = &mut sync_config.pod_environment;
     pods.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
     if reachable(dns_addr.ip()) {

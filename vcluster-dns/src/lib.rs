@@ -49,7 +49,7 @@
 //! upstream resolvers), `handler` (one request).
 #![warn(missing_docs)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +88,12 @@ pub struct DnsOptions {
     pub upstream_timeout: Duration,
     /// How long a TCP connection may stay idle between requests.
     pub tcp_idle_timeout: Duration,
+    /// What `kubernetes.default.svc.<domain>` resolves to. Empty: the
+    /// virtual `kubernetes` Service's cluster IP, an address of the
+    /// virtual API server's own service range that nothing on the host
+    /// routes; set it to where host pods reach the virtual API server
+    /// (vCluster points the name at its host Service).
+    pub kubernetes_addresses: Vec<IpAddr>,
 }
 
 impl Default for DnsOptions {
@@ -99,6 +105,7 @@ impl Default for DnsOptions {
             resolv_conf: PathBuf::from(DEFAULT_RESOLV_CONF),
             upstream_timeout: Duration::from_secs(2),
             tcp_idle_timeout: Duration::from_secs(10),
+            kubernetes_addresses: Vec::new(),
         }
     }
 }
@@ -158,7 +165,8 @@ impl DnsServer {
     /// Binds UDP and TCP on `addr` (with port 0, one free port for both).
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundDnsServer, DnsError> {
         let zone = lookup::Zone::new(&self.options.cluster_domain, self.options.ttl)
-            .map_err(DnsError::Domain)?;
+            .map_err(DnsError::Domain)?
+            .with_kubernetes(self.options.kubernetes_addresses.clone());
         let servers = match &self.options.upstream {
             Some(servers) => servers.clone(),
             None => resolv_conf_nameservers(&self.options.resolv_conf).map_err(|source| {

@@ -35,6 +35,9 @@ pub(crate) struct Zone {
     origin: Name,
     ttl: u32,
     serial: u32,
+    /// Addresses answered for `kubernetes.default.svc` instead of the
+    /// virtual Service's (see `DnsOptions::kubernetes_addresses`).
+    kubernetes: Vec<IpAddr>,
 }
 
 /// What to do with a query.
@@ -79,7 +82,15 @@ impl Zone {
             origin,
             ttl,
             serial,
+            kubernetes: Vec::new(),
         })
+    }
+
+    /// Answers `kubernetes.default.svc.<zone>` with `addresses` (empty:
+    /// the virtual Service's cluster IP, like any service).
+    pub fn with_kubernetes(mut self, addresses: Vec<IpAddr>) -> Self {
+        self.kubernetes = addresses;
+        self
     }
 
     fn name(&self, relative: &str) -> Name {
@@ -247,7 +258,12 @@ impl Zone {
         service: &str,
         qtype: RecordType,
     ) -> Outcome {
-        let record = read(&index.services).get(namespace, service).cloned();
+        let mut record = read(&index.services).get(namespace, service).cloned();
+        if namespace == "default" && service == "kubernetes" && !self.kubernetes.is_empty() {
+            if let Some(ServiceRecord::ClusterIp { ips, .. }) = record.as_mut() {
+                ips.clone_from(&self.kubernetes);
+            }
+        }
         match record {
             None => self.negative(ResponseCode::NXDomain),
             Some(ServiceRecord::ExternalName(target)) => self.external_name(name, &target, qtype),
