@@ -276,11 +276,7 @@ where
     tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
             match message {
-                Message::Binary(data) => {
-                    if write_half.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(data) if write_half.write_all(&data).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
