@@ -18,6 +18,7 @@ use crate::registry::Registry;
 
 pub mod discovery;
 mod logs;
+mod streams;
 pub mod openapi;
 mod resource;
 mod watch;
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub auth: Arc<crate::auth::Auth>,
     /// Where container logs come from (`pods/log`), if anywhere.
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// Where exec, attach and port-forward go, if anywhere.
+    pub container_streams: Option<Arc<dyn vcluster_streams::ContainerStreams>>,
     /// The control-plane parts `componentstatuses` reports.
     pub components: Vec<crate::health::Component>,
     /// Extra `/metrics` text (see [`crate::metrics`]).

@@ -90,14 +90,10 @@ pub(super) async fn handle(
         (&Method::GET, Some(name), Some("log")) if resource.serves_subresource("log") => {
             verbs::log(state, call, name).await
         }
-        (_, Some(_), Some(sub @ ("exec" | "attach" | "portforward")))
-            if resource.is("", "pods") =>
+        (&Method::GET | &Method::POST, Some(name), Some(sub @ ("exec" | "attach" | "portforward")))
+            if resource.serves_subresource(sub) =>
         {
-            let mut err = ApiError::no_route(&format!("pods/{sub}"));
-            err.message.push_str(
-                ": container streams (exec, attach, port-forward) are not served by this API server",
-            );
-            Err(err)
+            verbs::stream(state, call, name).await
         }
         (_, Some(_), Some(sub))
             if !matches!(
