@@ -10,7 +10,7 @@
 //! - **attach** joins the container's main process, which the node does
 //!   not run: it echoes stdin back and otherwise stays quiet.
 //! - **port-forward** reaches a tiny HTTP server on each port a container
-//!   declares, answering every request with the pod's name; other ports
+//!   declares, answering every request with the pod's hostname; other ports
 //!   refuse, as a port nobody listens on does.
 //!
 //! Nothing here runs real code.
@@ -310,7 +310,7 @@ fn declared_ports(pod: &Value) -> Vec<u16> {
 }
 
 /// The simulated server behind a declared port: HTTP/1.1, every request
-/// answered `200` with the pod's name.
+/// answered `200` with the pod's hostname.
 async fn answer_http(mut io: tokio::io::DuplexStream, pod: String) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 8 * 1024];
@@ -370,8 +370,15 @@ impl ContainerStreams for SimulatedStreams {
                 target.pod_name
             )));
         }
+        // The pod answers with its hostname, as `hostname` in it prints.
+        let hostname = target
+            .pod
+            .pointer("/spec/hostname")
+            .and_then(Value::as_str)
+            .unwrap_or(&target.pod_name)
+            .to_owned();
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(answer_http(ours, target.pod_name.clone()));
+        tokio::spawn(answer_http(ours, hostname));
         Ok(PortConnection {
             io: Box::pin(theirs),
             error: Box::pin(std::future::pending()),

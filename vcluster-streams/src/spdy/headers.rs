@@ -227,6 +227,10 @@ impl HeaderWriter {
             out.put_u16_le(!len);
             out.put_slice(chunk);
         }
+        // An empty stored block ends the block as zlib's sync flush does;
+        // Go's inflater only hands data over at such a boundary, and
+        // otherwise reads on into the next frame.
+        out.put_slice(&[0, 0, 0, 0xff, 0xff]);
         out.freeze()
     }
 }
