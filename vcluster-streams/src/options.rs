@@ -52,11 +52,13 @@ impl ProcessOptions {
     }
 }
 
-/// The `ports` of a port-forward query (repeated or comma-separated).
+/// The ports of a port-forward query (repeated or comma-separated):
+/// `ports` as clients name them to the API server, `port` as
+/// kube-apiserver names them to a kubelet.
 pub fn parse_ports(query: Option<&str>) -> Result<Vec<u16>, StreamError> {
     let mut ports = Vec::new();
     for (key, value) in form_pairs(query) {
-        if key != "ports" {
+        if key != "ports" && key != "port" {
             continue;
         }
         for text in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
