@@ -89,11 +89,13 @@ pub(crate) async fn serve(
             };
             let stop = cancel.clone();
             let service = service_fn(move |request| {
-                let (node, client, streams, cancel) =
-                    (node.clone(), client.clone(), streams.clone(), cancel.clone());
-                async move {
-                    Ok::<_, Infallible>(handle(request, &node, client, streams, cancel).await)
-                }
+                let (node, client, streams, cancel) = (
+                    node.clone(),
+                    client.clone(),
+                    streams.clone(),
+                    cancel.clone(),
+                );
+                async move { Ok::<_, Infallible>(handle(request, &node, client, streams, cancel).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -123,11 +125,20 @@ async fn handle(
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         [verb @ ("exec" | "attach"), namespace, pod, container] => {
-            let (namespace, pod, container) =
-                (namespace.to_string(), pod.to_string(), container.to_string());
-            let kind = if *verb == "exec" { Stream::Exec } else { Stream::Attach };
-            return stream(request, client, streams, cancel, kind, &namespace, &pod, container)
-                .await;
+            let (namespace, pod, container) = (
+                namespace.to_string(),
+                pod.to_string(),
+                container.to_string(),
+            );
+            let kind = if *verb == "exec" {
+                Stream::Exec
+            } else {
+                Stream::Attach
+            };
+            return stream(
+                request, client, streams, cancel, kind, &namespace, &pod, container,
+            )
+            .await;
         }
         ["portForward", namespace, pod] => {
             let (namespace, pod) = (namespace.to_string(), pod.to_string());

@@ -18,9 +18,9 @@ use crate::registry::Registry;
 
 pub mod discovery;
 mod logs;
-mod streams;
 pub mod openapi;
 mod resource;
+mod streams;
 mod watch;
 
 pub(crate) use crate::request::negotiate::{json, json_with_type};

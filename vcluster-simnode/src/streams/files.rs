@@ -249,9 +249,13 @@ async fn source_files(
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(k, v)| (k, v.0))
-                .chain(secret.string_data.unwrap_or_default().into_iter().map(
-                    |(k, v)| (k, v.into_bytes()),
-                ))
+                .chain(
+                    secret
+                        .string_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes())),
+                )
                 .collect(),
             _ => BTreeMap::new(),
         }

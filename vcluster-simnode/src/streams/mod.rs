@@ -104,7 +104,8 @@ impl SimulatedStreams {
             .flatten()
         {
             let prefix = source.get("prefix").and_then(Value::as_str).unwrap_or("");
-            let data = if let Some(name) = source.pointer("/configMapRef/name").and_then(Value::as_str)
+            let data = if let Some(name) =
+                source.pointer("/configMapRef/name").and_then(Value::as_str)
             {
                 self.config_map(namespace, name).await
             } else if let Some(name) = source.pointer("/secretRef/name").and_then(Value::as_str) {
@@ -231,7 +232,11 @@ impl SimulatedStreams {
             } else if is_shell(&command) && !command.iter().any(|a| a == "-c") && tty {
                 shell::interactive(&mut shell, &mut input, &mut out, &mut err).await
             } else {
-                flow_code(shell.run_command(&command, &mut input, &mut out, &mut err).await)
+                flow_code(
+                    shell
+                        .run_command(&command, &mut input, &mut out, &mut err)
+                        .await,
+                )
             };
             drop((out, err, input));
             let _ = exit_tx.send(code);
@@ -268,7 +273,12 @@ fn is_shell(command: &[String]) -> bool {
 }
 
 /// Both ends of a pipe, when the client asked for that stream.
-fn pipe(wanted: bool) -> (Option<tokio::io::DuplexStream>, Option<tokio::io::DuplexStream>) {
+fn pipe(
+    wanted: bool,
+) -> (
+    Option<tokio::io::DuplexStream>,
+    Option<tokio::io::DuplexStream>,
+) {
     if wanted {
         let (a, b) = tokio::io::duplex(64 * 1024);
         (Some(a), Some(b))
@@ -296,7 +306,9 @@ fn field(pod: &Value, path: &str) -> Option<String> {
         "status.hostIP" => "/status/hostIP",
         _ => return None,
     };
-    pod.pointer(pointer).and_then(Value::as_str).map(str::to_owned)
+    pod.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// The ports the pod's containers declare.

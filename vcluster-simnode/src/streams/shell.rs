@@ -66,7 +66,13 @@ impl Output {
                 let data = if *tty {
                     let text = data
                         .iter()
-                        .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
+                        .flat_map(|&b| {
+                            if b == b'\n' {
+                                vec![b'\r', b'\n']
+                            } else {
+                                vec![b]
+                            }
+                        })
                         .collect::<Vec<u8>>();
                     std::borrow::Cow::Owned(text)
                 } else {
@@ -126,7 +132,9 @@ fn tokenize(line: &str, vars: &dyn Fn(&str) -> String) -> Result<Vec<Token>, Str
     let mut word = String::new();
     let mut in_word = false;
     let mut chars = line.chars().peekable();
-    let ops: &[&'static str] = &["2>&1", "2>>", "&&", "||", ">>", "2>", ";", "|", ">", "<", "\n"];
+    let ops: &[&'static str] = &[
+        "2>&1", "2>>", "&&", "||", ">>", "2>", ";", "|", ">", "<", "\n",
+    ];
     while let Some(c) = chars.next() {
         match c {
             ' ' | '\t' => {
@@ -315,7 +323,9 @@ impl Shell {
                     continue;
                 }
                 let Some(token) = token else { break };
-                let Some(command) = pipeline.last_mut() else { break };
+                let Some(command) = pipeline.last_mut() else {
+                    break;
+                };
                 match token {
                     Token::Word(word) => command.words.push(word),
                     Token::Op("|") => pipeline.push(Command::default()),
@@ -426,7 +436,13 @@ impl Shell {
         }
         word.split(MARK)
             .enumerate()
-            .map(|(i, part)| if i % 2 == 1 { self.var(part) } else { part.to_owned() })
+            .map(|(i, part)| {
+                if i % 2 == 1 {
+                    self.var(part)
+                } else {
+                    part.to_owned()
+                }
+            })
             .collect()
     }
 
@@ -457,7 +473,10 @@ impl Shell {
             return Flow::Status(0);
         };
         if let Some((key, value)) = name.split_once('=') {
-            if args.is_empty() && !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            if args.is_empty()
+                && !key.is_empty()
+                && key.chars().all(|c| c.is_alphanumeric() || c == '_')
+            {
                 self.env.push((key.to_owned(), value.to_owned()));
                 return Flow::Status(0);
             }
@@ -475,7 +494,11 @@ impl Shell {
                 let flow = self.run_script(&script, &mut Input::Empty, out, err).await;
                 Flow::Status(flow.code())
             }
-            "exit" => Flow::Exit(args.first().and_then(|a| a.parse().ok()).unwrap_or(self.last)),
+            "exit" => Flow::Exit(
+                args.first()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(self.last),
+            ),
             "true" | ":" => ok,
             "false" => Flow::Status(1),
             "echo" => {
@@ -537,8 +560,10 @@ impl Shell {
             }
             "sleep" => {
                 let seconds: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
-                tokio::time::sleep(std::time::Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)))
-                    .await;
+                tokio::time::sleep(std::time::Duration::from_secs_f64(
+                    seconds.clamp(0.0, 3600.0),
+                ))
+                .await;
                 ok
             }
             "cat" => {
@@ -561,8 +586,10 @@ impl Shell {
                             status = 1;
                         }
                         None => {
-                            err.line(&format!("cat: can't open '{file}': No such file or directory"))
-                                .await;
+                            err.line(&format!(
+                                "cat: can't open '{file}': No such file or directory"
+                            ))
+                            .await;
                             status = 1;
                         }
                     }
@@ -571,11 +598,7 @@ impl Shell {
             }
             "ls" => {
                 let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-                let paths = if paths.is_empty() {
-                    vec![]
-                } else {
-                    paths
-                };
+                let paths = if paths.is_empty() { vec![] } else { paths };
                 let targets: Vec<String> = if paths.is_empty() {
                     vec!["/".into()]
                 } else {
@@ -599,7 +622,8 @@ impl Shell {
                             }
                         }
                         None => {
-                            err.line(&format!("ls: {path}: No such file or directory")).await;
+                            err.line(&format!("ls: {path}: No such file or directory"))
+                                .await;
                             status = 1;
                         }
                     }
@@ -617,8 +641,10 @@ impl Shell {
                 let force = args.iter().any(|a| a.starts_with('-') && a.contains('f'));
                 for path in args.iter().filter(|a| !a.starts_with('-')) {
                     if self.with_files(|f| f.remove(path)) != Some(true) && !force {
-                        err.line(&format!("rm: can't remove '{path}': No such file or directory"))
-                            .await;
+                        err.line(&format!(
+                            "rm: can't remove '{path}': No such file or directory"
+                        ))
+                        .await;
                         status = 1;
                     }
                 }
@@ -665,7 +691,12 @@ impl Shell {
 /// An interactive shell in a terminal: echoes what is typed, runs each
 /// line, prompts with `# `. Ends at `exit`, Ctrl-D on an empty line, or
 /// when the client closes stdin.
-pub(crate) async fn interactive(shell: &mut Shell, input: &mut Input, out: &mut Output, err: &mut Output) -> i32 {
+pub(crate) async fn interactive(
+    shell: &mut Shell,
+    input: &mut Input,
+    out: &mut Output,
+    err: &mut Output,
+) -> i32 {
     out.write(b"# ").await;
     let mut line: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 1024];
@@ -718,7 +749,10 @@ mod tests {
         files.write("/etc/config/greeting", b"hello", false);
         Shell {
             files: Arc::new(Mutex::new(files)),
-            env: vec![("HOSTNAME".into(), "web-0".into()), ("MODE".into(), "demo".into())],
+            env: vec![
+                ("HOSTNAME".into(), "web-0".into()),
+                ("MODE".into(), "demo".into()),
+            ],
             last: 0,
         }
     }
@@ -739,19 +773,39 @@ mod tests {
     #[tokio::test]
     async fn scripts_run_as_a_shell_would() {
         let mut sh = shell();
-        assert_eq!(run(&mut sh, "hostname").await, ("web-0\n".into(), "".into(), 0));
         assert_eq!(
-            run(&mut sh, "echo \"$MODE\" '$MODE' > /tmp/out; cat /tmp/out").await.0,
+            run(&mut sh, "hostname").await,
+            ("web-0\n".into(), "".into(), 0)
+        );
+        assert_eq!(
+            run(&mut sh, "echo \"$MODE\" '$MODE' > /tmp/out; cat /tmp/out")
+                .await
+                .0,
             "demo $MODE\n"
         );
-        assert_eq!(run(&mut sh, "cat /etc/config/greeting | cat").await.0, "hello");
-        assert_eq!(run(&mut sh, "false && echo no || echo yes").await.0, "yes\n");
+        assert_eq!(
+            run(&mut sh, "cat /etc/config/greeting | cat").await.0,
+            "hello"
+        );
+        assert_eq!(
+            run(&mut sh, "false && echo no || echo yes").await.0,
+            "yes\n"
+        );
         assert_eq!(run(&mut sh, "exit 3").await.2, 3);
         let (_, err, code) = run(&mut sh, "nope").await;
         assert_eq!((err.as_str(), code), ("sh: nope: not found\n", 127));
-        assert_eq!(run(&mut sh, "test -d /etc && ls /etc").await.0, "config\nhostname\n");
-        assert_eq!(run(&mut sh, "cat /missing 2>/dev/null; echo $?").await.0, "1\n");
-        assert_eq!(run(&mut sh, "cat /missing 2>&1").await.0, "cat: can't open '/missing': No such file or directory\n");
+        assert_eq!(
+            run(&mut sh, "test -d /etc && ls /etc").await.0,
+            "config\nhostname\n"
+        );
+        assert_eq!(
+            run(&mut sh, "cat /missing 2>/dev/null; echo $?").await.0,
+            "1\n"
+        );
+        assert_eq!(
+            run(&mut sh, "cat /missing 2>&1").await.0,
+            "cat: can't open '/missing': No such file or directory\n"
+        );
     }
 
     #[tokio::test]
@@ -763,7 +817,9 @@ mod tests {
         let mut err = Output::Buffer(Vec::new());
         let code = interactive(&mut sh, &mut input, &mut out, &mut err).await;
         assert_eq!(code, 4);
-        let Output::Buffer(out) = out else { unreachable!() };
+        let Output::Buffer(out) = out else {
+            unreachable!()
+        };
         assert_eq!(String::from_utf8_lossy(&out), "# echo hi\nhi\n# exit 4\n");
     }
 }

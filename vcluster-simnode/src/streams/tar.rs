@@ -65,8 +65,10 @@ pub(crate) async fn run(
                 .map(|f| f.tree(&absolute))
                 .unwrap_or_default();
             if tree.is_empty() {
-                err.line(&format!("tar: {path}: Cannot stat: No such file or directory"))
-                    .await;
+                err.line(&format!(
+                    "tar: {path}: Cannot stat: No such file or directory"
+                ))
+                .await;
                 status = 2;
                 continue;
             }
@@ -77,7 +79,10 @@ pub(crate) async fn run(
                 header.set_mtime(0);
                 header.set_entry_type(tar::EntryType::Regular);
                 let name = file.trim_start_matches('/');
-                if archive.append_data(&mut header, name, data.as_slice()).is_err() {
+                if archive
+                    .append_data(&mut header, name, data.as_slice())
+                    .is_err()
+                {
                     err.line(&format!("tar: {name}: cannot archive")).await;
                     status = 2;
                 }

@@ -90,11 +90,11 @@ pub(super) async fn handle(
         (&Method::GET, Some(name), Some("log")) if resource.serves_subresource("log") => {
             verbs::log(state, call, name).await
         }
-        (&Method::GET | &Method::POST, Some(name), Some(sub @ ("exec" | "attach" | "portforward")))
-            if resource.serves_subresource(sub) =>
-        {
-            verbs::stream(state, call, name).await
-        }
+        (
+            &Method::GET | &Method::POST,
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) if resource.serves_subresource(sub) => verbs::stream(state, call, name).await,
         (_, Some(_), Some(sub))
             if !matches!(
                 sub,

@@ -471,7 +471,10 @@ pub(super) async fn stream(
         .as_deref()
         .and_then(streams::Subresource::named)
     else {
-        return Err(ApiError::no_route(&format!("{}/{name}", call.resource.plural)));
+        return Err(ApiError::no_route(&format!(
+            "{}/{name}",
+            call.resource.plural
+        )));
     };
     streams::pod_stream(
         state,
