@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vcluster_testkit::demo::{DemoProcess, DEADLINE};
+use vcluster_testkit::eventually_explained;
 use vcluster_testkit::free_port;
-use vcluster_testkit::kubectl::{eventually_prints, run_ok};
+use vcluster_testkit::kubectl::{run_async, run_ok};
 use vcluster_testkit::real_host::RealHost;
 use vcluster_testkit::streams::{kubectl, run_in_terminal, run_with_input, PortForward};
 
@@ -49,13 +50,16 @@ async fn tenant_streams(kubeconfig: &Path, scratch: &Path) {
         kubeconfig,
         &["apply", "-f", manifest.to_str().expect("UTF-8")],
     );
-    eventually_prints(
-        DEADLINE,
-        kubeconfig,
-        &["get", "pod", "web"],
-        "web Running",
-        |out| out.contains("Running"),
-    );
+    eventually_explained(DEADLINE, "pod web to run", || async {
+        let out = run_async(kubeconfig, &["get", "pod", "web"]).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("Running") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
     let exec =
         |args: &[&str], input: &'static [u8]| run_with_input(kubectl(kubeconfig, args, &[]), input);
     let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
