@@ -22,6 +22,9 @@ use vcluster_testkit::within;
 /// `fail CODE`; port-forward answers HTTP with the port's number.
 struct Commands;
 
+/// How many `cat`s run now, to see a cut stream stop its process.
+static RUNNING_CATS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[async_trait]
 impl ContainerStreams for Commands {
     async fn exec(&self, t: &StreamTarget, o: &ProcessOptions) -> Result<Process, StreamError> {
@@ -42,7 +45,9 @@ impl ContainerStreams for Commands {
                     Exit::Success
                 }
                 Some("cat") => {
+                    RUNNING_CATS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let _ = tokio::io::copy(&mut stdin, &mut out_ours).await;
+                    RUNNING_CATS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                     Exit::Success
                 }
                 Some("warn") => {
@@ -295,6 +300,33 @@ async fn kube_rs_attached_process_and_portforwarder_work() {
     .await;
     assert_eq!(refused.as_deref(), Some("nothing listens on port 9"));
     forwarder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_stops_its_process() {
+    let t = Cluster::start_with(with_commands(false)).await;
+    running_pod(&t, "web", Some("node-1")).await;
+    let pods: Api<Pod> = Api::namespaced(t.client(), "default");
+    let params = AttachParams::default()
+        .container("app")
+        .stdin(true)
+        .stderr(false);
+    let mut cat = pods.exec("web", ["cat"], &params).await.expect("exec cat");
+    let mut stdin = cat.stdin().expect("stdin");
+    let mut stdout = cat.stdout().expect("stdout");
+    stdin.write_all(b"x").await.expect("write");
+    let mut one = [0u8; 1];
+    within("cat's echo", stdout.read_exact(&mut one))
+        .await
+        .expect("read");
+    // The client goes away without closing stdin: the server notices and
+    // drops the process, which sees its stdin end.
+    cat.abort();
+    drop((stdin, stdout, cat));
+    vcluster_testkit::eventually("the cut cat to stop", || async {
+        (RUNNING_CATS.load(std::sync::atomic::Ordering::SeqCst) == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
