@@ -490,9 +490,9 @@ impl Shell {
                     let flow = self.run_script(&script, input, out, err).await;
                     return Flow::Status(flow.code());
                 }
-                let script = String::from_utf8_lossy(&input.read_all().await).into_owned();
-                let flow = self.run_script(&script, &mut Input::Empty, out, err).await;
-                Flow::Status(flow.code())
+                // Commands run as their lines arrive, as a shell reading
+                // a pipe does.
+                Flow::Status(Box::pin(lines(self, input, out, err, false)).await)
             }
             "exit" => Flow::Exit(
                 args.first()
@@ -697,42 +697,67 @@ pub(crate) async fn interactive(
     out: &mut Output,
     err: &mut Output,
 ) -> i32 {
-    out.write(b"# ").await;
+    lines(shell, input, out, err, true).await
+}
+
+/// Runs each line of `input` as it arrives; a `terminal` also echoes what
+/// is typed and prompts.
+async fn lines(
+    shell: &mut Shell,
+    input: &mut Input,
+    out: &mut Output,
+    err: &mut Output,
+    terminal: bool,
+) -> i32 {
+    if terminal {
+        out.write(b"# ").await;
+    }
     let mut line: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 1024];
     loop {
         let n = input.read(&mut buf).await;
         if n == 0 {
+            if !terminal && !line.is_empty() {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                let flow = shell.run_script(&text, &mut Input::Empty, out, err).await;
+                return flow.code();
+            }
             return shell.last;
         }
         for &byte in &buf[..n] {
             match byte {
                 b'\r' | b'\n' => {
-                    out.write(b"\n").await;
+                    if terminal {
+                        out.write(b"\n").await;
+                    }
                     let text = String::from_utf8_lossy(&line).into_owned();
                     line.clear();
                     let flow = shell.run_script(&text, &mut Input::Empty, out, err).await;
                     if let Flow::Exit(code) = flow {
                         return code;
                     }
-                    out.write(b"# ").await;
+                    if terminal {
+                        out.write(b"# ").await;
+                    }
                 }
-                0x04 if line.is_empty() => {
+                0x04 if terminal && line.is_empty() => {
                     out.write(b"exit\n").await;
                     return shell.last;
                 }
-                0x03 => {
+                0x03 if terminal => {
                     line.clear();
                     out.write(b"^C\n# ").await;
                 }
-                0x7f | 0x08 => {
+                0x7f | 0x08 if terminal => {
                     if line.pop().is_some() {
                         out.write(b"\x08 \x08").await;
                     }
                 }
                 byte => {
                     line.push(byte);
-                    out.write(&[byte]).await;
+                    if terminal {
+                        out.write(&[byte]).await;
+                    }
                 }
             }
         }
@@ -806,6 +831,22 @@ mod tests {
             run(&mut sh, "cat /missing 2>&1").await.0,
             "cat: can't open '/missing': No such file or directory\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_shell_reading_a_pipe_runs_each_line() {
+        let mut sh = shell();
+        let mut input = Input::Bytes(Cursor::new(b"echo a\nexit 2\necho never\n".to_vec()));
+        let mut out = Output::Buffer(Vec::new());
+        let mut err = Output::Buffer(Vec::new());
+        let flow = sh
+            .run_command(&["sh".to_owned()], &mut input, &mut out, &mut err)
+            .await;
+        assert_eq!(flow, Flow::Status(2));
+        let Output::Buffer(out) = out else {
+            unreachable!()
+        };
+        assert_eq!(out, b"a\n");
     }
 
     #[tokio::test]
