@@ -35,13 +35,16 @@ mod tar;
 use files::Files;
 use shell::{Flow, Input, Output, Shell};
 
+/// A container: its pod's uid and its name.
+type ContainerKey = (String, String);
+
 /// The simulated node's streams, for its kubelet endpoint (a real
 /// kube-apiserver proxies there) and for an embedded API server
 /// (`ApiServerConfig::container_streams`).
 pub struct SimulatedStreams {
     client: kube::Client,
     /// Each container's files, by pod uid and container name.
-    files: Mutex<HashMap<(String, String), Arc<Mutex<Files>>>>,
+    files: Mutex<HashMap<ContainerKey, Arc<Mutex<Files>>>>,
 }
 
 impl std::fmt::Debug for SimulatedStreams {

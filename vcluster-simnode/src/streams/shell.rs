@@ -117,6 +117,8 @@ pub(crate) struct Shell {
 
 /// Brackets a variable's name in a word until its command runs.
 const MARK: char = '\u{1}';
+/// Starts a marked name that stood in double quotes (no word splitting).
+const QUOTED: char = '\u{2}';
 
 /// A token of a command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +165,10 @@ fn tokenize(line: &str, vars: &dyn Fn(&str) -> String) -> Result<Vec<Token>, Str
                                 word.push(c);
                             }
                         }
-                        Some('$') => word.push_str(&variable(&mut chars, vars)),
+                        Some('$') => {
+                            let quoted = |name: &str| vars(&format!("{QUOTED}{name}"));
+                            word.push_str(&variable(&mut chars, &quoted))
+                        }
                         Some(c) => word.push(c),
                         None => return Err("unterminated quoted string".into()),
                     }
@@ -217,6 +222,27 @@ fn variable(
     vars: &dyn Fn(&str) -> String,
 ) -> String {
     let mut name = String::new();
+    if chars.peek() == Some(&'(') {
+        // `$(command)`: its text, up to the matching parenthesis, runs
+        // when the word is expanded.
+        chars.next();
+        let mut depth = 1;
+        name.push('(');
+        for c in chars.by_ref() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            name.push(c);
+        }
+        return vars(&name);
+    }
     if chars.peek() == Some(&'{') {
         chars.next();
         for c in chars.by_ref() {
@@ -244,6 +270,50 @@ fn variable(
     vars(&name)
 }
 
+/// `for NAME in WORDS; do BODY; done` after its `for`: the name, the
+/// words and the body's tokens; `None` if it does not parse.
+fn parse_for(
+    tokens: &mut std::iter::Peekable<std::vec::IntoIter<Token>>,
+) -> Option<(String, Vec<String>, Vec<Token>)> {
+    let Some(Token::Word(name)) = tokens.next() else {
+        return None;
+    };
+    let mut items = Vec::new();
+    match tokens.next()? {
+        Token::Word(word) if word == "in" => loop {
+            match tokens.next()? {
+                Token::Word(item) => items.push(item),
+                Token::Op(";" | "\n") => break,
+                _ => return None,
+            }
+        },
+        _ => return None,
+    }
+    while matches!(tokens.peek(), Some(Token::Op("\n"))) {
+        tokens.next();
+    }
+    match tokens.next()? {
+        Token::Word(word) if word == "do" => {}
+        _ => return None,
+    }
+    let mut depth = 1;
+    let mut body = Vec::new();
+    for token in tokens.by_ref() {
+        match &token {
+            Token::Word(word) if word == "do" => depth += 1,
+            Token::Word(word) if word == "done" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((name, items, body));
+                }
+            }
+            _ => {}
+        }
+        body.push(token);
+    }
+    None
+}
+
 /// One command of a pipeline with its redirections.
 #[derive(Debug, Default)]
 struct Command {
@@ -261,6 +331,7 @@ enum Redirect {
 
 impl Shell {
     fn var(&self, name: &str) -> String {
+        let name = name.trim_start_matches(QUOTED);
         if name == "?" {
             return self.last.to_string();
         }
@@ -291,6 +362,19 @@ impl Shell {
                     return Flow::Status(2);
                 }
             };
+            self.run_tokens(tokens, input, out, err).await
+        })
+    }
+
+    /// Runs a tokenized script: `;`, `&&`, `||`, pipelines, `for` loops.
+    fn run_tokens<'a>(
+        &'a mut self,
+        tokens: Vec<Token>,
+        input: &'a mut Input,
+        out: &'a mut Output,
+        err: &'a mut Output,
+    ) -> BoxFuture<'a, Flow> {
+        Box::pin(async move {
             let mut status = 0;
             let mut skip = false;
             let mut pipeline: Vec<Command> = vec![Command::default()];
@@ -323,10 +407,35 @@ impl Shell {
                     continue;
                 }
                 let Some(token) = token else { break };
+                let at_start = pipeline.len() == 1 && pipeline[0].words.is_empty();
                 let Some(command) = pipeline.last_mut() else {
                     break;
                 };
                 match token {
+                    Token::Word(word) if word == "for" && at_start => {
+                        let Some((name, items, body)) = parse_for(&mut tokens) else {
+                            err.line(
+                                "sh: syntax error: expected `for NAME in WORDS; do ...; done`",
+                            )
+                            .await;
+                            return Flow::Status(2);
+                        };
+                        if !skip {
+                            let mut values = Vec::new();
+                            for item in &items {
+                                values.extend(self.expand(item, input, err).await);
+                            }
+                            for value in values {
+                                self.env.push((name.clone(), value));
+                                let flow = self.run_tokens(body.clone(), input, out, err).await;
+                                if let Flow::Exit(code) = flow {
+                                    return Flow::Exit(code);
+                                }
+                                status = flow.code();
+                            }
+                            self.last = status;
+                        }
+                    }
                     Token::Word(word) => command.words.push(word),
                     Token::Op("|") => pipeline.push(Command::default()),
                     Token::Op("2>&1") => command.stderr = Some(Redirect::ToStdout),
@@ -362,11 +471,13 @@ impl Shell {
         let mut flow = Flow::Status(0);
         for (i, mut command) in commands.into_iter().enumerate() {
             let last = i + 1 == count;
-            for word in command.words.iter_mut() {
-                *word = self.expand(word);
+            let mut words = Vec::new();
+            for word in std::mem::take(&mut command.words) {
+                words.extend(self.expand(&word, input, err).await);
             }
+            command.words = words;
             let mut own_input = match (&command.stdin_file, piped.take()) {
-                (Some(file), _) => match self.read_file(&file) {
+                (Some(file), _) => match self.read_file(file) {
                     Some(data) => Some(Input::Bytes(Cursor::new(data))),
                     None => {
                         err.line(&format!("sh: can't open {file}: no such file"))
@@ -414,10 +525,8 @@ impl Shell {
                 }
             }
             match (&command.stdout_file, own_out) {
-                (Some((path, append)), Some(Output::Buffer(data))) => {
-                    if path != "/dev/null" {
-                        self.write_file(path, &data, *append);
-                    }
+                (Some((path, append)), Some(Output::Buffer(data))) if path != "/dev/null" => {
+                    self.write_file(path, &data, *append);
                 }
                 (None, Some(Output::Buffer(data))) => piped = Some(data),
                 _ => {}
@@ -429,21 +538,41 @@ impl Shell {
         flow
     }
 
-    /// A word with its marked variables replaced by their values.
-    fn expand(&self, word: &str) -> String {
+    /// A word with its marked variables and command substitutions
+    /// replaced; an unquoted substitution splits into words at spaces.
+    async fn expand(&mut self, word: &str, input: &mut Input, err: &mut Output) -> Vec<String> {
         if !word.contains(MARK) {
-            return word.to_owned();
+            return vec![word.to_owned()];
         }
-        word.split(MARK)
-            .enumerate()
-            .map(|(i, part)| {
-                if i % 2 == 1 {
-                    self.var(part)
-                } else {
-                    part.to_owned()
+        let mut text = String::new();
+        let mut split = false;
+        for (i, part) in word.split(MARK).enumerate() {
+            if i % 2 == 0 {
+                text.push_str(part);
+                continue;
+            }
+            let (quoted, script) = match part.strip_prefix(QUOTED) {
+                Some(rest) => (true, rest),
+                None => (false, part),
+            };
+            match script.strip_prefix('(') {
+                Some(script) => {
+                    let mut captured = Output::Buffer(Vec::new());
+                    let script = script.to_owned();
+                    let _ = self.run_script(&script, input, &mut captured, err).await;
+                    if let Output::Buffer(bytes) = captured {
+                        text.push_str(String::from_utf8_lossy(&bytes).trim_end_matches('\n'));
+                    }
+                    split |= !quoted;
                 }
-            })
-            .collect()
+                None => text.push_str(&self.var(script)),
+            }
+        }
+        if split {
+            text.split_whitespace().map(str::to_owned).collect()
+        } else {
+            vec![text]
+        }
     }
 
     fn read_file(&self, path: &str) -> Option<Vec<u8>> {
@@ -500,6 +629,23 @@ impl Shell {
                     .unwrap_or(self.last),
             ),
             "true" | ":" => ok,
+            "seq" => {
+                let numbers: Vec<i64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+                let (first, last) = match numbers.as_slice() {
+                    [last] => (1, *last),
+                    [first, last, ..] => (*first, *last),
+                    [] => {
+                        err.line("seq: missing operand").await;
+                        return Flow::Status(1);
+                    }
+                };
+                let mut text = String::new();
+                for n in first..=last.min(first.saturating_add(100_000)) {
+                    text.push_str(&format!("{n}\n"));
+                }
+                out.write(text.as_bytes()).await;
+                ok
+            }
             "false" => Flow::Status(1),
             "echo" => {
                 let (newline, args) = match args.first().map(String::as_str) {
@@ -582,7 +728,7 @@ impl Shell {
                     match self.read_file(file) {
                         Some(data) => out.write(&data).await,
                         None if self.with_files(|f| f.is_dir(file)) == Some(true) => {
-                            err.line(&format!("cat: read error: Is a directory")).await;
+                            err.line("cat: read error: Is a directory").await;
                             status = 1;
                         }
                         None => {
@@ -826,6 +972,19 @@ mod tests {
         assert_eq!(
             run(&mut sh, "cat /missing 2>/dev/null; echo $?").await.0,
             "1\n"
+        );
+        assert_eq!(
+            run(&mut sh, "for i in $(seq 1 3); do echo $i; done")
+                .await
+                .0,
+            "1\n2\n3\n"
+        );
+        // Quoted, a substitution stays one word.
+        assert_eq!(
+            run(&mut sh, "for w in \"$(seq 2)\"; do echo \"[$w]\"; done")
+                .await
+                .0,
+            "[1\n2]\n"
         );
         assert_eq!(
             run(&mut sh, "cat /missing 2>&1").await.0,

@@ -118,9 +118,12 @@ pub(crate) async fn run(
     }
 }
 
-/// The archive's directories (`None`) and files, at their paths under
-/// `base`. Nothing is written unless the whole archive reads.
-fn unpack(bytes: Vec<u8>, base: &str) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+/// A path and its content (`None` for a directory).
+type Entry = (String, Option<Vec<u8>>);
+
+/// The archive's directories and files, at their paths under `base`.
+/// Nothing is written unless the whole archive reads.
+fn unpack(bytes: Vec<u8>, base: &str) -> Result<Vec<Entry>, String> {
     let mut archive = tar::Archive::new(Cursor::new(bytes));
     let mut out = Vec::new();
     for entry in archive.entries().map_err(|e| e.to_string())? {
