@@ -13,6 +13,7 @@
 pub use vcluster_apiserver as apiserver;
 pub use vcluster_controllers as controllers;
 pub use vcluster_core as core;
+pub use vcluster_streams as streams;
 pub use vcluster_syncer as syncer;
 
 pub mod demo;

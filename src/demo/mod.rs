@@ -31,6 +31,7 @@ pub mod dns;
 pub mod encryption;
 pub mod kubeconfig;
 pub mod node_logs;
+pub mod node_streams;
 pub mod tls;
 
 /// The embedded host's simulated node (the `vcluster-simnode` crate).
@@ -342,6 +343,8 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             host_config.pod_logs = Some(Arc::new(node_logs::SimulatedNodeLogs::new(
                 options.node.name.clone(),
             )));
+            let node_streams = Arc::new(node_streams::NodeStreams::default());
+            host_config.container_streams = Some(node_streams.clone());
             let server = ApiServer::start(host_config)
                 .await
                 .map_err(|e| start_error("the embedded host API server")(e.to_string()))?;
@@ -366,7 +369,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
                 options.insecure_http,
             )
             .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
-            (server.client(), server.client(), Some(server), Some(path))
+            node_streams.set(vcluster_simnode::SimulatedStreams::new(server.client()));
+            // Logs and container streams go over the network, as to a real
+            // host: an in-process client cannot upgrade a connection.
+            let (_, streams) = connect_host(&path).await?;
+            (server.client(), streams, Some(server), Some(path))
         }
     };
     ensure_namespace(&host_client, &host_namespace).await?;
@@ -412,10 +419,15 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     // `kubectl logs` reads the host pod the syncer made of a virtual pod.
     let translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
         .map_err(|e| start_error("the virtual API server")(e.to_string()))?;
+    let translator: Arc<dyn vcluster_core::Translator> = Arc::new(translator);
     config.pod_logs = Some(Arc::new(crate::logs::HostPodLogs::new(
-        host_streams,
-        Arc::new(translator),
+        host_streams.clone(),
+        translator.clone(),
     )));
+    // `kubectl exec`, `attach`, `cp` and `port-forward` open on the host pod.
+    config.container_streams = Some(Arc::new(
+        vcluster_syncer::streams::HostContainerStreams::new(host_streams, translator),
+    ));
     // The controllers run in this process; the host schedules the synced
     // pods: both are what `kubectl get componentstatuses` asks about.
     config.components = vec![

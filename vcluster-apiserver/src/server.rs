@@ -91,6 +91,10 @@ pub struct ApiServerConfig {
     /// Where container logs come from (`kubectl logs`); `None`: requests
     /// get 503 ([`crate::logs`]).
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// What runs `kubectl exec`, `attach` and `port-forward`
+    /// ([`vcluster_streams::ContainerStreams`]): a proxy to host pods, a
+    /// simulated node. `None`: those requests get 503.
+    pub container_streams: Option<Arc<dyn vcluster_streams::ContainerStreams>>,
     /// The control-plane parts `componentstatuses` reports besides the
     /// storage (`etcd-0`), which the server checks itself. By default the
     /// scheduler and controller manager, reported unhealthy (this server
@@ -129,6 +133,7 @@ impl ApiServerConfig {
             garbage_collector: Some(GarbageCollectorOptions::default()),
             auth: AuthConfig::default(),
             pod_logs: None,
+            container_streams: None,
             components: crate::health::Component::not_run_here(),
             service_addresses: None,
             metrics: Vec::new(),
@@ -295,6 +300,7 @@ impl ApiServer {
             shutdown: shutdown.clone(),
             auth,
             pod_logs: config.pod_logs,
+            container_streams: config.container_streams,
             components: config.components,
             metrics: config.metrics,
             audit: config.audit.map(Arc::new),

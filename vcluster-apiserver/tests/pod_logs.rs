@@ -1,7 +1,7 @@
 //! `kubectl logs` against the server: the pod and container are checked as
 //! kube-apiserver checks them, the bytes come from the configured
 //! `PodLogs` source, `--limit-bytes` and RBAC on `pods/log` hold, and a
-//! server without a source says so, as exec, attach and port-forward do.
+//! server without a source says so.
 
 use std::sync::Arc;
 
@@ -153,35 +153,4 @@ async fn reading_logs_needs_get_on_pods_log() {
     .await;
     let out = t.kubectl_ok_as(&pat, &["logs", "web", "-c", "app"]).await;
     assert!(out.contains("default/web app line 1"), "{out}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn container_streams_say_they_are_not_served() {
-    let t = Cluster::start().await;
-    with_pod(&t).await;
-    let err = t
-        .kubectl_err(&["exec", "web", "-c", "app", "--", "ls"])
-        .await;
-    assert!(
-        err.contains("container streams (exec, attach, port-forward) are not served"),
-        "{err}"
-    );
-    for sub in ["attach", "portforward"] {
-        let answer = t
-            .raw(
-                "POST",
-                &format!("/api/v1/namespaces/default/pods/web/{sub}"),
-                &[],
-                b"",
-            )
-            .await;
-        assert_eq!(answer.status, 404, "{sub}");
-        let status: serde_json::Value = serde_json::from_slice(&answer.body).expect("a Status");
-        assert!(
-            status["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("are not served")),
-            "{status}"
-        );
-    }
 }

@@ -1,6 +1,9 @@
 //! The simulated node's kubelet endpoint: the part of the kubelet API a
 //! real kube-apiserver calls for `kubectl logs`
-//! (`GET /containerLogs/{namespace}/{pod}/{container}`), over HTTPS with a
+//! (`GET /containerLogs/{namespace}/{pod}/{container}`) and for `kubectl
+//! exec`, `attach` and `port-forward` (`/exec/...`, `/attach/...`,
+//! `/portForward/{namespace}/{pod}`, upgraded to SPDY or WebSocket and
+//! served by [`crate::SimulatedStreams`]), over HTTPS with a
 //! self-signed certificate (kube-apiserver verifies kubelets only when told
 //! to). The node advertises it in `status.daemonEndpoints`.
 
@@ -64,6 +67,7 @@ pub(crate) async fn serve(
     acceptor: tokio_rustls::TlsAcceptor,
     node: String,
     client: kube::Client,
+    streams: Arc<crate::SimulatedStreams>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -72,10 +76,11 @@ pub(crate) async fn serve(
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let (acceptor, node, client, cancel) = (
+        let (acceptor, node, client, streams, cancel) = (
             acceptor.clone(),
             node.clone(),
             client.clone(),
+            streams.clone(),
             cancel.clone(),
         );
         tokio::spawn(async move {
@@ -84,11 +89,17 @@ pub(crate) async fn serve(
             };
             let stop = cancel.clone();
             let service = service_fn(move |request| {
-                let (node, client, cancel) = (node.clone(), client.clone(), cancel.clone());
-                async move { Ok::<_, Infallible>(handle(request, &node, client, cancel).await) }
+                let (node, client, streams, cancel) = (
+                    node.clone(),
+                    client.clone(),
+                    streams.clone(),
+                    cancel.clone(),
+                );
+                async move { Ok::<_, Infallible>(handle(request, &node, client, streams, cancel).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::select! {
                 _ = connection => {}
                 _ = stop.cancelled() => {}
@@ -107,14 +118,48 @@ async fn handle(
     request: Request<Incoming>,
     node: &str,
     client: kube::Client,
+    streams: Arc<crate::SimulatedStreams>,
     cancel: CancellationToken,
 ) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        [verb @ ("exec" | "attach"), namespace, pod, container] => {
+            let (namespace, pod, container) = (
+                namespace.to_string(),
+                pod.to_string(),
+                container.to_string(),
+            );
+            let kind = if *verb == "exec" {
+                Stream::Exec
+            } else {
+                Stream::Attach
+            };
+            return stream(
+                request, client, streams, cancel, kind, &namespace, &pod, container,
+            )
+            .await;
+        }
+        ["portForward", namespace, pod] => {
+            let (namespace, pod) = (namespace.to_string(), pod.to_string());
+            return stream(
+                request,
+                client,
+                streams,
+                cancel,
+                Stream::PortForward,
+                &namespace,
+                &pod,
+                String::new(),
+            )
+            .await;
+        }
+        _ => {}
+    }
     let ["containerLogs", namespace, pod, container] = parts.as_slice() else {
         return text(
             StatusCode::NOT_FOUND,
-            format!("{path}: a simulated node serves container logs only"),
+            format!("{path}: a simulated node serves container logs and streams only"),
         );
     };
     let options = log_options(request.uri().query().unwrap_or_default());
@@ -140,6 +185,81 @@ async fn handle(
         Ok(log) => text(StatusCode::OK, log.text),
         Err(refusal) => text(StatusCode::BAD_REQUEST, refusal.0),
     }
+}
+
+/// The stream a kubelet request opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Exec,
+    Attach,
+    PortForward,
+}
+
+/// Serves `/exec`, `/attach` and `/portForward`: the pod is read from the
+/// cluster, the request upgraded, and the connection handed to the
+/// simulated streams.
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    mut request: Request<Incoming>,
+    client: kube::Client,
+    streams: Arc<crate::SimulatedStreams>,
+    cancel: CancellationToken,
+    kind: Stream,
+    namespace: &str,
+    pod_name: &str,
+    container: String,
+) -> Response<Body> {
+    use vcluster_streams::{ProcessOptions, QueryStyle, StreamRequest, StreamTarget};
+    let query = request.uri().query().map(str::to_owned);
+    let stream_request = match kind {
+        Stream::PortForward => match vcluster_streams::parse_ports(query.as_deref()) {
+            Ok(ports) => StreamRequest::PortForward(ports),
+            Err(err) => return text(StatusCode::BAD_REQUEST, err.message),
+        },
+        Stream::Exec | Stream::Attach => {
+            match ProcessOptions::from_query(query.as_deref(), QueryStyle::Kubelet) {
+                Ok((options, _)) if kind == Stream::Exec => StreamRequest::Exec(options),
+                Ok((options, _)) => StreamRequest::Attach(options),
+                Err(err) => return text(StatusCode::BAD_REQUEST, err.message),
+            }
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let pod = match pods.get_opt(pod_name).await {
+        Ok(Some(pod)) => serde_json::to_value(pod).unwrap_or_default(),
+        Ok(None) => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("pod {namespace}/{pod_name} not found"),
+            )
+        }
+        Err(err) => return text(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    };
+    let negotiated = match vcluster_streams::negotiate(request.headers(), stream_request.kind()) {
+        Ok(negotiated) => negotiated,
+        Err(err) => {
+            let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::BAD_REQUEST);
+            return text(code, err.message);
+        }
+    };
+    let target = StreamTarget {
+        namespace: namespace.to_owned(),
+        pod_name: pod_name.to_owned(),
+        container,
+        pod,
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    let response = negotiated.response();
+    let backend: Arc<dyn vcluster_streams::ContainerStreams> = streams;
+    tokio::spawn(async move {
+        let Ok(io) = upgrade.await else { return };
+        tokio::select! {
+            () = vcluster_streams::serve(TokioIo::new(io), negotiated, backend, target, stream_request) => {}
+            () = cancel.cancelled() => {}
+        }
+    });
+    let (parts, ()) = response.into_parts();
+    Response::from_parts(parts, Full::new(Bytes::new()).boxed())
 }
 
 /// The log query a kube-apiserver forwards.

@@ -28,6 +28,9 @@
 
 pub mod kubelet;
 pub mod logs;
+pub mod streams;
+
+pub use streams::SimulatedStreams;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -293,6 +296,7 @@ impl SimulatedNode {
                 acceptor,
                 self.config.name.clone(),
                 self.client.clone(),
+                Arc::new(SimulatedStreams::new(self.client.clone())),
                 cancel.clone(),
             ));
         }

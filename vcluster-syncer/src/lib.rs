@@ -44,6 +44,7 @@ pub mod policy;
 pub mod queue;
 pub mod runner;
 mod scope;
+pub mod streams;
 mod syncer;
 pub mod syncers;
 

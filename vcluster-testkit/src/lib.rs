@@ -57,6 +57,7 @@ pub mod pki;
 pub mod process;
 pub mod python;
 pub mod real_host;
+pub mod streams;
 pub mod upstream;
 
 /// How long a test waits for any one condition before it fails.

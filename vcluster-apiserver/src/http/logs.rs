@@ -88,7 +88,7 @@ pub(super) async fn pod_log(
 
 /// The container named in the request, or the pod's only one; errors in
 /// kube-apiserver's words.
-fn choose_container(
+pub(super) fn choose_container(
     pod: &Value,
     pod_name: &str,
     requested: Option<&str>,

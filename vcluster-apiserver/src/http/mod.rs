@@ -20,6 +20,7 @@ pub mod discovery;
 mod logs;
 pub mod openapi;
 mod resource;
+mod streams;
 mod watch;
 
 pub(crate) use crate::request::negotiate::{json, json_with_type};
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub auth: Arc<crate::auth::Auth>,
     /// Where container logs come from (`pods/log`), if anywhere.
     pub pod_logs: Option<Arc<dyn crate::logs::PodLogs>>,
+    /// Where exec, attach and port-forward go, if anywhere.
+    pub container_streams: Option<Arc<dyn vcluster_streams::ContainerStreams>>,
     /// The control-plane parts `componentstatuses` reports.
     pub components: Vec<crate::health::Component>,
     /// Extra `/metrics` text (see [`crate::metrics`]).

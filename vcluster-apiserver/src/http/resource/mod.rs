@@ -90,15 +90,11 @@ pub(super) async fn handle(
         (&Method::GET, Some(name), Some("log")) if resource.serves_subresource("log") => {
             verbs::log(state, call, name).await
         }
-        (_, Some(_), Some(sub @ ("exec" | "attach" | "portforward")))
-            if resource.is("", "pods") =>
-        {
-            let mut err = ApiError::no_route(&format!("pods/{sub}"));
-            err.message.push_str(
-                ": container streams (exec, attach, port-forward) are not served by this API server",
-            );
-            Err(err)
-        }
+        (
+            &Method::GET | &Method::POST,
+            Some(name),
+            Some(sub @ ("exec" | "attach" | "portforward")),
+        ) if resource.serves_subresource(sub) => verbs::stream(state, call, name).await,
         (_, Some(_), Some(sub))
             if !matches!(
                 sub,

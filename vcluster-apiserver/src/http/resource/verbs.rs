@@ -7,7 +7,7 @@ use axum::response::Response;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::super::{json as json_response, logs, watch, ApiState};
+use super::super::{json as json_response, logs, streams, watch, ApiState};
 use super::call::Call;
 use super::respond::{
     check_fields, delete_options, list_options, list_response, method_not_allowed, object_response,
@@ -455,6 +455,34 @@ pub(super) async fn log(
         call.namespace.as_deref().unwrap_or_default(),
         name,
         call.request.uri().query(),
+    )
+    .await
+}
+
+/// `pods/<name>/exec`, `attach`, `portforward`: upgraded to a container
+/// stream.
+pub(super) async fn stream(
+    state: &Arc<ApiState>,
+    call: Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let Some(subresource) = call
+        .subresource
+        .as_deref()
+        .and_then(streams::Subresource::named)
+    else {
+        return Err(ApiError::no_route(&format!(
+            "{}/{name}",
+            call.resource.plural
+        )));
+    };
+    streams::pod_stream(
+        state,
+        call.resource.clone(),
+        call.namespace.as_deref().unwrap_or_default(),
+        name,
+        subresource,
+        call.request,
     )
     .await
 }

@@ -19,7 +19,7 @@ pub(super) const KIND: BuiltinKind =
         .short_names(&["po"])
         .in_all()
         .with_status()
-        .subresources(&[BINDING, EPHEMERAL_CONTAINERS, EVICTION, LOG]);
+        .subresources(&[ATTACH, BINDING, EPHEMERAL_CONTAINERS, EVICTION, EXEC, LOG, PORT_FORWARD]);
 
 /// The rules of Pod objects.
 #[derive(Debug)]
@@ -131,6 +131,29 @@ const EVICTION: Subresource = Subresource {
     name: "eviction",
     kind: "Eviction",
     verbs: &["create"],
+};
+
+/// `pods/attach`, `pods/exec`, `pods/portforward`: container streams,
+/// served from `ApiServerConfig::container_streams` (see
+/// `vcluster_streams`); `get` for WebSocket clients, `create` for SPDY.
+const ATTACH: Subresource = Subresource {
+    name: "attach",
+    kind: "PodAttachOptions",
+    verbs: &["create", "get"],
+};
+
+/// See [`ATTACH`].
+const EXEC: Subresource = Subresource {
+    name: "exec",
+    kind: "PodExecOptions",
+    verbs: &["create", "get"],
+};
+
+/// See [`ATTACH`].
+const PORT_FORWARD: Subresource = Subresource {
+    name: "portforward",
+    kind: "PodPortForwardOptions",
+    verbs: &["create", "get"],
 };
 
 /// `pods/log`: served from `ApiServerConfig::pod_logs` (see `crate::logs`).
