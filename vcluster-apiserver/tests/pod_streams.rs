@@ -416,7 +416,30 @@ async fn requests_that_do_not_upgrade_are_refused() {
             b"",
         )
         .await;
-    assert_eq!(answer.status, 400, "{}", answer.json());
+    // The options are the kubelet's to check, once upgraded (as upstream).
+    assert_eq!(answer.json()["message"], "Upgrade request required");
+    let answer = t
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/pods/web/exec?container=app",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.json()["message"], "Upgrade request required");
+    // What is checked first: the pod, then the container.
+    let answer = t
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/pods/web/exec?container=db",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        answer.json()["message"],
+        "container db is not valid for pod web"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
