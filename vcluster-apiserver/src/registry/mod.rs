@@ -46,7 +46,8 @@ mod store;
 mod subresources;
 
 pub use admission::{
-    Admission, AdmissionCheck, AdmissionPlugin, Attributes, Operation, WriteOptions,
+    Admission, AdmissionCheck, AdmissionPlugin, Attributes, Operation, RequestContext, Warnings,
+    WriteOptions,
 };
 pub(crate) use delete::DeletePlan;
 use delete::{finalizers, is_deleting, mark_deleting, set_finalizers};
@@ -132,8 +133,11 @@ pub struct Registry {
     catalog: SharedCatalog,
     services: ServiceNetwork,
     hub: WatchHub,
-    /// The admission chain every create and update passes.
+    /// The admission chain every create, update and delete passes.
     plugins: Vec<Arc<dyn AdmissionPlugin>>,
+    /// Bumped on every write of an admission-registration object, so the
+    /// webhook plugin reads its configurations again only when they changed.
+    admission_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -151,7 +155,32 @@ impl Registry {
             catalog: SharedCatalog::new(catalog),
             services,
             hub,
-            plugins: admission::default_plugins(),
+            plugins: admission::default_plugins(Arc::new(admission::webhook::EndpointsResolver)),
+            admission_generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Resolves the services admission webhooks name with `services`
+    /// instead of the default [`admission::webhook::EndpointsResolver`].
+    pub fn with_webhook_services(
+        mut self,
+        services: Arc<dyn admission::webhook::ServiceResolver>,
+    ) -> Self {
+        self.plugins = admission::default_plugins(services);
+        self
+    }
+
+    /// How many times admission-registration objects were written: the
+    /// webhook plugin's cache key.
+    pub fn admission_generation(&self) -> u64 {
+        self.admission_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn admission_changed(&self, resource: &ResourceInfo) {
+        if resource.group == "admissionregistration.k8s.io" {
+            self.admission_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 

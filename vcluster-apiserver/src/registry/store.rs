@@ -61,6 +61,7 @@ impl Registry {
             operation: Operation::Create,
             dry_run: options.dry_run,
             old: None,
+            context: &options.context,
         };
         self.admit_mutating(&attributes, &mut object).await?;
         resource.strategy.prepare_for_create(&mut object);
@@ -222,6 +223,7 @@ impl Registry {
                 operation: Operation::Update,
                 dry_run: options.dry_run,
                 old: Some(&old),
+                context: &options.context,
             };
             self.admit_mutating(&attributes, &mut new).await?;
             reject_invalid(&address.resource, &new)?;
@@ -341,6 +343,7 @@ impl Registry {
     /// Keeps derived state in step with a stored write: a CRD's resource
     /// is (re)installed in the catalog.
     pub(super) fn written(&self, resource: &ResourceInfo, object: &Value) {
+        self.admission_changed(resource);
         if is_crd(resource) {
             self.catalog
                 .update(|catalog| custom::install(catalog, object));

@@ -1,0 +1,166 @@
+//! The `AdmissionReview` a webhook receives and what it answers, in
+//! `admission.k8s.io/v1` or `v1beta1` (the first of the webhook's
+//! `admissionReviewVersions` this server speaks).
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::super::{Attributes, Operation};
+
+/// The review versions this server sends, preferred first.
+const SPOKEN: &[&str] = &["v1", "v1beta1"];
+
+/// The version to send to a webhook that accepts `accepted`.
+pub fn version(accepted: &[String]) -> Result<&'static str, String> {
+    accepted
+        .iter()
+        .find_map(|v| SPOKEN.iter().find(|s| *s == v).copied())
+        .ok_or_else(|| {
+            format!("webhook does not accept known AdmissionReview versions: {accepted:?}")
+        })
+}
+
+/// The review of one request.
+pub fn request(version: &str, uid: &str, attributes: &Attributes<'_>, object: &Value) -> Value {
+    let resource = attributes.resource;
+    let kind = json!({"group": resource.group, "version": resource.version, "kind": resource.kind});
+    let gvr =
+        json!({"group": resource.group, "version": resource.version, "resource": resource.plural});
+    let name = match crate::object::name(object) {
+        "" => attributes.old.map(crate::object::name).unwrap_or(""),
+        name => name,
+    };
+    let options_kind = match attributes.operation {
+        Operation::Create => "CreateOptions",
+        Operation::Update => "UpdateOptions",
+        Operation::Delete => "DeleteOptions",
+    };
+    let mut options = json!({"kind": options_kind, "apiVersion": "meta.k8s.io/v1"});
+    if attributes.dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
+    let mut request = Map::new();
+    request.insert("uid".into(), json!(uid));
+    request.insert("kind".into(), kind.clone());
+    request.insert("resource".into(), gvr.clone());
+    request.insert("requestKind".into(), kind);
+    request.insert("requestResource".into(), gvr);
+    if let Some(sub) = attributes.subresource {
+        request.insert("subResource".into(), json!(sub));
+        request.insert("requestSubResource".into(), json!(sub));
+    }
+    if !name.is_empty() {
+        request.insert("name".into(), json!(name));
+    }
+    if let Some(ns) = attributes.namespace.filter(|ns| !ns.is_empty()) {
+        request.insert("namespace".into(), json!(ns));
+    }
+    request.insert("operation".into(), json!(attributes.operation.as_str()));
+    request.insert("userInfo".into(), user_info(attributes));
+    request.insert("object".into(), object.clone());
+    request.insert(
+        "oldObject".into(),
+        match attributes.operation {
+            Operation::Create => Value::Null,
+            _ => attributes.old.cloned().unwrap_or(Value::Null),
+        },
+    );
+    request.insert("dryRun".into(), json!(attributes.dry_run));
+    request.insert("options".into(), options);
+    json!({
+        "kind": "AdmissionReview",
+        "apiVersion": format!("admission.k8s.io/{version}"),
+        "request": request,
+    })
+}
+
+fn user_info(attributes: &Attributes<'_>) -> Value {
+    let Some(user) = &attributes.context.user else {
+        return json!({"username": "system:apiserver", "groups": ["system:masters"]});
+    };
+    let mut info = json!({"username": user.name});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.groups.is_empty() {
+        info["groups"] = json!(user.groups);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
+}
+
+/// What a webhook answered.
+#[derive(Debug, Default)]
+pub struct Response {
+    /// Whether the request may go on.
+    pub allowed: bool,
+    /// The `status` of a denial.
+    pub status: Option<Value>,
+    /// A JSON patch (decoded from base64), for mutating webhooks.
+    pub patch: Option<Vec<u8>>,
+    /// `warnings`, returned to the client.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a webhook's answer to the review `uid` sent in `version`, with
+/// upstream's checks (the kind, the version and the uid must match).
+pub fn response(version: &str, uid: &str, body: &[u8]) -> Result<Response, String> {
+    let review: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let api_version = review
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = review.get("kind").and_then(Value::as_str).unwrap_or("");
+    let expected = format!("admission.k8s.io/{version}");
+    if api_version != expected || kind != "AdmissionReview" {
+        return Err(format!(
+            "expected webhook response of {expected}, Kind=AdmissionReview, got {api_version}, Kind={kind}"
+        ));
+    }
+    let Some(answer) = review.get("response").filter(|r| r.is_object()) else {
+        return Err("webhook response was absent".into());
+    };
+    let got = answer.get("uid").and_then(Value::as_str).unwrap_or("");
+    if version == "v1" && got != uid {
+        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
+    }
+    let patch = match answer.get("patch").and_then(Value::as_str) {
+        Some(encoded) if !encoded.is_empty() => {
+            let patch_type = answer
+                .get("patchType")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if version == "v1" && patch_type != "JSONPatch" {
+                return Err(format!(
+                    "webhook returned response.patch but not response.patchType: {patch_type:?}"
+                ));
+            }
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| format!("illegal base64 patch: {e}"))?,
+            )
+        }
+        _ => None,
+    };
+    Ok(Response {
+        allowed: answer
+            .get("allowed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        status: answer.get("status").filter(|s| s.is_object()).cloned(),
+        patch,
+        warnings: answer
+            .get("warnings")
+            .and_then(Value::as_array)
+            .map(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
