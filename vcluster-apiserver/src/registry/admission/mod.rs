@@ -10,10 +10,11 @@
 //! validation, right before the object is stored, as kube-apiserver does.
 //!
 //! One file per plugin: [`limit_ranger`] (LimitRanger), [`priority`]
-//! (Priority), [`webhook`] (MutatingAdmissionWebhook and
-//! ValidatingAdmissionWebhook) and [`resource_quota`] (ResourceQuota), in
-//! upstream's order: the webhooks are the last mutating step and the last
-//! validating one before the quota is charged.
+//! (Priority), [`policy`] (ValidatingAdmissionPolicy), [`webhook`]
+//! (MutatingAdmissionWebhook and ValidatingAdmissionWebhook) and
+//! [`resource_quota`] (ResourceQuota), in upstream's order: the webhooks
+//! are the last mutating step, and policies then webhooks the last
+//! validating ones before the quota is charged.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::object;
 use crate::resources::ResourceInfo;
 
 pub mod limit_ranger;
+pub mod policy;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
@@ -249,7 +251,8 @@ pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
 }
 
 /// The plugins every registry runs, in upstream's order of its default
-/// plugins (LimitRanger, Priority, the admission webhooks, ResourceQuota),
+/// plugins (LimitRanger, Priority, ValidatingAdmissionPolicy, the admission
+/// webhooks, ResourceQuota),
 /// with webhooks' services resolved by `services`.
 pub fn default_plugins(
     services: Arc<dyn webhook::ServiceResolver>,
@@ -257,6 +260,7 @@ pub fn default_plugins(
     vec![
         Arc::new(limit_ranger::LimitRanger),
         Arc::new(priority::Priority),
+        Arc::new(policy::Policies::default()),
         Arc::new(webhook::Webhooks::new(services)),
         Arc::new(resource_quota::ResourceQuota::default()),
     ]

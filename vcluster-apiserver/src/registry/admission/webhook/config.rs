@@ -9,7 +9,7 @@ use serde_json::Value;
 use vcluster_core::selector::Selector;
 
 use super::client::{self, Endpoint};
-use super::matching::Rule;
+use super::matching::{self, Rule};
 
 /// Upstream's ceiling on `timeoutSeconds`.
 const MAX_TIMEOUT_SECONDS: u64 = 30;
@@ -83,8 +83,8 @@ fn parse(hook: &Value, mutating: bool) -> Hook {
             .unwrap_or_default(),
         fail_closed: text("failurePolicy") != "Ignore",
         exact: text("matchPolicy") == "Exact",
-        namespace_selector: selector(hook.get("namespaceSelector")),
-        object_selector: selector(hook.get("objectSelector")),
+        namespace_selector: matching::selector(hook.get("namespaceSelector")),
+        object_selector: matching::selector(hook.get("objectSelector")),
         dry_run_safe: matches!(text("sideEffects"), "None" | "NoneOnDryRun"),
         timeout: Duration::from_secs(timeout),
         review_versions: hook
@@ -100,17 +100,6 @@ fn parse(hook: &Value, mutating: bool) -> Hook {
         reinvoke: mutating && text("reinvocationPolicy") == "IfNeeded",
         client: client_of(hook.get("clientConfig").unwrap_or(&Value::Null)),
     }
-}
-
-/// A label selector; an empty or missing one matches everything.
-fn selector(value: Option<&Value>) -> Result<Option<Selector>, String> {
-    let Some(value) = value.filter(|v| v.as_object().is_some_and(|m| !m.is_empty())) else {
-        return Ok(None);
-    };
-    let parsed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
-        serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    let selector = Selector::from_label_selector(&parsed).map_err(|e| e.to_string())?;
-    Ok((!selector.is_empty()).then_some(selector))
 }
 
 fn client_of(config: &Value) -> Result<Client, String> {

@@ -20,6 +20,8 @@ pub struct Rule {
     versions: Vec<String>,
     resources: Vec<String>,
     scope: String,
+    /// `resourceNames` (admission policies' rules only): empty is any.
+    names: Vec<String>,
 }
 
 impl Rule {
@@ -46,7 +48,13 @@ impl Rule {
                 .and_then(Value::as_str)
                 .unwrap_or("*")
                 .to_owned(),
+            names: list("resourceNames"),
         }
+    }
+
+    /// Whether the rule's `resourceNames` allow `name` (any when empty).
+    pub fn names_match(&self, name: &str) -> bool {
+        self.names.is_empty() || self.names.iter().any(|n| n == name)
     }
 
     /// Whether the request is one the rule names. This server serves each
@@ -79,6 +87,18 @@ impl Rule {
             _ => true,
         }
     }
+}
+
+/// A stored label selector; an empty or missing one is `None` (matches
+/// everything), one that does not parse an error.
+pub fn selector(value: Option<&Value>) -> Result<Option<Selector>, String> {
+    let Some(value) = value.filter(|v| v.as_object().is_some_and(|m| !m.is_empty())) else {
+        return Ok(None);
+    };
+    let parsed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let selector = Selector::from_label_selector(&parsed).map_err(|e| e.to_string())?;
+    Ok((!selector.is_empty()).then_some(selector))
 }
 
 /// Whether any of `rules` matches the request.

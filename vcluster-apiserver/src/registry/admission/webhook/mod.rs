@@ -85,7 +85,7 @@ impl Webhooks {
 
 /// Upstream never sends the admission configuration kinds themselves to
 /// webhooks, so a broken webhook cannot lock its own fix out.
-fn exempt(attributes: &Attributes<'_>) -> bool {
+pub(crate) fn exempt(attributes: &Attributes<'_>) -> bool {
     attributes.resource.group == GROUP
         && matches!(
             attributes.resource.plural.as_str(),
