@@ -99,8 +99,7 @@ impl Registry {
         };
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let current = self.read(address).await?;
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             if let Some(uid) = options.uid.as_deref() {
                 let actual = object::meta_str(&old, "uid");
                 if uid != actual {
@@ -172,7 +171,10 @@ impl Registry {
             .storage
             .update(
                 &address.key(),
-                encode_for(&address.resource, &new)?,
+                encode_for(
+                    &address.resource,
+                    &self.storage_form(&address.resource, &new).await?,
+                )?,
                 current.mod_revision,
             )
             .await

@@ -34,7 +34,8 @@ use crate::watch_cache::WatchHub;
 pub mod admission;
 mod bootstrap;
 mod compat;
-pub mod crds;
+pub mod conversion;
+mod crds;
 mod delete;
 pub mod gc;
 mod list;
@@ -138,6 +139,8 @@ pub struct Registry {
     /// Bumped on every write of an admission-registration object, so the
     /// webhook plugin reads its configurations again only when they changed.
     admission_generation: std::sync::atomic::AtomicU64,
+    /// Where webhooks' services are (admission and CRD conversion).
+    webhook_services: Arc<dyn admission::webhook::ServiceResolver>,
 }
 
 impl Registry {
@@ -157,16 +160,18 @@ impl Registry {
             hub,
             plugins: admission::default_plugins(Arc::new(admission::webhook::EndpointsResolver)),
             admission_generation: std::sync::atomic::AtomicU64::new(0),
+            webhook_services: Arc::new(admission::webhook::EndpointsResolver),
         }
     }
 
-    /// Resolves the services admission webhooks name with `services`
-    /// instead of the default [`admission::webhook::EndpointsResolver`].
+    /// Resolves the services admission and conversion webhooks name with
+    /// `services` instead of the default [`admission::webhook::EndpointsResolver`].
     pub fn with_webhook_services(
         mut self,
         services: Arc<dyn admission::webhook::ServiceResolver>,
     ) -> Self {
-        self.plugins = admission::default_plugins(services);
+        self.plugins = admission::default_plugins(services.clone());
+        self.webhook_services = services;
         self
     }
 
@@ -209,9 +214,7 @@ impl Registry {
     /// Reads one object.
     pub async fn get(&self, address: &ObjectAddress) -> Result<Value, ApiError> {
         let kv = self.read(address).await?;
-        let mut object = decode(&kv)?;
-        present(&address.resource, &mut object);
-        Ok(object)
+        self.presented(&address.resource, decode(&kv)?).await
     }
 
     pub(super) async fn read(&self, address: &ObjectAddress) -> Result<KeyValue, ApiError> {

@@ -81,7 +81,8 @@ impl Registry {
             allocation.rollback(&self.services);
             return Ok(object);
         }
-        let bytes = match encode_for(resource, &object) {
+        let stored = self.storage_form(resource, &object).await;
+        let bytes = match stored.and_then(|stored| encode_for(resource, &stored)) {
             Ok(bytes) => bytes,
             Err(err) => {
                 allocation.rollback(&self.services);
@@ -204,8 +205,7 @@ impl Registry {
                     }));
                 }
             }
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             let mut new = merge_update(&address.resource, &old, body.clone(), target);
             if target == UpdateTarget::EphemeralContainers {
                 check_ephemeral_containers(&address.resource, &old, &new)?;
@@ -267,7 +267,8 @@ impl Registry {
                     Err(err) => return Err(err),
                 }
             }
-            let bytes = encode_for(&address.resource, &new)?;
+            let stored = self.storage_form(&address.resource, &new).await?;
+            let bytes = encode_for(&address.resource, &stored)?;
             match self
                 .storage
                 .update(&address.key(), bytes, current.mod_revision)
@@ -312,8 +313,7 @@ impl Registry {
             let Some(current) = self.storage.get(&address.key()).await? else {
                 return Ok(None);
             };
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             if uid.is_some_and(|uid| uid != object::meta_str(&old, "uid")) {
                 return Ok(None);
             }

@@ -102,7 +102,9 @@ fn parse(hook: &Value, mutating: bool) -> Hook {
     }
 }
 
-fn client_of(config: &Value) -> Result<Client, String> {
+/// How to reach the webhook a stored `clientConfig` names (admission and
+/// CRD conversion webhooks alike).
+pub fn client_of(config: &Value) -> Result<Client, String> {
     let endpoint = Endpoint::parse(config)?;
     let ca = match config.get("caBundle").and_then(Value::as_str) {
         Some(encoded) if !encoded.is_empty() => {
