@@ -76,7 +76,7 @@ impl Dispatch<'_> {
             }
         }
         let calls = matched.iter().map(|hook| async move {
-            let result = self.call(hook, object).await.map(|_| ());
+            let result = self.call(hook, object, false).await.map(|_| ());
             self.decide(hook, result)
         });
         for result in futures::future::join_all(calls).await {
@@ -136,7 +136,7 @@ impl Dispatch<'_> {
     /// One call of a mutating webhook and its patch applied; whether the
     /// object changed.
     async fn mutate_once(&self, hook: &Hook, object: &mut Value) -> Result<bool, Failure> {
-        let answer = self.call(hook, object).await?;
+        let answer = self.call(hook, object, true).await?;
         let Some(patch) = answer.patch else {
             return Ok(false);
         };
@@ -151,7 +151,12 @@ impl Dispatch<'_> {
 
     /// One call: the review sent, the answer checked, warnings kept, a
     /// denial turned into the request's error.
-    async fn call(&self, hook: &Hook, object: &Value) -> Result<review::Response, Failure> {
+    async fn call(
+        &self,
+        hook: &Hook,
+        object: &Value,
+        mutating: bool,
+    ) -> Result<review::Response, Failure> {
         let attributes = self.attributes;
         if attributes.dry_run && !hook.dry_run_safe {
             return Err(Failure::Refused(ApiError::bad_request(format!(
@@ -179,7 +184,7 @@ impl Dispatch<'_> {
         let bytes = client::post(&target, client.tls.clone(), body, hook.timeout)
             .await
             .map_err(|e| failed(&e))?;
-        let answer = review::response(version, &uid, &bytes)
+        let answer = review::response(version, &uid, mutating, &bytes)
             .map_err(|e| Failure::Calling(format!("received invalid webhook response: {e}")))?;
         for warning in &answer.warnings {
             attributes.context.warnings.add(warning.clone());

@@ -57,9 +57,9 @@ impl Rule {
         self.names.is_empty() || self.names.iter().any(|n| n == name)
     }
 
-    /// Whether the request is one the rule names. This server serves each
-    /// resource at one version, so `matchPolicy: Equivalent` and `Exact`
-    /// decide alike.
+    /// Whether the request is one the rule names, at the version it was
+    /// made at (`matchPolicy: Exact`; `Equivalent`'s match of another
+    /// served version of the same resource is not done).
     pub fn matches(&self, attributes: &Attributes<'_>) -> bool {
         let any = |list: &[String], value: &str| list.iter().any(|v| v == "*" || v == value);
         let resource = attributes.resource;

@@ -16,7 +16,7 @@ pub fn version(accepted: &[String]) -> Result<&'static str, String> {
         .iter()
         .find_map(|v| SPOKEN.iter().find(|s| *s == v).copied())
         .ok_or_else(|| {
-            format!("webhook does not accept known AdmissionReview versions: {accepted:?}")
+            "webhook does not accept known AdmissionReview versions (v1, v1beta1)".to_owned()
         })
 }
 
@@ -105,45 +105,63 @@ pub struct Response {
 }
 
 /// Reads a webhook's answer to the review `uid` sent in `version`, with
-/// upstream's checks (the kind, the version and the uid must match).
-pub fn response(version: &str, uid: &str, body: &[u8]) -> Result<Response, String> {
+/// upstream's checks in upstream's order (`VerifyAdmissionResponse`): v1
+/// answers must carry the uid, be a v1 `AdmissionReview`, and pair
+/// `patch` with `patchType`; validating webhooks may not patch.
+pub fn response(version: &str, uid: &str, mutating: bool, body: &[u8]) -> Result<Response, String> {
     let review: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let api_version = review
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = review.get("kind").and_then(Value::as_str).unwrap_or("");
-    let expected = format!("admission.k8s.io/{version}");
-    if api_version != expected || kind != "AdmissionReview" {
-        return Err(format!(
-            "expected webhook response of {expected}, Kind=AdmissionReview, got {api_version}, Kind={kind}"
-        ));
-    }
     let Some(answer) = review.get("response").filter(|r| r.is_object()) else {
         return Err("webhook response was absent".into());
     };
-    let got = answer.get("uid").and_then(Value::as_str).unwrap_or("");
-    if version == "v1" && got != uid {
-        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
-    }
-    let patch = match answer.get("patch").and_then(Value::as_str) {
-        Some(encoded) if !encoded.is_empty() => {
-            let patch_type = answer
-                .get("patchType")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if version == "v1" && patch_type != "JSONPatch" {
-                return Err(format!(
-                    "webhook returned response.patch but not response.patchType: {patch_type:?}"
-                ));
-            }
-            Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|e| format!("illegal base64 patch: {e}"))?,
-            )
+    let encoded = answer
+        .get("patch")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty());
+    let patch_type = answer.get("patchType").and_then(Value::as_str);
+    if version == "v1" {
+        let got = answer.get("uid").and_then(Value::as_str).unwrap_or("");
+        if got != uid {
+            return Err(format!("expected response.uid={uid:?}, got {got:?}"));
         }
-        _ => None,
+        let api_version = review
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = review.get("kind").and_then(Value::as_str).unwrap_or("");
+        if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+            return Err(format!(
+                "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {api_version}, Kind={kind}"
+            ));
+        }
+        match (mutating, encoded.is_some(), patch_type) {
+            (true, true, None) => {
+                return Err("webhook returned response.patch but not response.patchType".into())
+            }
+            (true, false, Some(_)) => {
+                return Err("webhook returned response.patchType but not response.patch".into())
+            }
+            (true, _, Some("")) => {
+                return Err("webhook returned invalid response.patchType of \"\"".into())
+            }
+            (true, _, Some(t)) if t != "JSONPatch" => {
+                return Err(format!("unsupported patch type {t:?}"))
+            }
+            (false, true, _) => {
+                return Err("validating webhook may not return response.patch".into())
+            }
+            (false, false, Some(_)) => {
+                return Err("validating webhook may not return response.patchType".into())
+            }
+            _ => {}
+        }
+    }
+    let patch = match encoded.filter(|_| mutating) {
+        Some(encoded) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?,
+        ),
+        None => None,
     };
     Ok(Response {
         allowed: answer
