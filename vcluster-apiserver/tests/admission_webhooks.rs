@@ -357,7 +357,7 @@ async fn a_bad_ca_bundle_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn selectors_pick_the_namespaces_and_objects_a_webhook_sees() {
+async fn selectors_and_match_conditions_pick_what_a_webhook_sees() {
     let server = WebhookServer::start(&["127.0.0.1"], |review| {
         Answer::deny(&review, "selected", 400)
     })
@@ -383,6 +383,11 @@ async fn selectors_pick_the_namespaces_and_objects_a_webhook_sees() {
                 at(&server, "/obj"),
                 json!({"objectSelector": {"matchExpressions": [{"key": "checked", "operator": "Exists"}]}}),
             ),
+            hook(
+                "cond.example.com",
+                at(&server, "/cond"),
+                json!({"matchConditions": [{"name": "picked", "expression": "object.metadata.name == 'picked'"}]}),
+            ),
         ],
     )
     .await;
@@ -406,6 +411,16 @@ async fn selectors_pick_the_namespaces_and_objects_a_webhook_sees() {
     let status = refusal(free.create(&PostParams::default(), &checked).await);
     assert!(
         status.message.contains("\"obj.example.com\""),
+        "{}",
+        status.message
+    );
+    // matchConditions (CEL): only the object they pick is sent.
+    let status = refusal(
+        free.create(&PostParams::default(), &configmap("picked"))
+            .await,
+    );
+    assert!(
+        status.message.contains("\"cond.example.com\""),
         "{}",
         status.message
     );
@@ -560,5 +575,36 @@ async fn a_webhook_behind_a_service_is_reached_through_its_endpoints() {
         "admission webhook \"svc.example.com\" denied the request: via the service"
     );
     assert_eq!(server.received().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_speaks_v1beta1_gets_a_v1beta1_review() {
+    let server = WebhookServer::start(&["127.0.0.1"], |review| {
+        Answer::deny(&review, "old reviews work too", 422)
+    })
+    .await;
+    let cluster = Cluster::start().await;
+    validating(
+        &cluster,
+        "old",
+        vec![hook(
+            "old.example.com",
+            at(&server, "/"),
+            json!({"admissionReviewVersions": ["v1beta1"]}),
+        )],
+    )
+    .await;
+    let api: Api<ConfigMap> = cluster.api("default");
+    let status = refusal(api.create(&PostParams::default(), &configmap("a")).await);
+    assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        "admission webhook \"old.example.com\" denied the request: old reviews work too"
+    );
+    assert_eq!(
+        server.received()[0]["apiVersion"],
+        "admission.k8s.io/v1beta1"
+    );
     server.stop().await;
 }

@@ -27,7 +27,8 @@ impl std::fmt::Debug for Expression {
 }
 
 impl Expression {
-    fn compile(source: &str) -> Self {
+    /// Compiles `source` (an error is kept, not raised).
+    pub fn compile(source: &str) -> Self {
         Self {
             source: source.to_owned(),
             program: cel::Program::compile(source).map_err(|e| e.to_string()),

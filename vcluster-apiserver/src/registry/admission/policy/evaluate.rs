@@ -93,6 +93,29 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs) -> Vec<Failure> {
     failures
 }
 
+/// Whether every one of `conditions` holds (upstream's `matchConditions`
+/// of webhooks): `Ok(false)` at the first false one, `Err` naming the
+/// first that fails to evaluate.
+pub fn conditions_hold(
+    conditions: &[(String, Expression)],
+    inputs: &Inputs,
+) -> Result<bool, String> {
+    let scope = Scope::new(inputs);
+    for (name, condition) in conditions {
+        match scope.eval(condition).and_then(boolean) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(why) => {
+                return Err(format!(
+                    "expression '{}' ({name}) resulted in error: {why}",
+                    condition.source
+                ))
+            }
+        }
+    }
+    Ok(true)
+}
+
 fn boolean(value: cel::Value) -> Result<bool, String> {
     match value {
         cel::Value::Bool(b) => Ok(b),

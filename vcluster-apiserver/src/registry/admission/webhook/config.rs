@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vcluster_core::selector::Selector;
 
+use super::super::policy::compile::Expression;
 use super::client::{self, Endpoint};
 use super::matching::{self, Rule};
 
@@ -44,6 +45,8 @@ pub struct Hook {
     /// Where the webhook is and how its certificate is verified; `Err`
     /// when the client configuration cannot be used.
     pub client: Result<Client, String>,
+    /// `matchConditions` (CEL), by name: all must hold for a call.
+    pub match_conditions: Vec<(String, Expression)>,
 }
 
 /// How to reach a webhook.
@@ -99,6 +102,20 @@ fn parse(hook: &Value, mutating: bool) -> Hook {
             .unwrap_or_default(),
         reinvoke: mutating && text("reinvocationPolicy") == "IfNeeded",
         client: client_of(hook.get("clientConfig").unwrap_or(&Value::Null)),
+        match_conditions: hook
+            .get("matchConditions")
+            .and_then(Value::as_array)
+            .map(|conditions| {
+                conditions
+                    .iter()
+                    .map(|c| {
+                        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+                        let source = c.get("expression").and_then(Value::as_str).unwrap_or("");
+                        (name.to_owned(), Expression::compile(source))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

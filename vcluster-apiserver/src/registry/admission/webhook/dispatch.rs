@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::super::policy::evaluate;
+use super::super::Operation;
 use super::client::{self, ServiceResolver};
 use super::config::Hook;
 use super::{matching, patch, review};
@@ -123,14 +125,31 @@ impl Dispatch<'_> {
             .namespace_selector
             .as_ref()
             .map_err(|e| Failure::Calling(format!("could not parse namespaceSelector: {e}")))?;
-        matching::namespace_matches(
+        let in_namespace = matching::namespace_matches(
             self.registry,
             namespace_selector.as_ref(),
             attributes,
             object,
         )
         .await
-        .map_err(|e| Failure::Refused(ApiError::internal(format!("Internal error occurred: {e}"))))
+        .map_err(|e| {
+            Failure::Refused(ApiError::internal(format!("Internal error occurred: {e}")))
+        })?;
+        if !in_namespace || hook.match_conditions.is_empty() {
+            return Ok(in_namespace);
+        }
+        let inputs = evaluate::Inputs {
+            object: object.clone(),
+            old_object: match attributes.operation {
+                Operation::Create => Value::Null,
+                _ => attributes.old.cloned().unwrap_or(Value::Null),
+            },
+            request: evaluate::request(attributes, object),
+            params: Value::Null,
+            namespace_object: Value::Null,
+        };
+        evaluate::conditions_hold(&hook.match_conditions, &inputs)
+            .map_err(|e| Failure::Calling(format!("failed to evaluate match conditions: {e}")))
     }
 
     /// One call of a mutating webhook and its patch applied; whether the
