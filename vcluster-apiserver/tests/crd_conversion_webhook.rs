@@ -6,8 +6,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, PostParams, WatchEvent, WatchParams,
+};
 use kube::Api;
 use serde_json::{json, Value};
 use vcluster_testkit::cluster::Cluster;
@@ -113,6 +116,32 @@ async fn objects_are_converted_by_the_crd_webhook() {
     assert_eq!(read.metadata.labels.unwrap_or_default()["app"], "demo");
     let listed = v2.list(&Default::default()).await.expect("list at v2");
     assert_eq!(listed.items[0].data["spec"], json!({"total": 3}));
+    // Watched at v2: an update made at v1 arrives converted.
+    let since = read.metadata.resource_version.clone().unwrap_or_default();
+    let mut events = v2
+        .watch(&WatchParams::default(), &since)
+        .await
+        .expect("watch at v2")
+        .boxed();
+    let mut bumped = stored.clone();
+    bumped.data["spec"] = json!({"count": 5});
+    v1.replace("w", &PostParams::default(), &bumped)
+        .await
+        .expect("updated at v1");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.try_next())
+        .await
+        .expect("an event in time")
+        .expect("a watch event")
+        .expect("the stream goes on");
+    let WatchEvent::Modified(modified) = event else {
+        panic!("expected MODIFIED, got {event:?}");
+    };
+    assert_eq!(modified.data["spec"], json!({"total": 5}));
+    assert_eq!(
+        modified.types.map(|t| t.api_version).unwrap_or_default(),
+        "stable.example.com/v2"
+    );
+    drop(events);
     let reviews = server.received();
     assert_eq!(reviews[0]["apiVersion"], "apiextensions.k8s.io/v1");
     assert_eq!(

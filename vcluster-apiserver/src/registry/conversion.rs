@@ -18,6 +18,15 @@ use crate::resources::ResourceInfo;
 const TIMEOUT: Duration = Duration::from_secs(30);
 const SPOKEN: &[&str] = &["v1", "v1beta1"];
 
+/// Whether `resource` is a version of a CRD whose objects are converted by
+/// a webhook (reads at another version than the stored one need a call).
+pub fn converts_by_webhook(resource: &ResourceInfo) -> bool {
+    resource
+        .custom
+        .as_ref()
+        .is_some_and(|c| c.conversion_webhook.is_some() && !c.storage)
+}
+
 impl Registry {
     /// A stored object as a client of `resource` sees it: converted by the
     /// CRD's webhook when it is stored at another version, then presented.
@@ -34,6 +43,23 @@ impl Registry {
         .await?;
         present(resource, &mut object);
         Ok(object)
+    }
+
+    /// A watch event's object and its previous state at `resource`'s
+    /// version, converted by the CRD's webhook in one review (the watch
+    /// then presents them as any other event).
+    pub async fn converted_event(
+        &self,
+        resource: &ResourceInfo,
+        object: &Value,
+        prev: Option<&Value>,
+    ) -> Result<(Value, Option<Value>), ApiError> {
+        let mut objects: Vec<Value> = std::iter::once(object).chain(prev).cloned().collect();
+        self.convert(resource, &mut objects, &resource.api_version())
+            .await?;
+        let mut objects = objects.into_iter();
+        let object = objects.next().unwrap_or(Value::Null);
+        Ok((object, objects.next()))
     }
 
     /// The stored objects of one list page, presented (one webhook call for
