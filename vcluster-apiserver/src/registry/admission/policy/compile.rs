@@ -27,13 +27,35 @@ impl std::fmt::Debug for Expression {
 }
 
 impl Expression {
-    /// Compiles `source` (an error is kept, not raised).
+    /// Compiles `source` in [`environment`] (an error is kept, not raised).
     pub fn compile(source: &str) -> Self {
         Self {
             source: source.to_owned(),
-            program: cel::Program::compile(source).map_err(|e| e.to_string()),
+            program: environment().compile(source).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// The CEL environment of admission expressions: the standard library
+/// with cel-rust's extensions (strings, lists, math, base64 encoders,
+/// optional values), the nearest it has to Kubernetes' environment (whose
+/// own libraries, such as `quantity` or `url`, are not there).
+pub fn environment() -> Arc<cel::Env> {
+    static ENVIRONMENT: std::sync::LazyLock<Arc<cel::Env>> = std::sync::LazyLock::new(|| {
+        let mut env = cel::Env::stdlib().with_optional_support(true);
+        for extension in [
+            cel::extensions::strings as fn(&mut cel::Env) -> _,
+            cel::extensions::lists,
+            cel::extensions::math,
+            cel::extensions::encoders,
+        ] {
+            if let Err(err) = env.add_extension(extension) {
+                tracing::warn!(%err, "a CEL extension could not be added");
+            }
+        }
+        Arc::new(env)
+    });
+    ENVIRONMENT.clone()
 }
 
 /// One entry of `spec.validations`.

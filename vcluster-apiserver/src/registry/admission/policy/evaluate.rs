@@ -149,7 +149,7 @@ impl Scope {
 
     fn eval(&self, expression: &Expression) -> Result<cel::Value, String> {
         let program = expression.program.as_ref().map_err(Clone::clone)?;
-        let mut context = cel::Context::default();
+        let mut context = cel::Context::with_env(super::compile::environment());
         for (name, value) in &self.base {
             context.add_variable_from_value(*name, value.clone());
         }
@@ -248,6 +248,15 @@ mod tests {
         let failures = evaluate(&policy, &inputs(1));
         assert_eq!(failures[0].message, "wants more than 1");
         assert_eq!(failures[0].reason, "Invalid");
+    }
+
+    #[test]
+    fn kubernetes_style_extensions_are_there() {
+        let policy = deployment_policy(json!([
+            {"expression": "'Team'.lowerAscii() == 'team' && ['a', 'b'].join('-') == 'a-b'"},
+            {"expression": "math.greatest(1, variables.replicas) == variables.replicas"},
+        ]));
+        assert_eq!(evaluate(&policy, &inputs(3)), Vec::new());
     }
 
     #[test]
