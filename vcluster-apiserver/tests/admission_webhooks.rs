@@ -608,3 +608,59 @@ async fn a_webhook_that_speaks_v1beta1_gets_a_v1beta1_review() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivalent_match_policy_sees_the_request_at_the_version_it_names() {
+    let server = WebhookServer::start(&["127.0.0.1"], |review| {
+        Answer::patch(
+            &review,
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"seen": "v2"}}]),
+        )
+    })
+    .await;
+    let cluster = Cluster::start().await;
+    let rule = |policy: &str| {
+        json!({
+            "matchPolicy": policy,
+            "rules": [{
+                "operations": ["CREATE"], "apiGroups": ["autoscaling"],
+                "apiVersions": ["v2"], "resources": ["horizontalpodautoscalers"],
+            }],
+        })
+    };
+    mutating(
+        &cluster,
+        "equivalent",
+        vec![
+            hook("exact.example.com", at(&server, "/exact"), rule("Exact")),
+            hook(
+                "equivalent.example.com",
+                at(&server, "/equivalent"),
+                rule("Equivalent"),
+            ),
+        ],
+    )
+    .await;
+    // Created at autoscaling/v1: only the Equivalent webhook is called,
+    // at v2, and its patch lands on the v1 object.
+    let api: Api<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler> =
+        cluster.api("default");
+    let hpa = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3},
+    }))
+    .expect("an hpa");
+    let created = api
+        .create(&PostParams::default(), &hpa)
+        .await
+        .expect("created");
+    assert_eq!(created.metadata.labels.unwrap_or_default()["seen"], "v2");
+    let reviews = server.received();
+    assert_eq!(reviews.len(), 1, "only the Equivalent webhook");
+    let request = &reviews[0]["request"];
+    assert_eq!(request["kind"]["version"], "v2");
+    assert_eq!(request["requestKind"]["version"], "v1");
+    assert_eq!(request["object"]["apiVersion"], "autoscaling/v2");
+    assert_eq!(request["object"]["spec"]["maxReplicas"], 3);
+    server.stop().await;
+}

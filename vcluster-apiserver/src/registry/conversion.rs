@@ -45,6 +45,18 @@ impl Registry {
         Ok(object)
     }
 
+    /// `object` at `to`'s version, converted by the CRD's webhook when it
+    /// is at another one (admission webhooks matched at another version).
+    pub(crate) async fn convert_to(
+        &self,
+        to: &ResourceInfo,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
+        self.convert(to, std::slice::from_mut(&mut object), &to.api_version())
+            .await?;
+        Ok(object)
+    }
+
     /// A watch event's object and its previous state at `resource`'s
     /// version, converted by the CRD's webhook in one review (the watch
     /// then presents them as any other event).

@@ -13,9 +13,13 @@ use super::super::policy::evaluate;
 use super::super::Operation;
 use super::client::{self, ServiceResolver};
 use super::config::Hook;
-use super::{matching, patch, review};
+use super::{equivalent, matching, patch, review};
 use crate::error::ApiError;
 use crate::registry::{Attributes, Registry};
+
+/// The version a webhook sees a request at: `None` the requested one,
+/// else another served version its rules name (`matchPolicy: Equivalent`).
+type Seen = Option<Arc<crate::resources::ResourceInfo>>;
 
 /// Why a webhook call did not admit the request.
 #[derive(Debug)]
@@ -41,26 +45,28 @@ pub struct Dispatch<'a> {
 impl Dispatch<'_> {
     /// Runs the mutating webhooks in order on `object`.
     pub async fn mutate(&self, hooks: &[Arc<Hook>], object: &mut Value) -> Result<(), ApiError> {
-        let mut invoked: Vec<usize> = Vec::new();
+        let mut invoked: Vec<(usize, Seen)> = Vec::new();
         let mut again: BTreeSet<usize> = BTreeSet::new();
         for (index, hook) in hooks.iter().enumerate() {
-            if !self
-                .decide(hook, self.matches(hook, object).await)?
-                .unwrap_or(false)
-            {
+            let Some(Some(seen)) = self.decide(hook, self.matches(hook, object).await)? else {
                 continue;
-            }
-            let changed = self.decide(hook, self.mutate_once(hook, object).await)?;
+            };
+            let changed = self.decide(hook, self.mutate_once(hook, &seen, object).await)?;
             if changed == Some(true) {
-                again.extend(invoked.iter().copied().filter(|i| hooks[*i].reinvoke));
+                again.extend(
+                    invoked
+                        .iter()
+                        .map(|(i, _)| *i)
+                        .filter(|i| hooks[*i].reinvoke),
+                );
             }
-            invoked.push(index);
+            invoked.push((index, seen));
         }
         // Upstream's reinvocation: once more, in order, each `IfNeeded`
         // webhook whose view of the object a later webhook changed.
-        for index in again {
-            let hook = &hooks[index];
-            self.decide(hook, self.mutate_once(hook, object).await)?;
+        for (index, seen) in invoked.iter().filter(|(i, _)| again.contains(i)) {
+            let hook = &hooks[*index];
+            self.decide(hook, self.mutate_once(hook, seen, object).await)?;
         }
         Ok(())
     }
@@ -70,15 +76,17 @@ impl Dispatch<'_> {
     pub async fn validate(&self, hooks: &[Arc<Hook>], object: &Value) -> Result<(), ApiError> {
         let mut matched = Vec::new();
         for hook in hooks {
-            if self
-                .decide(hook, self.matches(hook, object).await)?
-                .unwrap_or(false)
-            {
-                matched.push(hook);
+            if let Some(Some(seen)) = self.decide(hook, self.matches(hook, object).await)? {
+                matched.push((hook, seen));
             }
         }
-        let calls = matched.iter().map(|hook| async move {
-            let result = self.call(hook, object, false).await.map(|_| ());
+        let calls = matched.iter().map(|(hook, seen)| async move {
+            let result = async {
+                let (object, old) = self.as_seen(seen, object).await?;
+                self.call(hook, seen, &object, old.as_ref(), false).await
+            }
+            .await
+            .map(|_| ());
             self.decide(hook, result)
         });
         for result in futures::future::join_all(calls).await {
@@ -107,13 +115,30 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Whether the request is one for `hook`: its rules, then its object
-    /// and namespace selectors.
-    async fn matches(&self, hook: &Hook, object: &Value) -> Result<bool, Failure> {
+    /// Whether the request is one for `hook`, and at which version it sees
+    /// it: its rules (at the requested version, else at another served one
+    /// with `matchPolicy: Equivalent`), then its object and namespace
+    /// selectors and match conditions.
+    async fn matches(&self, hook: &Hook, object: &Value) -> Result<Option<Seen>, Failure> {
         let attributes = self.attributes;
-        if !matching::rules_match(&hook.rules, attributes) {
-            return Ok(false);
-        }
+        let seen = if matching::rules_match(&hook.rules, attributes) {
+            None
+        } else if hook.exact {
+            return Ok(None);
+        } else {
+            match equivalent::version(self.registry, &hook.rules, attributes) {
+                Some(other) => Some(other),
+                None => return Ok(None),
+            }
+        };
+        self.selected(hook, object)
+            .await
+            .map(|selected| selected.then_some(seen))
+    }
+
+    /// The selectors and match conditions of `hook`.
+    async fn selected(&self, hook: &Hook, object: &Value) -> Result<bool, Failure> {
+        let attributes = self.attributes;
         let object_selector = hook
             .object_selector
             .as_ref()
@@ -152,10 +177,41 @@ impl Dispatch<'_> {
             .map_err(|e| Failure::Calling(format!("failed to evaluate match conditions: {e}")))
     }
 
-    /// One call of a mutating webhook and its patch applied; whether the
-    /// object changed.
-    async fn mutate_once(&self, hook: &Hook, object: &mut Value) -> Result<bool, Failure> {
-        let answer = self.call(hook, object, true).await?;
+    /// The object and the stored one at the version `seen`.
+    async fn as_seen(
+        &self,
+        seen: &Seen,
+        object: &Value,
+    ) -> Result<(Value, Option<Value>), Failure> {
+        let old = self.attributes.old;
+        let Some(other) = seen else {
+            return Ok((object.clone(), old.cloned()));
+        };
+        let requested = self.attributes.resource;
+        let object = equivalent::convert(self.registry, requested, other, object)
+            .await
+            .map_err(Failure::Calling)?;
+        let old = match old {
+            Some(old) => Some(
+                equivalent::convert(self.registry, requested, other, old)
+                    .await
+                    .map_err(Failure::Calling)?,
+            ),
+            None => None,
+        };
+        Ok((object, old))
+    }
+
+    /// One call of a mutating webhook and its patch applied (at the version
+    /// it saw, then back); whether the object changed.
+    async fn mutate_once(
+        &self,
+        hook: &Hook,
+        seen: &Seen,
+        object: &mut Value,
+    ) -> Result<bool, Failure> {
+        let (mut shown, old) = self.as_seen(seen, object).await?;
+        let answer = self.call(hook, seen, &shown, old.as_ref(), true).await?;
         let Some(patch) = answer.patch else {
             return Ok(false);
         };
@@ -163,9 +219,18 @@ impl Dispatch<'_> {
             // A delete: there is no object to patch.
             return Ok(false);
         }
-        let before = object.clone();
-        patch::apply(object, &patch).map_err(Failure::Calling)?;
-        Ok(*object != before)
+        patch::apply(&mut shown, &patch).map_err(Failure::Calling)?;
+        let patched = match seen {
+            None => shown,
+            Some(other) => {
+                equivalent::convert(self.registry, other, self.attributes.resource, &shown)
+                    .await
+                    .map_err(Failure::Calling)?
+            }
+        };
+        let changed = *object != patched;
+        *object = patched;
+        Ok(changed)
     }
 
     /// One call: the review sent, the answer checked, warnings kept, a
@@ -173,7 +238,9 @@ impl Dispatch<'_> {
     async fn call(
         &self,
         hook: &Hook,
+        seen: &Seen,
         object: &Value,
+        old: Option<&Value>,
         mutating: bool,
     ) -> Result<review::Response, Failure> {
         let attributes = self.attributes;
@@ -190,7 +257,8 @@ impl Dispatch<'_> {
         let version = review::version(&hook.review_versions)
             .map_err(|e| Failure::Calling(format!("could not create admission objects: {e}")))?;
         let uid = uuid::Uuid::new_v4().to_string();
-        let body = review::request(version, &uid, attributes, object);
+        let resource = seen.as_deref().unwrap_or(attributes.resource);
+        let body = review::request(version, &uid, attributes, resource, object, old);
         let body = serde_json::to_vec(&body)
             .map_err(|e| Failure::Calling(format!("could not create admission objects: {e}")))?;
         let url = client.endpoint.display();

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the stored configurations, parsed once per change.
 //! - [`matching`]: rules, namespace and object selectors.
+//! - [`equivalent`]: `matchPolicy: Equivalent` across served versions.
 //! - [`review`]: the `AdmissionReview` sent and the answer read.
 //! - [`client`]: reaching the webhook (URL or service) over verified TLS.
 //! - [`patch`]: a mutating webhook's JSON patch applied.
@@ -25,6 +26,7 @@ use crate::registry::Registry;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod equivalent;
 pub mod matching;
 pub mod patch;
 pub mod review;

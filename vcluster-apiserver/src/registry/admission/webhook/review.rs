@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::super::{Attributes, Operation};
+use crate::resources::ResourceInfo;
 
 /// The review versions this server sends, preferred first.
 const SPOKEN: &[&str] = &["v1", "v1beta1"];
@@ -20,14 +21,25 @@ pub fn version(accepted: &[String]) -> Result<&'static str, String> {
         })
 }
 
-/// The review of one request.
-pub fn request(version: &str, uid: &str, attributes: &Attributes<'_>, object: &Value) -> Value {
-    let resource = attributes.resource;
-    let kind = json!({"group": resource.group, "version": resource.version, "kind": resource.kind});
-    let gvr =
-        json!({"group": resource.group, "version": resource.version, "resource": resource.plural});
+/// The review of one request, as the webhook sees it: at `seen` (the
+/// requested resource, or another version of it the webhook's rules name),
+/// with `object` and `old` at that version.
+pub fn request(
+    version: &str,
+    uid: &str,
+    attributes: &Attributes<'_>,
+    seen: &ResourceInfo,
+    object: &Value,
+    old: Option<&Value>,
+) -> Value {
+    let kind_of =
+        |r: &ResourceInfo| json!({"group": r.group, "version": r.version, "kind": r.kind});
+    let gvr_of =
+        |r: &ResourceInfo| json!({"group": r.group, "version": r.version, "resource": r.plural});
+    let (kind, gvr) = (kind_of(seen), gvr_of(seen));
+    let requested = attributes.resource;
     let name = match crate::object::name(object) {
-        "" => attributes.old.map(crate::object::name).unwrap_or(""),
+        "" => old.map(crate::object::name).unwrap_or(""),
         name => name,
     };
     let options_kind = match attributes.operation {
@@ -41,10 +53,10 @@ pub fn request(version: &str, uid: &str, attributes: &Attributes<'_>, object: &V
     }
     let mut request = Map::new();
     request.insert("uid".into(), json!(uid));
-    request.insert("kind".into(), kind.clone());
-    request.insert("resource".into(), gvr.clone());
-    request.insert("requestKind".into(), kind);
-    request.insert("requestResource".into(), gvr);
+    request.insert("kind".into(), kind);
+    request.insert("resource".into(), gvr);
+    request.insert("requestKind".into(), kind_of(requested));
+    request.insert("requestResource".into(), gvr_of(requested));
     if let Some(sub) = attributes.subresource {
         request.insert("subResource".into(), json!(sub));
         request.insert("requestSubResource".into(), json!(sub));
@@ -62,7 +74,7 @@ pub fn request(version: &str, uid: &str, attributes: &Attributes<'_>, object: &V
         "oldObject".into(),
         match attributes.operation {
             Operation::Create => Value::Null,
-            _ => attributes.old.cloned().unwrap_or(Value::Null),
+            _ => old.cloned().unwrap_or(Value::Null),
         },
     );
     request.insert("dryRun".into(), json!(attributes.dry_run));
