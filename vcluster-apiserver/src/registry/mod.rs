@@ -182,6 +182,8 @@ impl Registry {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Notes a write of `resource`: one of the admission-registration kinds
+    /// makes the admission plugins read their configuration again.
     pub(crate) fn admission_changed(&self, resource: &ResourceInfo) {
         if resource.group == "admissionregistration.k8s.io" {
             self.admission_generation
