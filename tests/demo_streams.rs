@@ -134,6 +134,22 @@ async fn tenant_streams(kubeconfig: &Path, scratch: &Path) {
     assert!(response.is_empty(), "{response}");
     refused.stop().await;
 
+    // kubectl debug: the ephemeral container reaches the host pod, and
+    // exec finds it there.
+    run_ok(
+        kubeconfig,
+        &["debug", "web", "--image=busybox", "--container=dbg"],
+    );
+    eventually_explained(DEADLINE, "exec into the ephemeral container", || async {
+        let out = exec(&["exec", "web", "-c", "dbg", "--", "hostname"], b"").await;
+        if stdout(&out) == "web\n" {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+    .await;
+
     // kube-rs's own clients.
     let client = kube::Client::try_from(
         kube::Config::from_custom_kubeconfig(

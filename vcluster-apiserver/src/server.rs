@@ -117,6 +117,11 @@ pub struct ApiServerConfig {
     /// The audit log (kube-apiserver's `--audit-policy-file` and
     /// `--audit-log-path`); `None`, the default: nothing is audited.
     pub audit: Option<crate::audit::AuditConfig>,
+    /// Where the services admission webhooks name are
+    /// (`clientConfig.service`); `None`, the default: a ready endpoint of
+    /// the virtual service, else its cluster IP
+    /// ([`crate::registry::admission::webhook::EndpointsResolver`]).
+    pub webhook_services: Option<Arc<dyn crate::registry::admission::webhook::ServiceResolver>>,
 }
 
 impl ApiServerConfig {
@@ -139,6 +144,7 @@ impl ApiServerConfig {
             metrics: Vec::new(),
             encryption: None,
             audit: None,
+            webhook_services: None,
         }
     }
 }
@@ -276,12 +282,11 @@ impl ApiServer {
             config.node_ports.clone(),
         )?
         .with_provider(config.service_addresses.clone());
-        let registry = Arc::new(Registry::new(
-            config.storage.clone(),
-            Catalog::builtin(),
-            services,
-            hub,
-        ));
+        let mut registry = Registry::new(config.storage.clone(), Catalog::builtin(), services, hub);
+        if let Some(resolver) = config.webhook_services.clone() {
+            registry = registry.with_webhook_services(resolver);
+        }
+        let registry = Arc::new(registry);
         registry.load_crds().await.map_err(ServerError::Bootstrap)?;
         registry
             .bootstrap(config.advertised_port)

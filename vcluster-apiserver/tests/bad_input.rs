@@ -664,7 +664,9 @@ async fn bad_query_parameters_paths_and_methods_are_statuses() {
     assert_status(&response, 405, "MethodNotAllowed", "POST to discovery");
     let response = t.raw("PUT", PODS, &[JSON], b"{}").await;
     assert_status(&response, 405, "MethodNotAllowed", "PUT on a collection");
-    let response = t.raw("GET", &format!("{PODS}/web/exec"), &[], b"").await;
+    let response = t
+        .raw("GET", &format!("{PODS}/web/frobnicate"), &[], b"")
+        .await;
     assert_status(&response, 404, "NotFound", "an unknown subresource");
     let response = t
         .raw(

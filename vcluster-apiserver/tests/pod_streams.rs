@@ -303,6 +303,32 @@ async fn kube_rs_attached_process_and_portforwarder_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_execs_and_forwards() {
+    let python = vcluster_testkit::python::interpreter();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/streams.py");
+    let t = Cluster::start_with(with_commands(false)).await;
+    running_pod(&t, "web", Some("node-1")).await;
+    let run = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(&t.url)
+        .kill_on_drop(true)
+        .output();
+    let output = within("the Python script", run).await.expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the script's JSON");
+    assert_eq!(results["echo"], "app: from python\n");
+    assert_eq!(results["cat"], "typed into python\n");
+    let forwarded = results["forwarded"].as_str().unwrap_or_default();
+    assert!(forwarded.ends_with("port 8080\n"), "{forwarded}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_stream_stops_its_process() {
     let t = Cluster::start_with(with_commands(false)).await;
     running_pod(&t, "web", Some("node-1")).await;
@@ -416,7 +442,30 @@ async fn requests_that_do_not_upgrade_are_refused() {
             b"",
         )
         .await;
-    assert_eq!(answer.status, 400, "{}", answer.json());
+    // The options are the kubelet's to check, once upgraded (as upstream).
+    assert_eq!(answer.json()["message"], "Upgrade request required");
+    let answer = t
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/pods/web/exec?container=app",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.json()["message"], "Upgrade request required");
+    // What is checked first: the pod, then the container.
+    let answer = t
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/pods/web/exec?container=db",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        answer.json()["message"],
+        "container db is not valid for pod web"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,17 @@ impl ProcessOptions {
     }
 }
 
+impl ProcessOptions {
+    /// The `container` an API server query names, read on its own: the
+    /// container is checked before anything else of the query.
+    pub fn requested_container(query: Option<&str>) -> Option<String> {
+        form_pairs(query)
+            .into_iter()
+            .find(|(k, _)| k == "container")
+            .map(|(_, v)| v)
+    }
+}
+
 /// The ports of a port-forward query (repeated or comma-separated):
 /// `ports` as clients name them to the API server, `port` as
 /// kube-apiserver names them to a kubelet.

@@ -102,6 +102,9 @@ impl Mux {
             while let Some(Ok(message)) = stream.next().await {
                 let data = match message {
                     Message::Binary(data) => data,
+                    // Upstream reads text messages as bytes too (the
+                    // Python client sends stdin written as `str` so).
+                    Message::Text(text) => Bytes::copy_from_slice(text.as_bytes()),
                     Message::Ping(data) => {
                         let _ = pong.send(Message::Pong(data)).await;
                         continue;

@@ -181,6 +181,14 @@ pub enum Action {
     JsonPatchHost(Value),
     /// JSON merge patch of the host object's status.
     PatchHostStatus(Value),
+    /// JSON merge patch of a subresource of the host object (a pod's
+    /// `ephemeralcontainers`, which its main resource cannot change).
+    PatchHostSubresource {
+        /// The subresource name.
+        subresource: &'static str,
+        /// The merge patch.
+        patch: Value,
+    },
     /// JSON merge patch of the virtual object.
     PatchVirtual(Value),
     /// JSON merge patch of the virtual object's status.

@@ -14,6 +14,8 @@
 //!   server.
 //! - [`etcd::EtcdServer`]: a real, throw-away etcd on loopback.
 //! - [`pki`]: throw-away CAs, certificates and kubeconfigs.
+//! - [`webhook::WebhookServer`]: an admission or conversion webhook over
+//!   TLS on loopback, answering as the test scripts it.
 //! - [`python::interpreter`]: the official Python client's interpreter.
 //! - [`demo`]: the demo binary as a child process.
 //! - [`bench`]: the benchmarks' harness.
@@ -59,6 +61,7 @@ pub mod python;
 pub mod real_host;
 pub mod streams;
 pub mod upstream;
+pub mod webhook;
 
 /// How long a test waits for any one condition before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);

@@ -180,10 +180,15 @@ impl TestCa {
 
     /// A serving certificate for 127.0.0.1 and localhost and its key (PEM).
     pub fn server_cert(&self) -> (String, String) {
+        self.server_cert_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// A serving certificate for `names` (DNS names or IP addresses) and
+    /// its key (PEM): a webhook behind a service needs `<svc>.<ns>.svc`.
+    pub fn server_cert_for(&self, names: &[&str]) -> (String, String) {
         let key = rcgen::KeyPair::generate().expect("server key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("server params");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("server params");
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "vcluster-rs test");

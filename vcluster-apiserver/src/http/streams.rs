@@ -13,7 +13,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tracing::Instrument;
 use vcluster_streams::{
-    negotiate, parse_ports, ProcessOptions, QueryStyle, StreamError, StreamRequest, StreamTarget,
+    negotiate, parse_ports, ProcessOptions, QueryStyle, StreamError, StreamKind, StreamRequest,
+    StreamTarget,
 };
 
 use super::ApiState;
@@ -50,29 +51,9 @@ pub(super) async fn pod_stream(
     subresource: Subresource,
     mut request: Request,
 ) -> Result<Response, ApiError> {
+    // kube-apiserver's order: the pod, the container, the node, the
+    // upgrade; the options are the kubelet's to refuse, after that.
     let query = request.uri().query().map(str::to_owned);
-    let (stream_request, container) = match subresource {
-        Subresource::PortForward => (
-            StreamRequest::PortForward(parse_ports(query.as_deref()).map_err(api_error)?),
-            None,
-        ),
-        Subresource::Exec | Subresource::Attach => {
-            let (options, container) =
-                ProcessOptions::from_query(query.as_deref(), QueryStyle::ApiServer)
-                    .map_err(api_error)?;
-            if subresource == Subresource::Exec && options.command.is_empty() {
-                return Err(ApiError::bad_request(
-                    "you must specify at least one command for the container",
-                ));
-            }
-            let request = if subresource == Subresource::Exec {
-                StreamRequest::Exec(options)
-            } else {
-                StreamRequest::Attach(options)
-            };
-            (request, container)
-        }
-    };
     let address = ObjectAddress {
         resource: pods,
         namespace: Some(namespace.to_owned()),
@@ -81,13 +62,40 @@ pub(super) async fn pod_stream(
     let pod = state.registry.get(&address).await?;
     let container = match subresource {
         Subresource::PortForward => String::new(),
-        _ => super::logs::choose_container(&pod, name, container.as_deref())?,
+        _ => {
+            let requested = ProcessOptions::requested_container(query.as_deref());
+            super::logs::choose_container(&pod, name, requested.as_deref())?
+        }
     };
     if node_name(&pod).is_empty() {
         return Err(ApiError::bad_request(format!(
             "pod {name} does not have a host assigned"
         )));
     }
+    let kind = match subresource {
+        Subresource::PortForward => StreamKind::PortForward,
+        _ => StreamKind::Process,
+    };
+    let negotiated = negotiate(request.headers(), kind).map_err(api_error)?;
+    let stream_request = match subresource {
+        Subresource::PortForward => {
+            StreamRequest::PortForward(parse_ports(query.as_deref()).map_err(api_error)?)
+        }
+        Subresource::Exec | Subresource::Attach => {
+            let (options, _) = ProcessOptions::from_query(query.as_deref(), QueryStyle::ApiServer)
+                .map_err(api_error)?;
+            if subresource == Subresource::Exec {
+                if options.command.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "you must specify at least one command for the container",
+                    ));
+                }
+                StreamRequest::Exec(options)
+            } else {
+                StreamRequest::Attach(options)
+            }
+        }
+    };
     let Some(backend) = state.container_streams.clone() else {
         return Err(ApiError::new(
             http::StatusCode::SERVICE_UNAVAILABLE,
@@ -96,7 +104,6 @@ pub(super) async fn pod_stream(
              see ApiServerConfig::container_streams",
         ));
     };
-    let negotiated = negotiate(request.headers(), stream_request.kind()).map_err(api_error)?;
     let target = StreamTarget {
         namespace: namespace.to_owned(),
         pod_name: name.to_owned(),

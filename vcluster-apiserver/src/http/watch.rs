@@ -83,6 +83,10 @@ pub(super) async fn serve(
     };
     let prefix = resource.storage_prefix(namespace);
     let hub = state.registry.hub().clone();
+    let registry = state.registry.clone();
+    // A CRD converted by a webhook: every event not at the watched version
+    // goes through it before it is framed.
+    let by_webhook = crate::registry::conversion::converts_by_webhook(resource);
     let user = Some(user);
     let (source, initial) = match start {
         Start::After(after) => (hub.subscribe_as(user, &prefix, Some(after))?, Vec::new()),
@@ -171,6 +175,23 @@ pub(super) async fn serve(
                             }
                         }
                         event = subscription.events.recv() => match event {
+                            Some(event) if by_webhook => {
+                                last = last.max(event.revision);
+                                let converted = registry
+                                    .converted_event(&encoder.resource, &event.object, event.prev_object.as_ref())
+                                    .await;
+                                match converted {
+                                    Ok((object, prev)) => {
+                                        if let Some(frame) = encoder.event_frame(&filter, event.kind, &object, prev.as_ref()) {
+                                            yield Ok(frame);
+                                        }
+                                    }
+                                    Err(err) => {
+                                        yield Ok(error_frame(&err));
+                                        break;
+                                    }
+                                }
+                            }
                             Some(event) => {
                                 last = last.max(event.revision);
                                 if let Some(frame) = encoder.cached_event_frame(&filter, &event) {
@@ -195,7 +216,20 @@ pub(super) async fn serve(
                             Some(Ok(event)) => {
                                 let decoded = object::decode_stored(&event.value, event.revision);
                                 let prev = event.prev_value.as_ref().and_then(|p| object::decode_stored(p, event.revision).ok());
-                                if let Ok(object) = decoded {
+                                let decoded = match decoded {
+                                    Ok(object) if by_webhook => {
+                                        match registry.converted_event(&encoder.resource, &object, prev.as_ref()).await {
+                                            Ok(pair) => Some(pair),
+                                            Err(err) => {
+                                                yield Ok(error_frame(&err));
+                                                break;
+                                            }
+                                        }
+                                    }
+                                    Ok(object) => Some((object, prev)),
+                                    Err(_) => None,
+                                };
+                                if let Some((object, prev)) = decoded {
                                     if let Some(frame) = encoder.event_frame(&filter, event.kind, &object, prev.as_ref()) {
                                         yield Ok(frame);
                                     }

@@ -27,6 +27,8 @@ pub struct DeleteOptions {
     /// to the objects this one owns. `None`: the object's own finalizers
     /// decide, else Background.
     pub propagation: Option<Propagation>,
+    /// Who asks and where admission's warnings go.
+    pub context: RequestContext,
 }
 
 /// What a delete does to the dependents of the deleted object.
@@ -97,8 +99,7 @@ impl Registry {
         };
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let current = self.read(address).await?;
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             if let Some(uid) = options.uid.as_deref() {
                 let actual = object::meta_str(&old, "uid");
                 if uid != actual {
@@ -120,6 +121,17 @@ impl Registry {
                     ));
                 }
             }
+            let attributes = Attributes {
+                resource: &address.resource,
+                namespace: address.namespace.as_deref(),
+                subresource: None,
+                operation: Operation::Delete,
+                dry_run: options.dry_run,
+                old: Some(&old),
+                context: &options.context,
+            };
+            self.admit_mutating(&attributes, &mut Value::Null).await?;
+            self.admit_validating(&attributes, &Value::Null).await?;
             let plan = if address.resource.is("", "namespaces") {
                 namespaces::plan_delete(&old)
             } else if is_crd(&address.resource) {
@@ -159,7 +171,10 @@ impl Registry {
             .storage
             .update(
                 &address.key(),
-                encode_for(&address.resource, &new)?,
+                encode_for(
+                    &address.resource,
+                    &self.storage_form(&address.resource, &new).await?,
+                )?,
                 current.mod_revision,
             )
             .await
@@ -184,11 +199,12 @@ impl Registry {
             self.catalog
                 .update(|catalog| custom::uninstall(catalog, &address.name));
         }
-        if let Err(err) = self
+        let deleted = self
             .storage
             .delete(&address.key(), Some(current.mod_revision))
-            .await
-        {
+            .await;
+        self.admission_changed(&address.resource);
+        if let Err(err) = deleted {
             if is_crd(&address.resource) {
                 if let Ok(stored) = decode(current) {
                     self.written(&address.resource, &stored);

@@ -106,9 +106,13 @@ impl Registry {
             revision = Some(page.revision);
             let fetched = page.items.len();
             let mut full_at = None;
-            for (index, kv) in page.items.iter().enumerate() {
-                let mut object = decode(kv)?;
-                super::present(resource, &mut object);
+            let mut objects = page
+                .items
+                .iter()
+                .map(decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            self.presented_all(resource, &mut objects).await?;
+            for (index, object) in objects.into_iter().enumerate() {
                 if options.filter.matches(&object) {
                     items.push(object);
                     if Some(items.len()) == limit {

@@ -34,7 +34,8 @@ use crate::watch_cache::WatchHub;
 pub mod admission;
 mod bootstrap;
 mod compat;
-pub mod crds;
+pub mod conversion;
+mod crds;
 mod delete;
 pub mod gc;
 mod list;
@@ -46,7 +47,8 @@ mod store;
 mod subresources;
 
 pub use admission::{
-    Admission, AdmissionCheck, AdmissionPlugin, Attributes, Operation, WriteOptions,
+    Admission, AdmissionCheck, AdmissionPlugin, Attributes, Operation, RequestContext, Warnings,
+    WriteOptions,
 };
 pub(crate) use delete::DeletePlan;
 use delete::{finalizers, is_deleting, mark_deleting, set_finalizers};
@@ -132,8 +134,13 @@ pub struct Registry {
     catalog: SharedCatalog,
     services: ServiceNetwork,
     hub: WatchHub,
-    /// The admission chain every create and update passes.
+    /// The admission chain every create, update and delete passes.
     plugins: Vec<Arc<dyn AdmissionPlugin>>,
+    /// Bumped on every write of an admission-registration object, so the
+    /// webhook plugin reads its configurations again only when they changed.
+    admission_generation: std::sync::atomic::AtomicU64,
+    /// Where webhooks' services are (admission and CRD conversion).
+    webhook_services: Arc<dyn admission::webhook::ServiceResolver>,
 }
 
 impl Registry {
@@ -151,7 +158,36 @@ impl Registry {
             catalog: SharedCatalog::new(catalog),
             services,
             hub,
-            plugins: admission::default_plugins(),
+            plugins: admission::default_plugins(Arc::new(admission::webhook::EndpointsResolver)),
+            admission_generation: std::sync::atomic::AtomicU64::new(0),
+            webhook_services: Arc::new(admission::webhook::EndpointsResolver),
+        }
+    }
+
+    /// Resolves the services admission and conversion webhooks name with
+    /// `services` instead of the default [`admission::webhook::EndpointsResolver`].
+    pub fn with_webhook_services(
+        mut self,
+        services: Arc<dyn admission::webhook::ServiceResolver>,
+    ) -> Self {
+        self.plugins = admission::default_plugins(services.clone());
+        self.webhook_services = services;
+        self
+    }
+
+    /// How many times admission-registration objects were written: the
+    /// webhook plugin's cache key.
+    pub fn admission_generation(&self) -> u64 {
+        self.admission_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes a write of `resource`: one of the admission-registration kinds
+    /// makes the admission plugins read their configuration again.
+    pub(crate) fn admission_changed(&self, resource: &ResourceInfo) {
+        if resource.group == "admissionregistration.k8s.io" {
+            self.admission_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 
@@ -180,9 +216,7 @@ impl Registry {
     /// Reads one object.
     pub async fn get(&self, address: &ObjectAddress) -> Result<Value, ApiError> {
         let kv = self.read(address).await?;
-        let mut object = decode(&kv)?;
-        present(&address.resource, &mut object);
-        Ok(object)
+        self.presented(&address.resource, decode(&kv)?).await
     }
 
     pub(super) async fn read(&self, address: &ObjectAddress) -> Result<KeyValue, ApiError> {

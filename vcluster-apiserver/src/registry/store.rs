@@ -61,6 +61,7 @@ impl Registry {
             operation: Operation::Create,
             dry_run: options.dry_run,
             old: None,
+            context: &options.context,
         };
         self.admit_mutating(&attributes, &mut object).await?;
         resource.strategy.prepare_for_create(&mut object);
@@ -80,7 +81,8 @@ impl Registry {
             allocation.rollback(&self.services);
             return Ok(object);
         }
-        let bytes = match encode_for(resource, &object) {
+        let stored = self.storage_form(resource, &object).await;
+        let bytes = match stored.and_then(|stored| encode_for(resource, &stored)) {
             Ok(bytes) => bytes,
             Err(err) => {
                 allocation.rollback(&self.services);
@@ -203,8 +205,7 @@ impl Registry {
                     }));
                 }
             }
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             let mut new = merge_update(&address.resource, &old, body.clone(), target);
             if target == UpdateTarget::EphemeralContainers {
                 check_ephemeral_containers(&address.resource, &old, &new)?;
@@ -222,6 +223,7 @@ impl Registry {
                 operation: Operation::Update,
                 dry_run: options.dry_run,
                 old: Some(&old),
+                context: &options.context,
             };
             self.admit_mutating(&attributes, &mut new).await?;
             reject_invalid(&address.resource, &new)?;
@@ -265,7 +267,8 @@ impl Registry {
                     Err(err) => return Err(err),
                 }
             }
-            let bytes = encode_for(&address.resource, &new)?;
+            let stored = self.storage_form(&address.resource, &new).await?;
+            let bytes = encode_for(&address.resource, &stored)?;
             match self
                 .storage
                 .update(&address.key(), bytes, current.mod_revision)
@@ -310,8 +313,7 @@ impl Registry {
             let Some(current) = self.storage.get(&address.key()).await? else {
                 return Ok(None);
             };
-            let mut old = decode(&current)?;
-            present(&address.resource, &mut old);
+            let old = self.presented(&address.resource, decode(&current)?).await?;
             if uid.is_some_and(|uid| uid != object::meta_str(&old, "uid")) {
                 return Ok(None);
             }
@@ -341,6 +343,7 @@ impl Registry {
     /// Keeps derived state in step with a stored write: a CRD's resource
     /// is (re)installed in the catalog.
     pub(super) fn written(&self, resource: &ResourceInfo, object: &Value) {
+        self.admission_changed(resource);
         if is_crd(resource) {
             self.catalog
                 .update(|catalog| custom::install(catalog, object));

@@ -228,6 +228,16 @@ impl<S: Syncer> Inner<S> {
                     .await
                     .map(|o| Written::note(&mut written.host, host_before, version(&o).as_deref()))
                     .map_err(|e| self.api_error(key, "patch status", Side::Host, e)),
+                Action::PatchHostSubresource { subresource, patch } => host_api
+                    .patch_subresource(
+                        subresource,
+                        host_key.name(),
+                        &params,
+                        &Patch::Merge(pinned(patch, host)),
+                    )
+                    .await
+                    .map(|o| Written::note(&mut written.host, host_before, version(&o).as_deref()))
+                    .map_err(|e| self.api_error(key, "patch subresource", Side::Host, e)),
                 Action::PatchVirtual(patch) => virtual_api
                     .patch(key.name(), &params, &Patch::Merge(pinned(patch, virt)))
                     .await

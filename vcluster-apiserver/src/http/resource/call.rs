@@ -146,5 +146,9 @@ fn write_options(
             subresource: None,
         }),
         admission: request.extensions().get::<Admission>().cloned(),
+        context: crate::registry::RequestContext {
+            user: request.extensions().get::<crate::auth::UserInfo>().cloned(),
+            ..Default::default()
+        },
     })
 }

@@ -226,6 +226,10 @@ pub(super) async fn delete_options(
             .filter(|p| !p.is_empty())
             .map(Propagation::parse)
             .transpose()?,
+        context: crate::registry::RequestContext {
+            user: request.extensions().get::<crate::auth::UserInfo>().cloned(),
+            ..Default::default()
+        },
         ..DeleteOptions::default()
     };
     let content_type = request

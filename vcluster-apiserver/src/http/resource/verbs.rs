@@ -199,7 +199,10 @@ fn answer(
     warnings: &[String],
 ) -> Result<Response, ApiError> {
     let response = object_response(&call.resource, code, object, representation, &call.query)?;
-    Ok(with_warnings(response, warnings))
+    // Admission's warnings (webhooks') follow the body's own.
+    let mut all = warnings.to_vec();
+    all.extend(call.write.context.warnings.take());
+    Ok(with_warnings(response, &all))
 }
 
 /// `PATCH` on an object or its status, in any of the four patch types.
@@ -264,10 +267,8 @@ pub(super) async fn delete(
     let address = call.address(name);
     let options = delete_options(&call.query, call.request, call.body_timeout).await?;
     let deleted = state.registry.delete(&address, &options).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &deletion_answer(&call.resource, deleted),
-    ))
+    let response = json_response(StatusCode::OK, &deletion_answer(&call.resource, deleted));
+    Ok(with_warnings(response, &options.context.warnings.take()))
 }
 
 /// What a delete answers, as kube-apiserver's store does: an object that

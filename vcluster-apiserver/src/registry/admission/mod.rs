@@ -10,8 +10,11 @@
 //! validation, right before the object is stored, as kube-apiserver does.
 //!
 //! One file per plugin: [`limit_ranger`] (LimitRanger), [`service_account`]
-//! (ServiceAccount), [`priority`] (Priority) and [`resource_quota`]
-//! (ResourceQuota), in upstream's order.
+//! (ServiceAccount), [`priority`] (Priority), [`policy`]
+//! (ValidatingAdmissionPolicy), [`webhook`] (MutatingAdmissionWebhook and
+//! ValidatingAdmissionWebhook) and [`resource_quota`] (ResourceQuota), in
+//! upstream's order: the webhooks are the last mutating step, and policies
+//! then webhooks the last validating ones before the quota is charged.
 
 use std::sync::Arc;
 
@@ -24,11 +27,13 @@ use crate::object;
 use crate::resources::ResourceInfo;
 
 pub mod limit_ranger;
+pub mod policy;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resource_quota;
 pub mod service_account;
+pub mod webhook;
 
 /// Options shared by writes.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +46,43 @@ pub struct WriteOptions {
     /// A last check of the object about to be stored (after patches,
     /// defaults and validation), such as RBAC escalation prevention.
     pub admission: Option<Admission>,
+    /// Who asks and where admission's warnings go.
+    pub context: RequestContext,
+}
+
+/// What admission needs of the request besides the object: the requester
+/// (sent to webhooks as `userInfo`) and a sink for the warnings webhooks
+/// answer with, which the HTTP layer returns as `Warning` headers.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The authenticated requester; `None` for the server's own writes.
+    pub user: Option<crate::auth::UserInfo>,
+    /// Warnings gathered while the request is admitted.
+    pub warnings: Warnings,
+}
+
+/// Warnings gathered during one request, shared between the registry
+/// (which adds them) and the HTTP layer (which answers with them).
+#[derive(Clone, Debug, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// Adds a warning (an empty one is dropped, as upstream drops it).
+    pub fn add(&self, warning: impl Into<String>) {
+        let warning = warning.into();
+        if warning.is_empty() {
+            return;
+        }
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !list.contains(&warning) {
+            list.push(warning);
+        }
+    }
+
+    /// The warnings gathered so far, leaving none behind.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// The signature of an [`Admission`] check: the resource, the object about
@@ -116,6 +158,20 @@ pub enum Operation {
     Create,
     /// A change of a stored object (PUT, patch, apply, status).
     Update,
+    /// The removal of a stored object (the object is `null`, the stored
+    /// one is `old`).
+    Delete,
+}
+
+impl Operation {
+    /// Upstream's name of the operation (`CREATE`), as webhooks see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
 }
 
 /// The facts of one write an [`AdmissionPlugin`] decides on (upstream's
@@ -132,8 +188,10 @@ pub struct Attributes<'a> {
     pub operation: Operation,
     /// `dryRun=All`: a plugin must not change anything stored.
     pub dry_run: bool,
-    /// The stored object, for updates.
+    /// The stored object, for updates and deletes.
     pub old: Option<&'a Value>,
+    /// The requester and the warnings sink.
+    pub context: &'a RequestContext,
 }
 
 impl Attributes<'_> {
@@ -163,6 +221,12 @@ pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
     /// The plugin's upstream name (`LimitRanger`), for logs.
     fn name(&self) -> &'static str;
 
+    /// Whether the plugin takes part in `operation` (upstream's
+    /// `Handles`): the built-in plugins look at creates and updates only.
+    fn handles(&self, operation: Operation) -> bool {
+        operation != Operation::Delete
+    }
+
     /// The mutating step: may change `object` or refuse the write. Runs
     /// after the body's defaults, before the kind's validation.
     async fn admit(
@@ -188,12 +252,18 @@ pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
 }
 
 /// The plugins every registry runs, in upstream's order of its default
-/// plugins (LimitRanger, ServiceAccount, Priority, ResourceQuota).
-pub fn default_plugins() -> Vec<Arc<dyn AdmissionPlugin>> {
+/// plugins (LimitRanger, ServiceAccount, Priority, ValidatingAdmissionPolicy, the admission
+/// webhooks, ResourceQuota),
+/// with webhooks' services resolved by `services`.
+pub fn default_plugins(
+    services: Arc<dyn webhook::ServiceResolver>,
+) -> Vec<Arc<dyn AdmissionPlugin>> {
     vec![
         Arc::new(limit_ranger::LimitRanger),
         Arc::new(service_account::ServiceAccount),
         Arc::new(priority::Priority),
+        Arc::new(policy::Policies::default()),
+        Arc::new(webhook::Webhooks::new(services)),
         Arc::new(resource_quota::ResourceQuota::default()),
     ]
 }
@@ -206,7 +276,9 @@ impl Registry {
         object: &mut Value,
     ) -> Result<(), ApiError> {
         for plugin in &self.plugins {
-            plugin.admit(self, attributes, object).await?;
+            if plugin.handles(attributes.operation) {
+                plugin.admit(self, attributes, object).await?;
+            }
         }
         Ok(())
     }
@@ -218,7 +290,9 @@ impl Registry {
         object: &Value,
     ) -> Result<(), ApiError> {
         for plugin in &self.plugins {
-            plugin.validate(self, attributes, object).await?;
+            if plugin.handles(attributes.operation) {
+                plugin.validate(self, attributes, object).await?;
+            }
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ fn handles(attributes: &Attributes<'_>, object: &Value) -> bool {
             Operation::Update => attributes
                 .old
                 .is_some_and(|old| usage::is_terminating(old) != usage::is_terminating(object)),
+            Operation::Delete => false,
         },
         ("", "services") | ("", "persistentvolumeclaims") => true,
         _ => attributes.operation == Operation::Create,

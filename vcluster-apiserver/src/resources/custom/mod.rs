@@ -4,9 +4,10 @@
 //! when the catalog starts serving it.
 //!
 //! Every `served: true` version is served from the same storage (objects
-//! live at `/registry/<group>/<plural>/...` whatever the version); there is
-//! no conversion: an object read at another version only gets that
-//! `apiVersion`. Versions are assumed to share one schema; each version's
+//! live at `/registry/<group>/<plural>/...` whatever the version). With
+//! conversion strategy `None` an object read at another version only gets
+//! that `apiVersion`; with `Webhook` it goes through the CRD's conversion
+//! webhook (`crate::registry::conversion`). Versions are assumed to share one schema; each version's
 //! own schema is used to validate writes made at that version.
 
 use std::sync::Arc;
@@ -77,6 +78,10 @@ pub struct CustomResource {
     pub scale: Option<ScalePaths>,
     /// The CRD is being deleted: no new objects.
     pub terminating: bool,
+    /// `spec.conversion` when its strategy is `Webhook`: objects read or
+    /// written at another version than the storage one go through the
+    /// webhook (`crate::registry::conversion`).
+    pub conversion_webhook: Option<Arc<Value>>,
 }
 
 impl CustomResource {
@@ -579,6 +584,10 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
         return Vec::new();
     };
     let terminating = !object::meta_str(crd, "deletionTimestamp").is_empty();
+    let conversion_webhook = crd
+        .pointer("/spec/conversion")
+        .filter(|c| c.get("strategy").and_then(Value::as_str) == Some("Webhook"))
+        .map(|c| Arc::new(c.clone()));
     let versions = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
@@ -627,6 +636,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                     printer_columns: printer_columns(version),
                     scale,
                     terminating,
+                    conversion_webhook: conversion_webhook.clone(),
                 })),
                 ..ResourceInfo::default()
             })

@@ -240,6 +240,79 @@ fn readiness(
 /// The decision for a pod that must not run on the host: the tenant sees
 /// why in a `PodScheduled=False` condition with reason [`SYNC_BLOCKED`]
 /// (the pod stays `Pending`) and a warning event.
+impl PodSyncer {
+    /// Ephemeral containers (`kubectl debug`) the virtual pod gained and
+    /// its host pod lacks, added through the host's `ephemeralcontainers`
+    /// subresource (they can only be added, never changed), translated as
+    /// the pod's other containers are and judged by the host isolation
+    /// policy first.
+    async fn ephemeral_patch(
+        &self,
+        ctx: &SyncContext,
+        virtual_pod: &Pod,
+        host_pod: &Pod,
+    ) -> Result<Option<Action>, SyncError> {
+        let names = |pod: &Pod| -> Vec<String> {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .map(|list| list.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default()
+        };
+        let on_host = names(host_pod);
+        if names(virtual_pod).iter().all(|n| on_host.contains(n)) {
+            return Ok(None);
+        }
+        let namespace_labels = self.namespace_labels(ctx, virtual_pod).await;
+        let translated = translate::host_pod(
+            ctx.translator.as_ref(),
+            virtual_pod,
+            namespace_labels.as_ref(),
+            &self.env,
+        )
+        .map_err(|source| SyncError::Translation {
+            kind: "pods",
+            key: key_of(virtual_pod),
+            source: Box::new(source),
+        })?;
+        let mut wanted = host_pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.clone())
+            .unwrap_or_default();
+        let new = translated
+            .spec
+            .and_then(|s| s.ephemeral_containers)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !on_host.contains(&c.name));
+        wanted.extend(new);
+        let mut candidate = host_pod.clone();
+        if let Some(spec) = candidate.spec.as_mut() {
+            spec.ephemeral_containers = Some(wanted.clone());
+        }
+        let violations = self.policy.check(&candidate);
+        if !violations.is_empty() {
+            tracing::warn!(
+                pod = %key_of(virtual_pod),
+                "ephemeral container not added on the host: it violates the host isolation policy ({}): {}",
+                self.policy.level,
+                policy::describe(&violations)
+            );
+            return Ok(None);
+        }
+        let wanted = serde_json::to_value(&wanted).map_err(|e| SyncError::Invalid {
+            kind: "pods",
+            key: key_of(virtual_pod),
+            message: format!("ephemeral containers cannot be encoded as JSON: {e}"),
+        })?;
+        Ok(Some(Action::PatchHostSubresource {
+            subresource: "ephemeralcontainers",
+            patch: json!({"spec": {"ephemeralContainers": wanted}}),
+        }))
+    }
+}
+
 fn blocked(message: String, retry_after: Option<Duration>) -> VirtualOnly<Pod> {
     VirtualOnly::Blocked(Blocked {
         condition: "PodScheduled",
@@ -299,7 +372,8 @@ impl Syncer for PodSyncer {
         "pods"
     }
 
-    /// `both` looks at the two pods only (images, node, status), so the
+    /// `both` looks at the two pods only (images, ephemeral containers,
+    /// node, status), so the
     /// watch echo of the syncer's own create costs nothing.
     fn pair_decides(&self) -> bool {
         true
@@ -370,7 +444,7 @@ impl Syncer for PodSyncer {
 
     async fn both(
         &self,
-        _ctx: &SyncContext,
+        ctx: &SyncContext,
         virtual_pod: &Pod,
         host_pod: &Pod,
         _memory: Option<&Memory>,
@@ -382,6 +456,9 @@ impl Syncer for PodSyncer {
         let images = image_patch(virtual_pod, host_pod);
         if !images.is_empty() {
             actions.push(Action::JsonPatchHost(Value::Array(images)));
+        }
+        if let Some(added) = self.ephemeral_patch(ctx, virtual_pod, host_pod).await? {
+            actions.push(added);
         }
         let host_node = host_pod.spec.as_ref().and_then(|s| s.node_name.clone());
         let virtual_node = virtual_pod.spec.as_ref().and_then(|s| s.node_name.clone());
