@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:6444")]
     host_listen: SocketAddr,
 
+    /// Address of the virtual cluster's DNS server (UDP and TCP; port 0 picks a free one). Synced pods name its IP as their nameserver (port 53 implied): a real deployment serves port 53 on a Service IP
+    #[arg(long, default_value = "127.0.0.1:0")]
+    dns_listen: SocketAddr,
+
     /// Virtual cluster store: memory://, sqlite:///path/state.db or etcd://host:2379?prefix=/vc (etcd needs a build with `--features etcd`) [default: sqlite in the data directory]
     #[arg(long)]
     store: Option<StorageConfig>,
@@ -138,6 +142,7 @@ async fn main() -> ExitCode {
     options.name = cli.name;
     options.listen = cli.listen;
     options.host_listen = cli.host_listen;
+    options.dns_listen = cli.dns_listen;
     options.store = cli.store;
     options.host_kubeconfig = cli.host_kubeconfig;
     options.host_namespace = cli.host_namespace;
@@ -224,6 +229,11 @@ fn print_banner(running: &demo::RunningDemo) {
             running.host_namespace
         ));
     }
+    banner.push_str(&format!(
+        "\nthe cluster's DNS (UDP and TCP): dig -p {} @{} kubernetes.default.svc.cluster.local\n",
+        running.dns_addr.port(),
+        running.dns_addr.ip()
+    ));
     banner.push_str("\nCtrl-C stops it; start it again on the same --data-dir to continue.\n");
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes());

@@ -96,8 +96,17 @@ fn the_demo_syncs_into_a_real_host_and_survives_a_restart() {
         tolerations.contains("node.kubernetes.io/not-ready"),
         "{tolerations}"
     );
-    let volumes = host_pod("{.spec.volumes[*].name}");
-    assert!(!volumes.contains("kube-api-access-"), "{volumes}");
+    // Its token volume (the virtual one's) reads the virtual API server's
+    // token from the syncer's secret: no token source the host's kubelet
+    // would fill with a host token.
+    let token_sources = host_pod("{.spec.volumes[*].projected.sources[*].serviceAccountToken}");
+    assert!(token_sources.trim().is_empty(), "{token_sources}");
+    assert_eq!(host_pod("{.spec.automountServiceAccountToken}"), "false");
+    let secrets = host_pod("{.spec.volumes[*].projected.sources[*].secret.name}");
+    assert!(
+        secrets.contains("web-x-default-x-demo-sa-token"),
+        "{secrets}"
+    );
     let host_ip = kubectl_ok(
         host_kubeconfig,
         &[

@@ -27,6 +27,7 @@ use vcluster_syncer::syncers::nodes::NodeSelection;
 use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
 
 pub mod audit;
+pub mod dns;
 pub mod encryption;
 pub mod kubeconfig;
 pub mod node_logs;
@@ -85,6 +86,9 @@ pub struct DemoOptions {
     /// Which host nodes tenants see (`None`: every node of the embedded
     /// host, so DaemonSets run at once; only the used ones of a real host).
     pub nodes: Option<NodeSelection>,
+    /// Where the virtual cluster's DNS server listens (UDP and TCP; port
+    /// 0: a free one). See [`dns`].
+    pub dns_listen: SocketAddr,
 }
 
 impl DemoOptions {
@@ -105,6 +109,7 @@ impl DemoOptions {
             audit: AuditOptions::default(),
             node: SimulatedNodeConfig::default(),
             nodes: None,
+            dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -180,6 +185,8 @@ pub struct RunningDemo {
     pub virtual_addr: SocketAddr,
     /// The host namespace objects are synced into.
     pub host_namespace: String,
+    /// Where the virtual cluster's DNS server answers (UDP and TCP).
+    pub dns_addr: SocketAddr,
     virtual_server: ApiServer,
     host_server: Option<ApiServer>,
     cancel: CancellationToken,
@@ -465,6 +472,30 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     )
     .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
 
+    // The virtual cluster's DNS, which synced pods resolve through, and
+    // the virtual API server as their `kubernetes` service.
+    // A loopback address means something to the embedded host's pods (the
+    // simulated node runs on this machine) but not to a real host's.
+    let reachable = |ip: std::net::IpAddr| host_server.is_some() || !ip.is_loopback();
+    let dns_addr = dns::start(
+        virtual_server.client(),
+        options.dns_listen,
+        Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
+        cancel.clone(),
+        &mut tasks,
+    )
+    .await?;
+    let pods = &mut sync_config.pod_environment;
+    pods.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
+    if reachable(dns_addr.ip()) {
+        pods.dns_server = Some(dns_addr.ip().to_string());
+    }
+    if reachable(virtual_addr.ip()) {
+        pods.api_server = Some((virtual_addr.ip().to_string(), virtual_addr.port()));
+    }
+    // Tenant pods hold tokens of the virtual API server, not the host's.
+    sync_config.pod_environment.service_account_tokens = true;
+
     // The syncer between them.
     sync_config.node_selection = options.nodes.unwrap_or(if host_server.is_some() {
         NodeSelection::All
@@ -523,6 +554,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         host_kubeconfig,
         virtual_addr,
         host_namespace,
+        dns_addr,
         virtual_server,
         host_server,
         cancel,

@@ -194,8 +194,36 @@ async fn service_account_tokens_from_kubectl_create_token() {
 
     // A token bound to a pod dies with the pod.
     server
-        .kubectl_ok(&["run", "web", "--image=nginx:1.27", "-n", "team"])
+        .kubectl_ok(&[
+            "run",
+            "web",
+            "--image=nginx:1.27",
+            "-n",
+            "team",
+            "--overrides={\"spec\":{\"serviceAccountName\":\"builder\"}}",
+        ])
         .await;
+    // Only for the account the pod runs as (as upstream).
+    server
+        .kubectl_ok(&["run", "other", "--image=nginx:1.27", "-n", "team"])
+        .await;
+    let stderr = server
+        .kubectl_err(&[
+            "create",
+            "token",
+            "builder",
+            "-n",
+            "team",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=other",
+        ])
+        .await;
+    assert!(
+        stderr.contains(
+            "cannot bind token for serviceaccount \"builder\" to pod running with different serviceaccount name."
+        ),
+        "{stderr}"
+    );
     let bound = server
         .kubectl_ok(&[
             "create",

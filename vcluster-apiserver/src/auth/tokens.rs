@@ -367,12 +367,12 @@ fn validate_claims(
     })
 }
 
-async fn object_uid(
+async fn stored_object(
     auth: &Auth,
     plural: &str,
     namespace: &str,
     name: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Value>, ApiError> {
     let Some(resource) = auth.registry.catalog().get("", "v1", plural) else {
         return Ok(None);
     };
@@ -382,10 +382,21 @@ async fn object_uid(
         name: name.to_owned(),
     };
     match auth.registry.get(&address).await {
-        Ok(object) => Ok(Some(object::meta_str(&object, "uid").to_owned())),
+        Ok(object) => Ok(Some(object)),
         Err(err) if err.reason == "NotFound" => Ok(None),
         Err(err) => Err(err),
     }
+}
+
+async fn object_uid(
+    auth: &Auth,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    Ok(stored_object(auth, plural, namespace, name)
+        .await?
+        .map(|object| object::meta_str(&object, "uid").to_owned()))
 }
 
 /// Authenticates a service-account token meant for one of `audiences`
@@ -527,9 +538,20 @@ pub(crate) async fn token_request(
                 ))
             }
         };
-        let stored = object_uid(auth, plural, namespace, bound_name)
+        let bound_object = stored_object(auth, plural, namespace, bound_name)
             .await?
             .ok_or_else(|| ApiError::not_found("", plural, bound_name))?;
+        // A pod's token is for the account the pod runs as.
+        let runs_as = match object::path_str(&bound_object, "spec.serviceAccountName") {
+            "" => "default",
+            account => account,
+        };
+        if kind == "Pod" && runs_as != name {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+            )));
+        }
+        let stored = object::meta_str(&bound_object, "uid").to_owned();
         let wanted = object::path_str(bound, "uid");
         if !wanted.is_empty() && wanted != stored {
             return Err(ApiError::conflict(

@@ -24,7 +24,8 @@ use crate::syncers::limits::HostLimitsSyncer;
 use crate::syncers::networkpolicies::NetworkPolicySyncer;
 use crate::syncers::nodes::{node_of, NodeSyncer};
 use crate::syncers::poddisruptionbudgets::PodDisruptionBudgetSyncer;
-use crate::syncers::pods::{PodReferences, PodSyncer, WaitFor};
+use crate::syncers::pods::tokens::uses_token_secret;
+use crate::syncers::pods::{PodReferences, PodSyncer, ServiceAccountTokens, WaitFor};
 use crate::syncers::priorityclasses::PriorityClassSyncer;
 use crate::syncers::pvcs::PersistentVolumeClaimSyncer;
 use crate::syncers::serviceaccounts::ServiceAccountSyncer;
@@ -53,6 +54,27 @@ impl VirtualClusterSyncer {
         store
     }
 
+    /// Fills the token Secrets of host pods (see
+    /// [`crate::syncers::pods::tokens`]), on the pod engine's host events.
+    fn add_service_account_tokens(&mut self, pods: &SyncEngine<PodSyncer>) {
+        let (changed, receiver) = tokio::sync::mpsc::unbounded_channel();
+        pods.observe_host(move |pod: &Pod| {
+            if uses_token_secret(pod) {
+                if let Some(name) = pod.metadata.name.clone() {
+                    let _ = changed.send(name);
+                }
+            }
+        });
+        let tokens = ServiceAccountTokens::new(
+            self.ctx.clone(),
+            self.config.vcluster_name.clone(),
+            pods.virtual_store(),
+            pods.host_store(),
+        );
+        self.background
+            .push(Box::pin(tokens.run(receiver, self.cancel.clone())));
+    }
+
     pub(super) fn add_builtins(&mut self) {
         let enabled = self.config.syncers.clone();
         let pods = if enabled.pods {
@@ -65,10 +87,15 @@ impl VirtualClusterSyncer {
             };
             let mut environment = self.config.pod_environment.clone();
             environment.translate_service_accounts |= enabled.service_accounts;
+            let tokens = environment.service_account_tokens;
             let syncer = PodSyncer::new(environment, wait_for)
                 .with_namespace_labels(namespaces)
                 .with_policy(self.config.pod_policy.clone());
-            Some(self.add(syncer))
+            let engine = self.add(syncer);
+            if tokens {
+                self.add_service_account_tokens(&engine);
+            }
+            Some(engine)
         } else {
             None
         };

@@ -9,12 +9,12 @@
 //! defaults and before validation, and every validating step after
 //! validation, right before the object is stored, as kube-apiserver does.
 //!
-//! One file per plugin: [`limit_ranger`] (LimitRanger), [`priority`]
-//! (Priority), [`policy`] (ValidatingAdmissionPolicy), [`webhook`]
-//! (MutatingAdmissionWebhook and ValidatingAdmissionWebhook) and
-//! [`resource_quota`] (ResourceQuota), in upstream's order: the webhooks
-//! are the last mutating step, and policies then webhooks the last
-//! validating ones before the quota is charged.
+//! One file per plugin: [`limit_ranger`] (LimitRanger), [`service_account`]
+//! (ServiceAccount), [`priority`] (Priority), [`policy`]
+//! (ValidatingAdmissionPolicy), [`webhook`] (MutatingAdmissionWebhook and
+//! ValidatingAdmissionWebhook) and [`resource_quota`] (ResourceQuota), in
+//! upstream's order: the webhooks are the last mutating step, and policies
+//! then webhooks the last validating ones before the quota is charged.
 
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resource_quota;
+pub mod service_account;
 pub mod webhook;
 
 /// Options shared by writes.
@@ -251,7 +252,7 @@ pub trait AdmissionPlugin: Send + Sync + std::fmt::Debug {
 }
 
 /// The plugins every registry runs, in upstream's order of its default
-/// plugins (LimitRanger, Priority, ValidatingAdmissionPolicy, the admission
+/// plugins (LimitRanger, ServiceAccount, Priority, ValidatingAdmissionPolicy, the admission
 /// webhooks, ResourceQuota),
 /// with webhooks' services resolved by `services`.
 pub fn default_plugins(
@@ -259,6 +260,7 @@ pub fn default_plugins(
 ) -> Vec<Arc<dyn AdmissionPlugin>> {
     vec![
         Arc::new(limit_ranger::LimitRanger),
+        Arc::new(service_account::ServiceAccount),
         Arc::new(priority::Priority),
         Arc::new(policy::Policies::default()),
         Arc::new(webhook::Webhooks::new(services)),

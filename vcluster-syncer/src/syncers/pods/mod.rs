@@ -41,9 +41,11 @@ use crate::policy::{self, PodPolicy};
 use crate::syncer::{Action, Blocked, HostOnly, SyncContext, Syncer, VirtualOnly};
 
 mod references;
+pub mod tokens;
 pub mod translate;
 
 pub use references::PodReferences;
+pub use tokens::ServiceAccountTokens;
 pub use translate::PodEnvironment;
 
 /// The reason of the condition and event of a pod that is not synced.

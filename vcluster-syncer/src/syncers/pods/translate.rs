@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, PodDNSConfig, PodDNSConfigOption, PodSpec, Volume,
+    Container, EnvFromSource, EnvVar, ObjectFieldSelector, PodDNSConfig, PodDNSConfigOption,
+    PodSpec, Volume,
 };
-use vcluster_core::{Translator, TranslatorExt, VirtualKey};
+use vcluster_core::{markers, Translator, TranslatorExt, VirtualKey};
 
 /// Where host pods find the virtual cluster's services.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,12 @@ pub struct PodEnvironment {
     /// account syncer must be on); otherwise under the host namespace's
     /// default account, without a token.
     pub translate_service_accounts: bool,
+    /// Give host pods the service-account tokens of the *virtual* API
+    /// server (vCluster's `useSecretsForSATokens`): each projected
+    /// `serviceAccountToken` source reads its token from a host Secret the
+    /// syncer fills through TokenRequests and refreshes (see
+    /// [`super::tokens`]). The host's own token is never mounted.
+    pub service_account_tokens: bool,
 }
 
 /// Builds the host copy of `virtual_pod`.
@@ -40,9 +47,16 @@ pub fn host_pod(
         translator,
         namespace: &namespace,
     };
+    let host_name = host.metadata.name.clone().unwrap_or_default();
     if let Some(spec) = host.spec.as_mut() {
         names.rewrite_spec(spec)?;
         adapt_spec(spec, virtual_pod, &namespace, env, &names)?;
+        translate_field_refs(spec);
+        if env.service_account_tokens {
+            super::tokens::use_token_secret(spec, &host_name);
+            // The host's own token never reaches a tenant container.
+            spec.automount_service_account_token = Some(false);
+        }
     }
     Ok(host)
 }
@@ -165,6 +179,133 @@ impl Names<'_> {
     }
 }
 
+/// Points a pod that resolves through the cluster's DNS (`dnsPolicy`
+/// `ClusterFirst`, the default, without host network, or
+/// `ClusterFirstWithHostNet`) at the virtual cluster's DNS server, as
+/// vCluster does: `dnsPolicy: None` with the server first, the searches of
+/// the pod's virtual namespace, `ndots:5`, and the pod's own `dnsConfig`
+/// (nameservers and searches after, options overriding, as the kubelet
+/// merges them). `Default` and `None` pods keep their settings.
+fn cluster_first_dns(spec: &mut PodSpec, server: &str, namespace: &str, cluster_domain: &str) {
+    let cluster_first = match spec.dns_policy.as_deref() {
+        None | Some("ClusterFirst") => !spec.host_network.unwrap_or(false),
+        Some("ClusterFirstWithHostNet") => true,
+        _ => false,
+    };
+    if !cluster_first {
+        return;
+    }
+    let domain = if cluster_domain.is_empty() {
+        "cluster.local"
+    } else {
+        cluster_domain
+    };
+    let own = spec.dns_config.take().unwrap_or_default();
+    let mut nameservers = vec![server.to_owned()];
+    let mut searches = vec![
+        format!("{namespace}.svc.{domain}"),
+        format!("svc.{domain}"),
+        domain.to_owned(),
+    ];
+    for extra in own.nameservers.into_iter().flatten() {
+        if !nameservers.contains(&extra) {
+            nameservers.push(extra);
+        }
+    }
+    for extra in own.searches.into_iter().flatten() {
+        if !searches.contains(&extra) {
+            searches.push(extra);
+        }
+    }
+    let mut options = vec![PodDNSConfigOption {
+        name: Some("ndots".to_owned()),
+        value: Some("5".to_owned()),
+    }];
+    for option in own.options.into_iter().flatten() {
+        options.retain(|o| o.name != option.name);
+        options.push(option);
+    }
+    spec.dns_policy = Some("None".to_owned());
+    spec.dns_config = Some(PodDNSConfig {
+        nameservers: Some(nameservers),
+        searches: Some(searches),
+        options: Some(options),
+    });
+}
+
+/// The variables the kubelet gives every container for the `kubernetes`
+/// service, naming the virtual API server's address on the host instead.
+fn api_server_env(host: &str, port: u16) -> Vec<EnvVar> {
+    let url = format!("tcp://{host}:{port}");
+    let tcp = format!("KUBERNETES_PORT_{port}_TCP");
+    [
+        ("KUBERNETES_SERVICE_HOST".to_owned(), host.to_owned()),
+        ("KUBERNETES_SERVICE_PORT".to_owned(), port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".to_owned(), port.to_string()),
+        ("KUBERNETES_PORT".to_owned(), url.clone()),
+        (tcp.clone(), url),
+        (format!("{tcp}_ADDR"), host.to_owned()),
+        (format!("{tcp}_PORT"), port.to_string()),
+        (format!("{tcp}_PROTO"), "tcp".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| EnvVar {
+        name,
+        value: Some(value),
+        value_from: None,
+    })
+    .collect()
+}
+
+/// The downward API's `metadata.name`, `.namespace` and `.uid` of the
+/// host pod are its host identity: they are pointed at the annotations
+/// that carry the virtual pod's (as vCluster does), in `env` and in
+/// `downwardAPI` volumes and projections.
+fn translate_field_refs(spec: &mut PodSpec) {
+    fn rewrite(selector: &mut ObjectFieldSelector) {
+        let annotation = match selector.field_path.as_str() {
+            "metadata.name" => markers::OBJECT_NAME_ANNOTATION,
+            "metadata.namespace" => markers::OBJECT_NAMESPACE_ANNOTATION,
+            "metadata.uid" => markers::OBJECT_UID_ANNOTATION,
+            _ => return,
+        };
+        selector.field_path = format!("metadata.annotations['{annotation}']");
+    }
+    let env = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+        .flat_map(|c| c.env.iter_mut().flatten())
+        .chain(
+            spec.ephemeral_containers
+                .iter_mut()
+                .flatten()
+                .flat_map(|c| c.env.iter_mut().flatten()),
+        );
+    for var in env {
+        if let Some(selector) = var.value_from.as_mut().and_then(|f| f.field_ref.as_mut()) {
+            rewrite(selector);
+        }
+    }
+    for volume in spec.volumes.iter_mut().flatten() {
+        let plain = volume
+            .downward_api
+            .iter_mut()
+            .flat_map(|d| d.items.iter_mut().flatten());
+        let projected = volume
+            .projected
+            .iter_mut()
+            .flat_map(|p| p.sources.iter_mut().flatten())
+            .flat_map(|s| s.downward_api.iter_mut())
+            .flat_map(|d| d.items.iter_mut().flatten());
+        for item in plain.chain(projected) {
+            if let Some(selector) = item.field_ref.as_mut() {
+                rewrite(selector);
+            }
+        }
+    }
+}
+
 /// Settings that keep a host pod inside its virtual cluster.
 fn adapt_spec(
     spec: &mut PodSpec,
@@ -202,24 +343,7 @@ fn adapt_spec(
         spec.automount_service_account_token = Some(false);
     }
     if let Some(server) = &env.dns_server {
-        let domain = if env.cluster_domain.is_empty() {
-            "cluster.local"
-        } else {
-            env.cluster_domain.as_str()
-        };
-        spec.dns_policy = Some("None".to_owned());
-        spec.dns_config = Some(PodDNSConfig {
-            nameservers: Some(vec![server.clone()]),
-            searches: Some(vec![
-                format!("{namespace}.svc.{domain}"),
-                format!("svc.{domain}"),
-                domain.to_owned(),
-            ]),
-            options: Some(vec![PodDNSConfigOption {
-                name: Some("ndots".to_owned()),
-                value: Some("5".to_owned()),
-            }]),
-        });
+        cluster_first_dns(spec, server, namespace, &env.cluster_domain);
     }
     if let Some((host, port)) = &env.api_server {
         for container in spec
@@ -228,17 +352,10 @@ fn adapt_spec(
             .chain(spec.init_containers.iter_mut().flatten())
         {
             let vars = container.env.get_or_insert_with(Vec::new);
-            vars.retain(|v| !v.name.starts_with("KUBERNETES_SERVICE_"));
-            vars.push(EnvVar {
-                name: "KUBERNETES_SERVICE_HOST".into(),
-                value: Some(host.clone()),
-                value_from: None,
+            vars.retain(|v| {
+                !v.name.starts_with("KUBERNETES_SERVICE_") && !v.name.starts_with("KUBERNETES_PORT")
             });
-            vars.push(EnvVar {
-                name: "KUBERNETES_SERVICE_PORT".into(),
-                value: Some(port.to_string()),
-                value_from: None,
-            });
+            vars.extend(api_server_env(host, *port));
         }
     }
     Ok(())
@@ -304,6 +421,8 @@ mod tests {
         assert!(env_vars.iter().any(
             |v| v.name == "KUBERNETES_SERVICE_HOST" && v.value.as_deref() == Some("10.96.0.1")
         ));
+        assert!(env_vars.iter().any(|v| v.name == "KUBERNETES_PORT_443_TCP"
+            && v.value.as_deref() == Some("tcp://10.96.0.1:443")));
         assert_eq!(
             container
                 .env_from
@@ -396,6 +515,126 @@ mod tests {
                 .as_ref()
                 .map(|d| d.name.as_str()),
             Some("db-x-team-x-vc")
+        );
+    }
+
+    #[test]
+    fn dns_follows_the_pods_policy_as_vcluster_does() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let env = PodEnvironment {
+            dns_server: Some("10.96.0.10".into()),
+            cluster_domain: "corp.local".into(),
+            ..PodEnvironment::default()
+        };
+        let with = |policy: Option<&str>, host_network: bool| {
+            let mut virtual_pod = pod();
+            let spec = virtual_pod.spec.as_mut().expect("spec");
+            spec.dns_policy = policy.map(str::to_owned);
+            spec.host_network = Some(host_network);
+            spec.dns_config = Some(PodDNSConfig {
+                nameservers: Some(vec!["1.1.1.1".into()]),
+                searches: Some(vec!["example.com".into()]),
+                options: Some(vec![PodDNSConfigOption {
+                    name: Some("ndots".into()),
+                    value: Some("2".into()),
+                }]),
+            });
+            host_pod(&translator, &virtual_pod, None, &env)
+                .expect("host pod")
+                .spec
+                .expect("spec")
+        };
+        let spec = with(Some("ClusterFirst"), false);
+        assert_eq!(spec.dns_policy.as_deref(), Some("None"));
+        let dns = spec.dns_config.expect("dns");
+        assert_eq!(
+            dns.nameservers,
+            Some(vec!["10.96.0.10".to_string(), "1.1.1.1".to_string()])
+        );
+        assert_eq!(
+            dns.searches,
+            Some(vec![
+                "team.svc.corp.local".to_string(),
+                "svc.corp.local".to_string(),
+                "corp.local".to_string(),
+                "example.com".to_string()
+            ])
+        );
+        assert_eq!(
+            dns.options.expect("options")[0].value.as_deref(),
+            Some("2"),
+            "the pod's own options win"
+        );
+        assert_eq!(
+            with(Some("ClusterFirstWithHostNet"), true)
+                .dns_policy
+                .as_deref(),
+            Some("None")
+        );
+        for (policy, host_network) in [
+            (Some("ClusterFirst"), true),
+            (Some("Default"), false),
+            (Some("None"), false),
+        ] {
+            let spec = with(policy, host_network);
+            assert_eq!(spec.dns_policy.as_deref(), policy, "{policy:?} kept");
+            assert_eq!(
+                spec.dns_config.and_then(|c| c.nameservers),
+                Some(vec!["1.1.1.1".to_string()])
+            );
+        }
+    }
+
+    #[test]
+    fn the_downward_api_names_the_virtual_pod() {
+        let translator = SingleNamespaceTranslator::new("vc", "host").expect("translator");
+        let virtual_pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {
+                "volumes": [{"name": "api", "projected": {"sources": [
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                ]}}],
+                "containers": [{"name": "app", "image": "nginx", "env": [
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+                ]}]
+            }
+        }))
+        .expect("pod");
+        let spec = host_pod(&translator, &virtual_pod, None, &PodEnvironment::default())
+            .expect("host pod")
+            .spec
+            .expect("spec");
+        let env = spec.containers[0].env.as_ref().expect("env");
+        let path = |i: usize| {
+            env[i]
+                .value_from
+                .as_ref()
+                .and_then(|f| f.field_ref.as_ref())
+                .map(|f| f.field_path.clone())
+        };
+        assert_eq!(
+            path(0).as_deref(),
+            Some("metadata.annotations['vcluster.loft.sh/object-name']")
+        );
+        assert_eq!(path(1).as_deref(), Some("spec.nodeName"));
+        let volumes = spec.volumes.expect("volumes");
+        let item = &volumes[0]
+            .projected
+            .as_ref()
+            .expect("projected")
+            .sources
+            .as_ref()
+            .expect("sources")[0]
+            .downward_api
+            .as_ref()
+            .expect("downward")
+            .items
+            .as_ref()
+            .expect("items")[0];
+        assert_eq!(
+            item.field_ref.as_ref().map(|f| f.field_path.as_str()),
+            Some("metadata.annotations['vcluster.loft.sh/object-namespace']")
         );
     }
 
