@@ -96,7 +96,10 @@ pub(super) async fn serve(
             // must first have seen every write acknowledged so far (as
             // upstream's consistent reads from the cache), or an object
             // created just before would be missing from the initial events.
-            if rv.is_empty() {
+            // "0" (any state) waits too: a fresher state is as valid, and
+            // upstream's cache is never far behind, while ours can be on a
+            // loaded machine (kube-rs's streaming lists ask with "0").
+            {
                 let wanted = state.registry.storage().current_revision().await?;
                 let deadline = tokio::time::Instant::now() + CACHE_CATCH_UP;
                 while hub.revision() < wanted && tokio::time::Instant::now() < deadline {
