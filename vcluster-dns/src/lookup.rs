@@ -131,6 +131,21 @@ impl Zone {
         })
     }
 
+    /// `name`'s A or AAAA answer (as `qtype` asks) from `ips`.
+    fn addresses(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        ips: impl IntoIterator<Item = IpAddr>,
+    ) -> Outcome {
+        let answers = ips
+            .into_iter()
+            .filter(|ip| wanted(qtype, *ip))
+            .map(|ip| self.address(name, ip))
+            .collect();
+        self.records(answers, Vec::new())
+    }
+
     fn records(&self, answers: Vec<Record>, additionals: Vec<Record>) -> Outcome {
         if answers.is_empty() {
             return self.negative(ResponseCode::NoError);
@@ -267,14 +282,7 @@ impl Zone {
         match record {
             None => self.negative(ResponseCode::NXDomain),
             Some(ServiceRecord::ExternalName(target)) => self.external_name(name, &target, qtype),
-            Some(ServiceRecord::ClusterIp { ips, .. }) => {
-                let answers = ips
-                    .into_iter()
-                    .filter(|ip| wanted(qtype, *ip))
-                    .map(|ip| self.address(name, ip))
-                    .collect();
-                self.records(answers, Vec::new())
-            }
+            Some(ServiceRecord::ClusterIp { ips, .. }) => self.addresses(name, qtype, ips),
             Some(ServiceRecord::Headless { publish_not_ready }) => {
                 let slices = read(&index.slices);
                 let addresses: Vec<IpAddr> = slices
@@ -288,12 +296,7 @@ impl Zone {
                 if addresses.is_empty() {
                     return self.negative(ResponseCode::NXDomain);
                 }
-                let answers = addresses
-                    .into_iter()
-                    .filter(|ip| wanted(qtype, *ip))
-                    .map(|ip| self.address(name, ip))
-                    .collect();
-                self.records(answers, Vec::new())
+                self.addresses(name, qtype, addresses)
             }
         }
     }
@@ -413,12 +416,7 @@ impl Zone {
         if addresses.is_empty() {
             return self.negative(ResponseCode::NXDomain);
         }
-        let answers = addresses
-            .into_iter()
-            .filter(|ip| wanted(qtype, *ip))
-            .map(|ip| self.address(name, ip))
-            .collect();
-        self.records(answers, Vec::new())
+        self.addresses(name, qtype, addresses)
     }
 
     fn pod(

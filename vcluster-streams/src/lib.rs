@@ -70,7 +70,6 @@ pub use backend::{
 };
 pub use negotiate::{negotiate, Negotiated, StreamKind, Transport};
 pub use options::{parse_ports, QueryStyle};
-pub use session::read_all;
 
 /// What a stream request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]

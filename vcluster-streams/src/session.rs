@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::backend::{Exit, PortConnection, Process, StreamError, TerminalSize};
@@ -293,13 +293,6 @@ impl SizeDecoder {
         self.pending.drain(..consumed);
         sizes
     }
-}
-
-/// Reads a process output fully (tests and simple backends).
-pub async fn read_all(mut from: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    from.read_to_end(&mut out).await?;
-    Ok(out)
 }
 
 #[cfg(test)]
