@@ -89,6 +89,7 @@ pub mod hash;
 mod history;
 pub mod hpa;
 mod job;
+pub mod leader;
 mod manager;
 mod meta;
 mod options;

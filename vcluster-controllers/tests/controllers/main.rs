@@ -7,6 +7,7 @@ mod common;
 
 mod deployments;
 mod jobs;
+mod leader;
 mod lifecycle;
 mod resource_quotas;
 mod services;
