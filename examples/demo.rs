@@ -105,6 +105,26 @@ struct Cli {
     #[arg(long = "audit-log-maxbackup", value_name = "N", default_value_t = 0)]
     audit_log_maxbackup: usize,
 
+    /// Run as one of several replicas of this virtual cluster sharing one --store (etcd) and data-directory credentials: every replica serves the API; only the holder of the virtual cluster's kube-system/vcluster-controller Lease runs the syncer, the controllers and the garbage collector. A replica that loses the lease exits with an error (restart it to compete again)
+    #[arg(long)]
+    leader_elect: bool,
+
+    /// With --leader-elect: how long a lease that is not renewed keeps other replicas away (e.g. 60s, 1m)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+
+    /// With --leader-elect: how long the leader keeps leading without renewing the lease; shorter than the lease duration
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+
+    /// With --leader-elect: how often replicas try to take the lease and the leader renews it; renew deadline > 1.2 x this
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
+
+    /// With --leader-elect: this replica's identity in the lease [default: host name and a random suffix]
+    #[arg(long, value_name = "NAME")]
+    leader_elect_identity: Option<String>,
+
     /// Log filter, e.g. info, debug, vcluster_syncer=debug
     #[arg(long, default_value = "info", value_parser = parse_log_filter)]
     log_level: tracing_subscriber::EnvFilter,
@@ -159,6 +179,15 @@ async fn main() -> ExitCode {
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);
+    if cli.leader_elect {
+        let defaults = demo::LeaderElection::default();
+        options.leader_election = Some(demo::LeaderElection {
+            identity: cli.leader_elect_identity.unwrap_or(defaults.identity),
+            lease_duration: cli.leader_elect_lease_duration,
+            renew_deadline: cli.leader_elect_renew_deadline,
+            retry_period: cli.leader_elect_retry_period,
+        });
+    }
 
     let running = match demo::start(options).await {
         Ok(running) => running,
@@ -169,10 +198,39 @@ async fn main() -> ExitCode {
     };
     print_banner(&running);
 
-    wait_for_stop_signal().await;
+    tokio::select! {
+        _ = wait_for_stop_signal() => {}
+        _ = running.leadership_lost() => {
+            // As kube-controller-manager: a replica that lost the lease
+            // must not act on what it believed; start over as a candidate.
+            eprintln!("error: leader election lost (another replica holds the lease); exiting");
+            running.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
     eprintln!("shutting down...");
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// `90s`, `1m`, `500ms`, or a number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration (e.g. 15s, 1m, 500ms)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!(
+            "{value:?} has an unknown unit {unit:?} (use ms, s or m)"
+        )),
+    }
 }
 
 /// A bad `--log-level` is a usage error, not a silent fallback to `info`.

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod dns;
 pub mod encryption;
 pub mod kubeconfig;
+pub mod leader;
 pub mod node_logs;
 pub mod node_streams;
 pub mod tls;
@@ -38,6 +39,7 @@ pub mod tls;
 pub use vcluster_simnode as node;
 
 pub use audit::{AuditOptions, AuditSetupError};
+pub use leader::LeaderElection;
 use node::{SimulatedNode, SimulatedNodeConfig};
 use tls::Certificates;
 
@@ -89,6 +91,11 @@ pub struct DemoOptions {
     /// Where the virtual cluster's DNS server listens (UDP and TCP; port
     /// 0: a free one). See [`dns`].
     pub dns_listen: SocketAddr,
+    /// Leader election among replicas sharing one store (`None`: this
+    /// process is the only one and runs everything). With it, every
+    /// replica serves the API and only the lease holder runs the syncer,
+    /// the controllers and the garbage collector; see [`leader`].
+    pub leader_election: Option<LeaderElection>,
 }
 
 impl DemoOptions {
@@ -110,6 +117,7 @@ impl DemoOptions {
             node: SimulatedNodeConfig::default(),
             nodes: None,
             dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            leader_election: None,
         }
     }
 
@@ -190,10 +198,19 @@ pub struct RunningDemo {
     virtual_server: ApiServer,
     host_server: Option<ApiServer>,
     cancel: CancellationToken,
+    leadership_lost: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningDemo {
+    /// Resolves when this replica led and lost the lease (with
+    /// [`DemoOptions::leader_election`]; never without): its syncer,
+    /// controllers and garbage collector have stopped, and the process
+    /// should exit so it can start over as a candidate.
+    pub async fn leadership_lost(&self) {
+        self.leadership_lost.cancelled().await;
+    }
+
     /// Stops the syncer, the node and the servers, and waits for them.
     pub async fn shutdown(self) {
         self.cancel.cancel();
@@ -409,6 +426,12 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
     config.audit = audit;
+    // Replicas sharing the store collect garbage only while they lead.
+    let garbage_collector = if options.leader_election.is_some() {
+        config.garbage_collector.take()
+    } else {
+        None
+    };
     // New services get the host's addresses at creation (the host copy is
     // made first), so they are never re-created to adopt them.
     let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
@@ -509,6 +532,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     // (see `AnnotatedUsage`).
     let metrics_translator = SingleNamespaceTranslator::new(&options.name, &host_namespace)
         .map_err(|e| start_error("the autoscaler's metrics")(e.to_string()))?;
+    let host_namespace_for_metrics = host_namespace.clone();
     let pod_metrics = Arc::new(
         crate::metrics::HostPodMetrics::new(Arc::new(metrics_translator)).with_fallback(Arc::new(
             vcluster_controllers::AnnotatedUsage {
@@ -516,38 +540,55 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             },
         )),
     );
-    tasks.push(pod_metrics.spawn(
-        host_client.clone(),
-        &host_namespace,
-        std::time::Duration::from_secs(15),
-        cancel.clone(),
-    ));
-
-    let syncer = VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client)
-        .map_err(|e| start_error("the syncer")(e.to_string()))?;
+    let syncer =
+        VirtualClusterSyncer::new(sync_config, virtual_server.client(), host_client.clone())
+            .map_err(|e| start_error("the syncer")(e.to_string()))?;
     let _ = engines.set(syncer.engines().iter().map(Arc::downgrade).collect());
-    let syncer_cancel = syncer.cancel_token();
-    let outer = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        tokio::select! {
-            _ = syncer.run() => {}
-            _ = async { outer.cancelled().await; syncer_cancel.cancel(); std::future::pending::<()>().await } => {}
-        }
-    }));
 
     // The virtual controllers (Deployments, Jobs, Endpoints, ...), against
     // the virtual API server only; the autoscaler reads `pod_metrics`.
     // Approved client certificate requests are signed by the cluster CA.
     let mut controller_options = ControllerOptions::default()
         .with_root_ca(certs.ca_cert.clone())
-        .with_metrics(pod_metrics);
+        .with_metrics(pod_metrics.clone());
     controller_options.signer = Some(ClusterSigner::new(
         certs.ca_cert.clone(),
         certs.ca_key.clone(),
     ));
-    tasks.push(
-        ControllerManager::new(virtual_server.client(), controller_options).spawn(cancel.clone()),
-    );
+    let controllers = ControllerManager::new(virtual_server.client(), controller_options);
+
+    // What runs once among replicas (all of it without leader election):
+    // the pod-metrics poller, the syncer, the controllers, the collector.
+    let leader_server = virtual_server.clone();
+    let parts: leader::LeaderParts = Box::new(move |token: CancellationToken| {
+        let mut tasks = vec![pod_metrics.spawn(
+            host_client,
+            &host_namespace_for_metrics,
+            std::time::Duration::from_secs(15),
+            token.clone(),
+        )];
+        let syncer_cancel = syncer.cancel_token();
+        let outer = token.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = syncer.run() => {}
+                _ = async { outer.cancelled().await; syncer_cancel.cancel(); std::future::pending::<()>().await } => {}
+            }
+        }));
+        tasks.push(controllers.spawn(token.clone()));
+        if let Some(gc) = garbage_collector {
+            tasks.push(leader_server.spawn_garbage_collector(gc, token));
+        }
+        tasks
+    });
+    let leadership_lost = CancellationToken::new();
+    tasks.extend(leader::supervise(
+        options.leader_election.as_ref(),
+        virtual_server.client(),
+        parts,
+        cancel.clone(),
+        leadership_lost.clone(),
+    )?);
 
     Ok(RunningDemo {
         kubeconfig: kubeconfig_path,
@@ -558,6 +599,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         virtual_server,
         host_server,
         cancel,
+        leadership_lost,
         tasks,
     })
 }

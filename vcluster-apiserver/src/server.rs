@@ -344,6 +344,29 @@ impl ApiServer {
         kube::Client::new(self.router_as(user), "default")
     }
 
+    /// Starts a garbage collector over this server's objects, running
+    /// until `cancel` (or the server's shutdown). For a server configured
+    /// with [`ApiServerConfig::garbage_collector`] `None` whose collector
+    /// must run only some of the time: replicas sharing one store run it
+    /// only while they lead (two collectors would race on the same
+    /// objects).
+    pub fn spawn_garbage_collector(
+        &self,
+        options: GarbageCollectorOptions,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let stop = cancel.child_token();
+        let shutdown = self.state.shutdown.clone();
+        let linked = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => linked.cancel(),
+                _ = linked.cancelled() => {}
+            }
+        });
+        crate::registry::gc::spawn(self.state.registry.clone(), options, stop)
+    }
+
     /// The authentication and authorization state (signing key, policy).
     pub fn auth(&self) -> &Auth {
         &self.state.auth

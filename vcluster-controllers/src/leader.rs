@@ -363,7 +363,8 @@ impl LeaderElector {
 
     /// Tries every retry period (with jitter) until this candidate holds
     /// the lease, then returns the [`Leadership`], which renews in the
-    /// background. `None` when `cancel` fired first.
+    /// background until lost or released (`cancel` only ends the
+    /// waiting). `None` when `cancel` fired first.
     pub async fn acquire(mut self, cancel: &CancellationToken) -> Option<Leadership> {
         let mut last_holder: Option<String> = None;
         loop {
@@ -374,7 +375,7 @@ impl LeaderElector {
                         lease = %format!("{}/{}", self.config.namespace, self.config.name),
                         "acquired the lease: leading"
                     );
-                    return Some(Leadership::start(self, cancel.child_token()));
+                    return Some(Leadership::start(self));
                 }
                 Ok(Attempt::Follower { holder }) => {
                     if holder.is_some() && holder != last_holder {
@@ -451,7 +452,8 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    fn start(elector: LeaderElector, leading: CancellationToken) -> Self {
+    fn start(elector: LeaderElector) -> Self {
+        let leading = CancellationToken::new();
         let stop = CancellationToken::new();
         let identity = elector.config.identity.clone();
         let task = tokio::spawn(renew(elector, leading.clone(), stop.clone()));
@@ -463,9 +465,10 @@ impl Leadership {
         }
     }
 
-    /// Cancelled when leadership ends (lost, released, or the token
-    /// [`LeaderElector::acquire`] was given is cancelled): run what only
-    /// the leader may run under it.
+    /// Cancelled when leadership ends (lost or released): run what only
+    /// the leader may run under it. Stopping the process cleanly is the
+    /// caller's: stop that work first, then [`release`](Self::release),
+    /// so no other replica starts while it still writes.
     pub fn token(&self) -> CancellationToken {
         self.leading.clone()
     }
@@ -502,7 +505,6 @@ async fn renew(mut elector: LeaderElector, leading: CancellationToken, stop: Can
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = leading.cancelled() => break,
             _ = tokio::time::sleep(config.retry_period) => {}
         }
         let left = config.renew_deadline.saturating_sub(last_renewed.elapsed());

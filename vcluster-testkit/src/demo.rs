@@ -93,6 +93,18 @@ impl DemoProcess {
         Self { child }
     }
 
+    /// Kills it with SIGKILL (a crash: nothing is flushed, no lease is
+    /// released) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it still runs (a replica that lost its leadership exits).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops it as Ctrl-C would and waits for a clean exit.
     pub fn interrupt(self) {
         self.stop_with("INT");
@@ -127,4 +139,31 @@ impl DemoProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Seeds `to` (a new data directory) with the credentials of the demo
+/// data directory `from`: the CA, the serving certificate, the
+/// service-account key and the encryption configuration, so another
+/// replica of the same virtual cluster (sharing its store) signs and
+/// accepts the same tokens and certificates and reads the same encrypted
+/// secrets. Kubeconfigs and local stores are left out: each replica writes
+/// its own.
+pub fn copy_credentials(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        let skip = name_text.ends_with("kubeconfig") || name_text.starts_with("virtual.db");
+        if skip || !entry.file_type()?.is_file() {
+            continue;
+        }
+        std::fs::copy(entry.path(), to.join(&name))?;
+    }
+    Ok(())
 }

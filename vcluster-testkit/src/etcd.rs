@@ -10,6 +10,9 @@
 //! client certificate signed by the given CA, as production etcd runs;
 //! health is polled on a separate plain-HTTP metrics listener either way.
 //!
+//! [`EtcdCluster::start`] runs several members as one cluster (three for a
+//! quorum that survives one member killed with [`EtcdCluster::kill`]).
+//!
 //! A missing binary is a failure, not a skip: CI must not go green without
 //! having talked to a real etcd.
 
@@ -294,4 +297,206 @@ pub(crate) fn healthy(port: u16) -> bool {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.contains("\"health\":\"true\"")
+}
+
+/// One member of an [`EtcdCluster`].
+struct Member {
+    name: String,
+    dir: PathBuf,
+    client_port: u16,
+    peer_port: u16,
+    metrics_port: u16,
+    child: Option<Child>,
+}
+
+impl Member {
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("etcd.log")
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A real etcd cluster of several members on loopback (for tests of
+/// what survives a member's death: replicas of a control plane, a client
+/// that fails over). Every member is killed when the guard is dropped,
+/// also when the test panics.
+pub struct EtcdCluster {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+impl EtcdCluster {
+    /// Starts `size` members as one new cluster (`--initial-cluster`) on
+    /// free loopback ports and waits until every one reports healthy.
+    /// Panics with a clear message if `etcd` is not installed or the
+    /// cluster does not come up.
+    pub fn start(size: usize) -> Self {
+        let binary = etcd_binary();
+        let mut last_error = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::try_start(&binary, size) {
+                Ok(cluster) => return cluster,
+                // Most likely a port was taken meanwhile: start over.
+                Err(err) => last_error = err,
+            }
+        }
+        panic!("a {size}-member etcd cluster did not start after {PORT_ATTEMPTS} attempts: {last_error}")
+    }
+
+    fn try_start(binary: &Path, size: usize) -> Result<Self, String> {
+        assert!(size > 0, "an etcd cluster needs at least one member");
+        let dir = tempfile::Builder::new()
+            .prefix("vcluster-etcd-cluster-")
+            .tempdir()
+            .map_err(|err| format!("cannot create a temporary directory for etcd: {err}"))?;
+        let mut members = Vec::with_capacity(size);
+        for i in 0..size {
+            let (client_port, peer_port, metrics_port) = free_ports();
+            let member_dir = dir.path().join(format!("member-{i}"));
+            std::fs::create_dir_all(&member_dir)
+                .map_err(|err| format!("cannot create {}: {err}", member_dir.display()))?;
+            members.push(Member {
+                name: format!("member-{i}"),
+                dir: member_dir,
+                client_port,
+                peer_port,
+                metrics_port,
+                child: None,
+            });
+        }
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        // A token of its own, so a member never joins another test's cluster.
+        let token = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "vcluster-test".into());
+        let mut cluster = Self { dir, members };
+        for member in &mut cluster.members {
+            let log = File::options()
+                .create(true)
+                .append(true)
+                .open(member.log_path())
+                .map_err(|err| format!("cannot open {}: {err}", member.log_path().display()))?;
+            let log_err = log
+                .try_clone()
+                .map_err(|err| format!("cannot share the etcd log: {err}"))?;
+            let client = format!("http://127.0.0.1:{}", member.client_port);
+            let peer = format!("http://127.0.0.1:{}", member.peer_port);
+            let mut command = Command::new(binary);
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("ETCD_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .arg(format!("--name={}", member.name))
+                .arg(format!("--data-dir={}", member.dir.join("data").display()))
+                .arg(format!("--listen-client-urls={client}"))
+                .arg(format!("--advertise-client-urls={client}"))
+                .arg(format!("--listen-peer-urls={peer}"))
+                .arg(format!("--initial-advertise-peer-urls={peer}"))
+                .arg(format!("--initial-cluster={initial_cluster}"))
+                .arg(format!("--initial-cluster-token={token}"))
+                .arg("--initial-cluster-state=new")
+                .arg(format!(
+                    "--listen-metrics-urls=http://127.0.0.1:{}",
+                    member.metrics_port
+                ))
+                .arg("--logger=zap")
+                .arg("--log-outputs=stderr")
+                .arg("--log-level=warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log_err));
+            let child = command
+                .spawn()
+                .map_err(|err| format!("cannot run {}: {err}", binary.display()))?;
+            member.child = Some(child);
+        }
+        // Members elect a leader only once a quorum runs: wait for all.
+        let deadline = Instant::now() + READY_DEADLINE;
+        for member in &mut cluster.members {
+            loop {
+                if let Some(child) = member.child.as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(format!(
+                            "etcd {} exited with {status} before it was ready; log:\n{}",
+                            member.name,
+                            crate::process::tail(&member.log_path())
+                        ));
+                    }
+                }
+                if healthy(member.metrics_port) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "etcd {} was not healthy within {READY_DEADLINE:?}; log:\n{}",
+                        member.name,
+                        crate::process::tail(&member.log_path())
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// `host:port` of every member's client listener, in member order.
+    pub fn addresses(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    /// A `--store` URL naming every member, with a key prefix:
+    /// `etcd://127.0.0.1:a,127.0.0.1:b,...?prefix=<prefix>`.
+    pub fn store_url(&self, prefix: &str) -> String {
+        format!("etcd://{}?prefix={prefix}", self.addresses().join(","))
+    }
+
+    /// How many members the cluster was started with.
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Kills member `index` with SIGKILL (no chance to flush) and reaps it.
+    /// The others keep a quorum as long as a majority runs.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(member) = self.members.get_mut(index) {
+            member.kill();
+        }
+    }
+
+    /// Whether member `index` runs and reports healthy.
+    pub fn is_healthy(&self, index: usize) -> bool {
+        self.members
+            .get(index)
+            .is_some_and(|m| m.child.is_some() && healthy(m.metrics_port))
+    }
+
+    /// Where the members' data and logs are.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            member.kill();
+        }
+    }
 }

@@ -373,14 +373,20 @@ pub async fn bootstrap_policy(registry: &Registry) -> Result<(), ApiError> {
                             }
                         }
                     }
-                    registry
+                    // Another replica sharing the store may have
+                    // updated it first (to the same rules).
+                    let updated = registry
                         .update(
                             &address,
                             stored,
                             UpdateTarget::Main,
                             &WriteOptions::default(),
                         )
-                        .await?;
+                        .await;
+                    match updated {
+                        Err(err) if err.reason != "Conflict" => return Err(err),
+                        _ => {}
+                    }
                 }
             }
             Err(err) if err.reason == "NotFound" => ignore_exists(

@@ -76,15 +76,25 @@ impl Registry {
         };
         match self.get(&address).await {
             Ok(_) => Ok(()),
-            Err(err) if err.reason == "NotFound" => ignore_exists(
-                self.create(
-                    &services,
-                    Some("default"),
-                    kubernetes,
-                    &WriteOptions::default(),
-                )
-                .await,
-            ),
+            Err(err) if err.reason == "NotFound" => {
+                let created = self
+                    .create(
+                        &services,
+                        Some("default"),
+                        kubernetes,
+                        &WriteOptions::default(),
+                    )
+                    .await;
+                match created {
+                    Ok(_) => Ok(()),
+                    // Another replica sharing the store created it first
+                    // (its address may be what our create was refused).
+                    Err(err) => match self.get(&address).await {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(err),
+                    },
+                }
+            }
             Err(err) => Err(err),
         }
     }
@@ -131,14 +141,26 @@ impl Registry {
             "reason": "",
             "message": "Kubernetes default Service CIDR is ready",
         }]});
-        self.update(
-            &address,
-            created,
-            super::UpdateTarget::Status,
-            &WriteOptions::default(),
+        ignore_conflict(
+            self.update(
+                &address,
+                created,
+                super::UpdateTarget::Status,
+                &WriteOptions::default(),
+            )
+            .await,
         )
-        .await
-        .map(|_| ())
+    }
+}
+
+/// A start-up write another replica sharing the store made first (every
+/// replica writes the same built-in objects) is no failure: its 409
+/// `Conflict` means the object was just written, by the same rule.
+fn ignore_conflict<T>(result: Result<T, ApiError>) -> Result<(), ApiError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.reason == "Conflict" => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

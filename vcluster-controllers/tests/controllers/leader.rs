@@ -58,7 +58,10 @@ async fn one_replica_leads_and_another_takes_over_only_when_the_lease_runs_out()
         assert_eq!(a.try_acquire_or_renew().await.expect("a"), Attempt::Leading);
     }
     let renewed = lease(&leases).await.spec.expect("spec");
-    assert_eq!(renewed.acquire_time, spec.acquire_time, "renewing keeps acquireTime");
+    assert_eq!(
+        renewed.acquire_time, spec.acquire_time,
+        "renewing keeps acquireTime"
+    );
     assert!(renewed.renew_time > spec.renew_time);
 
     // A stops renewing (it crashed): B takes over once the 2 s have passed

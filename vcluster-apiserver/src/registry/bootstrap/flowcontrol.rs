@@ -13,7 +13,7 @@
 use serde_json::{json, Value};
 
 use super::super::{ObjectAddress, Registry, UpdateTarget, WriteOptions};
-use super::ignore_exists;
+use super::{ignore_conflict, ignore_exists};
 use crate::error::ApiError;
 use crate::object;
 
@@ -61,13 +61,15 @@ impl Registry {
                                 == Some("true");
                         if autoupdate && stored.get("spec") != item.get("spec") {
                             stored["spec"] = item["spec"].clone();
-                            self.update(
-                                &address,
-                                stored,
-                                UpdateTarget::Main,
-                                &WriteOptions::default(),
-                            )
-                            .await?;
+                            ignore_conflict(
+                                self.update(
+                                    &address,
+                                    stored,
+                                    UpdateTarget::Main,
+                                    &WriteOptions::default(),
+                                )
+                                .await,
+                            )?;
                         }
                     }
                     Err(err) if err.reason == "NotFound" => ignore_exists(
@@ -127,13 +129,15 @@ impl Registry {
                 namespace: None,
                 name: object::name(&schema).to_owned(),
             };
-            self.update(
-                &address,
-                updated,
-                UpdateTarget::Status,
-                &WriteOptions::default(),
-            )
-            .await?;
+            ignore_conflict(
+                self.update(
+                    &address,
+                    updated,
+                    UpdateTarget::Status,
+                    &WriteOptions::default(),
+                )
+                .await,
+            )?;
         }
         Ok(())
     }
