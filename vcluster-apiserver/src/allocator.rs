@@ -2,10 +2,11 @@
 //! does: unique within the server, a requested one honoured when free,
 //! released when the service goes.
 //!
-//! The allocations live in memory and are rebuilt from the stored services
-//! at start-up, so they survive restarts of a persistent store. Two servers
-//! sharing one etcd would each allocate on their own: run one server per
-//! virtual cluster.
+//! These allocators live in memory and are rebuilt from the stored
+//! services at start-up, so they survive restarts of a persistent store.
+//! An API server also records each allocation in its store
+//! (`registry::services`), which is what decides between several servers
+//! sharing one etcd; for them these allocators only suggest candidates.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -146,6 +147,11 @@ impl ClusterIpAllocator {
             self.used.remove(&offset);
         }
     }
+
+    /// Forgets every allocation and takes those of `ips` in this range.
+    fn replace_used(&mut self, ips: &[Ipv4Addr]) {
+        self.used = ips.iter().filter_map(|ip| self.offset(*ip)).collect();
+    }
 }
 
 /// The service IP ranges of a server: a primary range that automatic
@@ -214,6 +220,15 @@ impl ServiceIpRanges {
             range.release(ip);
         }
     }
+
+    /// Replaces what is taken by exactly `ips` (the store's records).
+    pub fn replace_used(&mut self, ips: impl IntoIterator<Item = Ipv4Addr>) {
+        let ips: Vec<Ipv4Addr> = ips.into_iter().collect();
+        self.primary.replace_used(&ips);
+        for range in &mut self.extra {
+            range.replace_used(&ips);
+        }
+    }
 }
 
 /// Hands out node ports from a range.
@@ -276,6 +291,14 @@ impl NodePortAllocator {
     /// Gives a port back.
     pub fn release(&mut self, port: u16) {
         self.used.remove(&port);
+    }
+
+    /// Replaces what is taken by exactly `ports` (the store's records).
+    pub fn replace_used(&mut self, ports: impl IntoIterator<Item = u16>) {
+        self.used = ports
+            .into_iter()
+            .filter(|p| self.range.contains(p))
+            .collect();
     }
 }
 

@@ -281,7 +281,8 @@ impl ApiServer {
             &config.extra_service_cidrs,
             config.node_ports.clone(),
         )?
-        .with_provider(config.service_addresses.clone());
+        .with_provider(config.service_addresses.clone())
+        .with_records(config.storage.clone());
         let mut registry = Registry::new(config.storage.clone(), Catalog::builtin(), services, hub);
         if let Some(resolver) = config.webhook_services.clone() {
             registry = registry.with_webhook_services(resolver);

@@ -25,8 +25,10 @@ impl Registry {
 
         let stored = self.list(&services, None, &ListOptions::default()).await?;
         for service in &stored.items {
-            self.services.adopt(service);
+            self.services.adopt(service).await;
         }
+        // What other servers sharing the store hold, too.
+        self.services.refresh().await?;
 
         for name in SYSTEM_NAMESPACES {
             let namespace =

@@ -212,7 +212,7 @@ impl Registry {
             }
             return Err(address.storage_error(err));
         }
-        self.services.release(&address.resource, last);
+        self.services.release(&address.resource, last).await;
         Ok(last.clone())
     }
 

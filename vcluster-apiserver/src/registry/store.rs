@@ -76,16 +76,23 @@ impl Registry {
             self.require_namespace(resource, &object, ns).await?;
         }
         self.admit_validating(&attributes, &object).await?;
-        let (allocation, reservation) = self.allocate_new(resource, &mut object, options).await?;
+        let (mut allocation, reservation) =
+            self.allocate_new(resource, &mut object, options).await?;
         if options.dry_run {
             allocation.rollback(&self.services);
             return Ok(object);
+        }
+        // The store decides who holds an address (replicas share it).
+        if let Err(err) = allocation.claim(&self.services, &mut object).await {
+            allocation.rollback(&self.services);
+            reservation.release(&self.services).await;
+            return Err(err);
         }
         let stored = self.storage_form(resource, &object).await;
         let bytes = match stored.and_then(|stored| encode_for(resource, &stored)) {
             Ok(bytes) => bytes,
             Err(err) => {
-                allocation.rollback(&self.services);
+                allocation.abandon(&self.services).await;
                 reservation.release(&self.services).await;
                 return Err(err);
             }
@@ -100,7 +107,7 @@ impl Registry {
                 Ok(object)
             }
             Err(err) => {
-                allocation.rollback(&self.services);
+                allocation.abandon(&self.services).await;
                 reservation.release(&self.services).await;
                 Err(address.storage_error(err))
             }
@@ -121,14 +128,14 @@ impl Registry {
         } else {
             self.services.reserve(resource, object).await
         };
-        match self.services.allocate(resource, object, None) {
+        match self.services.allocate(resource, object, None).await {
             Ok(allocation) => Ok((allocation, reservation)),
             Err(err) if matches!(reservation, Reservation::Reserved { .. }) => {
                 // The provider's addresses are outside what this server
                 // accepts: give them back and allocate our own.
                 reservation.restore_spec(object);
                 reservation.release(&self.services).await;
-                let allocation = self.services.allocate(resource, object, None)?;
+                let allocation = self.services.allocate(resource, object, None).await?;
                 Ok((
                     allocation,
                     Reservation::Failed(format!("its addresses were refused: {}", err.message)),
@@ -240,9 +247,10 @@ impl Registry {
                 let status = custom::status(&new, &old, &self.catalog());
                 new["status"] = status;
             }
-            let allocation = self
+            let mut allocation = self
                 .services
-                .allocate(&address.resource, &mut new, Some(&old))?;
+                .allocate(&address.resource, &mut new, Some(&old))
+                .await?;
             if new == old
                 && !self
                     .storage
@@ -267,25 +275,38 @@ impl Registry {
                     Err(err) => return Err(err),
                 }
             }
-            let stored = self.storage_form(&address.resource, &new).await?;
-            let bytes = encode_for(&address.resource, &stored)?;
+            if let Err(err) = allocation.claim(&self.services, &mut new).await {
+                allocation.rollback(&self.services);
+                return Err(err);
+            }
+            let bytes = match self
+                .storage_form(&address.resource, &new)
+                .await
+                .and_then(|stored| encode_for(&address.resource, &stored))
+            {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    allocation.abandon(&self.services).await;
+                    return Err(err);
+                }
+            };
             match self
                 .storage
                 .update(&address.key(), bytes, current.mod_revision)
                 .await
             {
                 Ok(kv) => {
-                    allocation.commit(&self.services);
+                    allocation.commit(&self.services, &new).await;
                     object::set_resource_version(&mut new, kv.mod_revision);
                     self.written(&address.resource, &new);
                     return Ok(new);
                 }
                 Err(StorageError::Conflict { .. }) if precondition.is_none() => {
-                    allocation.rollback(&self.services);
+                    allocation.abandon(&self.services).await;
                     continue;
                 }
                 Err(err) => {
-                    allocation.rollback(&self.services);
+                    allocation.abandon(&self.services).await;
                     return Err(address.storage_error(err));
                 }
             }

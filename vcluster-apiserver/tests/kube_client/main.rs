@@ -5,6 +5,7 @@
 //! clients being cut off, and TLS (`transport`).
 
 mod crud;
+mod service_allocation;
 mod transport;
 mod watches;
 
