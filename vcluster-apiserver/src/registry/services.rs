@@ -190,6 +190,12 @@ impl Allocation {
         }
     }
 
+    /// Whether [`Allocation::claim`] would record anything (the write took
+    /// an address).
+    pub fn needs_claim(&self) -> bool {
+        !self.taken_ips.is_empty() || !self.taken_ports.is_empty()
+    }
+
     /// The write failed after [`Allocation::claim`]: remove its records
     /// from the store and give back what it took.
     pub async fn abandon(mut self, network: &ServiceNetwork) {

@@ -82,6 +82,26 @@ impl Registry {
             allocation.rollback(&self.services);
             return Ok(object);
         }
+        // A name that is taken is refused before any address is recorded
+        // (a refused create leaves the store as it was, as far as a race
+        // with another writer allows).
+        if allocation.needs_claim() {
+            match self.storage.get(&address.key()).await {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    allocation.rollback(&self.services);
+                    reservation.release(&self.services).await;
+                    return Err(address.storage_error(StorageError::AlreadyExists {
+                        key: address.key(),
+                    }));
+                }
+                Err(err) => {
+                    allocation.rollback(&self.services);
+                    reservation.release(&self.services).await;
+                    return Err(address.storage_error(err));
+                }
+            }
+        }
         // The store decides who holds an address (replicas share it).
         if let Err(err) = allocation.claim(&self.services, &mut object).await {
             allocation.rollback(&self.services);

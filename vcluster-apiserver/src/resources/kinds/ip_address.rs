@@ -1,8 +1,9 @@
 //! IP addresses (networking.k8s.io/v1): one object per allocated service
 //! IP, named by the address in canonical form, naming its owner in
-//! `parentRef`. Stored and validated as upstream does; this server's own
-//! allocator keeps its allocations in its own records (see
-//! docs/apiserver.md), so it does not write these.
+//! `parentRef`. Stored and validated as upstream does; the service
+//! allocator writes one for each cluster IP it hands out (the record that
+//! servers sharing a store decide by, see `registry::services`), and one a
+//! client creates blocks its address.
 
 use std::net::IpAddr;
 

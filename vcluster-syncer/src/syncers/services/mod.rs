@@ -77,6 +77,23 @@ const KIND: &str = "services";
 /// host's address) is not attempted again for the same address.
 pub(crate) const RECREATE_RETRY: Duration = Duration::from_secs(300);
 
+/// How long a host copy this syncer never synced is spared for its virtual
+/// service: replicas of the control plane share the virtual store but not
+/// their [`Reservations`], so a copy another replica's API server reserved
+/// a moment ago looks like an orphan here until its virtual service is
+/// stored (well within the API server's wait for the provider).
+pub(crate) const FOREIGN_RESERVATION_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether `host` was created less than `grace` ago (by its
+/// `creationTimestamp`; an object without one is not recent).
+fn created_within(host: &Service, grace: Duration) -> bool {
+    let Some(created) = host.metadata.creation_timestamp.as_ref() else {
+        return false;
+    };
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(created.0);
+    age.is_negative() || age.unsigned_abs() < grace
+}
+
 /// Spec fields the virtual service owns and writes only when it sets them
 /// (the host may default them).
 pub(super) const IF_SET: &[&str] = &[
@@ -228,7 +245,7 @@ impl Syncer for ServiceSyncer {
         &self,
         ctx: &SyncContext,
         host_service: &Service,
-        _memory: Option<&Memory>,
+        memory: Option<&Memory>,
     ) -> Result<HostOnly<Service>, SyncError> {
         // While a virtual service is being re-created our store may miss it
         // for a moment: ask the virtual API server before deleting.
@@ -262,6 +279,23 @@ impl Syncer for ServiceSyncer {
             .is_some_and(|r| r.is_pending(host_name))
         {
             return Ok(HostOnly::Skip);
+        }
+        // Reserved a moment ago by another replica's API server: try again
+        // shortly (backoff) rather than delete a copy whose virtual service
+        // is being stored. A pair this syncer synced before is no such
+        // copy: its virtual service was deleted.
+        if self.reservations.is_some()
+            && memory.is_none()
+            && created_within(host_service, FOREIGN_RESERVATION_GRACE)
+        {
+            if let Some(key) = ctx.translator.owner_of(&host_service.metadata) {
+                return Err(SyncError::Invalid {
+                    kind: KIND,
+                    key,
+                    message: "a host copy made a moment ago has no virtual service yet                               (another replica may be storing it); looking again shortly"
+                        .into(),
+                });
+            }
         }
         Ok(HostOnly::DeleteHost {
             grace_period_seconds: None,
