@@ -335,3 +335,77 @@ async fn tls_with_client_certificates_passes_the_conformance_suite() {
     let err = missing.open().await.err().expect("no CA file");
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
+
+/// Over a three-member cluster named by all its endpoints (what HA
+/// replicas of the control plane use), the store keeps working when one
+/// member dies: reads, compare-and-swap writes and a watch carry on
+/// through the other two (a request that was in flight to the dead member
+/// may fail; the next ones must not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_member_cluster_survives_a_dead_member() {
+    let mut cluster = vcluster_testkit::etcd::EtcdCluster::start(3);
+    let url = cluster.store_url("/ha");
+    let config = StorageConfig::from_str(&url).expect("a multi-endpoint URL");
+    let store = config.open().await.expect("connect to the cluster");
+    let first = store
+        .create("/registry/core/configmaps/default/a", value("1"))
+        .await
+        .expect("create");
+    let mut watch = store
+        .watch("/registry/core/configmaps/", first.mod_revision)
+        .await
+        .expect("watch");
+
+    // The member the client most likely talks to: the first endpoint.
+    cluster.kill(0);
+    assert!(!cluster.is_healthy(0));
+    let mut written = 0;
+    let mut last = first.mod_revision;
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    while written < 20 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "writes did not go on after a member died: {failures:?}"
+        );
+        let current = store
+            .get("/registry/core/configmaps/default/a")
+            .await
+            .ok()
+            .flatten();
+        let Some(current) = current else {
+            failures.push("read failed".to_owned());
+            continue;
+        };
+        match store
+            .update(
+                "/registry/core/configmaps/default/a",
+                value(&written.to_string()),
+                current.mod_revision,
+            )
+            .await
+        {
+            Ok(kv) => {
+                assert!(kv.mod_revision > last);
+                last = kv.mod_revision;
+                written += 1;
+            }
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    assert!(
+        failures.len() <= 3,
+        "more than a request or so failed after the member died: {failures:?}"
+    );
+    // The watch saw every one of the 20 updates, in order.
+    let mut seen = 0;
+    while seen < 20 {
+        let event = tokio::time::timeout(DEADLINE, watch.next())
+            .await
+            .expect("the watch carries on")
+            .expect("not ended")
+            .expect("an event");
+        assert_eq!(event.value, value(&seen.to_string()));
+        seen += 1;
+    }
+}

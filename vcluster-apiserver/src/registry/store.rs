@@ -91,9 +91,9 @@ impl Registry {
                 Ok(Some(_)) => {
                     allocation.rollback(&self.services);
                     reservation.release(&self.services).await;
-                    return Err(address.storage_error(StorageError::AlreadyExists {
-                        key: address.key(),
-                    }));
+                    return Err(
+                        address.storage_error(StorageError::AlreadyExists { key: address.key() })
+                    );
                 }
                 Err(err) => {
                     allocation.rollback(&self.services);

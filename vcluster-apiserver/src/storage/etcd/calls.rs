@@ -32,28 +32,54 @@ impl EtcdStorage {
         }
     }
 
-    /// Runs one unary call under the request deadline.
-    pub(super) async fn call<T>(
+    /// Runs one unary call (`call` makes it) under the request deadline.
+    pub(super) async fn call<T, Fut>(
         &self,
         operation: &'static str,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, StorageError> {
-        self.call_raw(fut)
+        call: impl FnMut() -> Fut,
+    ) -> Result<T, StorageError>
+    where
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_raw(call)
             .await
             .map_err(|failure| self.failed(operation, failure))
     }
 
     /// Like [`call`](Self::call), keeping etcd's error for callers that
     /// turn some of them into contract errors.
-    pub(super) async fn call_raw<T>(
-        &self,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.options.request_timeout, fut).await {
+    ///
+    /// A call the client could not even send (its connection to the
+    /// member it picked was refused: a dead member of a cluster named by
+    /// several endpoints) is made again, within the same deadline, so the
+    /// client's balancer picks another member. Nothing reached etcd, so
+    /// this is safe for writes too; a call that may have been applied is
+    /// never repeated.
+    pub(super) async fn call_raw<T, Fut>(&self, mut call: impl FnMut() -> Fut) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let attempts = async {
+            let mut pause = Duration::from_millis(5);
+            loop {
+                match call().await {
+                    Err(err) if never_sent(&err) && self.several_endpoints() => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(200));
+                    }
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout(self.options.request_timeout, attempts).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(Failure::Etcd(err)),
             Err(_) => Err(Failure::Timeout(self.options.request_timeout)),
         }
+    }
+
+    fn several_endpoints(&self) -> bool {
+        self.endpoints.contains(',')
     }
 
     pub(super) fn failed(&self, operation: &'static str, failure: Failure) -> StorageError {
@@ -112,6 +138,12 @@ impl EtcdStorage {
             .ok()
             .flatten()
     }
+}
+
+/// Whether a call failed before it was sent: the connection to the
+/// member the client picked was refused.
+fn never_sent(err: &etcd_client::Error) -> bool {
+    matches!(err, etcd_client::Error::GRpcStatus(status) if status.message().contains("connect error"))
 }
 
 /// Why a unary call failed, before it becomes a [`StorageError`].

@@ -169,16 +169,25 @@ impl EtcdStorage {
         };
         // The channel connects lazily: ask something now so a wrong address
         // fails here, with the address in the message.
-        let mut kv = store.client.kv_client();
-        match tokio::time::timeout(
+        // Through the same retry as every call: with several endpoints, a
+        // dead member must not fail the start.
+        let kv = store.client.kv_client();
+        let probe = store.probe_key();
+        let answered = tokio::time::timeout(
             store.options.connect_timeout,
-            kv.get(store.probe_key(), Some(GetOptions::new().with_count_only())),
+            store.call_raw(|| {
+                let (mut kv, probe) = (kv.clone(), probe.clone());
+                async move {
+                    kv.get(probe, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            }),
         )
-        .await
-        {
+        .await;
+        match answered {
             Ok(Ok(_)) => Ok(store),
-            Ok(Err(err)) => Err(unreachable(err.to_string())),
-            Err(_) => Err(unreachable(format!(
+            Ok(Err(super::calls::Failure::Etcd(err))) => Err(unreachable(err.to_string())),
+            Ok(Err(super::calls::Failure::Timeout(_))) | Err(_) => Err(unreachable(format!(
                 "no answer within {:?}",
                 store.options.connect_timeout
             ))),

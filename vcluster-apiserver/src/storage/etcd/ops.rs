@@ -17,8 +17,14 @@ use crate::storage::{
 impl Storage for EtcdStorage {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StorageError> {
         let full = self.full_key("get", key)?;
-        let mut kv = self.client.kv_client();
-        let mut resp = self.call("get", kv.get(full, None)).await?;
+        let kv = self.client.kv_client();
+        let mut resp = self
+            .call("get", || {
+                let mut kv = kv.clone();
+                let full = full.clone();
+                async move { kv.get(full, None).await }
+            })
+            .await?;
         resp.take_kvs()
             .into_iter()
             .next()
@@ -46,8 +52,14 @@ impl Storage for EtcdStorage {
             Some(limit) => options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX)),
             None => {}
         }
-        let mut kv = self.client.kv_client();
-        let mut resp = match self.call_raw(kv.get(start, Some(options))).await {
+        let kv = self.client.kv_client();
+        let listed = self
+            .call_raw(|| {
+                let (mut kv, start, options) = (kv.clone(), start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await;
+        let mut resp = match listed {
             Ok(resp) => resp,
             Err(failure) => return Err(self.classify("list", failure, at.unwrap_or(0)).await),
         };
@@ -70,8 +82,13 @@ impl Storage for EtcdStorage {
         let txn = Txn::new()
             .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(full, value.to_vec(), None)]);
-        let mut kv = self.client.kv_client();
-        let resp = self.call("create", kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call("create", || {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists {
                 key: key.to_owned(),
@@ -105,8 +122,13 @@ impl Storage for EtcdStorage {
                 Some(PutOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(full, None)]);
-        let mut kv = self.client.kv_client();
-        let resp = self.call("update", kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call("update", || {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         let succeeded = resp.succeeded();
         let revision = header_revision(resp.header());
         match resp.op_responses().into_iter().next() {
@@ -156,8 +178,13 @@ impl Storage for EtcdStorage {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(full, None)]);
-        let mut kv = self.client.kv_client();
-        let resp = self.call("delete", kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call("delete", || {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         let succeeded = resp.succeeded();
         let revision = header_revision(resp.header());
         match resp.op_responses().into_iter().next() {
@@ -187,12 +214,16 @@ impl Storage for EtcdStorage {
     }
 
     async fn current_revision(&self) -> Result<Revision, StorageError> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
+        let probe = self.probe_key();
         let resp = self
-            .call(
-                "read the current revision",
-                kv.get(self.probe_key(), Some(GetOptions::new().with_count_only())),
-            )
+            .call("read the current revision", || {
+                let (mut kv, probe) = (kv.clone(), probe.clone());
+                async move {
+                    kv.get(probe, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
             .await?;
         Ok(header_revision(resp.header()))
     }
@@ -207,8 +238,14 @@ impl Storage for EtcdStorage {
         if target == 0 {
             return Ok(());
         }
-        let mut kv = self.client.kv_client();
-        match self.call_raw(kv.compact(to_etcd(target), None)).await {
+        let kv = self.client.kv_client();
+        let compacted = self
+            .call_raw(|| {
+                let mut kv = kv.clone();
+                async move { kv.compact(to_etcd(target), None).await }
+            })
+            .await;
+        match compacted {
             Ok(_) => Ok(()),
             // Already compacted at or beyond `target`: nothing to do.
             Err(failure) if failure.says(ERR_COMPACTED) => Ok(()),

@@ -24,9 +24,13 @@ impl EtcdStorage {
             .with_range(end)
             .with_start_revision(i64::try_from(start).unwrap_or(i64::MAX))
             .with_prev_key();
-        let mut client = self.client.watch_client();
-        self.call("watch", client.watch(start_key, Some(options)))
-            .await
+        let client = self.client.watch_client();
+        self.call("watch", || {
+            let (mut client, start_key, options) =
+                (client.clone(), start_key.clone(), options.clone());
+            async move { client.watch(start_key, Some(options)).await }
+        })
+        .await
     }
 }
 
