@@ -5,7 +5,8 @@
 //! runs the syncer and the controllers. Under a write load spread over all
 //! replicas the leader is killed with SIGKILL: another replica takes the
 //! lease within the lease duration, no acknowledged write is lost, no two
-//! services share an address, and once the new leader's syncer settles
+//! services share an address (also after an etcd member is killed), and
+//! once the new leader's syncer settles
 //! the host holds exactly one copy of every synced object and nothing
 //! without its virtual object.
 #![cfg(feature = "etcd")]
@@ -245,7 +246,7 @@ fn exactly_once(
 fn replicas_over_etcd_fail_over_without_losing_writes() {
     let started = Instant::now();
     let host = RealHost::shared();
-    let etcd = EtcdCluster::start(3);
+    let mut etcd = EtcdCluster::start(3);
     let store = etcd.store_url("/ha");
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -276,6 +277,7 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
         .enable_all()
         .build()
         .expect("runtime");
+    let etcd = &mut etcd;
     runtime.block_on(async {
         let mut clients = Vec::new();
         for replica in &replicas {
@@ -358,12 +360,44 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
             takeover <= LEASE_DURATION + RETRY_PERIOD + slack,
             "takeover took {takeover:?}"
         );
-        // Writes go on through the new leader's reign a little.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Writes go on through the new leader's reign, and on when an etcd
+        // member dies too (the other two keep a quorum; the replicas'
+        // clients go to them).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A follower member: the replicas' clients fail over to the
+        // others (killing etcd's leader adds an election, which the
+        // storage tests cover).
+        let follower = (0..etcd.size())
+            .find(|i| Some(*i) != etcd.leader())
+            .expect("a follower member");
+        etcd.kill(follower);
+        let member_killed_at = Instant::now();
+        let acknowledged_before = acknowledged.lock().expect("lock").len();
+        eventually_every(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            "writes go on after an etcd member died",
+            || async {
+                let now = acknowledged.lock().expect("lock").len();
+                (now >= acknowledged_before + 5)
+                    .then_some(())
+                    .ok_or(format!("{} writes since", now - acknowledged_before))
+            },
+        )
+        .await;
+        eprintln!(
+            "writes went on {:?} after an etcd member died",
+            member_killed_at.elapsed()
+        );
         stop.cancel();
         load.await.expect("the write load");
         let acknowledged = acknowledged.lock().expect("lock").clone();
-        eprintln!("{} writes acknowledged", acknowledged.len());
+        eprintln!(
+            "{} writes acknowledged, {} after an etcd member died",
+            acknowledged.len(),
+            acknowledged.len() - acknowledged_before
+        );
+
         assert!(
             acknowledged.len() >= 30,
             "the load wrote too little: {acknowledged:?}"
@@ -469,6 +503,5 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
             process.kill();
         }
     }
-    drop(etcd);
     eprintln!("the HA scenario took {:?}", started.elapsed());
 }

@@ -282,21 +282,21 @@ fn free_ports() -> (u16, u16, u16) {
 /// Whether etcd's `/health` (on the metrics listener at `port`) says it has
 /// a leader and serves requests.
 pub(crate) fn healthy(port: u16) -> bool {
+    http_get(port, "/health").is_some_and(|response| response.contains("\"health\":\"true\""))
+}
+
+/// A plain HTTP GET of `path` on 127.0.0.1:`port`: the whole response, or
+/// `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.contains("\"health\":\"true\"")
+    Some(response)
 }
 
 /// One member of an [`EtcdCluster`].
@@ -485,6 +485,17 @@ impl EtcdCluster {
         self.members
             .get(index)
             .is_some_and(|m| m.child.is_some() && healthy(m.metrics_port))
+    }
+
+    /// The member that is etcd's Raft leader now (from its metrics), if
+    /// one says so: killing another one tests clients' failover without
+    /// an election.
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            m.child.is_some()
+                && http_get(m.metrics_port, "/metrics")
+                    .is_some_and(|body| body.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
+        })
     }
 
     /// Where the members' data and logs are.

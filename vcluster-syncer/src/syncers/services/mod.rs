@@ -292,7 +292,8 @@ impl Syncer for ServiceSyncer {
                 return Err(SyncError::Invalid {
                     kind: KIND,
                     key,
-                    message: "a host copy made a moment ago has no virtual service yet                               (another replica may be storing it); looking again shortly"
+                    message: "a host copy made a moment ago has no virtual service yet \
+                              (another replica may be storing it); looking again shortly"
                         .into(),
                 });
             }
