@@ -490,6 +490,42 @@ impl ControlPlane {
     }
 }
 
+/// The control plane's host rights as a Markdown table (docs/security.md
+/// carries the one of the default configuration; a test keeps them equal).
+pub fn rbac_table(plane: &ControlPlane) -> String {
+    let mut out = String::from(
+        "| scope | API group | resource | verbs | why |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for rule in &plane.host_rules {
+        let scope = if rule.cluster_scoped {
+            "cluster (ClusterRole)"
+        } else {
+            "host namespace (Role)"
+        };
+        let group = if rule.group.is_empty() {
+            "core"
+        } else {
+            rule.group
+        };
+        out.push_str(&format!(
+            "| {scope} | {group} | {} | {} | {} |\n",
+            rule.resource,
+            rule.verbs.join(", "),
+            rule.reason
+        ));
+    }
+    let names = plane.names();
+    out.push_str(&format!(
+        "| host namespace (Role) | core | secrets | create; get, update, patch of `{}` only | the kubeconfig Secret the control plane publishes |\n",
+        names.kubeconfig_secret
+    ));
+    out.push_str(&format!(
+        "| host namespace (Role) | core | services | get of `{}` only | its own Service's address (tenant pods reach it there) |\n",
+        names.workload
+    ));
+    out
+}
+
 /// RBAC rules of `host_rules`, one per rule.
 fn rules_of<'a>(host_rules: impl Iterator<Item = &'a HostRule>) -> Vec<PolicyRule> {
     host_rules
