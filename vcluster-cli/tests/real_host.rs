@@ -276,6 +276,24 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
     let _ = forwarding.start_kill();
     let _ = forwarding.wait().await;
 
+    // The control plane published the credentials its replicas share, and
+    // the kubeconfig it exported trusts that CA.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let shared = secrets
+        .get("my-vc-certs")
+        .await
+        .expect("the shared credentials");
+    let shared = shared.data.expect("data");
+    for file in vcluster::demo::SHARED_FILES {
+        assert!(shared.contains_key(*file), "{file} is shared");
+    }
+    let exported = secrets
+        .get("vc-my-vc")
+        .await
+        .expect("the kubeconfig secret");
+    let exported = exported.data.expect("data");
+    assert_eq!(exported["certificate-authority"], shared["ca.crt"]);
+
     // A second create is refused, saying what to do.
     let again = vcluster(host, &create_args).await;
     assert!(!again.status.success());
