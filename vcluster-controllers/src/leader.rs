@@ -443,12 +443,19 @@ fn jittered(period: Duration) -> Duration {
 
 /// This process leads, until [`lost`](Self::lost) or
 /// [`release`](Self::release). While it lasts, a background task renews
-/// the lease every retry period.
+/// the lease every retry period. Dropping it stops leading and releases
+/// the lease in the background (without waiting, unlike `release`).
 pub struct Leadership {
     leading: CancellationToken,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     identity: String,
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Leadership {
@@ -460,7 +467,7 @@ impl Leadership {
         Self {
             leading,
             stop,
-            task,
+            task: Some(task),
             identity,
         }
     }
@@ -490,9 +497,11 @@ impl Leadership {
 
     /// Stops leading and gives the lease up (when still held), so another
     /// replica takes over at its next try.
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
