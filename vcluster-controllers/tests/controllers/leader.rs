@@ -33,10 +33,31 @@ fn holder(lease: &Lease) -> Option<String> {
 #[tokio::test]
 async fn one_replica_leads_and_another_takes_over_only_when_the_lease_runs_out() {
     let cluster = Cluster::start().await;
-    let leases: Api<Lease> = Api::namespaced(cluster.client(), "kube-system");
+    takeover_scenario(cluster.client(), "vcluster-controller").await;
+}
+
+/// The same rules hold against kube-apiserver (the real host's), whose
+/// Lease validation and compare-and-swap are the reference.
+#[tokio::test]
+async fn the_takeover_rules_hold_on_kube_apiserver() {
+    let host = vcluster_testkit::real_host::RealHost::shared();
+    takeover_scenario(host.client(), "vcluster-controller-leader-test").await;
+}
+
+async fn takeover_scenario(client: kube::Client, lease_name: &str) {
+    let config = |identity: &str| LeaderElectionConfig {
+        name: lease_name.to_owned(),
+        ..config(identity)
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    let lease = |leases: &Api<Lease>| {
+        let leases = leases.clone();
+        let name = lease_name.to_owned();
+        async move { leases.get(&name).await.expect("the lease") }
+    };
 
     // A takes the new lease (no transition: nobody held it before).
-    let mut a = LeaderElector::new(cluster.client(), config("a")).expect("config");
+    let mut a = LeaderElector::new(client.clone(), config("a")).expect("config");
     assert_eq!(a.try_acquire_or_renew().await.expect("a"), Attempt::Leading);
     let first = lease(&leases).await;
     let spec = first.spec.clone().expect("spec");
@@ -46,7 +67,7 @@ async fn one_replica_leads_and_another_takes_over_only_when_the_lease_runs_out()
     assert!(spec.acquire_time.is_some() && spec.renew_time.is_some());
 
     // B only waits while A renews.
-    let mut b = LeaderElector::new(cluster.client(), config("b")).expect("config");
+    let mut b = LeaderElector::new(client.clone(), config("b")).expect("config");
     for _ in 0..4 {
         assert_eq!(
             b.try_acquire_or_renew().await.expect("b"),
