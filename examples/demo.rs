@@ -151,6 +151,23 @@ impl From<Nodes> for NodeSelection {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let leader_election = cli.leader_elect.then(|| {
+        let defaults = demo::LeaderElection::default();
+        demo::LeaderElection {
+            identity: cli
+                .leader_elect_identity
+                .clone()
+                .unwrap_or(defaults.identity),
+            lease_duration: cli.leader_elect_lease_duration,
+            renew_deadline: cli.leader_elect_renew_deadline,
+            retry_period: cli.leader_elect_retry_period,
+        }
+    });
+    // Bad timings are a usage error, before anything is written.
+    if let Some(Err(err)) = leader_election.as_ref().map(|e| e.config().validate()) {
+        eprintln!("error: --leader-elect timings: {err}");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(cli.log_level)
         .with_writer(std::io::stderr)
@@ -179,15 +196,7 @@ async fn main() -> ExitCode {
     options.node.pod_cidr = cli.pod_cidr;
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);
-    if cli.leader_elect {
-        let defaults = demo::LeaderElection::default();
-        options.leader_election = Some(demo::LeaderElection {
-            identity: cli.leader_elect_identity.unwrap_or(defaults.identity),
-            lease_duration: cli.leader_elect_lease_duration,
-            renew_deadline: cli.leader_elect_renew_deadline,
-            retry_period: cli.leader_elect_retry_period,
-        });
-    }
+    options.leader_election = leader_election;
 
     let running = match demo::start(options).await {
         Ok(running) => running,

@@ -246,3 +246,32 @@ fn a_bad_log_level_is_a_usage_error() {
         "nothing is written before the arguments are valid"
     );
 }
+
+#[test]
+fn leader_election_timings_that_cannot_work_are_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A renew deadline past the lease duration: a leader could act after
+    // another took over.
+    let out = Command::new(demo_binary())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--leader-elect", "--leader-elect-renew-deadline", "90s"])
+        .output()
+        .expect("run the demo");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--leader-elect") && stderr.contains("renew deadline"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists());
+    let out = Command::new(demo_binary())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--leader-elect", "--leader-elect-retry-period", "soon"])
+        .output()
+        .expect("run the demo");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a duration"), "{stderr}");
+}

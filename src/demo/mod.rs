@@ -369,6 +369,12 @@ pub fn prepare_credentials(options: &DemoOptions) -> Result<(), DemoError> {
 
 /// Starts the demo and returns once everything serves.
 pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
+    if let Some(election) = &options.leader_election {
+        election
+            .config()
+            .validate()
+            .map_err(|e| start_error("leader election")(e.to_string()))?;
+    }
     prepare_data_dir(&options.data_dir)?;
     let certs = Certificates::load_or_create(&options.data_dir, &options.tls_sans)
         .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
