@@ -8,7 +8,8 @@
 //! services share an address, and once the new leader's syncer settles
 //! the host holds exactly one copy of every synced object and nothing
 //! without its virtual object. An etcd member killed afterwards does not
-//! stop the writes either.
+//! stop the writes either, and a leader whose lease is taken from it exits
+//! rather than keep writing.
 #![cfg(feature = "etcd")]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -468,11 +469,65 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
             }
         }
 
-        // The new leader's syncer settles: every pod and service exactly
+        // A leader that finds the lease taken from it (a split brain the
+        // store settled against it) must not keep writing: it exits with
+        // an error; the last replica takes over once the intruder's lease
+        // runs out.
+        let leases: Api<Lease> = Api::namespaced(clients[new_leader].clone(), "kube-system");
+        let mut lease = leases.get("vcluster-controller").await.expect("the lease");
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.holder_identity = Some("intruder".into());
+            spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        }
+        leases
+            .replace("vcluster-controller", &PostParams::default(), &lease)
+            .await
+            .expect("take the lease");
+        let stolen_at = Instant::now();
+        let status = eventually_every(
+            RETRY_PERIOD * 2 + Duration::from_secs(4),
+            Duration::from_millis(100),
+            "the leader that lost its lease exits",
+            || {
+                let status = replicas[new_leader]
+                    .process
+                    .as_mut()
+                    .expect("the new leader")
+                    .exit_status();
+                async move { status.ok_or_else(|| "still running".to_owned()) }
+            },
+        )
+        .await;
+        assert_eq!(status.code(), Some(1), "an error exit: {status}");
+        eprintln!(
+            "replica {new_leader} exited {:?} after losing its lease",
+            stolen_at.elapsed()
+        );
+        let last = survivors
+            .iter()
+            .copied()
+            .find(|i| *i != new_leader)
+            .expect("the third replica");
+        eventually_every(
+            LEASE_DURATION + RETRY_PERIOD + slack,
+            Duration::from_millis(100),
+            "the last replica takes the lease",
+            || async {
+                match lease_holder(&clients[last]).await {
+                    Some(holder) if holder == identity(last) => Ok(()),
+                    other => Err(format!("holder {other:?}")),
+                }
+            },
+        )
+        .await;
+
+        // The last leader's syncer settles: every pod and service exactly
         // once on the host, and no managed host object without its
         // virtual object.
         let host_client = host.client();
-        let virtual_client = clients[new_leader].clone();
+        let virtual_client = clients[last].clone();
         eventually_every(
             Duration::from_secs(60),
             Duration::from_millis(500),

@@ -105,6 +105,11 @@ impl DemoProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How it exited, once it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops it as Ctrl-C would and waits for a clean exit.
     pub fn interrupt(self) {
         self.stop_with("INT");
