@@ -23,8 +23,9 @@ use vcluster_controllers::csrsigning::ClusterSigner;
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
-use vcluster_syncer::syncers::nodes::NodeSelection;
-use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
+use vcluster_syncer::syncers::limits::HostLimits;
+use vcluster_syncer::syncers::nodes::{NodeMode, NodeSelection};
+use vcluster_syncer::{EnabledSyncers, EngineHandle, PodPolicy, SyncConfig, VirtualClusterSyncer};
 
 pub mod audit;
 pub mod dns;
@@ -67,7 +68,8 @@ pub struct DemoOptions {
     pub host_kubeconfig: Option<PathBuf>,
     /// The host namespace (default `vcluster-<name>`).
     pub host_namespace: Option<String>,
-    /// The host's service range (for a real host; the embedded one uses
+    /// The host's service range: the embedded host assigns cluster IPs
+    /// from it, and the virtual API server accepts them (default
     /// [`HOST_SERVICE_CIDR`]).
     pub host_service_cidr: String,
     /// Serve plain HTTP instead of TLS (then nothing is authenticated
@@ -89,6 +91,18 @@ pub struct DemoOptions {
     /// Where the virtual cluster's DNS server listens (UDP and TCP; port
     /// 0: a free one). See [`dns`].
     pub dns_listen: SocketAddr,
+    /// Which built-in syncers run (`sync` of `vcluster.yaml`).
+    pub syncers: EnabledSyncers,
+    /// Real copies of host nodes, or fake ones.
+    pub node_mode: NodeMode,
+    /// Which tenant pods may reach the host (default: baseline).
+    pub pod_policy: PodPolicy,
+    /// A ResourceQuota and LimitRange kept in the host namespace (default:
+    /// none).
+    pub host_limits: HostLimits,
+    /// The cluster domain of the virtual cluster's DNS and of synced pods'
+    /// search paths (default [`dns::CLUSTER_DOMAIN`]).
+    pub cluster_domain: String,
 }
 
 impl DemoOptions {
@@ -110,6 +124,11 @@ impl DemoOptions {
             node: SimulatedNodeConfig::default(),
             nodes: None,
             dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            syncers: EnabledSyncers::default(),
+            node_mode: NodeMode::default(),
+            pod_policy: PodPolicy::default(),
+            host_limits: HostLimits::default(),
+            cluster_domain: dns::CLUSTER_DOMAIN.to_owned(),
         }
     }
 
@@ -340,6 +359,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
         None => {
             let mut host_config = ApiServerConfig::new(Arc::new(MemoryStorage::new()));
+            host_config.service_cidr = options.host_service_cidr.clone();
             host_config.pod_logs = Some(Arc::new(node_logs::SimulatedNodeLogs::new(
                 options.node.name.clone(),
             )));
@@ -400,11 +420,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let mut config = ApiServerConfig::new(storage);
     config.encryption = options.encryption.load(&options.data_dir)?;
     config.service_cidr = VIRTUAL_SERVICE_CIDR.into();
-    config.extra_service_cidrs = vec![if host_server.is_some() {
-        HOST_SERVICE_CIDR.to_owned()
-    } else {
-        options.host_service_cidr.clone()
-    }];
+    config.extra_service_cidrs = vec![options.host_service_cidr.clone()];
     config.advertised_port = options.listen.port();
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
@@ -412,6 +428,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     // New services get the host's addresses at creation (the host copy is
     // made first), so they are never re-created to adopt them.
     let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
+    sync_config.syncers = options.syncers.clone();
+    sync_config.node_mode = options.node_mode.clone();
+    sync_config.pod_policy = options.pod_policy.clone();
+    sync_config.host_limits = options.host_limits.clone();
     let addresses = sync_config
         .host_service_addresses(host_client.clone())
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
@@ -480,13 +500,14 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let dns_addr = dns::start(
         virtual_server.client(),
         options.dns_listen,
+        &options.cluster_domain,
         Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
         cancel.clone(),
         &mut tasks,
     )
     .await?;
     let pods = &mut sync_config.pod_environment;
-    pods.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
+    pods.cluster_domain = options.cluster_domain.clone();
     if reachable(dns_addr.ip()) {
         pods.dns_server = Some(dns_addr.ip().to_string());
     }
