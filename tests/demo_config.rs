@@ -1,6 +1,6 @@
 //! The demo started with vCluster's config file (`--config vcluster.yaml`):
 //! what the file asks for reaches the embedded host, a flag given on the
-//! command line wins over the file, and a bad file stops the demo with the
+//! command line wins over the file (`--nodes`), and a bad file stops the demo with the
 //! path of the offending key.
 
 use std::process::Command;
@@ -25,6 +25,9 @@ policies:
       count/pods: 7
   limitRange:
     enabled: false
+networking:
+  advanced:
+    clusterDomain: corp.internal
 ";
 
 #[test]
@@ -44,6 +47,15 @@ fn the_demo_applies_vclusters_config_file_and_explicit_flags_win() {
     let host = data_dir.join("host.kubeconfig");
     let host_ns = "vcluster-demo";
 
+    // The file shows only used nodes; `--nodes all` on the command line
+    // wins, so the simulated node shows before any pod runs.
+    eventually_prints(
+        DEADLINE,
+        &kubeconfig,
+        &["get", "nodes", "-o", "name"],
+        "the simulated node",
+        |out| out.contains("node/demo-node"),
+    );
     // configMaps.all: a configmap no pod uses still reaches the host.
     kubectl_ok(
         &kubeconfig,
@@ -87,15 +99,25 @@ fn the_demo_applies_vclusters_config_file_and_explicit_flags_win() {
     let ranges = kubectl_ok(&host, &["-n", host_ns, "get", "limitranges", "-o", "name"]);
     assert!(ranges.trim().is_empty(), "{ranges}");
 
-    // The file shows only used nodes; `--nodes all` on the command line
-    // wins, so the simulated node shows before any pod runs.
+    // networking.advanced.clusterDomain: synced pods search the file's
+    // domain.
+    kubectl_ok(&kubeconfig, &["run", "web", "--image=nginx"]);
     eventually_prints(
         DEADLINE,
-        &kubeconfig,
-        &["get", "nodes", "-o", "name"],
-        "the simulated node",
-        |out| out.contains("node/demo-node"),
+        &host,
+        &[
+            "-n",
+            host_ns,
+            "get",
+            "pod",
+            "web-x-default-x-demo",
+            "-o",
+            "jsonpath={.spec.dnsConfig.searches}",
+        ],
+        "the host pod's DNS search path",
+        |out| out.contains("default.svc.corp.internal"),
     );
+
     demo.interrupt();
 }
 

@@ -337,8 +337,8 @@ pub struct SyncFromHost {
 
 impl Sync {
     /// The built-in syncers this section turns on. vcluster-rs's
-    /// endpoints switch also covers EndpointSlices; nodes are always
-    /// synced (real or fake, see [`Sync::node_mode`]).
+    /// endpoints switch also covers EndpointSlices; nodes are synced
+    /// whenever pods are (real or fake, see [`Sync::node_mode`]).
     pub fn enabled_syncers(&self) -> EnabledSyncers {
         let to = &self.to_host;
         let from = &self.from_host;
@@ -351,7 +351,8 @@ impl Sync {
             endpoint_slices: to.endpoints.enabled,
             persistent_volume_claims: to.persistent_volume_claims.enabled,
             events: from.events.enabled,
-            nodes: true,
+            // The node syncer follows the pods it shows nodes for.
+            nodes: to.pods.enabled,
             service_accounts: to.service_accounts.enabled,
             ingresses: to.ingresses.enabled,
             network_policies: to.network_policies.enabled,
