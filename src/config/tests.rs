@@ -31,7 +31,16 @@ fn manifest_path(relative: &str) -> PathBuf {
 
 #[test]
 fn an_empty_file_is_the_defaults_and_changes_nothing_in_the_demo() {
-    for empty in ["", "# nothing\n", "---\n", "{}"] {
+    // A key without a value (all its children commented out) is its
+    // defaults, as in vCluster's Helm values.
+    for empty in [
+        "",
+        "# nothing\n",
+        "---\n",
+        "{}",
+        "sync:\n",
+        "sync:\n  toHost:\n    services:\n",
+    ] {
         assert_eq!(load(empty), VClusterConfig::default(), "{empty:?}");
     }
     let before = DemoOptions::new("/tmp/x");
