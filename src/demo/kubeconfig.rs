@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn written_kubeconfigs_load_in_kube_rs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let certs = Certificates::generate().expect("certs");
+        let certs = Certificates::generate(&[]).expect("certs");
         let path = dir.path().join("kubeconfig");
         write(&path, "demo", "https://127.0.0.1:6443", &certs, false).expect("write");
         let config = kube::config::Kubeconfig::read_from(&path).expect("kube-rs reads it");

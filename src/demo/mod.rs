@@ -103,6 +103,27 @@ pub struct DemoOptions {
     /// The cluster domain of the virtual cluster's DNS and of synced pods'
     /// search paths (default [`dns::CLUSTER_DOMAIN`]).
     pub cluster_domain: String,
+    /// Where tenant pods on the host reach the virtual API server and its
+    /// DNS (`None`: the listen addresses, where the host can reach them).
+    /// A control plane in a pod listens on all interfaces and is reached
+    /// through its Service's cluster IP, which goes here.
+    pub advertise: Option<Advertise>,
+    /// Extra names and addresses the serving certificate is valid for
+    /// (beside `localhost` and `127.0.0.1`): the control plane Service's
+    /// DNS names and IP, so clients in the host cluster verify it.
+    pub tls_sans: Vec<String>,
+    /// Create the host namespace when it is missing (a control plane in a
+    /// pod runs in its namespace, and may not create namespaces).
+    pub create_host_namespace: bool,
+}
+
+/// How tenant pods on the host reach the virtual control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advertise {
+    /// The virtual API server (the `KUBERNETES_SERVICE_*` of tenant pods).
+    pub api_server: SocketAddr,
+    /// The DNS server tenant pods resolve through (port 53).
+    pub dns_server: std::net::IpAddr,
 }
 
 impl DemoOptions {
@@ -129,10 +150,36 @@ impl DemoOptions {
             pod_policy: PodPolicy::default(),
             host_limits: HostLimits::default(),
             cluster_domain: dns::CLUSTER_DOMAIN.to_owned(),
+            advertise: None,
+            tls_sans: Vec::new(),
+            create_host_namespace: true,
         }
     }
 
-    fn host_namespace(&self) -> String {
+    /// The syncer's configuration these options give: what `start`
+    /// runs, and what a deployment must grant on the host
+    /// ([`vcluster_syncer::permissions::host_rules`] of it). The pod
+    /// environment's addresses are filled in by [`start`].
+    pub fn sync_config(&self) -> SyncConfig {
+        let mut config = SyncConfig::new(self.name.clone(), self.host_namespace());
+        config.syncers = self.syncers.clone();
+        config.node_mode = self.node_mode.clone();
+        config.pod_policy = self.pod_policy.clone();
+        config.host_limits = self.host_limits.clone();
+        config.pod_environment.cluster_domain = self.cluster_domain.clone();
+        // Tenant pods hold tokens of the virtual API server, not the host's.
+        config.pod_environment.service_account_tokens = true;
+        let embedded = self.host_kubeconfig.is_none();
+        config.node_selection = self.nodes.unwrap_or(if embedded {
+            NodeSelection::All
+        } else {
+            NodeSelection::Used
+        });
+        config
+    }
+
+    /// The host namespace (default `vcluster-<name>`).
+    pub fn host_namespace(&self) -> String {
         self.host_namespace
             .clone()
             .unwrap_or_else(|| format!("vcluster-{}", self.name))
@@ -301,7 +348,7 @@ fn start_error(what: &'static str) -> impl Fn(String) -> DemoError {
 /// Starts the demo and returns once everything serves.
 pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     prepare_data_dir(&options.data_dir)?;
-    let certs = Certificates::load_or_create(&options.data_dir)
+    let certs = Certificates::load_or_create(&options.data_dir, &options.tls_sans)
         .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
     // Client certificates signed by the demo CA authenticate (the admin
     // kubeconfig's CN=admin, O=system:masters), so both API servers
@@ -396,7 +443,9 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             (server.client(), streams, Some(server), Some(path))
         }
     };
-    ensure_namespace(&host_client, &host_namespace).await?;
+    if options.create_host_namespace {
+        ensure_namespace(&host_client, &host_namespace).await?;
+    }
     if host_server.is_some() {
         let node = SimulatedNode::register(host_client.clone(), options.node.clone())
             .await
@@ -427,11 +476,16 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     config.audit = audit;
     // New services get the host's addresses at creation (the host copy is
     // made first), so they are never re-created to adopt them.
-    let mut sync_config = SyncConfig::new(options.name.clone(), host_namespace.clone());
-    sync_config.syncers = options.syncers.clone();
-    sync_config.node_mode = options.node_mode.clone();
-    sync_config.pod_policy = options.pod_policy.clone();
-    sync_config.host_limits = options.host_limits.clone();
+    let mut sync_config = options.sync_config();
+    // A real host: stop now, naming every missing permission, rather than
+    // fail object by object later (a control plane deployed without its
+    // Role, or with an older one).
+    if host_server.is_none() {
+        let rules = vcluster_syncer::permissions::host_rules(&sync_config);
+        vcluster_syncer::permissions::check_host_access(&host_client, &host_namespace, &rules)
+            .await
+            .map_err(|e| start_error("the host's RBAC")(e.to_string()))?;
+    }
     let addresses = sync_config
         .host_service_addresses(host_client.clone())
         .map_err(|e| start_error("the syncer")(e.to_string()))?;
@@ -501,28 +555,33 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         virtual_server.client(),
         options.dns_listen,
         &options.cluster_domain,
-        Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
+        match options.advertise {
+            Some(advertise) => Some(advertise.api_server.ip()),
+            None => Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
+        },
         cancel.clone(),
         &mut tasks,
     )
     .await?;
     let pods = &mut sync_config.pod_environment;
-    pods.cluster_domain = options.cluster_domain.clone();
-    if reachable(dns_addr.ip()) {
-        pods.dns_server = Some(dns_addr.ip().to_string());
+    match options.advertise {
+        Some(advertise) => {
+            pods.dns_server = Some(advertise.dns_server.to_string());
+            pods.api_server = Some((
+                advertise.api_server.ip().to_string(),
+                advertise.api_server.port(),
+            ));
+        }
+        None => {
+            if reachable(dns_addr.ip()) {
+                pods.dns_server = Some(dns_addr.ip().to_string());
+            }
+            if reachable(virtual_addr.ip()) {
+                pods.api_server = Some((virtual_addr.ip().to_string(), virtual_addr.port()));
+            }
+        }
     }
-    if reachable(virtual_addr.ip()) {
-        pods.api_server = Some((virtual_addr.ip().to_string(), virtual_addr.port()));
-    }
-    // Tenant pods hold tokens of the virtual API server, not the host's.
-    sync_config.pod_environment.service_account_tokens = true;
 
-    // The syncer between them.
-    sync_config.node_selection = options.nodes.unwrap_or(if host_server.is_some() {
-        NodeSelection::All
-    } else {
-        NodeSelection::Used
-    });
     // The autoscaler's usage: the host's metrics API, measuring the host
     // pods the syncer made; while the host has none (the simulated node
     // has none), simulated usage: a pod's `metrics.vcluster.dev/<resource>`

@@ -31,7 +31,8 @@
 //!
 //! Modules: [`runner`] builds and runs the syncers of a virtual cluster,
 //! [`engine`] is the generic engine, [`syncers`] the built-in kinds,
-//! [`policy`] the host isolation policy pods must pass, [`queue`] the work
+//! [`policy`] the host isolation policy pods must pass, [`permissions`]
+//! the host RBAC the syncer needs, [`queue`] the work
 //! queue, [`error`] the errors.
 #![warn(missing_docs)]
 
@@ -40,6 +41,7 @@ pub mod error;
 mod labels_annotations;
 mod memory;
 mod patch;
+pub mod permissions;
 pub mod policy;
 pub mod queue;
 pub mod runner;

@@ -52,6 +52,7 @@ pub mod demo;
 pub mod etcd;
 pub mod fault_proxy;
 pub mod http;
+pub mod in_cluster;
 pub mod kubectl;
 pub mod kubelet;
 pub mod node;

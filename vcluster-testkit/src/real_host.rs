@@ -41,8 +41,8 @@ const DIR_PREFIX: &str = "vcluster-realhost-";
 /// The controllers kube-controller-manager runs: those a synced workload
 /// meets on any cluster. Left out: the scheduler's and kubelet's partners
 /// (node lifecycle, taint eviction, pod GC), volume binding (tests play the
-/// provisioner) and the workload controllers of kinds the syncer never
-/// writes to the host.
+/// provisioner) and the workload controllers of kinds neither the syncer
+/// nor `vcluster create` (a StatefulSet) writes to the host.
 pub const CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "garbage-collector-controller",
@@ -54,6 +54,7 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice-mirroring-controller",
     "replicaset-controller",
     "deployment-controller",
+    "statefulset-controller",
     "persistentvolumeclaim-protection-controller",
 ];
 

@@ -1,0 +1,290 @@
+//! `vcluster connect`: a kubeconfig for the virtual cluster, reaching it
+//! through a local port-forward to the control plane pod (nothing to
+//! expose on the host), or at an address given with `--server`; with
+//! `-- COMMAND`, runs the command with that kubeconfig and stops.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CliError;
+use crate::host::HostArgs;
+use crate::manifests::{self, Names, API_PORT};
+use crate::progress::Progress;
+
+/// `vcluster connect` flags.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// The virtual cluster's name
+    pub name: String,
+    /// Its host namespace [default: vcluster-<name>]
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Reach the API server at this URL instead of through a port-forward
+    /// (its Service's address, a LoadBalancer, an ingress)
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The local port of the port-forward [default: a free one]
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub local_port: u16,
+    /// Where to write the virtual cluster's kubeconfig
+    #[arg(
+        long = "kube-config",
+        default_value = "./kubeconfig.yaml",
+        value_name = "PATH"
+    )]
+    pub kubeconfig_out: PathBuf,
+    /// Print the kubeconfig on stdout instead of writing it
+    #[arg(long)]
+    pub print: bool,
+    /// Run this command with KUBECONFIG set to the virtual cluster's
+    /// (after `--`), then stop
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// The host cluster (`--kubeconfig`, `--context`).
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Connects; returns the command's exit code when one was run.
+pub async fn connect(args: ConnectArgs) -> Result<i32, CliError> {
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| super::create::default_namespace(&args.name));
+    let names = Names::new(&args.name, &namespace);
+    let progress = if args.print {
+        Progress::quiet()
+    } else {
+        Progress::stderr()
+    };
+    let client = args.host.client().await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&names.kubeconfig_secret)
+        .await
+        .map_err(|source| CliError::Api {
+            what: format!("reading secret {namespace}/{}", names.kubeconfig_secret),
+            source,
+        })?
+        .ok_or_else(|| {
+            CliError::ControlPlane(format!(
+                "virtual cluster {} in namespace {namespace} has not published its kubeconfig (secret {}) yet; is it running? (`vcluster list -n {namespace}`)",
+                args.name, names.kubeconfig_secret
+            ))
+        })?;
+    let exported = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("config"))
+        .map(|v| v.0.clone())
+        .ok_or_else(|| {
+            CliError::ControlPlane(format!(
+                "secret {namespace}/{} has no `config` key",
+                names.kubeconfig_secret
+            ))
+        })?;
+    let mut kubeconfig: serde_json::Value = serde_yaml::from_slice(&exported).map_err(|e| {
+        CliError::ControlPlane(format!(
+            "secret {namespace}/{} holds no valid kubeconfig: {e}",
+            names.kubeconfig_secret
+        ))
+    })?;
+
+    let cancel = CancellationToken::new();
+    let forwarding = match &args.server {
+        Some(server) => {
+            set_server(&mut kubeconfig, server);
+            None
+        }
+        None => {
+            let pod = serving_pod(&client, &namespace, &names).await?;
+            let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.local_port)))
+                .await
+                .map_err(|source| CliError::Io {
+                    what: format!("listening on 127.0.0.1:{}", args.local_port),
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| CliError::Io {
+                what: "reading the local address".into(),
+                source,
+            })?;
+            // localhost: a name the serving certificate holds.
+            set_server(
+                &mut kubeconfig,
+                &format!("https://localhost:{}", local.port()),
+            );
+            progress.step(&format!(
+                "forwarding 127.0.0.1:{} to pod {namespace}/{pod} port {API_PORT}",
+                local.port()
+            ));
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            Some(tokio::spawn(forward(listener, pods, pod, cancel.clone())))
+        }
+    };
+    rename_context(
+        &mut kubeconfig,
+        &format!("vcluster_{}_{namespace}", args.name),
+    );
+    let yaml = serde_yaml::to_string(&kubeconfig).unwrap_or_default();
+
+    let result = if args.print {
+        print!("{yaml}");
+        Ok(0)
+    } else {
+        write_kubeconfig(&args.kubeconfig_out, &yaml)?;
+        progress.step(&format!(
+            "kubeconfig for virtual cluster {} written to {}",
+            args.name,
+            args.kubeconfig_out.display()
+        ));
+        Ok(0)
+    };
+    let code = if let Some((program, rest)) = args.command.split_first() {
+        let path = if args.print {
+            // The command needs a file; --print left none.
+            let path =
+                std::env::temp_dir().join(format!("vcluster-{}-{namespace}.kubeconfig", args.name));
+            write_kubeconfig(&path, &yaml)?;
+            path
+        } else {
+            args.kubeconfig_out.clone()
+        };
+        let status = tokio::process::Command::new(program)
+            .args(rest)
+            .env("KUBECONFIG", &path)
+            .status()
+            .await
+            .map_err(|source| CliError::Command {
+                command: program.clone(),
+                source,
+            })?;
+        status.code().unwrap_or(1)
+    } else {
+        let code = result?;
+        if forwarding.is_some() {
+            progress.done(&format!(
+                "export KUBECONFIG={} and use kubectl; press Ctrl+C to stop forwarding",
+                args.kubeconfig_out.display()
+            ));
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            progress.done(&format!(
+                "export KUBECONFIG={} and use kubectl",
+                args.kubeconfig_out.display()
+            ));
+        }
+        code
+    };
+    cancel.cancel();
+    if let Some(task) = forwarding {
+        let _ = task.await;
+    }
+    Ok(code)
+}
+
+fn set_server(kubeconfig: &mut serde_json::Value, server: &str) {
+    if let Some(clusters) = kubeconfig["clusters"].as_array_mut() {
+        for cluster in clusters {
+            cluster["cluster"]["server"] = server.into();
+        }
+    }
+}
+
+/// Names the context (and its cluster and user) `name`, so it can sit
+/// beside others in one kubeconfig.
+fn rename_context(kubeconfig: &mut serde_json::Value, name: &str) {
+    for list in ["clusters", "users", "contexts"] {
+        if let Some(entries) = kubeconfig[list].as_array_mut() {
+            for entry in entries.iter_mut().take(1) {
+                entry["name"] = name.into();
+            }
+        }
+    }
+    if let Some(context) = kubeconfig["contexts"].get_mut(0) {
+        context["context"]["cluster"] = name.into();
+        context["context"]["user"] = name.into();
+    }
+    kubeconfig["current-context"] = name.into();
+}
+
+fn write_kubeconfig(path: &Path, yaml: &str) -> Result<(), CliError> {
+    // It holds the admin key: owner-only.
+    vcluster_apiserver::state_files::write_private_file(path, yaml.as_bytes()).map_err(|source| {
+        CliError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        }
+    })
+}
+
+/// A ready control plane pod (any, when none is ready yet).
+async fn serving_pod(
+    client: &kube::Client,
+    namespace: &str,
+    names: &Names,
+) -> Result<String, CliError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&manifests::selector(&names.workload)))
+        .await
+        .map_err(|source| CliError::Api {
+            what: format!("listing the control plane's pods in {namespace}"),
+            source,
+        })?;
+    let ready = |pod: &Pod| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    listed
+        .items
+        .iter()
+        .find(|p| ready(p))
+        .or_else(|| listed.items.first())
+        .and_then(|p| p.metadata.name.clone())
+        .ok_or_else(|| {
+            CliError::ControlPlane(format!(
+                "virtual cluster {} in namespace {namespace} has no control plane pod (paused? `vcluster resume {} -n {namespace}`)",
+                names.workload, names.workload
+            ))
+        })
+}
+
+/// Accepts local connections and carries each over its own port-forward
+/// stream to the pod, until cancelled.
+async fn forward(listener: TcpListener, pods: Api<Pod>, pod: String, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((local, _)) = accepted else { continue };
+        let pods = pods.clone();
+        let pod = pod.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward_one(local, &pods, &pod).await {
+                tracing::warn!(pod = %pod, error = %e, "port-forward connection failed");
+            }
+        });
+    }
+}
+
+async fn forward_one(mut local: TcpStream, pods: &Api<Pod>, pod: &str) -> Result<(), String> {
+    let mut forwarder = pods
+        .portforward(pod, &[API_PORT])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut remote = forwarder
+        .take_stream(API_PORT)
+        .ok_or_else(|| "no stream for the port".to_owned())?;
+    let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+    drop(remote);
+    let _ = forwarder.join().await;
+    Ok(())
+}

@@ -1,0 +1,452 @@
+//! The `vcluster` command line against the real host harness
+//! (kube-apiserver, kube-controller-manager and etcd built from upstream,
+//! a simulated node running the host's pods).
+//!
+//! The simulated node runs no containers, so the control plane pod that
+//! `create` deploys cannot execute `vcluster run`; the test runs `vcluster
+//! run` itself, with the in-cluster environment that pod would get (its
+//! service account's token, the host CA, `KUBERNETES_SERVICE_*`), so it
+//! has exactly the rights of the deployed Role.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use kube::api::{Api, ListParams, PostParams};
+use tokio::process::{Child, Command};
+use vcluster_testkit::in_cluster::InClusterEnv;
+use vcluster_testkit::kubectl;
+use vcluster_testkit::real_host::RealHost;
+use vcluster_testkit::{eventually_explained, free_port};
+
+/// How long one `vcluster` command may take before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the syncer may take to make a host object.
+const SYNC_DEADLINE: Duration = Duration::from_secs(60);
+
+fn vcluster_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_vcluster")
+}
+
+/// Runs `vcluster args...` against the host to its end (bounded).
+async fn vcluster(host: &RealHost, args: &[&str]) -> std::process::Output {
+    vcluster_within(host, args, COMMAND_TIMEOUT).await
+}
+
+/// [`vcluster`] with its own time limit.
+async fn vcluster_within(host: &RealHost, args: &[&str], limit: Duration) -> std::process::Output {
+    let mut command = Command::new(vcluster_binary());
+    // The host flag right after the subcommand: whatever follows `--`
+    // belongs to the command `connect` runs.
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    command
+        .arg(subcommand)
+        .arg("--kubeconfig")
+        .arg(host.kubeconfig())
+        .args(rest)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("the vcluster binary starts");
+    tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("vcluster {args:?} did not finish within {limit:?}"))
+        .expect("vcluster runs")
+}
+
+/// [`vcluster`], requiring success; its stdout and stderr.
+async fn vcluster_ok(host: &RealHost, args: &[&str]) -> (String, String) {
+    let out = vcluster(host, args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "vcluster {args:?} failed:\n{stdout}{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// `vcluster run` as the control plane pod would run it (killed on drop).
+struct ControlPlaneProcess {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _env: InClusterEnv,
+}
+
+impl ControlPlaneProcess {
+    async fn start(
+        host: &RealHost,
+        namespace: &str,
+        account: &str,
+        name: &str,
+        data_dir: &Path,
+    ) -> Self {
+        let env = InClusterEnv::for_service_account(host, namespace, account).await;
+        let port = free_port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("the control plane's log file");
+        let mut command = Command::new(vcluster_binary());
+        command
+            .args(["run", "--name", name, "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--dns-listen", "127.0.0.1:0"])
+            .arg("--service-account-dir")
+            .arg(env.service_account_dir())
+            .envs(env.vars().iter().map(|(k, v)| (k, v)))
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        let child = command.spawn().expect("vcluster run starts");
+        Self {
+            child,
+            port,
+            log,
+            _env: env,
+        }
+    }
+
+    fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the process to exit by itself (bounded); its status and stderr.
+    async fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("vcluster run exits by itself")
+            .expect("wait");
+        (status, self.log())
+    }
+
+    /// What it wrote to stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+fn unique_namespace(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid_like()[..8])
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or_default();
+    format!("{:08x}{:08x}", nanos, std::process::id())
+}
+
+/// A config that needs no storage provisioner (the harness has none).
+fn config_without_volume(dir: &Path) -> PathBuf {
+    let path = dir.join("vcluster.yaml");
+    std::fs::write(
+        &path,
+        "controlPlane:\n  statefulSet:\n    persistence:\n      volumeClaim:\n        enabled: false\n",
+    )
+    .expect("write vcluster.yaml");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
+    let host = RealHost::shared();
+    let client = host.client();
+    let namespace = unique_namespace("vc-cli");
+    let name = "my-vc";
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let config = config_without_volume(scratch.path());
+
+    // create: the manifests pass the real API server's validation; it
+    // waits for the control plane, which this test runs as the pod would.
+    let create_args = [
+        "create",
+        name,
+        "-n",
+        &namespace,
+        "-f",
+        config.to_str().expect("utf-8 path"),
+        "--timeout",
+        "90s",
+    ];
+    let create = vcluster_within(host, &create_args, Duration::from_secs(150));
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+    let data_dir = scratch.path().join("data");
+    let start_control_plane = async {
+        eventually_explained(
+            SYNC_DEADLINE,
+            "create makes the service account",
+            || async {
+                accounts
+                    .get_opt("vc-my-vc")
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| "not yet".to_owned())
+            },
+        )
+        .await;
+        let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+        eventually_explained(SYNC_DEADLINE, "create makes the service", || async {
+            services
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+        ControlPlaneProcess::start(host, &namespace, "vc-my-vc", name, &data_dir).await
+    };
+    let (created, control_plane) = tokio::join!(create, start_control_plane);
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        created.status.success(),
+        "vcluster create failed: {stderr}\nthe control plane said:\n{}",
+        control_plane.log()
+    );
+    assert!(stderr.contains("applied statefulset/my-vc"), "{stderr}");
+    assert!(stderr.contains("vcluster connect my-vc"), "{stderr}");
+
+    // A second create is refused, saying what to do.
+    let again = vcluster(host, &create_args).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // list shows it.
+    let (listed, _) = vcluster_ok(host, &["list", "-n", &namespace]).await;
+    let table = kubectl::Table::parse(&listed);
+    let row = table.row(name);
+    assert_eq!(table.cell(row, "NAMESPACE"), namespace);
+
+    // connect -- kubectl: the tenant creates a pod, which reaches the host.
+    let kubeconfig = scratch.path().join("kubeconfig.yaml");
+    let kubeconfig_arg = kubeconfig.to_str().expect("utf-8 path").to_owned();
+    let server = control_plane.server();
+    let (out, _) = vcluster_ok(
+        host,
+        &[
+            "connect",
+            name,
+            "-n",
+            &namespace,
+            "--server",
+            &server,
+            "--kube-config",
+            &kubeconfig_arg,
+            "--",
+            kubectl::kubectl_path().to_str().expect("utf-8"),
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+        ],
+    )
+    .await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let host_pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let synced = format!("vcluster.loft.sh/managed-by={name}");
+    let host_pod = eventually_explained(
+        SYNC_DEADLINE,
+        "the tenant's pod runs on the host",
+        || async {
+            let pods = host_pods
+                .list(&ListParams::default().labels(&synced))
+                .await
+                .map_err(|e| e.to_string())?;
+            pods.items
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .and_then(|p| p.metadata.name)
+                .ok_or_else(|| "no running host pod yet".to_owned())
+        },
+    )
+    .await;
+    assert!(host_pod.contains("-x-default-x-my-vc"), "{host_pod}");
+    // Logs and exec go through the host with the Role's rights.
+    let virtual_pod = kubectl::run_ok(
+        &kubeconfig,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ],
+    );
+    let said = kubectl::run_ok(&kubeconfig, &["exec", &virtual_pod, "--", "echo", "hello"]);
+    assert_eq!(said.trim(), "hello");
+
+    // pause: the control plane scaled to zero, the tenant's pods gone
+    // from the host (the test stops its stand-in for the pod too).
+    vcluster_ok(host, &["pause", name, "-n", &namespace]).await;
+    control_plane.stop().await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let set = sets.get(name).await.expect("the statefulset stays");
+    assert_eq!(set.spec.and_then(|s| s.replicas), Some(0));
+    assert!(host_pods
+        .list(&ListParams::default().labels(&synced))
+        .await
+        .expect("list")
+        .items
+        .is_empty());
+    let (listed, _) = vcluster_ok(host, &["list", "-n", &namespace]).await;
+    let table = kubectl::Table::parse(&listed);
+    assert_eq!(table.cell(table.row(name), "STATUS"), "Paused");
+
+    // resume: back to one replica; the control plane starts on its data
+    // and the deployment's pod comes back on the host.
+    vcluster_ok(host, &["resume", name, "-n", &namespace]).await;
+    let set = sets.get(name).await.expect("the statefulset");
+    assert_eq!(set.spec.and_then(|s| s.replicas), Some(1));
+    let control_plane =
+        ControlPlaneProcess::start(host, &namespace, "vc-my-vc", name, &data_dir).await;
+    eventually_explained(
+        SYNC_DEADLINE,
+        "the workload is back on the host",
+        || async {
+            let pods = host_pods
+                .list(&ListParams::default().labels(&synced))
+                .await
+                .map_err(|e| e.to_string())?;
+            pods.items
+                .iter()
+                .any(|p| p.metadata.deletion_timestamp.is_none())
+                .then_some(())
+                .ok_or_else(|| "no host pod yet".to_owned())
+        },
+    )
+    .await;
+
+    // delete: nothing of the virtual cluster is left in the namespace.
+    control_plane.stop().await;
+    let (_, said) = vcluster_ok(host, &["delete", name, "-n", &namespace]).await;
+    assert!(said.contains("virtual cluster my-vc deleted"), "{said}");
+    assert_nothing_left(&client, &namespace, name).await;
+    let missing = vcluster(host, &["delete", name, "-n", &namespace]).await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(&namespace, &Default::default()).await;
+}
+
+/// Every object in `namespace` that belongs to virtual cluster `name`
+/// is gone: the control plane's, and the synced ones.
+async fn assert_nothing_left(client: &kube::Client, namespace: &str, name: &str) {
+    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
+    assert!(roles.get_opt("vc-my-vc").await.expect("get").is_none());
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(cluster_roles
+        .get_opt(&format!("vc-{name}-v-{namespace}"))
+        .await
+        .expect("get")
+        .is_none());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    assert!(accounts.get_opt("vc-my-vc").await.expect("get").is_none());
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let left: Vec<String> = services
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    assert!(left.is_empty(), "services left: {left:?}");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    // Token secrets are owned by their host pods; the host's garbage
+    // collector removes them shortly after.
+    eventually_explained(SYNC_DEADLINE, "no secret is left", || async {
+        let left: Vec<String> = secrets
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{left:?}"))
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    assert!(pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .is_empty());
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    assert!(sets.get_opt(name).await.expect("get").is_none());
+    // Configmaps: only the host's own root CA.
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let left: Vec<String> = config_maps
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    assert!(left.is_empty(), "configmaps left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_without_its_role_stops_naming_what_is_missing() {
+    let host = RealHost::shared();
+    let client = host.client();
+    let namespace = unique_namespace("vc-norbac");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut object = Namespace::default();
+    object.metadata.name = Some(namespace.clone());
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("namespace");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+    let mut account = ServiceAccount::default();
+    account.metadata.name = Some("nobody".into());
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("service account");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let process = ControlPlaneProcess::start(
+        host,
+        &namespace,
+        "nobody",
+        "my-vc",
+        &scratch.path().join("data"),
+    )
+    .await;
+    let (status, stderr) = process.exit().await;
+    assert!(!status.success());
+    assert!(stderr.contains("denies"), "{stderr}");
+    assert!(stderr.contains("list pods"), "{stderr}");
+    assert!(stderr.contains("vcluster create"), "{stderr}");
+    let _ = namespaces.delete(&namespace, &Default::default()).await;
+}
