@@ -672,3 +672,25 @@ fn the_example_in_the_docs_loads() {
     let config = load(example);
     assert_ne!(config, VClusterConfig::default());
 }
+
+/// What `vcluster run` and the demo start from, and what the host RBAC
+/// check reads: the file's settings reach the syncer's configuration.
+#[test]
+fn the_demo_options_give_the_syncer_the_files_settings() {
+    let config = load(
+        "
+sync: {toHost: {ingresses: {enabled: true}}, fromHost: {nodes: {enabled: false}}}
+policies: {podSecurityStandard: restricted, limitRange: {enabled: true}}
+networking: {advanced: {clusterDomain: corp.internal}}
+",
+    );
+    let mut options = DemoOptions::new("/tmp/x");
+    config.apply_to_demo(&mut options).expect("apply");
+    let sync = options.sync_config();
+    assert!(sync.syncers.ingresses);
+    assert_eq!(sync.node_mode, NodeMode::fake());
+    assert_eq!(sync.pod_policy.level, PodSecurityLevel::Restricted);
+    // limitRange: true, and the quota's `auto` follows it, as in vCluster.
+    assert!(sync.host_limits.limit_range.is_some() && sync.host_limits.quota.is_some());
+    assert_eq!(sync.pod_environment.cluster_domain, "corp.internal");
+}
