@@ -345,6 +345,35 @@ fn start_error(what: &'static str) -> impl Fn(String) -> DemoError {
     move |message| DemoError::Start { what, message }
 }
 
+/// The files of a data directory that every replica of one virtual
+/// cluster must share: the CA (client certificates and kubeconfigs stay
+/// valid whichever replica answers), the admin's certificate, the
+/// service-account signing key (tokens verify on every replica) and the
+/// key secrets are encrypted with in the shared store. The serving
+/// certificate is each replica's own, signed by that CA.
+pub const SHARED_FILES: &[&str] = &[
+    "VERSION",
+    "ca.crt",
+    "ca.key",
+    "admin.crt",
+    "admin.key",
+    "sa.key",
+    encryption::GENERATED_FILE,
+];
+
+/// Makes the data directory and its credentials (what [`start`] does
+/// first), without starting anything: so a control plane can publish
+/// its [`SHARED_FILES`] for other replicas before it serves.
+pub fn prepare_credentials(options: &DemoOptions) -> Result<(), DemoError> {
+    prepare_data_dir(&options.data_dir)?;
+    Certificates::load_or_create(&options.data_dir, &options.tls_sans)
+        .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+    ServiceAccountKey::load_or_create(&options.data_dir.join("sa.key"))
+        .map_err(|e| data_dir_error(&options.data_dir, e.to_string()))?;
+    options.encryption.load(&options.data_dir)?;
+    Ok(())
+}
+
 /// Starts the demo and returns once everything serves.
 pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     prepare_data_dir(&options.data_dir)?;

@@ -80,17 +80,24 @@ impl Certificates {
             })
         };
         let wanted_sans = extra_sans.join("\n");
-        if FILES.iter().all(|f| dir.join(f).is_file()) {
+        // The CA and the admin's certificate are kept (another replica may
+        // have written them here); the serving certificate is made again
+        // when missing or for other names.
+        if ["ca.crt", "ca.key", "admin.crt", "admin.key"]
+            .iter()
+            .all(|f| dir.join(f).is_file())
+        {
             let mut certs = Self {
                 ca_cert: read("ca.crt")?,
                 ca_key: read("ca.key")?,
-                server_cert: read("server.crt")?,
-                server_key: read("server.key")?,
+                server_cert: read("server.crt").unwrap_or_default(),
+                server_key: read("server.key").unwrap_or_default(),
                 admin_cert: read("admin.crt")?,
                 admin_key: read("admin.key")?,
             };
             let recorded = read(SANS_FILE).unwrap_or_default();
-            if recorded.trim_end() != wanted_sans {
+            let missing = certs.server_cert.is_empty() || certs.server_key.is_empty();
+            if missing || recorded.trim_end() != wanted_sans {
                 let ca_key = KeyPair::from_pem(&certs.ca_key)?;
                 let issuer = Issuer::from_ca_cert_pem(&certs.ca_cert, ca_key)?;
                 (certs.server_cert, certs.server_key) = server_certificate(&issuer, extra_sans)?;

@@ -129,6 +129,9 @@ pub struct Names {
     pub kubeconfig_secret: String,
     /// The config Secret: `vc-config-<name>`.
     pub config_secret: String,
+    /// The credentials every replica shares (CA, signing keys), which the
+    /// first control plane to start publishes: `<name>-certs`.
+    pub certs_secret: String,
 }
 
 impl Names {
@@ -141,6 +144,7 @@ impl Names {
             cluster_role: format!("vc-{name}-v-{namespace}"),
             kubeconfig_secret: format!("vc-{name}"),
             config_secret: format!("vc-config-{name}"),
+            certs_secret: format!("{name}-certs"),
         }
     }
 
@@ -252,7 +256,8 @@ impl ControlPlane {
     fn namespaced_rules(&self) -> Vec<PolicyRule> {
         let mut rules = rules_of(self.host_rules.iter().filter(|r| !r.cluster_scoped));
         let names = self.names();
-        // Its own kubeconfig secret: create can't be limited by name.
+        // Its kubeconfig and shared credentials secrets: create can't be
+        // limited by name.
         rules.push(PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["secrets".into()]),
@@ -262,7 +267,10 @@ impl ControlPlane {
         rules.push(PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["secrets".into()]),
-            resource_names: Some(vec![names.kubeconfig_secret.clone()]),
+            resource_names: Some(vec![
+                names.kubeconfig_secret.clone(),
+                names.certs_secret.clone(),
+            ]),
             verbs: vec!["get".into(), "update".into(), "patch".into()],
             ..Default::default()
         });
@@ -488,6 +496,42 @@ impl ControlPlane {
             ..Default::default()
         }
     }
+}
+
+/// The control plane's host rights as a Markdown table (docs/security.md
+/// carries the one of the default configuration; a test keeps them equal).
+pub fn rbac_table(plane: &ControlPlane) -> String {
+    let mut out = String::from(
+        "| scope | API group | resource | verbs | why |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for rule in &plane.host_rules {
+        let scope = if rule.cluster_scoped {
+            "cluster (ClusterRole)"
+        } else {
+            "host namespace (Role)"
+        };
+        let group = if rule.group.is_empty() {
+            "core"
+        } else {
+            rule.group
+        };
+        out.push_str(&format!(
+            "| {scope} | {group} | {} | {} | {} |\n",
+            rule.resource,
+            rule.verbs.join(", "),
+            rule.reason
+        ));
+    }
+    let names = plane.names();
+    out.push_str(&format!(
+        "| host namespace (Role) | core | secrets | create; get, update, patch of `{}` and `{}` only | the kubeconfig Secret the control plane publishes, and the credentials its replicas share |\n",
+        names.kubeconfig_secret, names.certs_secret
+    ));
+    out.push_str(&format!(
+        "| host namespace (Role) | core | services | get of `{}` only | its own Service's address (tenant pods reach it there) |\n",
+        names.workload
+    ));
+    out
 }
 
 /// RBAC rules of `host_rules`, one per rule.

@@ -223,6 +223,77 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
     assert!(stderr.contains("applied statefulset/my-vc"), "{stderr}");
     assert!(stderr.contains("vcluster connect my-vc"), "{stderr}");
 
+    // Without --server, connect port-forwards to the control plane pod.
+    // The simulated node answers a declared port with the pod's hostname
+    // (it runs no real server), which shows the forward reaches the pod.
+    let local_port = free_port();
+    let forward_kubeconfig = scratch.path().join("forwarded.yaml");
+    let mut forwarding = Command::new(vcluster_binary())
+        .args(["connect", "--kubeconfig"])
+        .arg(host.kubeconfig())
+        .args([
+            name,
+            "-n",
+            &namespace,
+            "--local-port",
+            &local_port.to_string(),
+            "--kube-config",
+        ])
+        .arg(&forward_kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("vcluster connect starts");
+    let answer = eventually_explained(SYNC_DEADLINE, "the port-forward answers", || async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", local_port))
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+            .await
+            .map_err(|_| "no answer".to_owned())?
+            .map_err(|e| e.to_string())?;
+        answer
+            .contains("200 OK")
+            .then_some(answer.clone())
+            .ok_or(answer)
+    })
+    .await;
+    assert!(answer.contains("my-vc-0"), "{answer}");
+    let written = std::fs::read_to_string(&forward_kubeconfig).expect("connect wrote a kubeconfig");
+    assert!(
+        written.contains(&format!("server: https://localhost:{local_port}")),
+        "{written}"
+    );
+    assert!(written.contains(&format!("current-context: vcluster_my-vc_{namespace}")));
+    let _ = forwarding.start_kill();
+    let _ = forwarding.wait().await;
+
+    // The control plane published the credentials its replicas share, and
+    // the kubeconfig it exported trusts that CA.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let shared = secrets
+        .get("my-vc-certs")
+        .await
+        .expect("the shared credentials");
+    let shared = shared.data.expect("data");
+    for file in vcluster::demo::SHARED_FILES {
+        assert!(shared.contains_key(*file), "{file} is shared");
+    }
+    let exported = secrets
+        .get("vc-my-vc")
+        .await
+        .expect("the kubeconfig secret");
+    let exported = exported.data.expect("data");
+    assert_eq!(exported["certificate-authority"], shared["ca.crt"]);
+
     // A second create is refused, saying what to do.
     let again = vcluster(host, &create_args).await;
     assert!(!again.status.success());
@@ -446,7 +517,59 @@ async fn a_control_plane_without_its_role_stops_naming_what_is_missing() {
     let (status, stderr) = process.exit().await;
     assert!(!status.success());
     assert!(stderr.contains("denies"), "{stderr}");
-    assert!(stderr.contains("list pods"), "{stderr}");
+    assert!(
+        stderr.contains("get, list, watch, create, update, patch, delete pods (the pod syncer)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("get, list, watch nodes"), "{stderr}");
+    eprintln!("{stderr}");
     assert!(stderr.contains("vcluster create"), "{stderr}");
     let _ = namespaces.delete(&namespace, &Default::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_manifests_pass_validation_and_delete_removes_the_data_claim() {
+    let host = RealHost::shared();
+    let client = host.client();
+    let namespace = unique_namespace("vc-pvc");
+    let name = "stored";
+    // The defaults: a 5Gi data claim per replica (SQLite lives there).
+    let (_, said) = vcluster_ok(host, &["create", name, "-n", &namespace, "--no-wait"]).await;
+    assert!(said.contains("applied statefulset/stored"), "{said}");
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let set = sets.get(name).await.expect("the statefulset");
+    let claims = set
+        .spec
+        .and_then(|s| s.volume_claim_templates)
+        .expect("a volume claim template");
+    assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+    // The host's statefulset controller makes the claim (no provisioner
+    // binds it here, so the pod waits).
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &namespace);
+    eventually_explained(SYNC_DEADLINE, "the data claim exists", || async {
+        pvcs.get_opt("data-stored-0")
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+
+    let (_, said) = vcluster_ok(
+        host,
+        &["delete", name, "-n", &namespace, "--delete-namespace"],
+    )
+    .await;
+    assert!(said.contains("deleted 1 data volume claim(s)"), "{said}");
+    assert!(
+        said.contains(&format!("deleted namespace {namespace}")),
+        "{said}"
+    );
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(cluster_roles
+        .get_opt(&format!("vc-{name}-v-{namespace}"))
+        .await
+        .expect("get")
+        .is_none());
 }

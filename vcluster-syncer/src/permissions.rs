@@ -121,7 +121,7 @@ pub fn host_rules(config: &SyncConfig) -> Vec<HostRule> {
             "",
             "pods/ephemeralcontainers",
             &["patch"],
-            "kubectl debug (ephemeral containers)",
+            "kubectl debug's ephemeral containers",
         ),
     );
     add(
@@ -222,7 +222,7 @@ pub fn host_rules(config: &SyncConfig) -> Vec<HostRule> {
             "",
             "nodes",
             READ_ONLY,
-            "nodes tenant pods run on (shown read-only)",
+            "the nodes tenant pods run on, shown read-only",
         ),
     );
     add(
@@ -279,11 +279,34 @@ impl fmt::Display for Denied {
     }
 }
 
+/// `verb, verb resource (why)` per rule, rules in their order.
+fn grouped(denied: &[Denied]) -> String {
+    let mut groups: Vec<(&HostRule, Vec<&str>)> = Vec::new();
+    for missing in denied {
+        match groups.iter_mut().find(|(rule, _)| **rule == missing.rule) {
+            Some((_, verbs)) => verbs.push(missing.verb),
+            None => groups.push((&missing.rule, vec![missing.verb])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(rule, verbs)| {
+            let first = Denied {
+                verb: "",
+                rule: (*rule).clone(),
+            }
+            .to_string();
+            format!("{}{}", verbs.join(", "), first)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Why [`check_host_access`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HostAccessError {
     /// The host answered, and denied some permissions.
-    #[error("the host denies {count} permission(s) the syncer needs in namespace {namespace}: {list}; grant the control plane's service account the Role (and, for cluster-scoped resources, the ClusterRole) that `vcluster create` makes", count = .denied.len(), list = .denied.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    #[error("the host denies {count} permission(s) the syncer needs in namespace {namespace}: {list}; grant the control plane's service account the Role (and, for cluster-scoped resources, the ClusterRole) that `vcluster create` makes", count = .denied.len(), list = grouped(.denied))]
     Denied {
         /// The host namespace.
         namespace: String,
@@ -396,6 +419,26 @@ mod tests {
         assert!(rules.iter().any(|r| r.resource == "ingresses"));
         assert!(!rules.iter().any(|r| r.resource == "nodes"));
         assert!(!rules.iter().any(|r| r.resource == "configmaps"));
+    }
+
+    #[test]
+    fn denied_verbs_are_grouped_by_rule() {
+        let rule = |resource| HostRule::namespaced("", resource, READ_ONLY, "why");
+        let denied = [
+            Denied {
+                verb: "get",
+                rule: rule("pods"),
+            },
+            Denied {
+                verb: "list",
+                rule: rule("pods"),
+            },
+            Denied {
+                verb: "get",
+                rule: rule("events"),
+            },
+        ];
+        assert_eq!(grouped(&denied), "get, list pods (why); get events (why)");
     }
 
     #[test]

@@ -76,7 +76,11 @@ pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
         delete_if_present(&services, name, "service").await?;
     }
     let secrets: Api<Secret> = Api::namespaced(ns(&client), &namespace);
-    for name in [&names.kubeconfig_secret, &names.config_secret] {
+    for name in [
+        &names.kubeconfig_secret,
+        &names.config_secret,
+        &names.certs_secret,
+    ] {
         delete_if_present(&secrets, name, "secret").await?;
     }
     let accounts: Api<ServiceAccount> = Api::namespaced(ns(&client), &namespace);

@@ -217,6 +217,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     .chain(args.tls_sans.iter().cloned())
     .collect();
 
+    share_credentials(&host, &in_cluster.namespace, &names, &options).await?;
     let running = demo::start(options)
         .await
         .map_err(|e| CliError::ControlPlane(e.to_string()))?;
@@ -233,6 +234,83 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     );
     wait_for_signal().await;
     running.shutdown().await;
+    Ok(())
+}
+
+/// Makes every replica use the same CA and keys: the first control plane
+/// to start publishes its [`demo::SHARED_FILES`] in the Secret
+/// `<name>-certs` (create-only, so of two racing replicas one wins); the
+/// others, and this one after a restart on an empty volume, take them
+/// from there.
+async fn share_credentials(
+    host: &kube::Client,
+    namespace: &str,
+    names: &Names,
+    options: &DemoOptions,
+) -> Result<(), CliError> {
+    let secrets: Api<Secret> = Api::namespaced(host.clone(), namespace);
+    let api_error = |what: &str, source| CliError::Api {
+        what: format!(
+            "{what} the shared credentials {namespace}/{}",
+            names.certs_secret
+        ),
+        source,
+    };
+    let io_error = |path: &Path, source| CliError::Io {
+        what: format!("{}", path.display()),
+        source,
+    };
+    let published = match secrets.get_opt(&names.certs_secret).await {
+        Ok(found) => found,
+        Err(source) => return Err(api_error("reading", source)),
+    };
+    let published = match published {
+        Some(secret) => secret,
+        None => {
+            demo::prepare_credentials(options)
+                .map_err(|e| CliError::ControlPlane(e.to_string()))?;
+            let mut data = BTreeMap::new();
+            for file in demo::SHARED_FILES {
+                let path = options.data_dir.join(file);
+                let content = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+                data.insert((*file).to_owned(), ByteString(content));
+            }
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(names.certs_secret.clone()),
+                    namespace: Some(namespace.to_owned()),
+                    labels: Some(labels(&names.workload)),
+                    ..Default::default()
+                },
+                data: Some(data),
+                type_: Some("Opaque".into()),
+                ..Default::default()
+            };
+            match secrets.create(&PostParams::default(), &secret).await {
+                // Ours are the shared ones.
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => secrets
+                    .get(&names.certs_secret)
+                    .await
+                    .map_err(|source| api_error("reading", source))?,
+                Err(source) => return Err(api_error("publishing", source)),
+            }
+        }
+    };
+    vcluster_apiserver::state_files::create_private_dir(&options.data_dir)
+        .map_err(|e| io_error(&options.data_dir, e))?;
+    let data = published.data.unwrap_or_default();
+    for file in demo::SHARED_FILES {
+        let content = data.get(*file).ok_or_else(|| {
+            CliError::ControlPlane(format!(
+                "the shared credentials {namespace}/{} lack {file}; delete the Secret to have them made again (clients then need a new kubeconfig)",
+                names.certs_secret
+            ))
+        })?;
+        let path = options.data_dir.join(file);
+        vcluster_apiserver::state_files::write_private_file(&path, &content.0)
+            .map_err(|e| io_error(&path, e))?;
+    }
     Ok(())
 }
 
