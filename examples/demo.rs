@@ -182,6 +182,12 @@ async fn main() -> ExitCode {
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);
     if let Some(config) = &config {
+        for key in config.not_used_by_demo() {
+            tracing::warn!(
+                key,
+                "set in the config file but not used by the demo (a deployment's setting, for `vcluster create` and `vcluster run`)"
+            );
+        }
         let flags = options.clone();
         if let Err(err) = config.apply_to_demo(&mut options) {
             eprintln!("error: {err}");

@@ -373,12 +373,6 @@ impl VClusterConfig {
     /// not configure stays as `options` has it. The demo applies explicit
     /// command-line flags afterwards, so they win (see docs/config.md).
     pub fn apply_to_demo(&self, options: &mut DemoOptions) -> Result<(), ConfigError> {
-        for key in self.not_used_by_demo() {
-            tracing::warn!(
-                key,
-                "set in the config file but not used by the demo (a deployment's setting, for `vcluster create` and `vcluster run`)"
-            );
-        }
         options.syncers = self.sync.enabled_syncers();
         options.node_mode = self.sync.node_mode();
         if let Some(selection) = self.sync.node_selection() {
@@ -402,7 +396,7 @@ impl VClusterConfig {
     /// The sections this file sets (to other than their defaults) that
     /// describe a deployment, which the demo (one process) does not use:
     /// `controlPlane.statefulSet`, `controlPlane.service`,
-    /// `exportKubeConfig`.
+    /// `exportKubeConfig`. The demo warns about each.
     pub fn not_used_by_demo(&self) -> Vec<&'static str> {
         let control_plane = &self.control_plane;
         [
