@@ -8,7 +8,8 @@
 //!
 //! With no flags it needs no Kubernetes at all: an embedded host API server
 //! with a simulated node stands in for the host cluster. See
-//! `docs/quickstart.md`.
+//! `docs/quickstart.md`; `--config vcluster.yaml` takes vCluster's config
+//! file (`docs/config.md`), and flags given on the command line win over it.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -16,7 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use vcluster::config::VClusterConfig;
 use vcluster::demo::{self, DemoOptions};
 use vcluster_apiserver::storage::StorageConfig;
 use vcluster_syncer::syncers::nodes::NodeSelection;
@@ -32,6 +35,10 @@ struct Cli {
     /// Name of the virtual cluster (host objects are named <name>-x-<namespace>-x-<this>)
     #[arg(long, default_value = "demo")]
     name: String,
+
+    /// vCluster's config file (vcluster.yaml, see docs/config.md); flags given on the command line win over what it sets
+    #[arg(short = 'f', long, value_name = "PATH")]
+    config: Option<PathBuf>,
 
     /// Directory for the store, certificates and kubeconfigs; a restart on the same directory finds everything again
     #[arg(long, default_value = ".vcluster-demo")]
@@ -150,7 +157,14 @@ impl From<Nodes> for NodeSelection {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    // A flag given on the command line wins over the config file; its
+    // default does not.
+    let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let leader_election = cli.leader_elect.then(|| {
         let defaults = demo::LeaderElection::default();
         demo::LeaderElection {
@@ -175,6 +189,14 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    let config = match cli.config.as_deref().map(VClusterConfig::load).transpose() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
     let mut options = DemoOptions::new(&cli.data_dir);
     options.name = cli.name;
     options.listen = cli.listen;
@@ -197,6 +219,31 @@ async fn main() -> ExitCode {
     options.node.complete_after = Duration::from_secs(cli.complete_after);
     options.nodes = cli.nodes.map(NodeSelection::from);
     options.leader_election = leader_election;
+    if let Some(config) = &config {
+        for key in config.not_used_by_demo() {
+            tracing::warn!(
+                key,
+                "set in the config file but not used by the demo (a deployment's setting, for `vcluster create` and `vcluster run`)"
+            );
+        }
+        let flags = options.clone();
+        if let Err(err) = config.apply_to_demo(&mut options) {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+        if explicit("store") {
+            options.store = flags.store;
+        }
+        if explicit("nodes") {
+            options.nodes = flags.nodes;
+        }
+        if explicit("host_service_cidr") {
+            options.host_service_cidr = flags.host_service_cidr;
+        }
+        if explicit("pod_cidr") {
+            options.node.pod_cidr = flags.node.pod_cidr;
+        }
+    }
 
     let running = match demo::start(options).await {
         Ok(running) => running,

@@ -8,6 +8,7 @@
 //! - [`syncer`] (`vcluster-syncer`): the sync engine and built-in syncers.
 //! - [`controllers`] (`vcluster-controllers`): the virtual cluster's
 //!   workload controllers (deployments, jobs, endpoints, ...).
+//! - [`config`]: `vcluster.yaml`, vCluster's config file, typed.
 #![warn(missing_docs)]
 
 pub use vcluster_apiserver as apiserver;
@@ -16,6 +17,7 @@ pub use vcluster_core as core;
 pub use vcluster_streams as streams;
 pub use vcluster_syncer as syncer;
 
+pub mod config;
 pub mod demo;
 pub mod logs;
 pub mod metrics;

@@ -16,16 +16,18 @@ use vcluster_dns::{DnsOptions, DnsServer};
 
 use super::DemoError;
 
-/// The virtual cluster's domain.
+/// The virtual cluster's domain unless configured
+/// (`DemoOptions::cluster_domain`).
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
-/// Binds the DNS server on `listen` and runs it (as one of `tasks`) until
+/// Binds the DNS server for `cluster_domain` on `listen` and runs it (as one of `tasks`) until
 /// `cancel`; returns where it answers.
 /// `api_server`: what `kubernetes.default.svc` resolves to (where pods
 /// reach the virtual API server), if pods can reach it.
 pub async fn start(
     virtual_client: kube::Client,
     listen: SocketAddr,
+    cluster_domain: &str,
     api_server: Option<std::net::IpAddr>,
     cancel: CancellationToken,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
@@ -42,7 +44,7 @@ pub async fn start(
         }
     };
     let options = DnsOptions {
-        cluster_domain: CLUSTER_DOMAIN.to_owned(),
+        cluster_domain: cluster_domain.to_owned(),
         upstream: Some(upstream),
         kubernetes_addresses: api_server.into_iter().collect(),
         ..DnsOptions::default()

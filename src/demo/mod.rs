@@ -23,8 +23,9 @@ use vcluster_controllers::csrsigning::ClusterSigner;
 use vcluster_controllers::{ControllerManager, ControllerOptions};
 use vcluster_core::SingleNamespaceTranslator;
 use vcluster_syncer::engine::{prometheus_text, MetricsSnapshot};
-use vcluster_syncer::syncers::nodes::NodeSelection;
-use vcluster_syncer::{EngineHandle, SyncConfig, VirtualClusterSyncer};
+use vcluster_syncer::syncers::limits::HostLimits;
+use vcluster_syncer::syncers::nodes::{NodeMode, NodeSelection};
+use vcluster_syncer::{EnabledSyncers, EngineHandle, PodPolicy, SyncConfig, VirtualClusterSyncer};
 
 pub mod audit;
 pub mod dns;
@@ -69,7 +70,8 @@ pub struct DemoOptions {
     pub host_kubeconfig: Option<PathBuf>,
     /// The host namespace (default `vcluster-<name>`).
     pub host_namespace: Option<String>,
-    /// The host's service range (for a real host; the embedded one uses
+    /// The host's service range: the embedded host assigns cluster IPs
+    /// from it, and the virtual API server accepts them (default
     /// [`HOST_SERVICE_CIDR`]).
     pub host_service_cidr: String,
     /// Serve plain HTTP instead of TLS (then nothing is authenticated
@@ -96,6 +98,18 @@ pub struct DemoOptions {
     /// replica serves the API and only the lease holder runs the syncer,
     /// the controllers and the garbage collector; see [`leader`].
     pub leader_election: Option<LeaderElection>,
+    /// Which built-in syncers run (`sync` of `vcluster.yaml`).
+    pub syncers: EnabledSyncers,
+    /// Real copies of host nodes, or fake ones.
+    pub node_mode: NodeMode,
+    /// Which tenant pods may reach the host (default: baseline).
+    pub pod_policy: PodPolicy,
+    /// A ResourceQuota and LimitRange kept in the host namespace (default:
+    /// none).
+    pub host_limits: HostLimits,
+    /// The cluster domain of the virtual cluster's DNS and of synced pods'
+    /// search paths (default [`dns::CLUSTER_DOMAIN`]).
+    pub cluster_domain: String,
     /// Where tenant pods on the host reach the virtual API server and its
     /// DNS (`None`: the listen addresses, where the host can reach them).
     /// A control plane in a pod listens on all interfaces and is reached
@@ -139,6 +153,11 @@ impl DemoOptions {
             nodes: None,
             dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             leader_election: None,
+            syncers: EnabledSyncers::default(),
+            node_mode: NodeMode::default(),
+            pod_policy: PodPolicy::default(),
+            host_limits: HostLimits::default(),
+            cluster_domain: dns::CLUSTER_DOMAIN.to_owned(),
             advertise: None,
             tls_sans: Vec::new(),
             create_host_namespace: true,
@@ -151,6 +170,11 @@ impl DemoOptions {
     /// environment's addresses are filled in by [`start`].
     pub fn sync_config(&self) -> SyncConfig {
         let mut config = SyncConfig::new(self.name.clone(), self.host_namespace());
+        config.syncers = self.syncers.clone();
+        config.node_mode = self.node_mode.clone();
+        config.pod_policy = self.pod_policy.clone();
+        config.host_limits = self.host_limits.clone();
+        config.pod_environment.cluster_domain = self.cluster_domain.clone();
         // Tenant pods hold tokens of the virtual API server, not the host's.
         config.pod_environment.service_account_tokens = true;
         let embedded = self.host_kubeconfig.is_none();
@@ -434,6 +458,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
         None => {
             let mut host_config = ApiServerConfig::new(Arc::new(MemoryStorage::new()));
+            host_config.service_cidr = options.host_service_cidr.clone();
             host_config.pod_logs = Some(Arc::new(node_logs::SimulatedNodeLogs::new(
                 options.node.name.clone(),
             )));
@@ -496,11 +521,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let mut config = ApiServerConfig::new(storage);
     config.encryption = options.encryption.load(&options.data_dir)?;
     config.service_cidr = VIRTUAL_SERVICE_CIDR.into();
-    config.extra_service_cidrs = vec![if host_server.is_some() {
-        HOST_SERVICE_CIDR.to_owned()
-    } else {
-        options.host_service_cidr.clone()
-    }];
+    config.extra_service_cidrs = vec![options.host_service_cidr.clone()];
     config.advertised_port = options.listen.port();
     config.auth.service_account_key = Some(service_account_key);
     config.auth.static_tokens = static_tokens;
@@ -591,6 +612,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let dns_addr = dns::start(
         virtual_server.client(),
         options.dns_listen,
+        &options.cluster_domain,
         match options.advertise {
             Some(advertise) => Some(advertise.api_server.ip()),
             None => Some(virtual_addr.ip()).filter(|ip| reachable(*ip)),
@@ -600,7 +622,6 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     )
     .await?;
     let pods = &mut sync_config.pod_environment;
-    pods.cluster_domain = dns::CLUSTER_DOMAIN.to_owned();
     match options.advertise {
         Some(advertise) => {
             pods.dns_server = Some(advertise.dns_server.to_string());

@@ -1,14 +1,18 @@
-//! `vcluster.yaml` as the command line uses it: the control plane's host
-//! objects for `create`, and the options of `run`.
+//! `vcluster.yaml` as the command line uses it: the facade's
+//! [`vcluster::config`] types give the control plane's host objects to
+//! `create` and the options of `run`, so both read one file the same way
+//! (and the demo too).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use vcluster::config::VClusterConfig;
 use vcluster::demo::DemoOptions;
 use vcluster_syncer::permissions::host_rules;
-use vcluster_syncer::SyncConfig;
 
 use crate::error::CliError;
-use crate::manifests::{ControlPlane, Persistence};
+use crate::manifests::{ControlPlane, Persistence, DATA_DIR};
 
 /// The image `create` deploys when neither `--image` nor the config names
 /// one: what `docker build -t vcluster-rs:<version> .` makes from the
@@ -17,11 +21,40 @@ pub fn default_image() -> String {
     format!("vcluster-rs:{}", env!("CARGO_PKG_VERSION"))
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+/// The file at `path` (checked: unknown keys are errors naming them), and
+/// its text (stored for the control plane as given); the defaults without
+/// a file.
+pub fn load(path: Option<&Path>) -> Result<(VClusterConfig, String), CliError> {
+    let Some(path) = path else {
+        return Ok((VClusterConfig::default(), String::new()));
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
         what: format!("reading {}", path.display()),
         source,
-    })
+    })?;
+    let config = VClusterConfig::from_yaml(&text)
+        .map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
+    Ok((config, text))
+}
+
+/// The options `run` starts the control plane with, before its in-cluster
+/// settings: the file's syncers, store, policies and networking.
+pub fn options(
+    config: &VClusterConfig,
+    name: &str,
+    namespace: &str,
+    data_dir: &Path,
+) -> Result<DemoOptions, CliError> {
+    let mut options = DemoOptions::new(data_dir);
+    config
+        .apply_to_demo(&mut options)
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    options.name = name.to_owned();
+    options.host_namespace = Some(namespace.to_owned());
+    // What the syncer needs differs with an embedded host; the control
+    // plane always has a real one (`run` sets the file's path).
+    options.host_kubeconfig = Some(data_dir.join("host.kubeconfig"));
+    Ok(options)
 }
 
 /// The control plane `create` deploys for `name` in `namespace`.
@@ -31,34 +64,76 @@ pub fn control_plane(
     config: Option<&Path>,
     image: Option<&str>,
 ) -> Result<ControlPlane, CliError> {
-    let config_yaml = match config {
-        Some(path) => read(path)?,
-        None => String::new(),
+    let (config, config_yaml) = load(config)?;
+    let options = options(&config, name, namespace, Path::new(DATA_DIR))?;
+    let plane = &config.control_plane;
+    let replicas = plane.stateful_set.high_availability.replicas;
+    if replicas > 1 && !plane.backing_store.etcd.external.enabled {
+        return Err(CliError::Config(format!(
+            "controlPlane.statefulSet.highAvailability.replicas: {replicas} replicas need a store they share: set controlPlane.backingStore.etcd.external (the embedded database is one replica's)"
+        )));
+    }
+    let claim = &plane.stateful_set.persistence.volume_claim;
+    let persistence = plane.persistent_volume().then(|| Persistence {
+        size: claim.size.0.clone(),
+        storage_class: Some(claim.storage_class.clone()).filter(|c| !c.is_empty()),
+    });
+    let quantities = |map: &BTreeMap<String, vcluster::config::values::Quantity>| {
+        Some(
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.to_k8s()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+        .filter(|m| !m.is_empty())
     };
-    let mut options = DemoOptions::new("/data");
-    options.name = name.to_owned();
-    let sync = SyncConfig::new(name, namespace);
-    let value: serde_yaml::Value = serde_yaml::from_str(&config_yaml).unwrap_or_default();
-    let persistent = value["controlPlane"]["statefulSet"]["persistence"]["volumeClaim"]["enabled"]
-        .as_bool()
-        .unwrap_or(true);
+    let resources = &plane.stateful_set.resources;
     Ok(ControlPlane {
         name: name.to_owned(),
         namespace: namespace.to_owned(),
-        image: image.map(str::to_owned).unwrap_or_else(default_image),
-        replicas: 1,
-        persistence: persistent.then(|| Persistence {
-            size: "5Gi".into(),
-            storage_class: None,
-        }),
-        service_type: "ClusterIP".into(),
+        image: image
+            .map(str::to_owned)
+            .unwrap_or_else(|| plane.stateful_set.image.reference()),
+        replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
+        persistence,
+        service_type: format!("{:?}", plane.service.spec.type_),
         config_yaml,
-        host_rules: host_rules(&sync),
-        resources: None,
+        host_rules: host_rules(&options.sync_config()),
+        kubeconfig_secret: config.export_kube_config.secret_name(name),
+        resources: Some(ResourceRequirements {
+            limits: quantities(&resources.limits),
+            requests: quantities(&resources.requests),
+            ..Default::default()
+        }),
     })
 }
 
-/// Applies the config file at `path` to `options`.
-pub fn apply_file(path: &Path, _options: &mut DemoOptions) -> Result<(), CliError> {
-    read(path).map(|_| ())
+/// The kubeconfig Secret's name of the virtual cluster deployed as
+/// `names` (its `exportKubeConfig.secret.name`, read from the config
+/// Secret `create` stored; `vc-<name>` when that says nothing).
+pub async fn deployed_kubeconfig_secret(
+    client: &kube::Client,
+    namespace: &str,
+    names: &crate::manifests::Names,
+) -> Result<String, CliError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+    let stored = secrets
+        .get_opt(&names.config_secret)
+        .await
+        .map_err(|source| CliError::Api {
+            what: format!("reading secret {namespace}/{}", names.config_secret),
+            source,
+        })?;
+    let text = stored
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(crate::manifests::CONFIG_KEY).cloned())
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .unwrap_or_default();
+    let config = VClusterConfig::from_yaml(&text).map_err(|e| {
+        CliError::Config(format!(
+            "the stored configuration {namespace}/{}: {e}",
+            names.config_secret
+        ))
+    })?;
+    Ok(config.export_kube_config.secret_name(&names.workload))
 }

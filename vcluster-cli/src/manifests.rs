@@ -71,6 +71,9 @@ pub struct ControlPlane {
     pub host_rules: Vec<HostRule>,
     /// Container resources (`requests`/`limits`), as vcluster.yaml gives them.
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// The kubeconfig Secret the control plane writes
+    /// (`exportKubeConfig.secret.name`, default `vc-<name>`).
+    pub kubeconfig_secret: String,
 }
 
 /// The data volume claim of each replica.
@@ -268,7 +271,7 @@ impl ControlPlane {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["secrets".into()]),
             resource_names: Some(vec![
-                names.kubeconfig_secret.clone(),
+                self.kubeconfig_secret.clone(),
                 names.certs_secret.clone(),
             ]),
             verbs: vec!["get".into(), "update".into(), "patch".into()],
@@ -525,7 +528,7 @@ pub fn rbac_table(plane: &ControlPlane) -> String {
     let names = plane.names();
     out.push_str(&format!(
         "| host namespace (Role) | core | secrets | create; get, update, patch of `{}` and `{}` only | the kubeconfig Secret the control plane publishes, and the credentials its replicas share |\n",
-        names.kubeconfig_secret, names.certs_secret
+        plane.kubeconfig_secret, names.certs_secret
     ));
     out.push_str(&format!(
         "| host namespace (Role) | core | services | get of `{}` only | its own Service's address (tenant pods reach it there) |\n",
@@ -566,6 +569,7 @@ mod tests {
             config_yaml: "sync: {}\n".into(),
             host_rules: host_rules(&SyncConfig::new("my-vc", "team-a")),
             resources: None,
+            kubeconfig_secret: "vc-my-vc".into(),
         }
     }
 

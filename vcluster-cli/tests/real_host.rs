@@ -573,3 +573,41 @@ async fn default_manifests_pass_validation_and_delete_removes_the_data_claim() {
         .expect("get")
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refuses_a_bad_config_before_touching_the_host() {
+    let host = RealHost::shared();
+    let namespace = unique_namespace("vc-badcfg");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for (yaml, says) in [
+        (
+            "sync:\n  toHost:\n    pods:\n      enabled: true\n    podz:\n      enabled: true\n",
+            "sync.toHost.podz: unknown key",
+        ),
+        (
+            "controlPlane:\n  statefulSet:\n    highAvailability:\n      replicas: 3\n",
+            "need a store they share",
+        ),
+    ] {
+        let path = scratch.path().join("vcluster.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        let out = vcluster(
+            host,
+            &[
+                "create",
+                "bad",
+                "-n",
+                &namespace,
+                "-f",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // Nothing was made: not even the namespace.
+    let namespaces: Api<Namespace> = Api::all(host.client());
+    assert!(namespaces.get_opt(&namespace).await.expect("get").is_none());
+}

@@ -63,18 +63,20 @@ pub async fn connect(args: ConnectArgs) -> Result<i32, CliError> {
         Progress::stderr()
     };
     let client = args.host.client().await?;
+    let secret_name =
+        crate::config::deployed_kubeconfig_secret(&client, &namespace, &names).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let secret = secrets
-        .get_opt(&names.kubeconfig_secret)
+        .get_opt(&secret_name)
         .await
         .map_err(|source| CliError::Api {
-            what: format!("reading secret {namespace}/{}", names.kubeconfig_secret),
+            what: format!("reading secret {namespace}/{}", secret_name),
             source,
         })?
         .ok_or_else(|| {
             CliError::ControlPlane(format!(
                 "virtual cluster {} in namespace {namespace} has not published its kubeconfig (secret {}) yet; is it running? (`vcluster list -n {namespace}`)",
-                args.name, names.kubeconfig_secret
+                args.name, secret_name
             ))
         })?;
     let exported = secret
@@ -85,13 +87,13 @@ pub async fn connect(args: ConnectArgs) -> Result<i32, CliError> {
         .ok_or_else(|| {
             CliError::ControlPlane(format!(
                 "secret {namespace}/{} has no `config` key",
-                names.kubeconfig_secret
+                secret_name
             ))
         })?;
     let mut kubeconfig: serde_json::Value = serde_yaml::from_slice(&exported).map_err(|e| {
         CliError::ControlPlane(format!(
             "secret {namespace}/{} holds no valid kubeconfig: {e}",
-            names.kubeconfig_secret
+            secret_name
         ))
     })?;
 

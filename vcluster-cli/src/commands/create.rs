@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams, PostParams};
 
 use crate::error::CliError;
 use crate::host::{self, HostArgs};
-use crate::manifests::{self, Names};
+use crate::manifests;
 use crate::progress::Progress;
 
 /// `vcluster create` flags.
@@ -88,7 +88,7 @@ pub async fn create(args: CreateArgs) -> Result<(), CliError> {
         ));
         return Ok(());
     }
-    wait_until_serving(&client, &namespace, &plane.names(), args.timeout, &progress).await?;
+    wait_until_serving(&client, &namespace, &plane, args.timeout, &progress).await?;
     progress.done(&format!(
         "virtual cluster {} is ready; next: vcluster connect {} -n {namespace}",
         args.name, args.name
@@ -125,20 +125,21 @@ async fn ensure_namespace(
 async fn wait_until_serving(
     client: &kube::Client,
     namespace: &str,
-    names: &Names,
+    plane: &manifests::ControlPlane,
     timeout: Duration,
     progress: &Progress,
 ) -> Result<(), CliError> {
+    let names = &plane.names();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
         let published = secrets
-            .get_opt(&names.kubeconfig_secret)
+            .get_opt(&plane.kubeconfig_secret)
             .await
             .map_err(|source| CliError::Api {
-                what: format!("reading secret {namespace}/{}", names.kubeconfig_secret),
+                what: format!("reading secret {namespace}/{}", plane.kubeconfig_secret),
                 source,
             })?
             .is_some();

@@ -75,9 +75,12 @@ pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
     for name in [&names.workload, &names.headless] {
         delete_if_present(&services, name, "service").await?;
     }
+    // Read before the config Secret goes.
+    let kubeconfig_secret =
+        crate::config::deployed_kubeconfig_secret(&client, &namespace, &names).await?;
     let secrets: Api<Secret> = Api::namespaced(ns(&client), &namespace);
     for name in [
-        &names.kubeconfig_secret,
+        &kubeconfig_secret,
         &names.config_secret,
         &names.certs_secret,
     ] {

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::ByteString;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use vcluster::config::ExportKubeConfig;
 use vcluster::demo::{self, Advertise, DemoOptions};
 use vcluster_syncer::permissions::{check_host_access, host_rules};
 
@@ -155,13 +156,21 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     in_cluster.write_kubeconfig(&host_kubeconfig)?;
     let host = host_client(&host_kubeconfig).await?;
 
-    let mut options = DemoOptions::new(args.data_dir.join("control-plane"));
-    if let Some(path) = &args.config {
-        crate::config::apply_file(path, &mut options)?;
+    let (config, _) = crate::config::load(args.config.as_deref())?;
+    let export = &config.export_kube_config;
+    if export.secret_namespace(&in_cluster.namespace) != in_cluster.namespace {
+        return Err(CliError::Config(format!(
+            "exportKubeConfig.secret.namespace: {} is not the host namespace {}; the control plane's Role grants only its own namespace",
+            export.secret.namespace, in_cluster.namespace
+        )));
     }
-    options.name = args.name.clone();
+    let mut options = crate::config::options(
+        &config,
+        &args.name,
+        &in_cluster.namespace,
+        &args.data_dir.join("control-plane"),
+    )?;
     options.host_kubeconfig = Some(host_kubeconfig);
-    options.host_namespace = Some(in_cluster.namespace.clone());
     // Before anything else: a control plane without its Role stops here,
     // naming every permission it lacks.
     let rules = host_rules(&options.sync_config());
@@ -191,9 +200,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
                 in_cluster.namespace, names.workload
             ))
         })?;
-    let host_service_cidr = match args.host_service_cidr.clone() {
-        Some(cidr) => cidr,
-        None => detect_service_cidr(&services).await?,
+    // The flag, else the file's networking.serviceCIDR, else the host's.
+    let host_service_cidr = match (&args.host_service_cidr, &config.networking.service_cidr) {
+        (Some(cidr), _) | (None, Some(cidr)) => cidr.clone(),
+        (None, None) => detect_service_cidr(&services).await?,
     };
 
     options.listen = args.listen;
@@ -210,7 +220,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         service_name.clone(),
         format!("{service_name}.{ns}"),
         format!("{service_name}.{ns}.svc"),
-        format!("{service_name}.{ns}.svc.{}", demo::dns::CLUSTER_DOMAIN),
+        format!("{service_name}.{ns}.svc.{}", options.cluster_domain),
         cluster_ip.to_string(),
     ]
     .into_iter()
@@ -227,10 +237,12 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         listen = %running.virtual_addr,
         "control plane is serving"
     );
-    publish_kubeconfig(&host, &in_cluster.namespace, &names, &running.kubeconfig).await?;
+    let secret_name = export.secret_name(&args.name);
+    let exported = exported_kubeconfig(export, &args.name, &running.kubeconfig).await?;
+    publish_kubeconfig(&host, &in_cluster.namespace, &names, &secret_name, exported).await?;
     eprintln!(
-        "virtual cluster {} serves on {}; kubeconfig in secret {}/{}",
-        args.name, running.virtual_addr, in_cluster.namespace, names.kubeconfig_secret
+        "virtual cluster {} serves on {}; kubeconfig in secret {}/{secret_name}",
+        args.name, running.virtual_addr, in_cluster.namespace
     );
     wait_for_signal().await;
     running.shutdown().await;
@@ -377,24 +389,145 @@ pub fn parse_service_cidr(message: &str) -> Option<String> {
     first.contains('/').then(|| first.to_owned())
 }
 
-/// Writes the kubeconfig Secret `vc-<name>` (vCluster's layout: the
-/// kubeconfig under `config`, and its credentials as PEM), naming
-/// [`DEFAULT_EXPORT_SERVER`].
+/// The kubeconfig to publish, as `exportKubeConfig` asks: the control
+/// plane's admin kubeconfig (`local`) with the server
+/// ([`DEFAULT_EXPORT_SERVER`] unless `server` is set), context name and
+/// TLS verification set, or a token of a virtual service account instead
+/// of the admin certificate.
+async fn exported_kubeconfig(
+    export: &ExportKubeConfig,
+    name: &str,
+    local: &Path,
+) -> Result<serde_json::Value, CliError> {
+    let text = std::fs::read_to_string(local).map_err(|source| CliError::Io {
+        what: format!("reading {}", local.display()),
+        source,
+    })?;
+    let mut config: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| CliError::Io {
+        what: format!("reading {}", local.display()),
+        source: std::io::Error::other(e),
+    })?;
+    if !export.service_account.name.is_empty() {
+        let token = service_account_token(export, local).await?;
+        config["users"][0]["user"] = serde_json::json!({ "token": token });
+    }
+    let server = if export.server.is_empty() {
+        DEFAULT_EXPORT_SERVER
+    } else {
+        &export.server
+    };
+    let cluster = &mut config["clusters"][0]["cluster"];
+    cluster["server"] = server.into();
+    if export.insecure {
+        if let Some(fields) = cluster.as_object_mut() {
+            fields.remove("certificate-authority-data");
+        }
+        cluster["insecure-skip-tls-verify"] = true.into();
+    }
+    let context = if export.context.is_empty() {
+        name
+    } else {
+        &export.context
+    };
+    for list in ["clusters", "users", "contexts"] {
+        if let Some(entry) = config[list].get_mut(0) {
+            entry["name"] = context.into();
+        }
+    }
+    config["contexts"][0]["context"]["cluster"] = context.into();
+    config["contexts"][0]["context"]["user"] = context.into();
+    config["current-context"] = context.into();
+    Ok(config)
+}
+
+/// A long-lived token of `exportKubeConfig.serviceAccount` in the virtual
+/// cluster (made, with its ClusterRoleBinding, when missing).
+async fn service_account_token(
+    export: &ExportKubeConfig,
+    local: &Path,
+) -> Result<String, CliError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+
+    let client = host_client(local).await?;
+    let account = &export.service_account;
+    let namespace = export.service_account_namespace();
+    let api_error = |what: String| move |source| CliError::Api { what, source };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let mut object = ServiceAccount::default();
+    object.metadata.name = Some(account.name.clone());
+    match accounts.create(&PostParams::default(), &object).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(source) => {
+            return Err(api_error(format!(
+                "creating the exported service account {namespace}/{}",
+                account.name
+            ))(source))
+        }
+    }
+    if !account.cluster_role.is_empty() {
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let binding = ClusterRoleBinding {
+            metadata: ObjectMeta {
+                name: Some(format!("vcluster-export-{namespace}-{}", account.name)),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: account.cluster_role.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: account.name.clone(),
+                namespace: Some(namespace.to_owned()),
+                ..Default::default()
+            }]),
+        };
+        match bindings.create(&PostParams::default(), &binding).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => {
+                return Err(api_error(format!(
+                    "binding ClusterRole {} to the exported service account",
+                    account.cluster_role
+                ))(source))
+            }
+        }
+    }
+    // A year, as a kubeconfig token is expected to last; the control plane
+    // publishes a fresh one at every start.
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(365 * 24 * 3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    accounts
+        .create_token_request(&account.name, &PostParams::default(), &request)
+        .await
+        .map_err(api_error(format!(
+            "requesting a token of the exported service account {namespace}/{}",
+            account.name
+        )))?
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| CliError::ControlPlane("the token request came back without a token".into()))
+}
+
+/// Writes the kubeconfig Secret (vCluster's layout: the kubeconfig under
+/// `config`, and its credentials as PEM).
 async fn publish_kubeconfig(
     host: &kube::Client,
     namespace: &str,
     names: &Names,
-    local_kubeconfig: &Path,
+    secret_name: &str,
+    config: serde_json::Value,
 ) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(local_kubeconfig).map_err(|source| CliError::Io {
-        what: format!("reading {}", local_kubeconfig.display()),
-        source,
-    })?;
-    let mut config: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| CliError::Io {
-        what: format!("reading {}", local_kubeconfig.display()),
-        source: std::io::Error::other(e),
-    })?;
-    config["clusters"][0]["cluster"]["server"] = DEFAULT_EXPORT_SERVER.into();
     let decode = |value: &serde_json::Value| {
         value
             .as_str()
@@ -420,11 +553,14 @@ async fn publish_kubeconfig(
         ),
         ("client-key", &config["users"][0]["user"]["client-key-data"]),
     ] {
-        data.insert(key.to_owned(), ByteString(decode(field)));
+        let pem = decode(field);
+        if !pem.is_empty() {
+            data.insert(key.to_owned(), ByteString(pem));
+        }
     }
     let secret = Secret {
         metadata: ObjectMeta {
-            name: Some(names.kubeconfig_secret.clone()),
+            name: Some(secret_name.to_owned()),
             namespace: Some(namespace.to_owned()),
             labels: Some(labels(&names.workload)),
             ..Default::default()
@@ -442,7 +578,7 @@ async fn publish_kubeconfig(
     loop {
         match secrets
             .patch(
-                &names.kubeconfig_secret,
+                secret_name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&value),
             )
@@ -455,10 +591,7 @@ async fn publish_kubeconfig(
             }
             Err(source) => {
                 return Err(CliError::Api {
-                    what: format!(
-                        "writing the kubeconfig secret {namespace}/{}",
-                        names.kubeconfig_secret
-                    ),
+                    what: format!("writing the kubeconfig secret {namespace}/{secret_name}"),
                     source,
                 })
             }
