@@ -255,16 +255,19 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
     let store = etcd.store_url("/ha");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // The first replica makes the credentials; the others share them.
+    // The credentials (CA, service-account key, encryption key) come from
+    // a demo run once on its own; then all three replicas start at once
+    // on the empty etcd, racing to write the cluster's built-in objects.
+    let seed = dir.path().join("seed");
+    DemoProcess::start(&seed, free_port(), free_port(), &["--store", "memory://"]).terminate();
     let dirs: Vec<PathBuf> = (0..REPLICAS)
         .map(|i| dir.path().join(format!("replica-{i}")))
         .collect();
-    let mut replicas = vec![start_replica(0, &dirs[0], &store, host)];
-    for other in &dirs[1..] {
-        copy_credentials(&dirs[0], other).expect("seed a replica's data directory");
+    for replica_dir in &dirs {
+        copy_credentials(&seed, replica_dir).expect("seed a replica's data directory");
     }
-    let others: Vec<Replica> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..REPLICAS)
+    let mut replicas: Vec<Replica> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..REPLICAS)
             .map(|i| {
                 let (dir, store) = (&dirs[i], &store);
                 scope.spawn(move || start_replica(i, dir, store, host))
@@ -275,7 +278,6 @@ fn replicas_over_etcd_fail_over_without_losing_writes() {
             .map(|h| h.join().expect("a replica started"))
             .collect()
     });
-    replicas.extend(others);
     eprintln!("{REPLICAS} replicas serve after {:?}", started.elapsed());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
