@@ -51,6 +51,23 @@ pub fn options(
         .map_err(|e| CliError::Config(e.to_string()))?;
     options.name = name.to_owned();
     options.host_namespace = Some(namespace.to_owned());
+    // Several replicas: one leader runs the syncer, controllers and
+    // garbage collector; each replica is named by its pod.
+    let ha = &config.control_plane.stateful_set.high_availability;
+    if ha.replicas > 1 {
+        let mut election = vcluster::demo::LeaderElection {
+            lease_duration: ha.lease_duration(),
+            renew_deadline: ha.renew_deadline(),
+            retry_period: ha.retry_period(),
+            ..Default::default()
+        };
+        if let Ok(pod) = std::env::var("POD_NAME") {
+            if !pod.is_empty() {
+                election.identity = pod;
+            }
+        }
+        options.leader_election = Some(election);
+    }
     // What the syncer needs differs with an embedded host; the control
     // plane always has a real one (`run` sets the file's path).
     options.host_kubeconfig = Some(data_dir.join("host.kubeconfig"));
@@ -136,4 +153,46 @@ pub async fn deployed_kubeconfig_secret(
         ))
     })?;
     Ok(config.export_kube_config.secret_name(&names.workload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(yaml: &str) -> VClusterConfig {
+        VClusterConfig::from_yaml(yaml).expect("a valid file")
+    }
+
+    #[test]
+    fn several_replicas_elect_a_leader_with_the_files_timings() {
+        let config = from(
+            "controlPlane:\n  backingStore:\n    etcd:\n      external:\n        enabled: true\n        endpoint: http://etcd:2379\n  statefulSet:\n    highAvailability:\n      replicas: 3\n      leaseDuration: 30\n      renewDeadline: 20\n      retryPeriod: 5\n",
+        );
+        let options = options(&config, "vc", "ns", Path::new("/data")).expect("options");
+        let election = options.leader_election.expect("leader election");
+        assert_eq!(election.lease_duration, std::time::Duration::from_secs(30));
+        assert_eq!(election.renew_deadline, std::time::Duration::from_secs(20));
+        assert_eq!(election.retry_period, std::time::Duration::from_secs(5));
+        let plane = {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("vcluster.yaml");
+            std::fs::write(
+                &path,
+                "controlPlane:\n  backingStore:\n    etcd:\n      external:\n        enabled: true\n        endpoint: http://etcd:2379\n  statefulSet:\n    highAvailability:\n      replicas: 3\n",
+            )
+            .expect("write");
+            control_plane("vc", "ns", Some(&path), None).expect("plane")
+        };
+        assert_eq!(plane.replicas, 3);
+        // The store is etcd: no data claim unless asked for.
+        assert!(plane.persistence.is_none());
+    }
+
+    #[test]
+    fn one_replica_runs_everything_itself() {
+        let options =
+            options(&VClusterConfig::default(), "vc", "ns", Path::new("/data")).expect("options");
+        assert!(options.leader_election.is_none());
+        assert_eq!(options.host_namespace.as_deref(), Some("ns"));
+    }
 }

@@ -244,9 +244,21 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         "virtual cluster {} serves on {}; kubeconfig in secret {}/{secret_name}",
         args.name, running.virtual_addr, in_cluster.namespace
     );
-    wait_for_signal().await;
-    running.shutdown().await;
-    Ok(())
+    tokio::select! {
+        _ = wait_for_signal() => {
+            running.shutdown().await;
+            Ok(())
+        }
+        _ = running.leadership_lost() => {
+            // As kube-controller-manager: a replica that lost the lease
+            // must not act on what it believed; the pod restarts it as a
+            // candidate.
+            running.shutdown().await;
+            Err(CliError::ControlPlane(
+                "leader election lost (another replica holds the lease); exiting".into(),
+            ))
+        }
+    }
 }
 
 /// Makes every replica use the same CA and keys: the first control plane
