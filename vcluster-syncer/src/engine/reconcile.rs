@@ -11,7 +11,7 @@ use super::{Inner, Outcome, STORE_LAG_RETRY};
 use crate::error::{Side, SyncError};
 use crate::labels_annotations;
 use crate::memory::{InStep, Memory, Written};
-use crate::syncer::{Action, Direction, Syncer};
+use crate::syncer::{Action, Direction, Syncer, VirtualOnly};
 
 impl<S: Syncer> Inner<S> {
     pub(super) async fn work(self: Arc<Self>) {
@@ -66,6 +66,22 @@ impl<S: Syncer> Inner<S> {
             if self.syncer.direction() == Direction::ToHost
                 && !self.ctx.translator.is_owned_by(host.meta(), key)
             {
+                // Someone else's object under the translated name is only
+                // a conflict when this object is to be synced: endpoints
+                // of a service with a selector, say, are the host's
+                // controller's (labelled like the service, so they are
+                // in the host store) and the syncer skips them.
+                if let Some(virt) = &virtual_object {
+                    let memory = self.memory.get(key).map(|m| m.clone());
+                    if matches!(
+                        self.syncer
+                            .virtual_only(&self.ctx, virt, memory.as_ref())
+                            .await?,
+                        VirtualOnly::Skip
+                    ) {
+                        return Ok(Outcome::Done);
+                    }
+                }
                 return Err(SyncError::NotOwned {
                     kind: self.syncer.name(),
                     key: key.clone(),

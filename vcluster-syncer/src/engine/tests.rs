@@ -163,3 +163,107 @@ async fn a_create_that_meets_its_own_copy_adopts_it() {
         "the engine knows the copy exists"
     );
 }
+
+/// Copies, except configmaps labelled `skip: "yes"` (as the endpoints
+/// syncer skips endpoints the host's controller owns).
+struct CopiesUnlessSkipped;
+
+#[async_trait::async_trait]
+impl Syncer for CopiesUnlessSkipped {
+    type Object = ConfigMap;
+    type DynamicType = ();
+
+    fn name(&self) -> &'static str {
+        "configmaps"
+    }
+
+    async fn virtual_only(
+        &self,
+        ctx: &SyncContext,
+        object: &ConfigMap,
+        memory: Option<&Memory>,
+    ) -> Result<VirtualOnly<ConfigMap>, SyncError> {
+        let labels = object.metadata.labels.clone().unwrap_or_default();
+        if labels.get("skip").is_some_and(|v| v == "yes") {
+            return Ok(VirtualOnly::Skip);
+        }
+        Copies.virtual_only(ctx, object, memory).await
+    }
+
+    async fn both(
+        &self,
+        _ctx: &SyncContext,
+        _virtual_object: &ConfigMap,
+        _host_object: &ConfigMap,
+        _memory: Option<&Memory>,
+    ) -> Result<Vec<Action>, SyncError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A host object under the translated name that is not the syncer's copy
+/// is a conflict only for an object the syncer would sync; one it skips
+/// is done, without an error to retry forever.
+#[tokio::test]
+async fn someone_elses_host_object_is_no_error_for_a_skipped_object() {
+    let virtual_cluster = api_server().await;
+    let host = api_server().await;
+    create_namespace(&virtual_cluster.client(), "default").await;
+    create_namespace(&host.client(), "host-ns").await;
+    let translator = Arc::new(SingleNamespaceTranslator::new("vc", "host-ns").expect("translator"));
+    let host_name = translator
+        .host_object(&config_map(&[]))
+        .expect("host name")
+        .metadata
+        .name
+        .expect("named");
+    // The host's own object under that name: no ownership markers.
+    let mut foreign = config_map(&[]);
+    foreign.metadata.name = Some(host_name.clone());
+    foreign.metadata.namespace = Some("host-ns".into());
+    let host_configmaps: Api<ConfigMap> = Api::namespaced(host.client(), "host-ns");
+    let foreign = host_configmaps
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("foreign host object");
+
+    for (labels, skipped) in [(&[("skip", "yes")][..], true), (&[][..], false)] {
+        let ctx = SyncContext {
+            translator: translator.clone(),
+            virtual_client: virtual_cluster.client(),
+            host_client: host.client(),
+            host_namespace: "host-ns".into(),
+            watch_timeout: DEFAULT_WATCH_TIMEOUT,
+        };
+        let engine = SyncEngine::new(
+            CopiesUnlessSkipped,
+            Arc::new(ctx),
+            EngineConfig::default(),
+            CancellationToken::new(),
+        );
+        let (mut virtual_store, mut host_store) = engine
+            .inner
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("the stores' writers");
+        let mut virt = config_map(labels);
+        virt.metadata.uid = Some("virtual-uid".into());
+        virtual_store.apply_watcher_event(&watcher::Event::Apply(virt));
+        host_store.apply_watcher_event(&watcher::Event::Apply(foreign.clone()));
+
+        let key = VirtualKey::namespaced("default", "settings");
+        let outcome = engine.inner.reconcile(&key).await;
+        if skipped {
+            assert_eq!(outcome.expect("no conflict"), Outcome::Done);
+        } else {
+            assert!(
+                matches!(outcome, Err(SyncError::NotOwned { .. })),
+                "a synced object still meets the conflict"
+            );
+        }
+        let still = host_configmaps.get(&host_name).await.expect("left alone");
+        assert_eq!(still.metadata.uid, foreign.metadata.uid);
+    }
+}
