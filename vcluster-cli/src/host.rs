@@ -2,7 +2,7 @@
 //! kubeconfig, and the few writes the commands make (server-side apply,
 //! deletes that wait until the object is gone).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -212,9 +212,4 @@ where
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// The path a file name refers to, for messages.
-pub fn display(path: &Path) -> String {
-    path.display().to_string()
 }
