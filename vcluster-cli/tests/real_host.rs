@@ -8,160 +8,24 @@
 //! service account's token, the host CA, `KUBERNETES_SERVICE_*`), so it
 //! has exactly the rights of the deployed Role.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
+
+use common::{
+    config_without_volume, unique_namespace, vcluster, vcluster_binary, vcluster_ok,
+    vcluster_within, ControlPlaneProcess, SYNC_DEADLINE,
+};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::api::{Api, ListParams, PostParams};
-use tokio::process::{Child, Command};
-use vcluster_testkit::in_cluster::InClusterEnv;
+use tokio::process::Command;
 use vcluster_testkit::kubectl;
 use vcluster_testkit::real_host::RealHost;
 use vcluster_testkit::{eventually_explained, free_port};
-
-/// How long one `vcluster` command may take before the test fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long the syncer may take to make a host object.
-const SYNC_DEADLINE: Duration = Duration::from_secs(60);
-
-fn vcluster_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_vcluster")
-}
-
-/// Runs `vcluster args...` against the host to its end (bounded).
-async fn vcluster(host: &RealHost, args: &[&str]) -> std::process::Output {
-    vcluster_within(host, args, COMMAND_TIMEOUT).await
-}
-
-/// [`vcluster`] with its own time limit.
-async fn vcluster_within(host: &RealHost, args: &[&str], limit: Duration) -> std::process::Output {
-    let mut command = Command::new(vcluster_binary());
-    // The host flag right after the subcommand: whatever follows `--`
-    // belongs to the command `connect` runs.
-    let (subcommand, rest) = args.split_first().expect("a subcommand");
-    command
-        .arg(subcommand)
-        .arg("--kubeconfig")
-        .arg(host.kubeconfig())
-        .args(rest)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = command.spawn().expect("the vcluster binary starts");
-    tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("vcluster {args:?} did not finish within {limit:?}"))
-        .expect("vcluster runs")
-}
-
-/// [`vcluster`], requiring success; its stdout and stderr.
-async fn vcluster_ok(host: &RealHost, args: &[&str]) -> (String, String) {
-    let out = vcluster(host, args).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "vcluster {args:?} failed:\n{stdout}{stderr}"
-    );
-    (stdout, stderr)
-}
-
-/// `vcluster run` as the control plane pod would run it (killed on drop).
-struct ControlPlaneProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _env: InClusterEnv,
-}
-
-impl ControlPlaneProcess {
-    async fn start(
-        host: &RealHost,
-        namespace: &str,
-        account: &str,
-        name: &str,
-        data_dir: &Path,
-    ) -> Self {
-        let env = InClusterEnv::for_service_account(host, namespace, account).await;
-        let port = free_port();
-        let log = data_dir.with_extension(format!("{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("the control plane's log file");
-        let mut command = Command::new(vcluster_binary());
-        command
-            .args(["run", "--name", name, "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--dns-listen", "127.0.0.1:0"])
-            .arg("--service-account-dir")
-            .arg(env.service_account_dir())
-            .envs(env.vars().iter().map(|(k, v)| (k, v)))
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let child = command.spawn().expect("vcluster run starts");
-        Self {
-            child,
-            port,
-            log,
-            _env: env,
-        }
-    }
-
-    fn server(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    /// Waits for the process to exit by itself (bounded); its status and stderr.
-    async fn exit(mut self) -> (std::process::ExitStatus, String) {
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("vcluster run exits by itself")
-            .expect("wait");
-        (status, self.log())
-    }
-
-    /// What it wrote to stderr so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
-
-fn unique_namespace(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid_like()[..8])
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
-        .unwrap_or_default();
-    format!("{:08x}{:08x}", nanos, std::process::id())
-}
-
-/// A config that needs no storage provisioner (the harness has none).
-fn config_without_volume(dir: &Path) -> PathBuf {
-    let path = dir.join("vcluster.yaml");
-    std::fs::write(
-        &path,
-        "controlPlane:\n  statefulSet:\n    persistence:\n      volumeClaim:\n        enabled: false\n",
-    )
-    .expect("write vcluster.yaml");
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
