@@ -391,6 +391,42 @@ pub fn prepare_credentials(options: &DemoOptions) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// Writes another replica's [`SHARED_FILES`] into `data_dir`, so this
+/// replica takes its CA and keys. A serving certificate signed by a
+/// different CA (this replica made its own before it lost the race to
+/// publish them) is removed, so [`start`] signs a new one with the shared
+/// CA.
+pub fn adopt_shared_files(
+    data_dir: &Path,
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<(), DemoError> {
+    state_files::create_private_dir(data_dir)
+        .map_err(|e| data_dir_error(data_dir, format!("cannot be created: {e}")))?;
+    let ca_before = std::fs::read(data_dir.join("ca.crt")).ok();
+    for name in SHARED_FILES {
+        let content = files.get(*name).ok_or_else(|| {
+            data_dir_error(data_dir, format!("the shared credentials lack {name}"))
+        })?;
+        state_files::write_private_file(&data_dir.join(name), content)
+            .map_err(|e| data_dir_error(data_dir, format!("{name} cannot be written: {e}")))?;
+    }
+    if ca_before.as_deref() != files.get("ca.crt").map(Vec::as_slice) {
+        for stale in ["server.crt", "server.key"] {
+            match std::fs::remove_file(data_dir.join(stale)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(data_dir_error(
+                        data_dir,
+                        format!("{stale} (signed by another CA) cannot be removed: {e}"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts the demo and returns once everything serves.
 pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     if let Some(election) = &options.leader_election {
@@ -772,6 +808,45 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<(), DemoE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adopting_another_replicas_ca_drops_the_serving_certificate_it_did_not_sign() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        for path in [&ours, &theirs] {
+            let options = DemoOptions::new(path);
+            prepare_credentials(&options).expect("credentials");
+        }
+        let files = SHARED_FILES
+            .iter()
+            .map(|f| {
+                (
+                    (*f).to_owned(),
+                    std::fs::read(theirs.join(f)).expect("read"),
+                )
+            })
+            .collect();
+        adopt_shared_files(&ours, &files).expect("adopt");
+        assert_eq!(
+            std::fs::read(ours.join("ca.crt")).expect("ca"),
+            std::fs::read(theirs.join("ca.crt")).expect("ca")
+        );
+        assert!(!ours.join("server.crt").exists());
+        // The next start signs one with the shared CA.
+        let certs = Certificates::load_or_create(&ours, &[]).expect("certs");
+        let ca_key = rcgen::KeyPair::from_pem(&certs.ca_key).expect("key");
+        assert!(rcgen::Issuer::from_ca_cert_pem(&certs.ca_cert, ca_key).is_ok());
+        vcluster_apiserver::TlsConfig::from_pem_with_client_ca(
+            certs.server_cert.as_bytes(),
+            certs.server_key.as_bytes(),
+            certs.ca_cert.as_bytes(),
+        )
+        .expect("a usable serving certificate");
+        // Adopting the same CA again keeps the serving certificate.
+        adopt_shared_files(&ours, &files).expect("adopt again");
+        assert!(ours.join("server.crt").exists());
+    }
 
     #[test]
     fn data_dirs_are_versioned() {

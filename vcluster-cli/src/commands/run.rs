@@ -321,21 +321,18 @@ async fn share_credentials(
             }
         }
     };
-    vcluster_apiserver::state_files::create_private_dir(&options.data_dir)
-        .map_err(|e| io_error(&options.data_dir, e))?;
-    let data = published.data.unwrap_or_default();
-    for file in demo::SHARED_FILES {
-        let content = data.get(*file).ok_or_else(|| {
-            CliError::ControlPlane(format!(
-                "the shared credentials {namespace}/{} lack {file}; delete the Secret to have them made again (clients then need a new kubeconfig)",
-                names.certs_secret
-            ))
-        })?;
-        let path = options.data_dir.join(file);
-        vcluster_apiserver::state_files::write_private_file(&path, &content.0)
-            .map_err(|e| io_error(&path, e))?;
-    }
-    Ok(())
+    let files = published
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, content)| (name, content.0))
+        .collect();
+    demo::adopt_shared_files(&options.data_dir, &files).map_err(|e| {
+        CliError::ControlPlane(format!(
+            "{e} (from the Secret {namespace}/{}; delete it to have new credentials made, and clients then need a new kubeconfig)",
+            names.certs_secret
+        ))
+    })
 }
 
 async fn host_client(kubeconfig: &Path) -> Result<kube::Client, CliError> {
