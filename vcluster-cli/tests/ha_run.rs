@@ -12,10 +12,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{unique_namespace, vcluster_ok, ControlPlaneProcess, SYNC_DEADLINE};
+use common::{synced_host_pods, unique_namespace, vcluster_ok, ControlPlaneProcess, SYNC_DEADLINE};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use vcluster_testkit::etcd::EtcdServer;
 use vcluster_testkit::real_host::RealHost;
 use vcluster_testkit::{eventually_explained, kubectl};
@@ -173,20 +173,15 @@ async fn three_run_replicas_share_one_etcd_and_fail_over() {
         &kubeconfigs[survivor],
         &["create", "deployment", "before", "--image=nginx"],
     );
-    let host_pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let synced = format!("vcluster.loft.sh/managed-by={name}");
     let running_host_pods = || async {
-        host_pods
-            .list(&ListParams::default().labels(&synced))
-            .await
-            .map_err(|e| e.to_string())
-            .map(|pods| {
-                pods.items
-                    .into_iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .filter_map(|p| p.metadata.name)
-                    .collect::<Vec<_>>()
-            })
+        Ok::<_, String>(
+            synced_host_pods(&client, &namespace, name)
+                .await?
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.name)
+                .collect::<Vec<_>>(),
+        )
     };
     eventually_explained(SYNC_DEADLINE, "the first workload on the host", || async {
         let pods = running_host_pods().await?;

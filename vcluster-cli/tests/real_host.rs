@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    config_without_volume, unique_namespace, vcluster, vcluster_binary, vcluster_ok,
-    vcluster_within, ControlPlaneProcess, SYNC_DEADLINE,
+    config_without_volume, synced_host_pods, unique_namespace, vcluster, vcluster_binary,
+    vcluster_ok, vcluster_within, ControlPlaneProcess, SYNC_DEADLINE,
 };
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -198,17 +198,12 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
     )
     .await;
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let host_pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let synced = format!("vcluster.loft.sh/managed-by={name}");
     let host_pod = eventually_explained(
         SYNC_DEADLINE,
         "the tenant's pod runs on the host",
         || async {
-            let pods = host_pods
-                .list(&ListParams::default().labels(&synced))
-                .await
-                .map_err(|e| e.to_string())?;
-            pods.items
+            synced_host_pods(&client, &namespace, name)
+                .await?
                 .into_iter()
                 .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
                 .and_then(|p| p.metadata.name)
@@ -239,12 +234,10 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
     let set = sets.get(name).await.expect("the statefulset stays");
     assert_eq!(set.spec.and_then(|s| s.replicas), Some(0));
-    assert!(host_pods
-        .list(&ListParams::default().labels(&synced))
+    let left = synced_host_pods(&client, &namespace, name)
         .await
-        .expect("list")
-        .items
-        .is_empty());
+        .expect("list");
+    assert!(left.is_empty(), "{left:?}");
     let (listed, _) = vcluster_ok(host, &["list", "-n", &namespace]).await;
     let table = kubectl::Table::parse(&listed);
     assert_eq!(table.cell(table.row(name), "STATUS"), "Paused");
@@ -260,11 +253,8 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
         SYNC_DEADLINE,
         "the workload is back on the host",
         || async {
-            let pods = host_pods
-                .list(&ListParams::default().labels(&synced))
-                .await
-                .map_err(|e| e.to_string())?;
-            pods.items
+            synced_host_pods(&client, &namespace, name)
+                .await?
                 .iter()
                 .any(|p| p.metadata.deletion_timestamp.is_none())
                 .then_some(())

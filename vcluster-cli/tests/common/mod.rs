@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use tokio::process::{Child, Command};
 use vcluster_testkit::free_port;
 use vcluster_testkit::in_cluster::InClusterEnv;
@@ -158,6 +160,21 @@ impl ControlPlaneProcess {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
+}
+
+/// The host pods the syncer made for virtual cluster `name` (its
+/// `managed-by` label), terminating ones included.
+pub async fn synced_host_pods(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Pod>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("vcluster.loft.sh/managed-by={name}");
+    pods.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|list| list.items)
+        .map_err(|e| format!("listing the synced host pods: {e}"))
 }
 
 pub fn unique_namespace(prefix: &str) -> String {

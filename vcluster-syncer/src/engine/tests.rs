@@ -192,12 +192,12 @@ impl Syncer for CopiesUnlessSkipped {
 
     async fn both(
         &self,
-        _ctx: &SyncContext,
-        _virtual_object: &ConfigMap,
-        _host_object: &ConfigMap,
-        _memory: Option<&Memory>,
+        ctx: &SyncContext,
+        virtual_object: &ConfigMap,
+        host_object: &ConfigMap,
+        memory: Option<&Memory>,
     ) -> Result<Vec<Action>, SyncError> {
-        Ok(Vec::new())
+        Copies.both(ctx, virtual_object, host_object, memory).await
     }
 }
 
