@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::CliError;
-use crate::manifests::HostObject;
+use crate::manifests::{self, HostObject, Names};
 
 /// The field manager of everything `vcluster` applies.
 pub const FIELD_MANAGER: &str = "vcluster";
@@ -160,20 +161,67 @@ where
     }
 }
 
+/// Every object of `api` matching `selector` (`what` names them in the
+/// error).
+pub async fn list_matching<K>(api: &Api<K>, selector: &str, what: &str) -> Result<Vec<K>, CliError>
+where
+    K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
+{
+    api.list(&ListParams::default().labels(selector))
+        .await
+        .map(|list| list.items)
+        .map_err(|source| CliError::Api {
+            what: format!("listing {what} ({selector})"),
+            source,
+        })
+}
+
+/// The control plane's pods of virtual cluster `names` in `namespace`.
+pub async fn control_plane_pods(
+    client: &kube::Client,
+    namespace: &str,
+    names: &Names,
+) -> Result<Vec<Pod>, CliError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    list_matching(
+        &pods,
+        &manifests::selector(&names.workload),
+        &format!("the control plane's pods in {namespace}"),
+    )
+    .await
+}
+
+/// Whether `pod`'s Ready condition is true.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Creates `object`, taking an existing one of the same name as done (a
+/// replica or an earlier start made it).
+pub async fn create_if_absent<K>(api: &Api<K>, object: &K, what: &str) -> Result<(), CliError>
+where
+    K: Resource + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(source) => Err(CliError::Api {
+            what: format!("creating {what}"),
+            source,
+        }),
+    }
+}
+
 /// Deletes every object of `api` matching `selector`; how many there were.
 pub async fn delete_matching<K>(api: &Api<K>, selector: &str, what: &str) -> Result<usize, CliError>
 where
     K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
 {
-    let listed = api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|source| CliError::Api {
-            what: format!("listing {what} ({selector})"),
-            source,
-        })?;
     let mut count = 0;
-    for object in listed.items {
+    for object in list_matching(api, selector, what).await? {
         let name = object.meta().name.clone().unwrap_or_default();
         if delete_if_present(api, &name, what).await? {
             count += 1;
@@ -194,19 +242,13 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let left = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|source| CliError::Api {
-                what: format!("listing {what} ({selector})"),
-                source,
-            })?;
-        if left.items.is_empty() {
+        let left = list_matching(api, selector, what).await?;
+        if left.is_empty() {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(CliError::Timeout {
-                what: format!("{} {what} to be deleted", left.items.len()),
+                what: format!("{} {what} to be deleted", left.len()),
                 hint: "check their finalizers with kubectl get -o yaml".into(),
             });
         }

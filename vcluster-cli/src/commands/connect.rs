@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CliError;
-use crate::host::HostArgs;
-use crate::manifests::{self, Names, API_PORT};
+use crate::host::{self, HostArgs};
+use crate::manifests::{Names, API_PORT};
 use crate::progress::Progress;
 
 /// `vcluster connect` flags.
@@ -230,25 +230,11 @@ async fn serving_pod(
     namespace: &str,
     names: &Names,
 ) -> Result<String, CliError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&manifests::selector(&names.workload)))
-        .await
-        .map_err(|source| CliError::Api {
-            what: format!("listing the control plane's pods in {namespace}"),
-            source,
-        })?;
-    let ready = |pod: &Pod| {
-        pod.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
+    let listed = host::control_plane_pods(client, namespace, names).await?;
     listed
-        .items
         .iter()
-        .find(|p| ready(p))
-        .or_else(|| listed.items.first())
+        .find(|p| host::is_ready(p))
+        .or_else(|| listed.first())
         .and_then(|p| p.metadata.name.clone())
         .ok_or_else(|| {
             CliError::ControlPlane(format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 
 use crate::error::CliError;
 use crate::host::{self, HostArgs};
@@ -131,7 +131,6 @@ async fn wait_until_serving(
 ) -> Result<(), CliError> {
     let names = &plane.names();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
@@ -143,14 +142,8 @@ async fn wait_until_serving(
                 source,
             })?
             .is_some();
-        let listed = pods
-            .list(&ListParams::default().labels(&manifests::selector(&names.workload)))
-            .await
-            .map_err(|source| CliError::Api {
-                what: format!("listing the control plane's pods in {namespace}"),
-                source,
-            })?;
-        let states: Vec<String> = listed.items.iter().map(pod_state).collect();
+        let listed = host::control_plane_pods(client, namespace, names).await?;
+        let states: Vec<String> = listed.iter().map(pod_state).collect();
         let ready = !states.is_empty() && states.iter().all(|s| s.ends_with(": ready"));
         if published && ready {
             return Ok(());
@@ -186,10 +179,7 @@ async fn wait_until_serving(
 fn pod_state(pod: &Pod) -> String {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.as_ref();
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    if ready {
+    if host::is_ready(pod) {
         return format!("{name}: ready");
     }
     let waiting = status

@@ -18,7 +18,7 @@ use vcluster::demo::{self, Advertise, DemoOptions};
 use vcluster_syncer::permissions::{check_host_access, host_rules};
 
 use crate::error::CliError;
-use crate::host::FIELD_MANAGER;
+use crate::host::{create_if_absent, FIELD_MANAGER};
 use crate::manifests::{labels, Names, API_PORT, DNS_PORT, SERVICE_PORT};
 
 /// Where Kubernetes mounts a pod's service account.
@@ -462,21 +462,16 @@ async fn service_account_token(
     let client = host_client(local).await?;
     let account = &export.service_account;
     let namespace = export.service_account_namespace();
-    let api_error = |what: String| move |source| CliError::Api { what, source };
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let mut object = ServiceAccount::default();
     object.metadata.name = Some(account.name.clone());
-    match accounts.create(&PostParams::default(), &object).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(source) => {
-            return Err(api_error(format!(
-                "creating the exported service account {namespace}/{}",
-                account.name
-            ))(source))
-        }
-    }
+    let what = format!("the exported service account {namespace}/{}", account.name);
+    create_if_absent(&accounts, &object, &what).await?;
     if !account.cluster_role.is_empty() {
+        let what = format!(
+            "the binding of ClusterRole {} to the exported service account",
+            account.cluster_role
+        );
         let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
         let binding = ClusterRoleBinding {
             metadata: ObjectMeta {
@@ -495,16 +490,7 @@ async fn service_account_token(
                 ..Default::default()
             }]),
         };
-        match bindings.create(&PostParams::default(), &binding).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(source) => {
-                return Err(api_error(format!(
-                    "binding ClusterRole {} to the exported service account",
-                    account.cluster_role
-                ))(source))
-            }
-        }
+        create_if_absent(&bindings, &binding, &what).await?;
     }
     // A year, as a kubeconfig token is expected to last; the control plane
     // publishes a fresh one at every start.
@@ -519,10 +505,10 @@ async fn service_account_token(
     accounts
         .create_token_request(&account.name, &PostParams::default(), &request)
         .await
-        .map_err(api_error(format!(
-            "requesting a token of the exported service account {namespace}/{}",
-            account.name
-        )))?
+        .map_err(|source| CliError::Api {
+            what: format!("requesting a token of {what}"),
+            source,
+        })?
         .status
         .map(|s| s.token)
         .ok_or_else(|| CliError::ControlPlane("the token request came back without a token".into()))
