@@ -251,13 +251,17 @@ impl<S: Syncer> SyncEngine<S> {
             return;
         };
         let span = tracing::info_span!("syncer", kind = inner.syncer.name());
-        let virtual_feed = tokio::spawn(
+        // Every task this engine starts lives in these sets: dropping them,
+        // at the end or when the runner aborts an engine that would not
+        // stop, aborts them all.
+        let mut feeds = tokio::task::JoinSet::new();
+        feeds.spawn(
             inner
                 .clone()
                 .follow_virtual(virtual_writer)
                 .instrument(span.clone()),
         );
-        let host_feed = tokio::spawn(
+        feeds.spawn(
             inner
                 .clone()
                 .follow_host(host_writer)
@@ -276,21 +280,16 @@ impl<S: Syncer> SyncEngine<S> {
             _ = ready => {
                 tracing::info!(parent: &span, "both clusters listed; reconciling");
                 inner.enqueue_all();
-                let mut workers = Vec::new();
+                let mut workers = tokio::task::JoinSet::new();
                 for _ in 0..inner.config.workers.max(1) {
-                    workers.push(tokio::spawn(inner.clone().work().instrument(span.clone())));
+                    workers.spawn(inner.clone().work().instrument(span.clone()));
                 }
-                let resync = tokio::spawn(inner.clone().resync_periodically());
+                feeds.spawn(inner.clone().resync_periodically());
                 inner.cancel.cancelled().await;
                 inner.queue.shut_down();
-                for worker in workers {
-                    let _ = worker.await;
-                }
-                resync.abort();
+                while workers.join_next().await.is_some() {}
             }
         }
-        virtual_feed.abort();
-        host_feed.abort();
     }
 }
 

@@ -92,10 +92,16 @@ impl<S: Syncer> Inner<S> {
         let memory = self.memory.get(key).map(|m| m.clone());
         match (virtual_object, host_object) {
             (Some(virt), None) => {
-                if memory.as_ref().is_some_and(|m| m.host_seen)
-                    && self.host_store_lags(key, &host_key).await?
-                {
-                    return Ok(Outcome::RequeueAfter(STORE_LAG_RETRY));
+                if memory.as_ref().is_some_and(|m| m.host_seen) {
+                    if let Some(live) = self.live_host_copy(key, &host_key).await? {
+                        // The store lags: our create not watched yet, or a
+                        // host watch stuck on a dead connection until its
+                        // timeout. The live copy is the pair; waiting for
+                        // the store would hold the tenant's change as long.
+                        return self
+                            .reconcile_pair(key, &host_key, &virt, &live, memory)
+                            .await;
+                    }
                 }
                 let decision = self
                     .syncer
@@ -247,25 +253,28 @@ impl<S: Syncer> Inner<S> {
         }
     }
 
-    /// Whether the host copy that the engine knew of, missing from the host
-    /// store, still exists on the host: the store lags behind (our own
-    /// create not yet watched, or a watch catching up after a failure). A
-    /// missing copy must not be taken for a deleted one on the store's word
-    /// alone: a syncer would act on it (a pod's would delete the virtual pod
-    /// as evicted).
-    async fn host_store_lags(
+    /// The live host copy that the engine knew of and the host store no
+    /// longer shows, when it still exists: a missing copy must not be taken
+    /// for a deleted one on the store's word alone (a pod's syncer would
+    /// delete the virtual pod as evicted). Another's object under the name
+    /// is not a copy.
+    async fn live_host_copy(
         &self,
         key: &VirtualKey,
         host_key: &HostKey,
-    ) -> Result<bool, SyncError> {
+    ) -> Result<Option<S::Object>, SyncError> {
         match self
             .host_api(host_key.namespace())
             .get_opt(host_key.name())
             .await
         {
-            Ok(Some(host)) => Ok(self.syncer.direction() == Direction::FromHost
-                || self.ctx.translator.is_owned_by(host.meta(), key)),
-            Ok(None) => Ok(false),
+            Ok(Some(host))
+                if self.syncer.direction() == Direction::FromHost
+                    || self.ctx.translator.is_owned_by(host.meta(), key) =>
+            {
+                Ok(Some(host))
+            }
+            Ok(_) => Ok(None),
             Err(err) => Err(self.api_error(key, "get", Side::Host, err)),
         }
     }

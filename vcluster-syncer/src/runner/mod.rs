@@ -255,25 +255,45 @@ impl VirtualClusterSyncer {
         self.engines.clone()
     }
 
-    /// Runs every syncer until the cancel token fires.
+    /// Runs every syncer until the cancel token fires, then gives them
+    /// [`STOP_GRACE`] together to end; one still waiting on a cluster that
+    /// stopped answering is aborted (its writes carry preconditions, and the
+    /// next start reconciles every key), so a stop never hangs.
     pub async fn run(self) {
-        let mut tasks = Vec::new();
+        // Dropping the set (this future dropped) aborts every task too.
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = BTreeMap::new();
         for engine in &self.engines {
             let engine = engine.clone();
-            tasks.push(tokio::spawn(async move { engine.run().await }));
+            let name = engine.name();
+            let task = tasks.spawn(async move { engine.run().await });
+            names.insert(task.id(), name);
         }
         for future in self.background {
-            tasks.push(tokio::spawn(future));
+            let task = tasks.spawn(future);
+            names.insert(task.id(), "background watcher");
         }
         self.cancel.cancelled().await;
-        for task in tasks {
-            // Engines end on the token; background watchers are aborted.
-            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a syncer did not stop within 10s");
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while let Ok(Some(done)) =
+            tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await
+        {
+            match done {
+                Ok((id, ())) => {
+                    names.remove(&id);
+                }
+                Err(err) => {
+                    let name = names.remove(&err.id()).unwrap_or("syncer");
+                    tracing::error!(syncer = name, error = %err, "ended abnormally");
+                }
             }
         }
+        for name in names.values() {
+            tracing::warn!(syncer = name, grace = ?STOP_GRACE, "did not stop in time; aborted");
+        }
+        tasks.shutdown().await;
     }
 }
+
+/// How long a cancelled syncer's engines get to end on their own.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -127,22 +127,21 @@ impl EventSyncer {
             return;
         };
         let span = tracing::info_span!("syncer", kind = KIND);
-        let feed = tokio::spawn(inner.clone().follow(writer).instrument(span.clone()));
+        // Aborted when dropped: at the end, or with this task.
+        let mut feed = tokio::task::JoinSet::new();
+        feed.spawn(inner.clone().follow(writer).instrument(span.clone()));
         tokio::select! {
             _ = inner.cancel.cancelled() => {}
             _ = inner.store.wait_until_ready() => {
-                let mut workers = Vec::new();
+                let mut workers = tokio::task::JoinSet::new();
                 for _ in 0..inner.config.workers.clamp(1, 4) {
-                    workers.push(tokio::spawn(inner.clone().work().instrument(span.clone())));
+                    workers.spawn(inner.clone().work().instrument(span.clone()));
                 }
                 inner.cancel.cancelled().await;
                 inner.queue.shut_down();
-                for worker in workers {
-                    let _ = worker.await;
-                }
+                while workers.join_next().await.is_some() {}
             }
         }
-        feed.abort();
     }
 
     /// Counters right now.

@@ -164,7 +164,10 @@ impl HostLimitsSyncer {
         // Without limits: one clean-up, retried until it succeeds.
         if !inner.limits.enabled() {
             loop {
-                match inner.reconcile().await {
+                let Some(result) = inner.cancel.run_until_cancelled(inner.reconcile()).await else {
+                    return;
+                };
+                match result {
                     Ok(()) => break,
                     Err(err) => {
                         inner.metrics.error();
@@ -198,7 +201,10 @@ impl HostLimitsSyncer {
         let mut ticker = tokio::time::interval(RESYNC);
         loop {
             let started = std::time::Instant::now();
-            match inner.reconcile().await {
+            let Some(result) = inner.cancel.run_until_cancelled(inner.reconcile()).await else {
+                return;
+            };
+            match result {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(err) => {
                     inner.metrics.error();

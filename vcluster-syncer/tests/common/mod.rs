@@ -256,6 +256,7 @@ impl Environment {
 /// of `kind` with `host_namespace` made; the scenario starts its own
 /// syncer (metered, often through a fault proxy).
 pub async fn clusters(kind: HostKind, host_namespace: &str) -> (Cluster, Host) {
+    init_logging();
     let virtual_cluster = Cluster::start().await;
     let host = Host::start(kind).await;
     host.create_namespace(host_namespace).await;
