@@ -31,30 +31,68 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    /// A client of the host cluster, checked to answer.
-    pub async fn client(&self) -> Result<kube::Client, CliError> {
-        let options = KubeConfigOptions {
-            context: self.context.clone(),
-            ..Default::default()
-        };
-        let (config, source) = match &self.kubeconfig {
-            Some(path) => {
-                let file = Kubeconfig::read_from(path).map_err(|e| CliError::Kubeconfig {
-                    source_name: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                let config = kube::Config::from_custom_kubeconfig(file, &options).await;
-                (config, path.display().to_string())
-            }
+    /// The kubeconfig as kubectl reads it (the file given, else the files
+    /// of `$KUBECONFIG` merged, else `~/.kube/config`), with where it came
+    /// from for messages.
+    fn read_kubeconfig(&self) -> Result<(Kubeconfig, String), CliError> {
+        let (read, source) = match &self.kubeconfig {
+            Some(path) => (Kubeconfig::read_from(path), path.display().to_string()),
             None => (
-                kube::Config::from_kubeconfig(&options).await,
+                Kubeconfig::read(),
                 "$KUBECONFIG or ~/.kube/config".to_owned(),
             ),
         };
-        let config = config.map_err(|e| CliError::Kubeconfig {
-            source_name: source,
+        let file = read.map_err(|e| CliError::Kubeconfig {
+            source_name: source.clone(),
             message: e.to_string(),
         })?;
+        Ok((file, source))
+    }
+
+    /// The host's context: `--context`, else the current one. A virtual
+    /// cluster's context (made current by `vcluster connect`) stands for
+    /// the host context it was reached from, so `list` or `delete` still
+    /// talk to the host while connected.
+    pub fn host_context(&self) -> Result<String, CliError> {
+        if let Some(context) = &self.context {
+            return Ok(context.clone());
+        }
+        let (file, source) = self.read_kubeconfig()?;
+        self.context_in(&file, &source)
+    }
+
+    fn context_in(&self, file: &Kubeconfig, source: &str) -> Result<String, CliError> {
+        if let Some(context) = &self.context {
+            return Ok(context.clone());
+        }
+        let current = file
+            .current_context
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| CliError::Kubeconfig {
+                source_name: source.to_owned(),
+                message: "has no current context; pass --context".into(),
+            })?;
+        Ok(match crate::kubeconfig::parse_context_name(current) {
+            Some((_, _, parent)) => parent.to_owned(),
+            None => current.to_owned(),
+        })
+    }
+
+    /// A client of the host cluster, checked to answer.
+    pub async fn client(&self) -> Result<kube::Client, CliError> {
+        let (file, source) = self.read_kubeconfig()?;
+        let context = self.context_in(&file, &source)?;
+        let options = KubeConfigOptions {
+            context: Some(context),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .map_err(|e| CliError::Kubeconfig {
+                source_name: source,
+                message: e.to_string(),
+            })?;
         let url = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig {
             source_name: url.clone(),

@@ -4,7 +4,9 @@
 //!
 //! - `create` deploys a control plane into a host namespace
 //!   ([`manifests`] decides the objects, [`host`] applies them);
-//! - `connect` writes a kubeconfig reaching it (port-forward or address);
+//! - `connect` makes a kubeconfig context reaching it (port-forward or
+//!   address), current in the user's kubeconfig ([`kubeconfig`]) until
+//!   `disconnect`;
 //! - `list`, `pause`, `resume`, `delete` manage it;
 //! - `run` is what the control plane pod executes: the facade's
 //!   [`vcluster::demo::start`] with the host reached in-cluster.
@@ -27,6 +29,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod host;
+pub mod kubeconfig;
 pub mod manifests;
 pub mod progress;
 

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vcluster_cli::commands::{connect, create, delete, list, pause, run};
+use vcluster_cli::commands::{connect, create, delete, disconnect, list, pause, run};
 
 /// Virtual Kubernetes clusters: a full control plane in one namespace of a
 /// host cluster, its workloads synced into that namespace.
@@ -23,8 +23,10 @@ struct Cli {
 enum Command {
     /// Deploy a virtual cluster into the host cluster of the current kubeconfig
     Create(create::CreateArgs),
-    /// Write a kubeconfig for a virtual cluster (port-forwarding to it), or run a command with it
+    /// Switch the current kube context to a virtual cluster (port-forwarding to it), write a kubeconfig for it, or run a command with it
     Connect(connect::ConnectArgs),
+    /// Switch the current kube context back from a virtual cluster to its host
+    Disconnect(disconnect::DisconnectArgs),
     /// List the virtual clusters of the host cluster
     List(list::ListArgs),
     /// Delete a virtual cluster and everything it made on the host
@@ -54,6 +56,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Create(args) => create::create(args).await.map(|()| 0),
         Command::Connect(args) => connect::connect(args).await,
+        Command::Disconnect(args) => disconnect::disconnect(args).map(|_| 0),
         Command::List(args) => list::list(args).await.map(|()| 0),
         Command::Delete(args) => delete::delete(args).await.map(|()| 0),
         Command::Pause(args) => pause::pause(args).await.map(|()| 0),

@@ -14,8 +14,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    config_without_volume, synced_host_pods, unique_namespace, vcluster, vcluster_binary,
-    vcluster_ok, vcluster_within, ControlPlaneProcess, SYNC_DEADLINE,
+    config_without_volume, synced_host_pods, unique_namespace, vcluster, vcluster_as_user,
+    vcluster_binary, vcluster_ok, vcluster_with_kubeconfig, vcluster_within, ControlPlaneProcess,
+    COMMAND_TIMEOUT, SYNC_DEADLINE,
 };
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -227,6 +228,43 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
     let said = kubectl::run_ok(&kubeconfig, &["exec", &virtual_pod, "--", "echo", "hello"]);
     assert_eq!(said.trim(), "hello");
 
+    // connect as a user types it: vCluster's context merged into the
+    // user's own kubeconfig and made current; host commands still reach
+    // the host meanwhile; disconnect switches back.
+    let user_config = scratch.path().join("user-kubeconfig");
+    std::fs::copy(host.kubeconfig(), &user_config).expect("a user's kubeconfig");
+    let current_context = || {
+        kubectl::run_ok(&user_config, &["config", "current-context"])
+            .trim()
+            .to_owned()
+    };
+    let parent = current_context();
+    let context = format!("vcluster_{name}_{namespace}_{parent}");
+    let connect_args = ["connect", name, "-n", &namespace, "--server", &server];
+    let (_, said) = vcluster_as_user(&user_config, &connect_args).await;
+    assert!(said.contains(&context), "{said}");
+    assert_eq!(current_context(), context);
+    let listed = kubectl::run_ok(&user_config, &["get", "pods", "-o", "name"]);
+    assert!(listed.contains(&virtual_pod), "{listed}");
+    let (listed, _) = vcluster_as_user(&user_config, &["list", "-n", &namespace]).await;
+    assert!(listed.contains(name), "{listed}");
+    let (_, said) = vcluster_as_user(&user_config, &["disconnect"]).await;
+    assert!(
+        said.contains(&format!("the current context is {parent}")),
+        "{said}"
+    );
+    assert_eq!(current_context(), parent);
+    kubectl::run_ok(&user_config, &["get", "namespace", &namespace]);
+    let again = vcluster_with_kubeconfig(&user_config, &["disconnect"], COMMAND_TIMEOUT).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("nothing to disconnect"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // Connected again: delete, below, removes the context and switches back.
+    vcluster_as_user(&user_config, &connect_args).await;
+
     // pause: the control plane scaled to zero, the tenant's pods gone
     // from the host (the test stops its stand-in for the pod too).
     vcluster_ok(host, &["pause", name, "-n", &namespace]).await;
@@ -265,8 +303,12 @@ async fn create_connect_use_pause_resume_and_delete_on_a_real_host() {
 
     // delete: nothing of the virtual cluster is left in the namespace.
     control_plane.stop().await;
-    let (_, said) = vcluster_ok(host, &["delete", name, "-n", &namespace]).await;
+    // From the user's kubeconfig, still on the virtual cluster's context.
+    let (_, said) = vcluster_as_user(&user_config, &["delete", name, "-n", &namespace]).await;
     assert!(said.contains("virtual cluster my-vc deleted"), "{said}");
+    assert_eq!(current_context(), parent);
+    let contexts = kubectl::run_ok(&user_config, &["config", "get-contexts", "-o", "name"]);
+    assert!(!contexts.contains(&context), "{contexts}");
     assert_nothing_left(&client, &namespace, name).await;
     let missing = vcluster(host, &["delete", name, "-n", &namespace]).await;
     assert!(!missing.status.success());

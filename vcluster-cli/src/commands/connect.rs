@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::CliError;
 use crate::host::{self, HostArgs};
+use crate::kubeconfig::{self, KubeconfigFile};
 use crate::manifests::{Names, API_PORT};
 use crate::progress::Progress;
 
@@ -31,13 +32,20 @@ pub struct ConnectArgs {
     /// The local port of the port-forward [default: a free one]
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub local_port: u16,
-    /// Where to write the virtual cluster's kubeconfig
+    /// Write the virtual cluster's kubeconfig to this file instead of
+    /// updating the current one [default with --update-current=false:
+    /// ./kubeconfig.yaml]
+    #[arg(long = "kube-config", value_name = "PATH")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Add the virtual cluster's context to the host's kubeconfig file and
+    /// switch to it (`vcluster disconnect` switches back)
     #[arg(
-        long = "kube-config",
-        default_value = "./kubeconfig.yaml",
-        value_name = "PATH"
+        long,
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
     )]
-    pub kubeconfig_out: PathBuf,
+    pub update_current: bool,
     /// Print the kubeconfig on stdout instead of writing it
     #[arg(long)]
     pub print: bool,
@@ -128,59 +136,74 @@ pub async fn connect(args: ConnectArgs) -> Result<i32, CliError> {
             Some(tokio::spawn(forward(listener, pods, pod, cancel.clone())))
         }
     };
-    rename_context(
-        &mut kubeconfig,
-        &format!("vcluster_{}_{namespace}", args.name),
-    );
+    let parent = args.host.host_context()?;
+    let context = kubeconfig::context_name(&args.name, &namespace, &parent);
+    rename_context(&mut kubeconfig, &context);
     let yaml = serde_yaml::to_string(&kubeconfig).unwrap_or_default();
 
-    let result = if args.print {
+    if args.print {
         print!("{yaml}");
-        Ok(0)
+    }
+    let output = if !args.command.is_empty() {
+        // The command gets a file of its own; the current context stays.
+        let path = args.kubeconfig_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("vcluster-{}-{namespace}.kubeconfig", args.name))
+        });
+        write_kubeconfig(&path, &yaml)?;
+        Some(path)
+    } else if args.print {
+        None
+    } else if args.update_current && args.kubeconfig_out.is_none() {
+        let mut file =
+            KubeconfigFile::load(&kubeconfig::file_to_edit(args.host.kubeconfig.as_deref())?)?;
+        let entries = serde_yaml::to_value(&kubeconfig).map_err(|e| CliError::Kubeconfig {
+            source_name: format!("secret {namespace}/{secret_name}"),
+            message: e.to_string(),
+        })?;
+        file.merge_as_current(&entries, &context)?;
+        file.save()?;
+        progress.step(&format!(
+            "switched the current context of {} to {context} (`vcluster disconnect` switches back to {parent})",
+            file.path().display()
+        ));
+        None
     } else {
-        write_kubeconfig(&args.kubeconfig_out, &yaml)?;
+        let path = args
+            .kubeconfig_out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./kubeconfig.yaml"));
+        write_kubeconfig(&path, &yaml)?;
         progress.step(&format!(
             "kubeconfig for virtual cluster {} written to {}",
             args.name,
-            args.kubeconfig_out.display()
+            path.display()
         ));
-        Ok(0)
+        Some(path)
     };
     let code = if let Some((program, rest)) = args.command.split_first() {
-        let path = if args.print {
-            // The command needs a file; --print left none.
-            let path =
-                std::env::temp_dir().join(format!("vcluster-{}-{namespace}.kubeconfig", args.name));
-            write_kubeconfig(&path, &yaml)?;
-            path
-        } else {
-            args.kubeconfig_out.clone()
-        };
-        let status = tokio::process::Command::new(program)
-            .args(rest)
-            .env("KUBECONFIG", &path)
-            .status()
-            .await
-            .map_err(|source| CliError::Command {
-                command: program.clone(),
-                source,
-            })?;
+        let mut command = tokio::process::Command::new(program);
+        command.args(rest);
+        if let Some(path) = &output {
+            command.env("KUBECONFIG", path);
+        }
+        let status = command.status().await.map_err(|source| CliError::Command {
+            command: program.clone(),
+            source,
+        })?;
         status.code().unwrap_or(1)
     } else {
-        let code = result?;
+        // Quiet with --print, whose kubeconfig went to stdout.
+        let usage = match &output {
+            Some(path) => format!("export KUBECONFIG={} and use kubectl", path.display()),
+            None => format!("kubectl now talks to virtual cluster {}", args.name),
+        };
         if forwarding.is_some() {
-            progress.done(&format!(
-                "export KUBECONFIG={} and use kubectl; press Ctrl+C to stop forwarding",
-                args.kubeconfig_out.display()
-            ));
+            progress.done(&format!("{usage}; press Ctrl+C to stop forwarding"));
             let _ = tokio::signal::ctrl_c().await;
         } else {
-            progress.done(&format!(
-                "export KUBECONFIG={} and use kubectl",
-                args.kubeconfig_out.display()
-            ));
+            progress.done(&usage);
         }
-        code
+        0
     };
     cancel.cancel();
     if let Some(task) = forwarding {

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::CliError;
 use crate::host::{delete_if_present, delete_matching, wait_gone, HostArgs};
+use crate::kubeconfig::{self, KubeconfigFile};
 use crate::manifests::{self, Names};
 use crate::progress::Progress;
 
@@ -132,7 +133,33 @@ pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
         delete_if_present(&namespaces, &namespace, "namespace").await?;
         progress.step(&format!("deleted namespace {namespace}"));
     }
+    forget_contexts(&args, &namespace, &progress)?;
     progress.done(&format!("virtual cluster {} deleted", args.name));
+    Ok(())
+}
+
+/// Removes the contexts `vcluster connect` made for this virtual cluster
+/// from the user's kubeconfig (they hold its keys and name a server that
+/// is gone), switching back to the host context if one was current.
+fn forget_contexts(
+    args: &DeleteArgs,
+    namespace: &str,
+    progress: &Progress,
+) -> Result<(), CliError> {
+    let path = kubeconfig::file_to_edit(args.host.kubeconfig.as_deref())?;
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut file = KubeconfigFile::load(&path)?;
+    let removed = file.remove_virtual_cluster(&args.name, namespace);
+    if !removed.is_empty() {
+        file.save()?;
+        progress.step(&format!(
+            "removed context(s) {} from {}",
+            removed.join(", "),
+            path.display()
+        ));
+    }
     Ok(())
 }
 

@@ -34,6 +34,16 @@ pub async fn vcluster_within(
     args: &[&str],
     limit: Duration,
 ) -> std::process::Output {
+    vcluster_with_kubeconfig(host.kubeconfig(), args, limit).await
+}
+
+/// Runs `vcluster args...` with `--kubeconfig kubeconfig` to its end
+/// (within `limit`).
+pub async fn vcluster_with_kubeconfig(
+    kubeconfig: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> std::process::Output {
     let mut command = Command::new(vcluster_binary());
     // The host flag right after the subcommand: whatever follows `--`
     // belongs to the command `connect` runs.
@@ -41,7 +51,7 @@ pub async fn vcluster_within(
     command
         .arg(subcommand)
         .arg("--kubeconfig")
-        .arg(host.kubeconfig())
+        .arg(kubeconfig)
         .args(rest)
         .env_remove("KUBECONFIG")
         .stdin(Stdio::null())
@@ -55,9 +65,22 @@ pub async fn vcluster_within(
         .expect("vcluster runs")
 }
 
+/// [`vcluster_with_kubeconfig`] as a user with their own kubeconfig file
+/// types it, requiring success; its stdout and stderr.
+pub async fn vcluster_as_user(kubeconfig: &Path, args: &[&str]) -> (String, String) {
+    succeeded(
+        args,
+        vcluster_with_kubeconfig(kubeconfig, args, COMMAND_TIMEOUT).await,
+    )
+}
+
 /// [`vcluster`], requiring success; its stdout and stderr.
 pub async fn vcluster_ok(host: &RealHost, args: &[&str]) -> (String, String) {
-    let out = vcluster(host, args).await;
+    succeeded(args, vcluster(host, args).await)
+}
+
+/// The stdout and stderr of `vcluster args...`, which must have succeeded.
+fn succeeded(args: &[&str], out: std::process::Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
