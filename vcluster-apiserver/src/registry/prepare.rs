@@ -334,6 +334,16 @@ pub(super) fn merge_update(
                     }
                 }
             }
+            if resource.strategy.status_writes_metadata() {
+                // Labels, annotations, finalizers and owner references
+                // come with the status, as upstream's status strategies
+                // reset only the spec; what the server owns stays.
+                if let Some(meta) = object::metadata(&body).cloned() {
+                    new["metadata"] = Value::Object(meta);
+                    keep_server_metadata(old, &mut new, &["name", "namespace"]);
+                }
+                resource.strategy.prepare_for_status_update(old, &mut new);
+            }
             new
         }
         UpdateTarget::Main => {
@@ -348,25 +358,11 @@ pub(super) fn merge_update(
                     }
                 }
             }
-            // Server-owned metadata comes from the stored object.
-            let old_meta = object::metadata(old).cloned().unwrap_or_default();
-            let meta = object::metadata_mut(&mut new);
-            for field in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-            ] {
-                match old_meta.get(field) {
-                    Some(value) => meta.insert(field.into(), value.clone()),
-                    None => meta.remove(field),
-                };
-            }
+            keep_server_metadata(old, &mut new, &[]);
             resource.strategy.prepare_for_update(old, &mut new);
             // Only kinds that track a generation (they got one at create)
             // count changes: a ConfigMap never has one, as upstream.
-            let tracked = old_meta.get("generation").and_then(Value::as_i64);
+            let tracked = old.pointer("/metadata/generation").and_then(Value::as_i64);
             if let (Some(generation), true) =
                 (tracked, object::spec_view(&new) != object::spec_view(old))
             {
@@ -383,6 +379,29 @@ pub(super) fn merge_update(
             .unwrap_or(Value::Null),
     );
     new
+}
+
+/// Copies the metadata the server owns (and `also`) from the stored
+/// object into an update: a client never sets them (upstream's
+/// `BeforeUpdate`).
+fn keep_server_metadata(old: &Value, new: &mut Value, also: &[&str]) {
+    let old_meta = object::metadata(old).cloned().unwrap_or_default();
+    let meta = object::metadata_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ]
+    .iter()
+    .chain(also)
+    {
+        match old_meta.get(*field) {
+            Some(value) => meta.insert((*field).into(), value.clone()),
+            None => meta.remove(*field),
+        };
+    }
 }
 
 /// Rejects updates the kind's strategy refuses (immutable fields).

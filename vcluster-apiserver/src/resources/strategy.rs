@@ -64,6 +64,19 @@ pub trait Strategy: Send + Sync + fmt::Debug {
         default_for_update(self, old, new);
     }
 
+    /// Whether a `/status` write takes the request's labels, annotations,
+    /// finalizers and owner references: most built-in kinds' status
+    /// strategies upstream reset only the spec. Custom resources and the
+    /// kinds upstream calls `ResetObjectMetaForStatus` for keep the stored
+    /// metadata.
+    fn status_writes_metadata(&self) -> bool {
+        true
+    }
+
+    /// What a `/status` write may not change beyond the spec, when it
+    /// writes metadata (a deployment's labels, a pod's owner references).
+    fn prepare_for_status_update(&self, _old: &Value, _new: &mut Value) {}
+
     /// The grace period a delete of `old` waits for, when this kind is
     /// deleted gracefully (`CheckGracefulDelete`; pods only upstream);
     /// `requested` is the client's `gracePeriodSeconds`.
@@ -176,7 +189,12 @@ pub fn bool_field_value(object: &Value, field: &str) -> String {
 #[derive(Debug)]
 pub struct Generic;
 
-impl Strategy for Generic {}
+impl Strategy for Generic {
+    /// Upstream's custom resource status strategy copies only `status`.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+}
 
 /// [`Generic`], as the default of a resource's strategy.
 pub static GENERIC: Generic = Generic;

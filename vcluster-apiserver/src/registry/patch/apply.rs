@@ -205,8 +205,9 @@ fn write_entries(object: &mut Value, entries: Vec<Entry>) {
 }
 
 /// The part of an object ownership is tracked for: no type or server
-/// metadata, and only `status` (status subresource) or everything but it
-/// (main resource of a kind with a status subresource).
+/// metadata, and only `status` (status subresource, with the metadata when
+/// the kind's status writes take it) or everything but it (main resource
+/// of a kind with a status subresource).
 fn tracked_view(resource: &ResourceInfo, object: &Value, subresource: Option<&str>) -> Value {
     let mut view = object.as_object().cloned().unwrap_or_default();
     view.remove("apiVersion");
@@ -220,6 +221,10 @@ fn tracked_view(resource: &ResourceInfo, object: &Value, subresource: Option<&st
         }
     }
     match subresource {
+        // A status write owns the metadata it may change too.
+        Some("status") if resource.strategy.status_writes_metadata() => {
+            view.retain(|k, _| k == "status" || k == "metadata")
+        }
         Some("status") => view.retain(|k, _| k == "status"),
         _ if resource.status_subresource => {
             view.remove("status");

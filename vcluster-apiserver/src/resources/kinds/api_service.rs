@@ -38,6 +38,11 @@ const CONDITION_STATUSES: &[&str] = &["True", "False", "Unknown"];
 struct ApiServices;
 
 impl Strategy for ApiServices {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn name_errors(&self, name: &str) -> Vec<String> {
         // The name must also be `version.group`: checked in `validate`,
         // which sees the spec.

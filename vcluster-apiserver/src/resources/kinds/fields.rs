@@ -193,3 +193,14 @@ pub(super) fn child_object<'a>(
     }
     child.as_object_mut()
 }
+
+/// Puts the stored object's `metadata.<field>` back into an update (absent
+/// when it was absent): what a write path may not change.
+pub(super) fn keep_stored_metadata(old: &Value, new: &mut Value, field: &str) {
+    let stored = old.get("metadata").and_then(|m| m.get(field)).cloned();
+    let meta = crate::object::metadata_mut(new);
+    match stored {
+        Some(value) => meta.insert(field.into(), value),
+        None => meta.remove(field),
+    };
+}

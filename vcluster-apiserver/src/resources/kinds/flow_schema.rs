@@ -32,6 +32,11 @@ const DEFAULT_PRECEDENCE: i64 = 1000;
 struct FlowSchemas;
 
 impl Strategy for FlowSchemas {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         if let Some(spec) = obj_mut(object, "spec") {
             let precedence = spec.get("matchingPrecedence").and_then(Value::as_i64).unwrap_or(0);

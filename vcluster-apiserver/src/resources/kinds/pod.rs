@@ -26,6 +26,12 @@ pub(super) const KIND: BuiltinKind =
 struct Pods;
 
 impl Strategy for Pods {
+    /// Old kubelets corrupted owner references through `/status`;
+    /// upstream keeps the stored ones there.
+    fn prepare_for_status_update(&self, old: &Value, new: &mut Value) {
+        super::fields::keep_stored_metadata(old, new, "ownerReferences");
+    }
+
     fn returns_deleted_object(&self) -> bool {
         true
     }

@@ -37,6 +37,11 @@ fn default_nonzero(map: &mut Map<String, Value>, field: &str, value: i64) {
 }
 
 impl Strategy for PriorityLevels {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         let Some(spec) = obj_mut(object, "spec") else {
             return;

@@ -29,6 +29,11 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::namespaced(
 pub(super) struct ResourceClaims;
 
 impl Strategy for ResourceClaims {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         untrack_generation(object);
     }

@@ -31,6 +31,11 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct ServiceCidrs;
 
 impl Strategy for ServiceCidrs {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         untrack_generation(object);
     }

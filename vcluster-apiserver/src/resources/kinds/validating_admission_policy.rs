@@ -34,6 +34,11 @@ const REASONS: &[&str] = &["Forbidden", "Invalid", "RequestEntityTooLarge", "Una
 struct ValidatingAdmissionPolicies;
 
 impl Strategy for ValidatingAdmissionPolicies {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         let Some(spec) = obj_mut(object, "spec") else {
             return;

@@ -28,6 +28,11 @@ pub(super) const KIND: BuiltinKind = BuiltinKind::cluster_scoped(
 struct VolumeAttachments;
 
 impl Strategy for VolumeAttachments {
+    /// Upstream's status strategy keeps the stored metadata.
+    fn status_writes_metadata(&self) -> bool {
+        false
+    }
+
     fn default(&self, object: &mut Value) {
         untrack_generation(object);
     }

@@ -56,6 +56,13 @@ impl Strategy for Workload {
         (self.on_update)(old, new);
     }
 
+    /// A deployment's labels do not change through `/status` upstream.
+    fn prepare_for_status_update(&self, old: &Value, new: &mut Value) {
+        if self.noun == "deployment" {
+            super::fields::keep_stored_metadata(old, new, "labels");
+        }
+    }
+
     fn validate(&self, object: &Value, causes: &mut Vec<FieldCause>) {
         if self.replicas {
             nonnegative(object, "spec.replicas", causes);

@@ -320,6 +320,12 @@ pub fn namespace_life() -> Scenario {
                 config_map("x", json!({})),
             )
             .setup(),
+            Step::patch(
+                "namespaces/status-writes-metadata",
+                format!("{ns}/status"),
+                MERGE,
+                r#"{"metadata":{"annotations":{"patched":"yes"}},"status":{"conditions":[{"type":"StatusUpdate","status":"True","reason":"E2E"}]}}"#,
+            ),
             Step::delete("namespaces/delete", ns),
             Step::post(
                 "namespaces/create-in-terminating",
@@ -381,6 +387,14 @@ pub fn subresources() -> Scenario {
                 format!("{item}/status"),
                 MERGE,
                 r#"{"spec":{"replicas":7}}"#,
+            ),
+            // Metadata comes with a status write for most built-in kinds;
+            // a deployment's labels do not.
+            Step::patch(
+                "subresources/status-writes-metadata",
+                format!("{item}/status"),
+                MERGE,
+                r#"{"metadata":{"labels":{"tier":"web"},"annotations":{"seen":"yes"}}}"#,
             ),
             Step::patch(
                 "subresources/spec-ignores-status",

@@ -237,6 +237,7 @@ fn custom_resources() -> Scenario {
             Step::patch("crd/apply", format!("{widgets}/three?fieldManager=diff"), APPLY, widget("three", json!({"color": "blue"}))),
             Step::patch("crd/status", format!("{widgets}/one/status"), MERGE, r#"{"status":{"ready":true}}"#),
             Step::patch("crd/status-ignores-spec", format!("{widgets}/one/status"), MERGE, r#"{"spec":{"size":9}}"#),
+            Step::patch("crd/status-ignores-metadata", format!("{widgets}/one/status"), MERGE, r#"{"metadata":{"labels":{"tier":"web"}}}"#),
             Step::get("crd/all-namespaces", "/apis/diff.example.com/v1/widgets?limit=1").status_only(),
             Step::get("crd/group-discovery", "/apis/diff.example.com/v1"),
             Step::delete("crd/delete-widget", format!("{widgets}/two")),
