@@ -3,6 +3,8 @@
 
 use super::*;
 use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::time::Duration;
 
 fn used(quota: &ResourceQuota, name: &str) -> Option<String> {
     Some(quota.status.as_ref()?.used.as_ref()?.get(name)?.0.clone())
@@ -80,4 +82,86 @@ async fn the_controller_keeps_quota_status_and_admission_refuses_what_exceeds_it
     })
     .await;
     cluster.create(&pods_api, pod("third", "100m")).await;
+}
+
+/// A charge lands before its object is stored; a recount in between would
+/// take it back and let the next create exceed the quota. So, as upstream,
+/// the controller recounts when usage can drop (a delete) or the limits
+/// change, not on the admission's charges nor on creates.
+#[tokio::test]
+async fn the_controller_leaves_charges_alone_and_recounts_on_deletes() {
+    let cluster = ControlPlane::start().await;
+    let quotas: Api<ResourceQuota> = cluster.api();
+    let services: Api<k8s_openapi::api::core::v1::Service> = cluster.api();
+    cluster
+        .create(
+            &quotas,
+            json!({
+                "apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "ports", "namespace": "default"},
+                "spec": {"hard": {"services.nodeports": "1", "services": "5"}},
+            }),
+        )
+        .await;
+    let counted = eventually_within(DEADLINE, "the quota counted", || async {
+        let quota = quotas.get("ports").await.ok()?;
+        (used(&quota, "services.nodeports").as_deref() == Some("0")).then_some(quota)
+    })
+    .await;
+
+    // What the admission writes for a node port service about to be
+    // stored, then a create of another service: neither recounts.
+    let mut charged = counted.clone();
+    if let Some(used) = charged.status.as_mut().and_then(|s| s.used.as_mut()) {
+        used.insert("services.nodeports".into(), Quantity("1".into()));
+    }
+    quotas
+        .replace_status("ports", &PostParams::default(), &charged)
+        .await
+        .expect("charge");
+    cluster
+        .create(
+            &services,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "plain", "namespace": "default"},
+                "spec": {"ports": [{"port": 80}]},
+            }),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let quota = quotas.get("ports").await.expect("quota");
+    assert_eq!(
+        used(&quota, "services.nodeports").as_deref(),
+        Some("1"),
+        "a recount took the charge back"
+    );
+
+    // A delete may free usage: the quota is recounted.
+    services
+        .delete("plain", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually_within(DEADLINE, "the quota recounted after a delete", || async {
+        let quota = quotas.get("ports").await.ok()?;
+        (used(&quota, "services.nodeports").as_deref() == Some("0")).then_some(())
+    })
+    .await;
+
+    // A changed limit is recounted.
+    let raise = json!({"spec": {"hard": {"services.nodeports": "2", "services": "5"}}});
+    quotas
+        .patch(
+            "ports",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&raise),
+        )
+        .await
+        .expect("raise the limit");
+    eventually_within(DEADLINE, "the new limit in the status", || async {
+        let quota = quotas.get("ports").await.ok()?;
+        let hard = quota.status?.hard?;
+        (hard.get("services.nodeports")?.0 == "2").then_some(())
+    })
+    .await;
 }
