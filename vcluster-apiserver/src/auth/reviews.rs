@@ -65,6 +65,12 @@ pub(crate) async fn handle(
             target.group
         )));
     }
+    // Neither a review nor a TokenRequest has a table form.
+    let accept = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    crate::request::negotiate::representation_without_table(accept)?;
     if target.plural == "serviceaccounts" {
         let (Some(namespace), Some(name)) = (target.namespace, target.name) else {
             return Err(ApiError::no_route(&path));

@@ -55,29 +55,49 @@ fn media_ranges(accept: &str) -> impl Iterator<Item = MediaRange<'_>> {
 
 /// Picks the representation of a get, list or watch answer.
 pub fn representation(accept: Option<&str>) -> Result<Representation, ApiError> {
+    pick(accept, true).ok_or_else(|| {
+        ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io (asked for {:?})",
+            accept.unwrap_or_default()
+        ))
+    })
+}
+
+/// [`representation`] for a resource with no table form (upstream's REST
+/// storages without a `TableConvertor`: the reviews, TokenRequest), where
+/// a client that accepts only a Table is refused, as kube-apiserver does.
+pub fn representation_without_table(accept: Option<&str>) -> Result<Representation, ApiError> {
+    pick(accept, false).ok_or_else(|| {
+        ApiError::not_acceptable(
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    })
+}
+
+/// The first acceptable representation of `accept`; Tables only when
+/// `tables`.
+fn pick(accept: Option<&str>, tables: bool) -> Option<Representation> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(Representation::Object);
+        return Some(Representation::Object);
     };
     for range in media_ranges(accept) {
         if !range.is_json() {
             continue;
         }
         match (range.param("as"), range.param("g"), range.param("v")) {
-            (None, _, _) => return Ok(Representation::Object),
-            (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
-                return Ok(Representation::Table)
+            (None, _, _) => return Some(Representation::Object),
+            (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) if tables => {
+                return Some(Representation::Table)
             }
             (
                 Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
                 Some("meta.k8s.io"),
                 Some("v1" | "v1beta1"),
-            ) => return Ok(Representation::Metadata),
+            ) => return Some(Representation::Metadata),
             _ => continue,
         }
     }
-    Err(ApiError::not_acceptable(format!(
-        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io (asked for {accept:?})"
-    )))
+    None
 }
 
 /// Whether the client asked for aggregated discovery (`APIGroupDiscoveryList`).

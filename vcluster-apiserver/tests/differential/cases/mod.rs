@@ -172,6 +172,7 @@ fn authorization() -> Scenario {
             Step::post("rbac/review-allowed", ssar, review("list", "configmaps")).by_user("alice"),
             Step::post("rbac/review-denied", ssar, review("delete", "configmaps")).by_user("alice"),
             Step::post("rbac/review-admin", ssar, review("delete", "pods")),
+            Step::post("rbac/review-as-table", ssar, review("delete", "pods")).accept("application/json;as=Table;v=v1;g=meta.k8s.io"),
             Step::post("rbac/review-invalid", ssar, r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{}}"#),
             Step::post("rbac/rules-review", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectRulesReview","spec":{"namespace":"{ns}"}}"#).by_user("alice").status_only(),
             Step::post("rbac/whoami", "/apis/authentication.k8s.io/v1/selfsubjectreviews", r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#).by_user("alice"),
