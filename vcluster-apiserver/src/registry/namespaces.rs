@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::object;
+use crate::resources::ResourceInfo;
 use crate::storage::ListRequest;
 
 /// The finalizer upstream's namespace controller owns in `spec.finalizers`.
@@ -170,6 +171,13 @@ fn conditions(
     ]
 }
 
+/// How the namespace controller's counts name core pods.
+const PODS: &str = "pods.";
+
+fn is_pods(resource: &ResourceInfo) -> bool {
+    resource.group.is_empty() && resource.plural == "pods"
+}
+
 /// Conditions compared without their timestamps.
 fn same_conditions(old: Option<&Value>, new: &[Value]) -> bool {
     let strip = |c: &Value| {
@@ -220,7 +228,15 @@ impl Registry {
         let mut held: BTreeMap<String, usize> = BTreeMap::new();
         let mut failures = Vec::new();
         let mut seen = HashSet::new();
-        for info in catalog.iter().filter(|r| r.namespaced) {
+        // Pods first, and nothing else while any remains (upstream's
+        // OrderedNamespaceDeletion): a terminating pod still has its
+        // config maps, secrets and service account.
+        let mut namespaced: Vec<_> = catalog.iter().filter(|r| r.namespaced).collect();
+        namespaced.sort_by_key(|r| !is_pods(r));
+        for info in namespaced {
+            if !is_pods(info) && remaining.keys().any(|what| what == PODS) {
+                break;
+            }
             // Each storage once: several versions of a custom resource,
             // and both events APIs, share one.
             let prefix = info.storage_prefix(Some(name));

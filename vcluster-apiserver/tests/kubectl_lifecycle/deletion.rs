@@ -117,6 +117,72 @@ async fn kubectl_delete_namespace_waits_for_contents_and_refuses_new_ones() {
     );
 }
 
+/// Upstream's OrderedNamespaceDeletion: a namespace's pods go first, and
+/// nothing else is deleted while one remains, so a terminating pod keeps
+/// its config maps and secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deletes_its_pods_before_the_rest() {
+    let t = Cluster::start().await;
+    t.kubectl_ok(&["create", "namespace", "ordered"]).await;
+    t.kubectl_ok(&["create", "configmap", "settings", "-n", "ordered"])
+        .await;
+    let held = t.write_file(
+        "held-pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: held\n  namespace: ordered\n  finalizers: [example.com/hold]\nspec:\n  containers: [{name: app, image: nginx}]\n",
+    );
+    t.kubectl_ok(&["create", "-f", &held.display().to_string()])
+        .await;
+    t.kubectl_ok(&["delete", "namespace", "ordered", "--wait=false"])
+        .await;
+
+    let ns = eventually("the namespace reports its remaining pod", || async {
+        let ns = t.stored("", "namespaces", None, "ordered").await.ok()?;
+        let conditions = ns["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| {
+                c["type"] == "NamespaceContentRemaining"
+                    && c["message"]
+                        == "Some resources are remaining: pods. has 1 resource instances"
+            })
+            .then_some(ns)
+    })
+    .await;
+    assert!(ns["status"]["conditions"].as_array().is_some_and(|c| c
+        .iter()
+        .any(|c| c["type"] == "NamespaceDeletionContentFailure")));
+    let pod = t
+        .stored("", "pods", Some("ordered"), "held")
+        .await
+        .expect("the held pod");
+    assert!(pod["metadata"]["deletionTimestamp"].is_string());
+    let settings = t
+        .stored("", "configmaps", Some("ordered"), "settings")
+        .await
+        .expect("the config map stays while a pod remains");
+    assert!(settings["metadata"]["deletionTimestamp"].is_null());
+
+    // The pod released: the rest goes, then the namespace.
+    t.kubectl_ok(&[
+        "patch",
+        "pod",
+        "held",
+        "-n",
+        "ordered",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])
+    .await;
+    eventually("the namespace gone", || async {
+        t.stored("", "namespaces", None, "ordered")
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_delete_pod_is_graceful_for_bound_pods_only() {
     let t = Cluster::start().await;
