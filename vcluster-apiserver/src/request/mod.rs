@@ -8,6 +8,7 @@
 //! the other (upstream keeps its `RequestInfo` resolver apart the same
 //! way).
 
+pub mod duplicates;
 pub mod negotiate;
 pub mod path;
 pub mod query;

@@ -19,28 +19,36 @@ use crate::request::{FieldValidation, Query};
 use crate::resources::table::{self, IncludeObject};
 use crate::resources::ResourceInfo;
 
-/// Applies `fieldValidation` to a write's body: unknown fields are refused
-/// (`Strict`), reported as warnings (`Warn`) or ignored.
+/// Applies `fieldValidation` to a write's body: unknown and duplicate
+/// fields are refused (`Strict`), reported as warnings (`Warn`) or ignored.
 pub(super) fn check_fields(
     resource: &ResourceInfo,
-    body: &Value,
+    body: &Document,
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
     if validation == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let unknown = crate::resources::unknown_fields(resource, body);
-    if unknown.is_empty() {
-        return Ok(Vec::new());
-    }
+    let unknown = crate::resources::unknown_fields(resource, &body.value);
     let messages: Vec<String> = unknown
         .iter()
         .map(|f| format!("unknown field {f:?}"))
+        .chain(
+            body.duplicates
+                .iter()
+                .map(|f| format!("duplicate field {f:?}")),
+        )
         .collect();
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
     if validation == FieldValidation::Strict {
+        // As upstream's decoder wraps it.
         return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            messages.join(", ")
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            messages.join(", "),
+            kind = resource.kind,
+            version = resource.version,
         )));
     }
     Ok(messages)
@@ -184,15 +192,26 @@ pub(super) async fn read_document(
     request: Request,
     content_type: Option<&str>,
     timeout: std::time::Duration,
-) -> Result<Value, ApiError> {
+) -> Result<Document, ApiError> {
     let format = negotiate::body_format(content_type)?;
     let bytes = read_bytes(request, timeout).await?;
-    match format {
-        BodyFormat::Json => negotiate::decode_document(&bytes, false),
-        BodyFormat::Yaml => negotiate::decode_document(&bytes, true),
-        BodyFormat::Protobuf => negotiate::decode_protobuf(&bytes),
-        _ => Err(ApiError::unsupported_media_type()),
-    }
+    let (value, duplicates) = match format {
+        BodyFormat::Json => (
+            negotiate::decode_document(&bytes, false)?,
+            crate::request::duplicates::duplicate_fields(&bytes),
+        ),
+        BodyFormat::Yaml => (negotiate::decode_document(&bytes, true)?, Vec::new()),
+        BodyFormat::Protobuf => (negotiate::decode_protobuf(&bytes)?, Vec::new()),
+        _ => return Err(ApiError::unsupported_media_type()),
+    };
+    Ok(Document { value, duplicates })
+}
+
+/// A write's body as read: the object, and the fields its JSON repeated
+/// (the last of each is in `value`, as upstream decodes it).
+pub(super) struct Document {
+    pub(super) value: Value,
+    pub(super) duplicates: Vec<String>,
 }
 
 pub(crate) fn list_options(

@@ -11,7 +11,7 @@ use super::super::{json as json_response, logs, streams, watch, ApiState};
 use super::call::Call;
 use super::respond::{
     check_fields, delete_options, list_options, list_response, method_not_allowed, object_response,
-    patch_kind, read_bytes, read_document, update_target, with_warnings,
+    patch_kind, read_bytes, read_document, update_target, with_warnings, Document,
 };
 use crate::auth::UserInfo;
 use crate::error::ApiError;
@@ -180,11 +180,11 @@ pub(super) async fn update(
 async fn checked_body(call: &mut Call) -> Result<(Value, Vec<String>), ApiError> {
     let body = document(call).await?;
     let warnings = check_fields(&call.resource, &body, call.query.field_validation)?;
-    Ok((body, warnings))
+    Ok((body.value, warnings))
 }
 
 /// The call's body, decoded in its content type (within the body timeout).
-async fn document(call: &mut Call) -> Result<Value, ApiError> {
+async fn document(call: &mut Call) -> Result<Document, ApiError> {
     let request = std::mem::take(&mut call.request);
     read_document(request, call.content_type.as_deref(), call.body_timeout).await
 }
@@ -341,7 +341,9 @@ pub(super) async fn scale(
                 call.body_timeout,
             )
             .await?;
-            registry.update_scale(&address, &body, &call.write).await?
+            registry
+                .update_scale(&address, &body.value, &call.write)
+                .await?
         }
         Method::PATCH => {
             let kind = patch_kind(call.content_type.as_deref())?;
@@ -364,7 +366,7 @@ pub(super) async fn bind(
     name: &str,
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
-    let body = document(&mut call).await?;
+    let body = document(&mut call).await?.value;
     state
         .registry
         .bind_pod(&address, &body, &call.write)
@@ -385,7 +387,7 @@ pub(super) async fn bind_collection(
     state: &Arc<ApiState>,
     mut call: Call,
 ) -> Result<Response, ApiError> {
-    let body = document(&mut call).await?;
+    let body = document(&mut call).await?.value;
     let name = crate::object::name(&body).to_owned();
     if name.is_empty() {
         return Err(ApiError::invalid(
@@ -420,7 +422,7 @@ pub(super) async fn evict(
     name: &str,
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
-    let body = document(&mut call).await?;
+    let body = document(&mut call).await?.value;
     let mut options = DeleteOptions {
         dry_run: call.query.dry_run,
         ..DeleteOptions::default()
@@ -439,7 +441,7 @@ pub(super) async fn finalize(
     name: &str,
 ) -> Result<Response, ApiError> {
     let address = call.address(name);
-    let body = document(&mut call).await?;
+    let body = document(&mut call).await?.value;
     let namespace = state.registry.finalize_namespace(&address, &body).await?;
     Ok(json_response(StatusCode::OK, &namespace))
 }

@@ -48,6 +48,8 @@ fn errors() -> Scenario {
             Step::post("errors/unknown-field-strict", format!("{CMS}?fieldValidation=Strict"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"strict"},"bogus":1}"#),
             Step::post("errors/unknown-field-warn", format!("{CMS}?fieldValidation=Warn"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"warned"},"bogus":1}"#),
             Step::post("errors/bad-field-validation", format!("{CMS}?fieldValidation=Loud"), cm("loud")),
+            Step::post("errors/duplicate-field-strict", format!("{CMS}?fieldValidation=Strict"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"bogus":1,"data":{"a":"1","a":"2"}}"#),
+            Step::post("errors/duplicate-field-warn", format!("{CMS}?fieldValidation=Warn"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup-warned","name":"dup-warned"},"data":{"a":"1"}}"#),
             Step::post("errors/bad-dry-run", format!("{CMS}?dryRun=Some"), cm("dry")),
             Step::post("errors/too-large", CMS, format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"k":"{big}"}}}}"#)).status_only(),
             Step::post("errors/unsupported-media", CMS, cm("media")).body("text/plain", cm("media")),
