@@ -243,6 +243,13 @@ impl Registry {
         options: &PatchOptions,
     ) -> Result<Vec<String>, ApiError> {
         let unknown = crate::resources::unknown_fields(&address.resource, object);
+        if address.resource.custom.is_some() && !unknown.is_empty() {
+            // Upstream converts an applied configuration to its schema's
+            // type before anything else, whatever `fieldValidation` says;
+            // for a custom resource a field the schema lacks fails that
+            // conversion (a 500, in its words).
+            return Err(untyped_apply(address, object, &unknown));
+        }
         if options.reject_unknown_fields && !unknown.is_empty() {
             let messages: Vec<String> = unknown
                 .iter()
@@ -255,6 +262,32 @@ impl Registry {
         }
         Ok(unknown)
     }
+}
+
+/// kube-apiserver's answer to an applied custom resource with fields its
+/// schema does not declare (structured-merge-diff's validation errors).
+fn untyped_apply(address: &ObjectAddress, object: &Value, unknown: &[String]) -> ApiError {
+    let errors: Vec<String> = unknown
+        .iter()
+        .map(|path| format!(".{path}: field not declared in schema"))
+        .collect();
+    let errors = match errors.as_slice() {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    let resource = &address.resource;
+    ApiError::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "",
+        format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {errors}",
+            object::meta_str(object, "namespace"),
+            object::name(object),
+            resource.group,
+            resource.version,
+            resource.kind,
+        ),
+    )
 }
 
 /// Fills `metadata.name` from the URL when an apply that creates omits it.

@@ -62,6 +62,39 @@ pub fn prune(schema: &Value, value: &mut Value) -> Vec<String> {
     pruned
 }
 
+/// The fields of `metav1.ObjectMeta`, as JSON names them.
+const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Drops what `metav1.ObjectMeta` does not have from an object's (or an
+/// embedded resource's) metadata, as decoding it into ObjectMeta does.
+fn prune_object_meta(metadata: &mut Value, path: &str, out: &mut Vec<String>) {
+    if let Value::Object(meta) = metadata {
+        meta.retain(|key, _| {
+            let known = OBJECT_META_FIELDS.contains(&key.as_str());
+            if !known {
+                out.push(child_path(path, key));
+            }
+            known
+        });
+    }
+}
+
 fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
     if flag(schema, "x-kubernetes-int-or-string") {
         return;
@@ -77,11 +110,12 @@ fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, out: &mut
             for (key, child) in map.iter_mut() {
                 let child_at = child_path(path, key);
                 if embedded && ROOT_FIELDS.contains(&key.as_str()) {
-                    // Metadata is ObjectMeta's business, not the schema's.
-                    if key != "metadata" {
-                        if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
-                            prune_at(child_schema, child, &child_at, false, out);
-                        }
+                    // Metadata is ObjectMeta's business, not the schema's:
+                    // what ObjectMeta has no field for goes.
+                    if key == "metadata" {
+                        prune_object_meta(child, &child_at, out);
+                    } else if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
+                        prune_at(child_schema, child, &child_at, false, out);
                     }
                 } else if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
                     prune_at(child_schema, child, &child_at, false, out);
@@ -820,13 +854,19 @@ mod tests {
             "topLevel": 1,
         });
         let pruned = prune(&schema(), &mut object);
-        assert_eq!(pruned, ["spec.bogus", "status.phase", "topLevel"]);
+        assert_eq!(
+            pruned,
+            [
+                "metadata.whatever",
+                "spec.bogus",
+                "status.phase",
+                "topLevel"
+            ]
+        );
         assert_eq!(object["spec"]["extra"]["anything"]["goes"], true);
         assert_eq!(object["spec"]["labels"]["a"], "b");
-        assert_eq!(
-            object["metadata"]["whatever"], 1,
-            "metadata is not pruned by the schema"
-        );
+        // Metadata keeps what ObjectMeta has, whatever the schema says.
+        assert_eq!(object["metadata"], json!({"name": "x"}));
     }
 
     #[test]
