@@ -102,11 +102,6 @@ impl KubeconfigFile {
             .filter(|c| !c.is_empty())
     }
 
-    /// Whether it has a context `name`.
-    pub fn has_context(&self, name: &str) -> bool {
-        entries(&self.tree, "contexts").any(|e| entry_name(e) == Some(name))
-    }
-
     /// The names of its contexts.
     pub fn context_names(&self) -> Vec<String> {
         entries(&self.tree, "contexts")
